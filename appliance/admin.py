@@ -1,0 +1,202 @@
+"""Administrative operations on the core domain, shared by the CLI and (later) the admin UI."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.asterisk.render import TrunkView
+from appliance.db.models import Account, Route, RouteTarget, Source, TrackingNumber, Trunk, User
+from appliance.numbers import to_e164
+from appliance.secrets import SecretBox, hash_password
+
+TRUNK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+USERNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,200}")
+HOST = re.compile(r"[A-Za-z0-9.-]{1,255}")
+ROLES = ("admin", "manager", "viewer")
+
+
+class AdminError(ValueError):
+    """A request an admin made that cannot be carried out; the message says why."""
+
+
+def default_account(session: Session) -> Account:
+    """The agency account, created on first use."""
+    account = session.scalar(
+        select(Account).where(Account.parent_id.is_(None)).order_by(Account.id)
+    )
+    if account is None:
+        account = Account(name="Agency", timezone="UTC")
+        session.add(account)
+        session.flush()
+    return account
+
+
+def get_account(session: Session, account_id: int | None) -> Account:
+    if account_id is None:
+        return default_account(session)
+    account = session.get(Account, account_id)
+    if account is None:
+        raise AdminError(f"no account with id {account_id}")
+    return account
+
+
+def add_account(session: Session, name: str, parent_id: int | None) -> Account:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise AdminError("account name must be 1 to 200 characters")
+    parent = get_account(session, parent_id)
+    if parent.parent_id is not None:
+        raise AdminError("client accounts cannot have sub-accounts of their own")
+    account = Account(name=name, parent_id=parent.id, timezone=parent.timezone)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def add_user(session: Session, username: str, password: str, role: str,
+             account_id: int | None = None) -> User:
+    if not USERNAME.fullmatch(username):
+        raise AdminError(f"username {username[:40]!r} may only use letters, digits and _.@+-")
+    if role not in ROLES:
+        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 12:
+        raise AdminError("password must be at least 12 characters")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AdminError(f"user {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password), role=role,
+                account_id=get_account(session, account_id).id)
+    session.add(user)
+    session.flush()
+    return user
+
+
+@dataclass(frozen=True)
+class TrunkRequest:
+    name: str
+    kind: str
+    host: str
+    port: int = 5060
+    username: str | None = None
+    password: str | None = None
+    match: Sequence[str] = ()
+
+
+def add_trunk(session: Session, box: SecretBox, request: TrunkRequest,
+              account_id: int | None = None) -> Trunk:
+    if not TRUNK_NAME.fullmatch(request.name):
+        raise AdminError("trunk name must be lowercase letters, digits, _ or -, up to 40")
+    if request.kind not in ("ip", "registration"):
+        raise AdminError("trunk kind must be 'ip' or 'registration'")
+    if not HOST.fullmatch(request.host):
+        raise AdminError(f"trunk host {request.host[:60]!r} is not a host name or address")
+    if not 0 < request.port < 65536:
+        raise AdminError(f"trunk port {request.port} is not a port")
+    if request.kind == "registration" and not (request.username and request.password):
+        raise AdminError("a registration trunk needs a username and a password")
+    if request.username and not USERNAME.fullmatch(request.username):
+        raise AdminError("trunk username may only use letters, digits and _.@+-")
+    if request.password and any(ch in request.password for ch in "\r\n;"):
+        raise AdminError("trunk password may not contain newlines or ';'")
+    match = [_network(m) for m in (request.match or [request.host])]
+    if session.scalar(select(Trunk.id).where(Trunk.name == request.name)) is not None:
+        raise AdminError(f"trunk {request.name!r} already exists")
+    trunk = Trunk(
+        name=request.name, kind=request.kind, host=request.host, port=request.port,
+        username=request.username,
+        password_sealed=box.seal(request.password) if request.password else None,
+        match=",".join(match), account_id=get_account(session, account_id).id,
+    )
+    session.add(trunk)
+    session.flush()
+    return trunk
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        if HOST.fullmatch(text.strip()):
+            return text.strip()
+        raise AdminError(f"{text[:60]!r} is not an address, network or host name") from None
+
+
+@dataclass(frozen=True)
+class NumberRequest:
+    number: str
+    label: str | None = None
+    source: str | None = None
+    forward_to: Sequence[str] = ()
+    trunk: str | None = None
+    endpoints: Sequence[str] = ()
+    ring_timeout: int = 30
+    strategy: str = "simultaneous"
+
+
+def add_number(session: Session, request: NumberRequest, account_id: int | None = None,
+               region: str = "US") -> TrackingNumber:
+    account = get_account(session, account_id)
+    e164 = to_e164(request.number, region)
+    if session.scalar(select(TrackingNumber.id).where(TrackingNumber.e164 == e164)):
+        raise AdminError(f"tracking number {e164} already exists")
+    number = TrackingNumber(e164=e164, account_id=account.id, label=request.label)
+    if request.source:
+        number.source_id = _source(session, account.id, request.source).id
+    targets = _targets(session, request, region)
+    if targets:
+        if not 1 <= request.ring_timeout <= 600:
+            raise AdminError("ring timeout must be 1 to 600 seconds")
+        route = Route(account_id=account.id, name=request.label or e164, targets=targets,
+                      ring_timeout=request.ring_timeout, strategy=request.strategy)
+        session.add(route)
+        session.flush()
+        number.route_id = route.id
+    session.add(number)
+    session.flush()
+    return number
+
+
+def _source(session: Session, account_id: int, name: str) -> Source:
+    name = name.strip()[:120]
+    source = session.scalar(
+        select(Source).where(Source.account_id == account_id, Source.name == name)
+    )
+    if source is None:
+        source = Source(account_id=account_id, name=name)
+        session.add(source)
+        session.flush()
+    return source
+
+
+def _targets(session: Session, request: NumberRequest, region: str) -> list[RouteTarget]:
+    targets: list[RouteTarget] = []
+    if request.forward_to:
+        trunk = session.scalar(select(Trunk).where(Trunk.name == (request.trunk or "")))
+        if trunk is None:
+            raise AdminError(f"forwarding needs an existing trunk (got {request.trunk!r})")
+        for position, raw in enumerate(request.forward_to):
+            targets.append(RouteTarget(kind="number", value=to_e164(raw, region),
+                                       trunk_id=trunk.id, position=position))
+    for endpoint in request.endpoints:
+        if not ENDPOINT_NAME.fullmatch(endpoint):
+            raise AdminError(f"{endpoint[:60]!r} is not a SIP endpoint name")
+        targets.append(RouteTarget(kind="endpoint", value=endpoint, position=len(targets)))
+    return targets
+
+
+def trunk_views(session: Session, box: SecretBox) -> list[TrunkView]:
+    """The trunks as the pjsip template needs them, passwords unsealed."""
+    return [
+        TrunkView(
+            name=t.name, kind=t.kind, host=t.host, port=t.port, username=t.username or "",
+            password=box.open(t.password_sealed) if t.password_sealed else "",
+            match=tuple(m for m in (t.match or "").split(",") if m),
+        )
+        for t in session.scalars(select(Trunk).order_by(Trunk.name))
+    ]

@@ -1,0 +1,1 @@
+"""Adapters to Asterisk: config rendering, the AMI client and the FastAGI server."""

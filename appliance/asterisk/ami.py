@@ -1,0 +1,148 @@
+"""The AMI client: panoramisk behind an adapter that reconnects with backoff and says so.
+
+panoramisk 1.4 reconnects at a fixed interval, has no way to learn of a refused login and lets
+a callback's exception break its parser; this module owns those concerns instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from panoramisk import Manager
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Mapping[str, str]], None]
+
+
+class AmiError(Exception):
+    """An AMI action that failed or could not be sent."""
+
+
+class AmiAuthError(AmiError):
+    """Asterisk refused the AMI username or secret."""
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager with its reconnect logic replaced by the owner's."""
+
+    owner: AmiClient
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.exception() is not None:
+            self.owner._connect_failed(f.exception())
+            return
+        super().connection_made(f)
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        ok = bool(super().login(future))
+        self.owner._logged_in(ok, future.result())
+        return ok
+
+    def connection_lost(self, exc: Any) -> None:
+        self._connected = False
+        self.authenticated = False
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+        self.owner._lost()
+
+
+class AmiClient:
+    def __init__(
+        self, host: str, port: int, username: str, secret: str, max_backoff: float = 30.0
+    ) -> None:
+        self.host, self.port = host, port
+        self.max_backoff = max_backoff
+        self.backoff = 0.5
+        self.connected = asyncio.Event()
+        self.auth_failed = asyncio.Event()
+        self.handlers: list[EventHandler] = []
+        self.on_login: list[Callable[[], None]] = []
+        self._closing = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._attempts = 0
+        self.manager = _Manager(
+            host=host, port=port, username=username, secret=secret,
+            ping_delay=5, ping_interval=5, loop=asyncio.get_running_loop(),
+            log=logging.getLogger("appliance.asterisk.ami.wire"),
+        )
+        self.manager.owner = self
+        self.manager.register_event("*", self._dispatch)
+
+    def start(self) -> None:
+        self._closing = False
+        self.manager.connect()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._retry is not None:
+            self._retry.cancel()
+        self.manager.close()
+        self.connected.clear()
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connected.is_set()
+
+    async def action(self, action: dict[str, str], timeout: float = 5.0) -> Any:
+        if not self.is_connected:
+            raise AmiError(f"AMI not connected; cannot send {action.get('Action')}")
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.manager.send_action(action)
+        except TimeoutError:
+            raise AmiError(f"AMI action {action.get('Action')} timed out") from None
+        first = response[0] if isinstance(response, list) else response
+        if first is not None and first.get("Response") == "Error":
+            raise AmiError(f"AMI action {action.get('Action')}: {first.get('Message')}")
+        return response
+
+    def _dispatch(self, _manager: Manager, event: Mapping[str, str]) -> None:
+        for handler in self.handlers:
+            try:
+                handler(event)
+            except Exception:
+                log.exception("AMI event %s could not be handled; skipped", event.get("Event"))
+
+    def _connect_failed(self, exc: BaseException | None) -> None:
+        self._attempts += 1
+        if self._attempts == 1 or self._attempts % 10 == 0:
+            log.warning("AMI %s:%s unreachable (%s); retrying in %.1fs", self.host, self.port,
+                        exc, self.backoff)
+        self._schedule_retry()
+
+    def _logged_in(self, ok: bool, response: Mapping[str, str]) -> None:
+        if ok:
+            if self._attempts:
+                log.info("AMI reconnected after %d attempt(s)", self._attempts)
+            else:
+                log.info("AMI connected to %s:%s", self.host, self.port)
+            self._attempts = 0
+            self.backoff = 0.5
+            self.connected.set()
+            for callback in self.on_login:
+                callback()
+        else:
+            log.error("AMI login refused for user %r: %s (check ami.username and ami.secret)",
+                      self.manager.config["username"], response.get("Message"))
+            self.auth_failed.set()
+
+    def _lost(self) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if self._closing or self.auth_failed.is_set():
+            return
+        if was_connected:
+            log.warning("AMI connection lost; reconnecting")
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(self.backoff, self.manager.connect)
+        self.backoff = min(self.backoff * 2, self.max_backoff)

@@ -1,0 +1,107 @@
+"""A small FastAGI server that can never stall the event loop or the caller.
+
+Each request gets a fixed time budget for reading its headers, deciding and writing its answer.
+Anything hostile, slow or broken is dropped: Asterisk then finds the dial string unset and the
+dialplan takes its static fallback route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from appliance.asterisk.agi_protocol import (
+    MAX_HEADERS,
+    MAX_LINE,
+    AgiProtocolError,
+    AgiRequest,
+    build_request,
+    parse_header,
+    result_code,
+    set_variable,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AgiRequest], Awaitable[Mapping[str, str]]]
+
+
+class FastAgiServer:
+    def __init__(self, handlers: Mapping[str, Handler], timeout: float) -> None:
+        self.handlers = dict(handlers)
+        self.timeout = timeout
+        self.server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_LINE)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        peer = writer.get_extra_info("peername")
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._answer(reader, writer)
+        except TimeoutError:
+            log.warning("FastAGI request from %s took over %.1fs; left to the fallback", peer,
+                        self.timeout)
+        except AgiProtocolError as exc:
+            log.warning("FastAGI request from %s dropped: %s", peer, exc)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            log.info("FastAGI peer %s went away", peer)
+        except Exception:
+            log.exception("FastAGI request from %s failed; left to the fallback", peer)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = build_request(await read_headers(reader))
+        handler = self.handlers.get(request.script)
+        if handler is None:
+            raise AgiProtocolError(f"unknown AGI script {request.script[:40]!r}")
+        variables = await handler(request)
+        if not variables:
+            return
+        for name, value in variables.items():
+            # One command at a time: Asterisk reads AGI commands through a buffered stream but
+            # waits on the socket, so a pipelined second command would sit unseen.
+            writer.write(set_variable(name, value).encode())
+            await writer.drain()
+            line = (await reader.readline()).decode("utf-8", "replace").strip()
+            if not line:
+                raise ConnectionError("Asterisk hung up before setting all variables")
+            if result_code(line) is None:
+                log.warning("Asterisk refused SET VARIABLE %s: %s", name, line[:80])
+
+
+async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError:
+            raise AgiProtocolError("connection closed in the middle of the headers") from None
+        except asyncio.LimitOverrunError:
+            raise AgiProtocolError(f"header line longer than {MAX_LINE} bytes") from None
+        line = raw.decode("utf-8", "replace").strip()
+        if not line:
+            return headers
+        if len(headers) >= MAX_HEADERS:
+            raise AgiProtocolError(f"more than {MAX_HEADERS} headers")
+        name, value = parse_header(line)
+        headers[name] = value

@@ -1,0 +1,218 @@
+"""The `appliance` command. Every failure an admin can cause ends in one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from appliance import __version__, admin, bootstrap, doctor
+from appliance.asterisk import render
+from appliance.config import Config, ConfigError, load, render_ini
+from appliance.db import engine as db
+from appliance.db.migrate import current_revision, upgrade
+from appliance.numbers import InvalidNumber
+from appliance.secrets import new_password
+
+Command = Callable[[Config, argparse.Namespace], int]
+
+
+def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
+    from appliance.controller import serve
+
+    return asyncio.run(serve(config))
+
+
+def cmd_init(config: Config, args: argparse.Namespace) -> int:
+    result = bootstrap.initialise(config, args.admin)
+    for item in result.created:
+        print(f"created {item}")
+    if result.admin_password:
+        print(f"admin user: {args.admin}")
+        print(f"one-time password: {result.admin_password}  (shown once; change it at first login)")
+    print(f"data directory {config.data_dir} is ready")
+    return 0
+
+
+def cmd_migrate(config: Config, _args: argparse.Namespace) -> int:
+    bootstrap.prepare_data_dir(config)
+    engine = db.make_engine(config.database.url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
+    return 0
+
+
+def _session(config: Config):  # type: ignore[no-untyped-def]
+    engine = db.make_engine(config.database.url)
+    return db.session_factory(engine).begin()
+
+
+def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
+    password = _read_password(args) or new_password()
+    with _session(config) as session:
+        user = admin.add_user(session, args.username, password, args.role, args.account)
+        print(f"user {user.username} ({user.role}) added")
+    if not (args.password_stdin or args.password_prompt):
+        print(f"one-time password: {password}")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    if getattr(args, "password_prompt", False):
+        return getpass.getpass("password: ")
+    return None
+
+
+def cmd_account_add(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        account = admin.add_account(session, args.name, args.parent)
+        print(f"account {account.id} {account.name!r} added under {account.parent_id}")
+    return 0
+
+
+def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
+    request = admin.TrunkRequest(
+        name=args.name, kind=args.kind, host=args.host, port=args.port,
+        username=args.username, password=_read_password(args), match=args.match or (),
+    )
+    with _session(config) as session:
+        trunk = admin.add_trunk(session, bootstrap.secret_box(config), request, args.account)
+        print(f"trunk {trunk.name} ({trunk.kind}, {trunk.host}:{trunk.port}) added")
+    print("run 'appliance config render' and reload Asterisk to use it")
+    return 0
+
+
+def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
+    request = admin.NumberRequest(
+        number=args.number, label=args.label, source=args.source,
+        forward_to=args.forward or (), trunk=args.trunk, endpoints=args.endpoint or (),
+        ring_timeout=args.ring_timeout, strategy=args.strategy,
+    )
+    with _session(config) as session:
+        number = admin.add_number(session, request, args.account, args.region)
+        print(f"tracking number {number.e164} added")
+    return 0
+
+
+def cmd_config_render(config: Config, _args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        trunks = admin.trunk_views(session, bootstrap.secret_box(config))
+    path = render.write(config, trunks)
+    print(f"Asterisk config written to {path}")
+    return 0
+
+
+def cmd_config_show(config: Config, _args: argparse.Namespace) -> int:
+    print(render_ini(config), end="")
+    return 0
+
+
+def cmd_doctor(config: Config, _args: argparse.Namespace) -> int:
+    return doctor.run(config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
+    parser.add_argument("--config", help="config file (default: $APPLIANCE_CONFIG or "
+                        "/etc/appliance/appliance.ini if it exists)")
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Command, help: str, parent=sub):  # type: ignore[no-untyped-def]
+        p = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    command("serve", cmd_serve, "run the controller (AMI, FastAGI, HTTP)")
+    init = command("init", cmd_init, "create the data dir, secrets, database and first admin")
+    init.add_argument("--admin", default="admin", help="username of the first admin")
+    command("migrate", cmd_migrate, "upgrade the database schema in place")
+    command("doctor", cmd_doctor, "check the installation and say what to fix")
+
+    def password_options(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+        group.add_argument("--password-prompt", action="store_true", help="ask for it")
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    p = command("add", cmd_user_add, "add a user (prints a generated password)", user)
+    p.add_argument("username")
+    p.add_argument("--role", default="viewer", choices=admin.ROLES)
+    p.add_argument("--account", type=int, help="account id (default: the agency)")
+    password_options(p)
+
+    account = sub.add_parser("account", help="manage accounts").add_subparsers(
+        dest="action", required=True)
+    p = command("add", cmd_account_add, "add a client account under the agency", account)
+    p.add_argument("name")
+    p.add_argument("--parent", type=int, help="parent account id (default: the agency)")
+
+    trunk = sub.add_parser("trunk", help="manage SIP trunks").add_subparsers(
+        dest="action", required=True)
+    p = command("add", cmd_trunk_add, "add a SIP trunk", trunk)
+    p.add_argument("name")
+    p.add_argument("--kind", choices=("ip", "registration"), default="ip")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, default=5060)
+    p.add_argument("--username")
+    p.add_argument("--match", action="append", help="address or network calls come from")
+    p.add_argument("--account", type=int)
+    password_options(p)
+
+    number = sub.add_parser("number", help="manage tracking numbers").add_subparsers(
+        dest="action", required=True)
+    p = command("add", cmd_number_add, "add a tracking number and its route", number)
+    p.add_argument("number")
+    p.add_argument("--label")
+    p.add_argument("--source", help="marketing source, e.g. 'Google Ads'")
+    p.add_argument("--forward", action="append", help="E.164 number to forward to")
+    p.add_argument("--trunk", help="trunk to forward over")
+    p.add_argument("--endpoint", action="append", help="SIP endpoint to ring")
+    p.add_argument("--ring-timeout", type=int, default=30)
+    p.add_argument("--strategy", choices=("simultaneous", "sequential"), default="simultaneous")
+    p.add_argument("--region", default="US", help="region for numbers without +country code")
+    p.add_argument("--account", type=int)
+
+    cfg = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="action", required=True)
+    command("render", cmd_config_render, "write the Asterisk config from the database", cfg)
+    command("show", cmd_config_show, "print the effective configuration", cfg)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load(args.config)
+        logging.basicConfig(
+            level=config.log.level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.getLogger("appliance.asterisk.ami.wire").setLevel(logging.CRITICAL)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        return int(args.func(config, args))
+    except (ConfigError, admin.AdminError, InvalidNumber) as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        print(f"appliance: database error: {str(exc.orig).splitlines()[0]} "
+              "(check database.url, or run 'appliance migrate')", file=sys.stderr)
+        return 2
+    except IntegrityError as exc:
+        print(f"appliance: rejected by the database: {str(exc.orig).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

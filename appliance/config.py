@@ -1,0 +1,278 @@
+"""Configuration: every setting is declared once, here, with its default and its help.
+
+Layers, later wins: the defaults below, the config file (``--config``, ``$APPLIANCE_CONFIG`` or
+``/etc/appliance/appliance.ini`` when it exists), drop-ins in ``<config file>.d/*.ini``, and
+environment variables named ``APPLIANCE_<SECTION>_<KEY>``.  A value may contain ``{data_dir}``.
+Secrets may be written as ``file:/path`` or ``env:NAME`` instead of inline.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.ini")
+ENV_PREFIX = "APPLIANCE_"
+
+
+class ConfigError(Exception):
+    """A bad or missing configuration value; the message names the key and fits on one line."""
+
+
+def setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_dir: str = setting(
+        "data", "Directory for the database, secrets, TLS files and logs (relative to cwd)."
+    )
+    run_dir: str = setting("{data_dir}/run", "Directory for runtime files (pid, sockets).")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = setting(
+        "sqlite:///{data_dir}/appliance.db",
+        "SQLAlchemy URL. SQLite is embedded; use postgresql+psycopg://user:pw@host/db to scale out.",
+    )
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = setting("127.0.0.1", "Address the admin UI and API listen on.")
+    port: int = setting(8443, "Port of the admin UI and API.")
+    tls: bool = setting(True, "Serve HTTPS with the certificate in {data_dir}/tls.")
+    public_url: str = setting("", "URL shown to admins; empty means https://<host>:<port>/.")
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    host: str = setting("127.0.0.1", "Address the FastAGI server listens on (keep it loopback).")
+    port: int = setting(4573, "Port of the FastAGI server.")
+    request_timeout: float = setting(
+        1.5, "Seconds the controller may spend on one AGI request before it gives up."
+    )
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = setting("127.0.0.1", "Asterisk Manager Interface address.")
+    port: int = setting(5038, "Asterisk Manager Interface port.")
+    username: str = setting("appliance", "AMI user the controller logs in as.")
+    secret: str = setting(
+        "file:{data_dir}/secrets/ami.secret", "AMI secret (inline, file:/path or env:NAME)."
+    )
+    max_backoff: float = setting(30.0, "Longest wait in seconds between AMI reconnect attempts.")
+
+
+@dataclass(frozen=True)
+class AsteriskConfig:
+    root: str = setting(
+        "/", "Root directory Asterisk runs in: / on a host with Asterisk, else the sandbox root."
+    )
+    dir: str = setting(
+        "{data_dir}/asterisk",
+        "Directory, as seen inside the root, for the rendered config, spool, logs and AstDB.",
+    )
+    user: str = setting("asterisk", "System user Asterisk runs as.")
+    sip_host: str = setting("127.0.0.1", "Address of the PJSIP UDP transport.")
+    sip_port: int = setting(5060, "Port of the PJSIP UDP transport.")
+    inbound_context: str = setting("appliance-inbound", "Dialplan context for calls from trunks.")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = setting("info", "Log level: debug, info, warning or error.")
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: str = "defaults"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data_dir)
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def asterisk_dir_on_host(self) -> Path:
+        """The Asterisk directory as the controller sees it (through the root)."""
+        return Path(self.asterisk.root) / self.asterisk.dir.lstrip("/")
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
+    for f in dataclasses.fields(Config)
+    if f.name != "source"
+}
+
+
+def iter_settings() -> Iterator[tuple[str, str, dataclasses.Field[Any]]]:
+    """Yield (section, key, field) for every declared setting."""
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            yield section, f.name, f
+
+
+def _parse(section: str, key: str, kind: Any, raw: str, origin: str) -> Any:
+    name = f"{section}.{key}"
+    raw = raw.strip()
+    if kind in (int, "int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: {raw!r} is not an integer (from {origin})") from None
+    if kind in (float, "float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: {raw!r} is not a number (from {origin})") from None
+    if kind in (bool, "bool"):
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: {raw!r} is not true or false (from {origin})")
+    return raw
+
+
+def _read_ini(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid INI: {first_line}") from None
+    return parser
+
+
+def _file_layers(path: Path) -> list[tuple[str, Mapping[str, Mapping[str, str]]]]:
+    layers: list[tuple[str, Mapping[str, Mapping[str, str]]]] = []
+    files = [path]
+    dropins = path.with_name(path.name + ".d")
+    if dropins.is_dir():
+        files += sorted(dropins.glob("*.ini"))
+    for file in files:
+        parser = _read_ini(file)
+        layers.append((str(file), {s: dict(parser[s]) for s in parser.sections()}))
+    return layers
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    layer: dict[str, dict[str, str]] = {}
+    for section, key, _ in iter_settings():
+        name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+        if name in environ:
+            layer.setdefault(section, {})[key] = environ[name]
+    return layer
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from its layers; raise ConfigError on any bad value."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = environ[f"{ENV_PREFIX}CONFIG"]
+    if path is None and DEFAULT_CONFIG_FILE.exists():
+        path = DEFAULT_CONFIG_FILE
+    layers = _file_layers(Path(path)) if path is not None else []
+    layers.append(("environment", _env_layer(environ)))
+
+    known = {(s, k): f for s, k, f in iter_settings()}
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for origin, layer in layers:
+        for section, items in layer.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"[{section}]: unknown section (from {origin})")
+            for key, raw in items.items():
+                f = known.get((section, key))
+                if f is None:
+                    raise ConfigError(f"{section}.{key}: unknown key (from {origin})")
+                values[section][key] = _parse(section, key, f.type, raw, origin)
+
+    data_dir = str(values["paths"].get("data_dir", PathsConfig.data_dir))
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))
+    values["paths"]["data_dir"] = data_dir
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = values[section].get(f.name, f.default)
+            if isinstance(value, str):
+                value = value.replace("{data_dir}", data_dir)
+            kwargs[f.name] = value
+        sections[section] = cls(**kwargs)
+    config = Config(**sections, source=str(path) if path else "defaults")
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    for section, key in (("http", "port"), ("agi", "port"), ("ami", "port"), ("asterisk", "sip_port")):
+        port = getattr(getattr(config, section), key)
+        if not 0 < port < 65536:
+            raise ConfigError(f"{section}.{key}: {port} is not a TCP/UDP port")
+    if config.log.level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
+    if config.agi.request_timeout <= 0:
+        raise ConfigError("agi.request_timeout: must be more than 0 seconds")
+    if not config.asterisk.dir.startswith("/"):
+        raise ConfigError(f"asterisk.dir: {config.asterisk.dir!r} must be an absolute path")
+
+
+def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = None) -> str:
+    """Turn an inline, ``file:`` or ``env:`` secret into its value."""
+    environ = os.environ if environ is None else environ
+    if value.startswith("file:"):
+        path = Path(value[5:])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise ConfigError(f"{name}: secret file {path} does not exist (run 'appliance init')") from None
+        except PermissionError:
+            raise ConfigError(f"{name}: secret file {path} is not readable by this user") from None
+    if value.startswith("env:"):
+        var = value[4:]
+        if var not in environ:
+            raise ConfigError(f"{name}: environment variable {var} is not set")
+        return environ[var]
+    return value
+
+
+def render_ini(config: Config) -> str:
+    """The effective configuration as an INI document with every key and its help."""
+    lines = [f"# effective configuration (source: {config.source})"]
+    for section, cls in SECTIONS.items():
+        lines.append(f"\n[{section}]")
+        current = getattr(config, section)
+        for f in dataclasses.fields(cls):
+            lines.append(f"# {f.metadata['help']}")
+            value = getattr(current, f.name)
+            if section == "ami" and f.name == "secret" and not value.startswith(("file:", "env:")):
+                value = "********"
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            lines.append(f"{f.name} = {value}")
+    return "\n".join(lines) + "\n"

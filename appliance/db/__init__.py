@@ -1,0 +1,1 @@
+"""Database access: engine creation, migrations and the models."""

@@ -1,0 +1,173 @@
+"""The core domain tables. Schema changes go through Alembic migrations, never create_all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Account(Base):
+    """An agency (parent_id is None) or one of its client sub-accounts."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    parent: Mapped[Account | None] = relationship(remote_side=[id])
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'manager', 'viewer')", name="role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Trunk(Base):
+    """A SIP trunk: 'registration' (we register to the carrier) or 'ip' (carrier sends from IPs)."""
+
+    __tablename__ = "trunks"
+    __table_args__ = (CheckConstraint("kind IN ('registration', 'ip')", name="kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=5060)
+    username: Mapped[str | None] = mapped_column(String(128))
+    password_sealed: Mapped[str | None] = mapped_column(String(512))
+    match: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Source(Base):
+    """A marketing source, e.g. 'Google Ads' or 'Yellow pages'."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    medium: Mapped[str | None] = mapped_column(String(60))
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("source_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Route(Base):
+    """Where calls go: its targets ring all at once or one after another."""
+
+    __tablename__ = "routes"
+    __table_args__ = (
+        CheckConstraint("strategy IN ('simultaneous', 'sequential')", name="strategy"),
+        CheckConstraint("ring_timeout BETWEEN 1 AND 600", name="ring_timeout"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    strategy: Mapped[str] = mapped_column(String(16), default="simultaneous")
+    ring_timeout: Mapped[int] = mapped_column(Integer, default=30)
+    record: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    targets: Mapped[list[RouteTarget]] = relationship(
+        order_by="RouteTarget.position", cascade="all, delete-orphan"
+    )
+
+
+class RouteTarget(Base):
+    """One destination of a route: an E.164 number reached over a trunk, or a SIP endpoint."""
+
+    __tablename__ = "route_targets"
+    __table_args__ = (CheckConstraint("kind IN ('number', 'endpoint')", name="kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    route_id: Mapped[int] = mapped_column(ForeignKey("routes.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(128))
+    trunk_id: Mapped[int | None] = mapped_column(ForeignKey("trunks.id", ondelete="SET NULL"))
+
+    trunk: Mapped[Trunk | None] = relationship()
+
+
+class TrackingNumber(Base):
+    __tablename__ = "tracking_numbers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    label: Mapped[str | None] = mapped_column(String(120))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
+    trunk_id: Mapped[int | None] = mapped_column(ForeignKey("trunks.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    route: Mapped[Route | None] = relationship()
+    source: Mapped[Source | None] = relationship()
+
+
+class Call(Base):
+    """One inbound call, keyed by the appliance call id that travels with it through Asterisk."""
+
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_call_id)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    tracking_number_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tracking_numbers.id", ondelete="SET NULL")
+    )
+    linkedid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dialled: Mapped[str] = mapped_column(String(64))
+    caller_number: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    route_name: Mapped[str | None] = mapped_column(String(120))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    disposition: Mapped[str | None] = mapped_column(String(16))
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)

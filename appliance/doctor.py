@@ -1,0 +1,148 @@
+"""`appliance doctor`: check the installation and print what to fix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import Config, ConfigError, resolve_secret
+from appliance.db import engine as db
+from appliance.db.migrate import current_revision, head_revision
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    status: str
+    check: str
+    detail: str
+    fix: str = ""
+
+
+def check_data_dir(config: Config) -> Finding:
+    path = config.data_dir
+    if not path.is_dir():
+        return Finding(FAIL, "data dir", f"{path} does not exist", "run 'appliance init'")
+    if not os.access(path, os.W_OK):
+        return Finding(FAIL, "data dir", f"{path} is not writable",
+                       f"chown it to the user running the appliance ({os.getuid()})")
+    return Finding(OK, "data dir", str(path))
+
+
+def check_secrets(config: Config) -> Finding:
+    folder = config.secrets_dir
+    if not folder.is_dir():
+        return Finding(FAIL, "secrets", f"{folder} missing", "run 'appliance init'")
+    loose = [p.name for p in folder.iterdir() if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    if loose:
+        return Finding(FAIL, "secrets", f"readable by others: {', '.join(sorted(loose))}",
+                       f"chmod 600 {folder}/*")
+    return Finding(OK, "secrets", f"{folder} is private")
+
+
+def check_database(config: Config) -> Finding:
+    try:
+        engine = db.make_engine(config.database.url)
+        try:
+            current = current_revision(engine)
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        return Finding(FAIL, "database", str(exc), "fix database.url")
+    except Exception as exc:
+        return Finding(FAIL, "database", f"unreachable: {str(exc).splitlines()[0]}",
+                       "check database.url and that the server is running")
+    if current != head_revision():
+        return Finding(FAIL, "database", f"schema at {current}, code expects {head_revision()}",
+                       "run 'appliance migrate'")
+    return Finding(OK, "database", f"reachable, schema at {current}")
+
+
+def ami_login(host: str, port: int, username: str, secret: str, timeout: float = 3.0) -> str:
+    """Log in over a plain socket; return the AMI response message (raises OSError)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()  # banner
+        sock.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
+                     "Events: off\r\n\r\n".encode())
+        lines = []
+        while (line := reader.readline().decode("utf-8", "replace").strip()):
+            lines.append(line)
+        sock.sendall(b"Action: Logoff\r\n\r\n")
+        return "\n".join(lines)
+
+
+def check_ami(config: Config) -> Finding:
+    where = f"{config.ami.host}:{config.ami.port}"
+    try:
+        secret = resolve_secret("ami.secret", config.ami.secret)
+        reply = ami_login(config.ami.host, config.ami.port, config.ami.username, secret)
+    except ConfigError as exc:
+        return Finding(FAIL, "AMI login", str(exc), "run 'appliance init'")
+    except OSError as exc:
+        return Finding(FAIL, "Asterisk", f"AMI {where} unreachable ({exc})",
+                       "start Asterisk (scripts/asterisk-sandbox start, or systemctl start "
+                       "asterisk) and check ami.host/ami.port")
+    if "Response: Success" not in reply:
+        return Finding(FAIL, "AMI login", f"refused at {where} for user {config.ami.username!r}",
+                       "run 'appliance config render' and reload Asterisk, or fix ami.secret")
+    return Finding(OK, "AMI login", f"{config.ami.username}@{where}")
+
+
+def check_port(name: str, host: str, port: int) -> Finding:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        listening = sock.connect_ex((host, port)) == 0
+    if listening:
+        return Finding(OK, name, f"{host}:{port} is listening")
+    return Finding(WARN, name, f"nothing listens on {host}:{port}",
+                   "start the controller ('appliance serve' or systemctl start appliance)")
+
+
+def check_asterisk_config(config: Config) -> Finding:
+    conf = config.asterisk_dir_on_host / "etc" / "asterisk.conf"
+    if not conf.exists():
+        return Finding(FAIL, "Asterisk config", f"{conf} missing", "run 'appliance config render'")
+    return Finding(OK, "Asterisk config", str(conf))
+
+
+def check_disk(config: Config) -> Finding:
+    path = config.data_dir if config.data_dir.exists() else Path("/")
+    free = shutil.disk_usage(path).free
+    text = f"{free / 2**30:.1f} GiB free at {path}"
+    if free < 100 * 2**20:
+        return Finding(FAIL, "disk", text, "free disk space: recordings will stop")
+    if free < 2**30:
+        return Finding(WARN, "disk", text, "free disk space soon")
+    return Finding(OK, "disk", text)
+
+
+def findings(config: Config) -> list[Finding]:
+    checks: list[Callable[[], Finding]] = [
+        lambda: check_data_dir(config),
+        lambda: check_secrets(config),
+        lambda: check_database(config),
+        lambda: check_asterisk_config(config),
+        lambda: check_ami(config),
+        lambda: check_port("FastAGI", config.agi.host, config.agi.port),
+        lambda: check_port("HTTP", config.http.host, config.http.port),
+        lambda: check_disk(config),
+    ]
+    return [check() for check in checks]
+
+
+def run(config: Config) -> int:
+    results = findings(config)
+    for f in results:
+        print(f"[{f.status:>4}] {f.check}: {f.detail}")
+        if f.fix and f.status != OK:
+            print(f"       fix: {f.fix}")
+    failed = sum(f.status == FAIL for f in results)
+    print(f"{failed} problem(s) found" if failed else "all checks passed")
+    return 1 if failed else 0

@@ -1,0 +1,50 @@
+"""Phone numbers: everything stored is E.164; everything that arrives is untrusted text."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+MAX_INPUT = 64
+
+
+class InvalidNumber(ValueError):
+    """A number that cannot be turned into a valid E.164 number."""
+
+
+def to_e164(raw: str, default_region: str = "US") -> str:
+    """Normalise a number as typed by a person or sent by a carrier, or raise InvalidNumber."""
+    text = (raw or "").strip()
+    if not text or len(text) > MAX_INPUT:
+        raise InvalidNumber(f"{_show(text)} is not a phone number")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidNumber(f"{_show(text)} is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidNumber(f"{_show(text)} is not a valid number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def dialled_to_e164(dnid: str, default_region: str = "US") -> str | None:
+    """The dialled number from a trunk as E.164, or None when it is not a valid number.
+
+    Carriers send DIDs as '+15551234567', '15551234567' or '5551234567'; a bare national
+    number is read in the default region, digits with a country code are tried with '+'.
+    """
+    digits = "".join(ch for ch in (dnid or "")[:MAX_INPUT] if ch.isdigit() or ch == "+")
+    if not digits:
+        return None
+    candidates = [digits] if digits.startswith("+") else [digits, "+" + digits]
+    for candidate in candidates:
+        try:
+            return to_e164(candidate, default_region)
+        except InvalidNumber:
+            continue
+    return None
+
+
+def _show(text: str) -> str:
+    printable = "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_INPUT])
+    return repr(printable)

@@ -1,0 +1,1 @@
+"""The HTTP side: admin UI and API (aiohttp)."""

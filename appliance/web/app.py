@@ -1,0 +1,75 @@
+"""The aiohttp application: health endpoint and the admin pages."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from appliance import __version__
+
+HealthCheck = Callable[[], "asyncio.Future[bool] | bool"]
+CHECKS: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("checks", dict)
+
+
+def web_dir() -> Path:
+    for candidate in (
+        Path(__file__).resolve().parents[2] / "web",
+        Path(sys.prefix) / "share" / "appliance" / "web",
+    ):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("web/ templates not found (is the package installed?)")
+
+
+async def run_checks(app: web.Application) -> dict[str, bool]:
+    results: dict[str, bool] = {}
+    for name, check in app[CHECKS].items():
+        try:
+            outcome = check()
+            if asyncio.iscoroutine(outcome):
+                outcome = await asyncio.wait_for(outcome, 2.0)
+            results[name] = bool(outcome)
+        except Exception:
+            results[name] = False
+    return results
+
+
+async def health(request: web.Request) -> web.Response:
+    checks = await run_checks(request.app)
+    healthy = all(checks.values())
+    body = {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks}
+    return web.json_response(body, status=200 if healthy else 503)
+
+
+@aiohttp_jinja2.template("status.html")
+async def index(request: web.Request) -> dict[str, object]:
+    return {"checks": await run_checks(request.app), "version": __version__}
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Callable) -> web.StreamResponse:  # type: ignore[type-arg]
+    response: web.StreamResponse = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'")
+    return response
+
+
+def init_app(checks: dict[str, Callable[[], object]]) -> web.Application:
+    app = web.Application(middlewares=[security_headers], client_max_size=1024**2)
+    app[CHECKS] = checks
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(web_dir() / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    app.router.add_get("/health", health)
+    app.router.add_get("/", index)
+    return app
