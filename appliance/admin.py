@@ -60,8 +60,9 @@ def add_account(session: Session, name: str, parent_id: int | None) -> Account:
     return account
 
 
-def add_user(session: Session, username: str, password: str, role: str,
-             account_id: int | None = None) -> User:
+def add_user(
+    session: Session, username: str, password: str, role: str, account_id: int | None = None
+) -> User:
     if not USERNAME.fullmatch(username):
         raise AdminError(f"username {username[:40]!r} may only use letters, digits and _.@+-")
     if role not in ROLES:
@@ -70,8 +71,12 @@ def add_user(session: Session, username: str, password: str, role: str,
         raise AdminError("password must be at least 12 characters")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise AdminError(f"user {username!r} already exists")
-    user = User(username=username, password_hash=hash_password(password), role=role,
-                account_id=get_account(session, account_id).id)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        account_id=get_account(session, account_id).id,
+    )
     session.add(user)
     session.flush()
     return user
@@ -88,8 +93,9 @@ class TrunkRequest:
     match: Sequence[str] = ()
 
 
-def add_trunk(session: Session, box: SecretBox, request: TrunkRequest,
-              account_id: int | None = None) -> Trunk:
+def add_trunk(
+    session: Session, box: SecretBox, request: TrunkRequest, account_id: int | None = None
+) -> Trunk:
     if not TRUNK_NAME.fullmatch(request.name):
         raise AdminError("trunk name must be lowercase letters, digits, _ or -, up to 40")
     if request.kind not in ("ip", "registration"):
@@ -108,10 +114,14 @@ def add_trunk(session: Session, box: SecretBox, request: TrunkRequest,
     if session.scalar(select(Trunk.id).where(Trunk.name == request.name)) is not None:
         raise AdminError(f"trunk {request.name!r} already exists")
     trunk = Trunk(
-        name=request.name, kind=request.kind, host=request.host, port=request.port,
+        name=request.name,
+        kind=request.kind,
+        host=request.host,
+        port=request.port,
         username=request.username,
         password_sealed=box.seal(request.password) if request.password else None,
-        match=",".join(match), account_id=get_account(session, account_id).id,
+        match=",".join(match),
+        account_id=get_account(session, account_id).id,
     )
     session.add(trunk)
     session.flush()
@@ -139,8 +149,9 @@ class NumberRequest:
     strategy: str = "simultaneous"
 
 
-def add_number(session: Session, request: NumberRequest, account_id: int | None = None,
-               region: str = "US") -> TrackingNumber:
+def add_number(
+    session: Session, request: NumberRequest, account_id: int | None = None, region: str = "US"
+) -> TrackingNumber:
     account = get_account(session, account_id)
     e164 = to_e164(request.number, region)
     if session.scalar(select(TrackingNumber.id).where(TrackingNumber.e164 == e164)):
@@ -152,8 +163,13 @@ def add_number(session: Session, request: NumberRequest, account_id: int | None 
     if targets:
         if not 1 <= request.ring_timeout <= 600:
             raise AdminError("ring timeout must be 1 to 600 seconds")
-        route = Route(account_id=account.id, name=request.label or e164, targets=targets,
-                      ring_timeout=request.ring_timeout, strategy=request.strategy)
+        route = Route(
+            account_id=account.id,
+            name=request.label or e164,
+            targets=targets,
+            ring_timeout=request.ring_timeout,
+            strategy=request.strategy,
+        )
         session.add(route)
         session.flush()
         number.route_id = route.id
@@ -181,8 +197,11 @@ def _targets(session: Session, request: NumberRequest, region: str) -> list[Rout
         if trunk is None:
             raise AdminError(f"forwarding needs an existing trunk (got {request.trunk!r})")
         for position, raw in enumerate(request.forward_to):
-            targets.append(RouteTarget(kind="number", value=to_e164(raw, region),
-                                       trunk_id=trunk.id, position=position))
+            targets.append(
+                RouteTarget(
+                    kind="number", value=to_e164(raw, region), trunk_id=trunk.id, position=position
+                )
+            )
     for endpoint in request.endpoints:
         if not ENDPOINT_NAME.fullmatch(endpoint):
             raise AdminError(f"{endpoint[:60]!r} is not a SIP endpoint name")
@@ -194,7 +213,11 @@ def trunk_views(session: Session, box: SecretBox) -> list[TrunkView]:
     """The trunks as the pjsip template needs them, passwords unsealed."""
     return [
         TrunkView(
-            name=t.name, kind=t.kind, host=t.host, port=t.port, username=t.username or "",
+            name=t.name,
+            kind=t.kind,
+            host=t.host,
+            port=t.port,
+            username=t.username or "",
             password=box.open(t.password_sealed) if t.password_sealed else "",
             match=tuple(m for m in (t.match or "").split(",") if m),
         )

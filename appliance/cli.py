@@ -8,8 +8,11 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from appliance import __version__, admin, bootstrap, doctor
 from appliance.asterisk import render
@@ -52,7 +55,7 @@ def cmd_migrate(config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(config: Config):  # type: ignore[no-untyped-def]
+def _session(config: Config) -> AbstractContextManager[Session]:
     engine = db.make_engine(config.database.url)
     return db.session_factory(engine).begin()
 
@@ -84,8 +87,13 @@ def cmd_account_add(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
     request = admin.TrunkRequest(
-        name=args.name, kind=args.kind, host=args.host, port=args.port,
-        username=args.username, password=_read_password(args), match=args.match or (),
+        name=args.name,
+        kind=args.kind,
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=_read_password(args),
+        match=args.match or (),
     )
     with _session(config) as session:
         trunk = admin.add_trunk(session, bootstrap.secret_box(config), request, args.account)
@@ -96,9 +104,14 @@ def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
     request = admin.NumberRequest(
-        number=args.number, label=args.label, source=args.source,
-        forward_to=args.forward or (), trunk=args.trunk, endpoints=args.endpoint or (),
-        ring_timeout=args.ring_timeout, strategy=args.strategy,
+        number=args.number,
+        label=args.label,
+        source=args.source,
+        forward_to=args.forward or (),
+        trunk=args.trunk,
+        endpoints=args.endpoint or (),
+        ring_timeout=args.ring_timeout,
+        strategy=args.strategy,
     )
     with _session(config) as session:
         number = admin.add_number(session, request, args.account, args.region)
@@ -125,12 +138,15 @@ def cmd_doctor(config: Config, _args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
-    parser.add_argument("--config", help="config file (default: $APPLIANCE_CONFIG or "
-                        "/etc/appliance/appliance.ini if it exists)")
+    parser.add_argument(
+        "--config",
+        help="config file (default: $APPLIANCE_CONFIG or "
+        "/etc/appliance/appliance.ini if it exists)",
+    )
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func: Command, help: str, parent=sub):  # type: ignore[no-untyped-def]
+    def command(name: str, func: Command, help: str, parent: Any = sub) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         return p
@@ -154,13 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     password_options(p)
 
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     p = command("add", cmd_account_add, "add a client account under the agency", account)
     p.add_argument("name")
     p.add_argument("--parent", type=int, help="parent account id (default: the agency)")
 
     trunk = sub.add_parser("trunk", help="manage SIP trunks").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     p = command("add", cmd_trunk_add, "add a SIP trunk", trunk)
     p.add_argument("name")
     p.add_argument("--kind", choices=("ip", "registration"), default="ip")
@@ -172,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     password_options(p)
 
     number = sub.add_parser("number", help="manage tracking numbers").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     p = command("add", cmd_number_add, "add a tracking number and its route", number)
     p.add_argument("number")
     p.add_argument("--label")
@@ -186,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", type=int)
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     command("render", cmd_config_render, "write the Asterisk config from the database", cfg)
     command("show", cmd_config_show, "print the effective configuration", cfg)
     return parser
@@ -207,12 +227,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"appliance: {exc}", file=sys.stderr)
         return 2
     except OperationalError as exc:
-        print(f"appliance: database error: {str(exc.orig).splitlines()[0]} "
-              "(check database.url, or run 'appliance migrate')", file=sys.stderr)
+        print(
+            f"appliance: database error: {str(exc.orig).splitlines()[0]} "
+            "(check database.url, or run 'appliance migrate')",
+            file=sys.stderr,
+        )
         return 2
     except IntegrityError as exc:
-        print(f"appliance: rejected by the database: {str(exc.orig).splitlines()[0]}",
-              file=sys.stderr)
+        print(
+            f"appliance: rejected by the database: {str(exc.orig).splitlines()[0]}", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         return 130

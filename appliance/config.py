@@ -33,14 +33,13 @@ class PathsConfig:
     data_dir: str = setting(
         "data", "Directory for the database, secrets, TLS files and logs (relative to cwd)."
     )
-    run_dir: str = setting("{data_dir}/run", "Directory for runtime files (pid, sockets).")
 
 
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = setting(
         "sqlite:///{data_dir}/appliance.db",
-        "SQLAlchemy URL. SQLite is embedded; use postgresql+psycopg://user:pw@host/db to scale out.",
+        "SQLAlchemy URL. SQLite is embedded; postgresql+psycopg://user:pw@host/db scales out.",
     )
 
 
@@ -230,7 +229,12 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
 
 
 def validate(config: Config) -> None:
-    for section, key in (("http", "port"), ("agi", "port"), ("ami", "port"), ("asterisk", "sip_port")):
+    for section, key in (
+        ("http", "port"),
+        ("agi", "port"),
+        ("ami", "port"),
+        ("asterisk", "sip_port"),
+    ):
         port = getattr(getattr(config, section), key)
         if not 0 < port < 65536:
             raise ConfigError(f"{section}.{key}: {port} is not a TCP/UDP port")
@@ -250,7 +254,9 @@ def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = No
         try:
             return path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            raise ConfigError(f"{name}: secret file {path} does not exist (run 'appliance init')") from None
+            raise ConfigError(
+                f"{name}: secret file {path} does not exist (run 'appliance init')"
+            ) from None
         except PermissionError:
             raise ConfigError(f"{name}: secret file {path} is not readable by this user") from None
     if value.startswith("env:"):

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import signal
+from collections.abc import Awaitable
 
 from aiohttp import web
 
@@ -29,9 +30,9 @@ class StartupError(Exception):
     """The controller cannot start; the message says what to fix."""
 
 
-async def _listen(what: str, host: str, port: int, start: object) -> None:
+async def _listen(what: str, host: str, port: int, start: Awaitable[None]) -> None:
     try:
-        await start  # type: ignore[misc]
+        await start
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(f"{what}: port {port} on {host} is already in use") from None
@@ -67,15 +68,24 @@ class Controller:
         secret = resolve_secret("ami.secret", self.config.ami.secret)
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
-            agi = FastAgiServer({"inbound": InboundHandler(self.store)},
-                                self.config.agi.request_timeout)
-            await _listen("agi.port", self.config.agi.host, self.config.agi.port,
-                          agi.start(self.config.agi.host, self.config.agi.port))
+            agi = FastAgiServer(
+                {"inbound": InboundHandler(self.store)}, self.config.agi.request_timeout
+            )
+            await _listen(
+                "agi.port",
+                self.config.agi.host,
+                self.config.agi.port,
+                agi.start(self.config.agi.host, self.config.agi.port),
+            )
             stack.push_async_callback(agi.close)
 
-            ami = self.ami = AmiClient(self.config.ami.host, self.config.ami.port,
-                                       self.config.ami.username, secret,
-                                       self.config.ami.max_backoff)
+            ami = self.ami = AmiClient(
+                self.config.ami.host,
+                self.config.ami.port,
+                self.config.ami.username,
+                secret,
+                self.config.ami.max_backoff,
+            )
             stack.push_async_callback(ami.close)
 
             checks = {"ami": lambda: ami.is_connected, "database": self.database_ok}
@@ -83,16 +93,24 @@ class Controller:
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             ssl_context = server_context(self.config.data_dir) if self.config.http.tls else None
-            site = web.TCPSite(runner, self.config.http.host, self.config.http.port,
-                               ssl_context=ssl_context)
+            site = web.TCPSite(
+                runner, self.config.http.host, self.config.http.port, ssl_context=ssl_context
+            )
             await _listen("http.port", self.config.http.host, self.config.http.port, site.start())
 
             ami.start()
-            log.info("controller ready: FastAGI %s:%s, HTTP%s %s:%s", self.config.agi.host,
-                     self.config.agi.port, "S" if ssl_context else "", self.config.http.host,
-                     self.config.http.port)
-            waiters = {asyncio.ensure_future(stop.wait()),
-                       asyncio.ensure_future(ami.auth_failed.wait())}
+            log.info(
+                "controller ready: FastAGI %s:%s, HTTP%s %s:%s",
+                self.config.agi.host,
+                self.config.agi.port,
+                "S" if ssl_context else "",
+                self.config.http.host,
+                self.config.http.port,
+            )
+            waiters = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(ami.auth_failed.wait()),
+            }
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -30,8 +30,12 @@ def check_data_dir(config: Config) -> Finding:
     if not path.is_dir():
         return Finding(FAIL, "data dir", f"{path} does not exist", "run 'appliance init'")
     if not os.access(path, os.W_OK):
-        return Finding(FAIL, "data dir", f"{path} is not writable",
-                       f"chown it to the user running the appliance ({os.getuid()})")
+        return Finding(
+            FAIL,
+            "data dir",
+            f"{path} is not writable",
+            f"chown it to the user running the appliance ({os.getuid()})",
+        )
     return Finding(OK, "data dir", str(path))
 
 
@@ -41,8 +45,12 @@ def check_secrets(config: Config) -> Finding:
         return Finding(FAIL, "secrets", f"{folder} missing", "run 'appliance init'")
     loose = [p.name for p in folder.iterdir() if stat.S_IMODE(p.stat().st_mode) & 0o077]
     if loose:
-        return Finding(FAIL, "secrets", f"readable by others: {', '.join(sorted(loose))}",
-                       f"chmod 600 {folder}/*")
+        return Finding(
+            FAIL,
+            "secrets",
+            f"readable by others: {', '.join(sorted(loose))}",
+            f"chmod 600 {folder}/*",
+        )
     return Finding(OK, "secrets", f"{folder} is private")
 
 
@@ -56,11 +64,19 @@ def check_database(config: Config) -> Finding:
     except ConfigError as exc:
         return Finding(FAIL, "database", str(exc), "fix database.url")
     except Exception as exc:
-        return Finding(FAIL, "database", f"unreachable: {str(exc).splitlines()[0]}",
-                       "check database.url and that the server is running")
+        return Finding(
+            FAIL,
+            "database",
+            f"unreachable: {str(exc).splitlines()[0]}",
+            "check database.url and that the server is running",
+        )
     if current != head_revision():
-        return Finding(FAIL, "database", f"schema at {current}, code expects {head_revision()}",
-                       "run 'appliance migrate'")
+        return Finding(
+            FAIL,
+            "database",
+            f"schema at {current}, code expects {head_revision()}",
+            "run 'appliance migrate'",
+        )
     return Finding(OK, "database", f"reachable, schema at {current}")
 
 
@@ -69,10 +85,12 @@ def ami_login(host: str, port: int, username: str, secret: str, timeout: float =
     with socket.create_connection((host, port), timeout=timeout) as sock:
         reader = sock.makefile("rb")
         reader.readline()  # banner
-        sock.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
-                     "Events: off\r\n\r\n".encode())
+        sock.sendall(
+            f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n"
+            "Events: off\r\n\r\n".encode()
+        )
         lines = []
-        while (line := reader.readline().decode("utf-8", "replace").strip()):
+        while line := reader.readline().decode("utf-8", "replace").strip():
             lines.append(line)
         sock.sendall(b"Action: Logoff\r\n\r\n")
         return "\n".join(lines)
@@ -86,12 +104,20 @@ def check_ami(config: Config) -> Finding:
     except ConfigError as exc:
         return Finding(FAIL, "AMI login", str(exc), "run 'appliance init'")
     except OSError as exc:
-        return Finding(FAIL, "Asterisk", f"AMI {where} unreachable ({exc})",
-                       "start Asterisk (scripts/asterisk-sandbox start, or systemctl start "
-                       "asterisk) and check ami.host/ami.port")
+        return Finding(
+            FAIL,
+            "Asterisk",
+            f"AMI {where} unreachable ({exc})",
+            "start Asterisk (scripts/asterisk-sandbox start, or systemctl start "
+            "asterisk) and check ami.host/ami.port",
+        )
     if "Response: Success" not in reply:
-        return Finding(FAIL, "AMI login", f"refused at {where} for user {config.ami.username!r}",
-                       "run 'appliance config render' and reload Asterisk, or fix ami.secret")
+        return Finding(
+            FAIL,
+            "AMI login",
+            f"refused at {where} for user {config.ami.username!r}",
+            "run 'appliance config render' and reload Asterisk, or fix ami.secret",
+        )
     return Finding(OK, "AMI login", f"{config.ami.username}@{where}")
 
 
@@ -101,8 +127,12 @@ def check_port(name: str, host: str, port: int) -> Finding:
         listening = sock.connect_ex((host, port)) == 0
     if listening:
         return Finding(OK, name, f"{host}:{port} is listening")
-    return Finding(WARN, name, f"nothing listens on {host}:{port}",
-                   "start the controller ('appliance serve' or systemctl start appliance)")
+    return Finding(
+        WARN,
+        name,
+        f"nothing listens on {host}:{port}",
+        "start the controller ('appliance serve' or systemctl start appliance)",
+    )
 
 
 def check_asterisk_config(config: Config) -> Finding:

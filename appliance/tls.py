@@ -20,14 +20,33 @@ def ensure_certificate(data_dir: Path, hostname: str = "localhost") -> bool:
     if cert.exists() and key.exists():
         return False
     if shutil.which("openssl") is None:
-        raise ConfigError("http.tls: openssl is needed to create the certificate (apt install openssl)")
+        raise ConfigError(
+            "http.tls: openssl is needed to create the certificate (apt install openssl)"
+        )
     cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "825", "-subj", f"/CN={hostname}",
-         "-addext", f"subjectAltName=DNS:{hostname},DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "825",
+            "-subj",
+            f"/CN={hostname}",
+            "-addext",
+            f"subjectAltName=DNS:{hostname},DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     key.chmod(0o600)
     return True
@@ -40,7 +59,9 @@ def server_context(data_dir: Path) -> ssl.SSLContext:
     try:
         context.load_cert_chain(cert, key)
     except FileNotFoundError:
-        raise ConfigError(f"http.tls: no certificate in {cert.parent} (run 'appliance init')") from None
+        raise ConfigError(
+            f"http.tls: no certificate in {cert.parent} (run 'appliance init')"
+        ) from None
     except ssl.SSLError as exc:
         raise ConfigError(f"http.tls: certificate in {cert.parent} is unusable: {exc}") from None
     return context

@@ -26,7 +26,7 @@ class AmiAuthError(AmiError):
     """Asterisk refused the AMI username or secret."""
 
 
-class _Manager(Manager):  # type: ignore[misc]
+class _Manager(Manager):
     """panoramisk's Manager with its reconnect logic replaced by the owner's."""
 
     owner: AmiClient
@@ -45,8 +45,9 @@ class _Manager(Manager):  # type: ignore[misc]
     def connection_lost(self, exc: Any) -> None:
         self._connected = False
         self.authenticated = False
-        if self.pinger:
-            self.pinger.cancel()
+        pinger: asyncio.TimerHandle | None = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
             self.pinger = None
         self.owner._lost()
 
@@ -66,8 +67,13 @@ class AmiClient:
         self._retry: asyncio.TimerHandle | None = None
         self._attempts = 0
         self.manager = _Manager(
-            host=host, port=port, username=username, secret=secret,
-            ping_delay=5, ping_interval=5, loop=asyncio.get_running_loop(),
+            host=host,
+            port=port,
+            username=username,
+            secret=secret,
+            ping_delay=5,
+            ping_interval=5,
+            loop=asyncio.get_running_loop(),
             log=logging.getLogger("appliance.asterisk.ami.wire"),
         )
         self.manager.owner = self
@@ -111,8 +117,13 @@ class AmiClient:
     def _connect_failed(self, exc: BaseException | None) -> None:
         self._attempts += 1
         if self._attempts == 1 or self._attempts % 10 == 0:
-            log.warning("AMI %s:%s unreachable (%s); retrying in %.1fs", self.host, self.port,
-                        exc, self.backoff)
+            log.warning(
+                "AMI %s:%s unreachable (%s); retrying in %.1fs",
+                self.host,
+                self.port,
+                exc,
+                self.backoff,
+            )
         self._schedule_retry()
 
     def _logged_in(self, ok: bool, response: Mapping[str, str]) -> None:
@@ -127,8 +138,11 @@ class AmiClient:
             for callback in self.on_login:
                 callback()
         else:
-            log.error("AMI login refused for user %r: %s (check ami.username and ami.secret)",
-                      self.manager.config["username"], response.get("Message"))
+            log.error(
+                "AMI login refused for user %r: %s (check ami.username and ami.secret)",
+                self.manager.config["username"],
+                response.get("Message"),
+            )
             self.auth_failed.set()
 
     def _lost(self) -> None:

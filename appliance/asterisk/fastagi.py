@@ -57,8 +57,9 @@ class FastAgiServer:
             async with asyncio.timeout(self.timeout):
                 await self._answer(reader, writer)
         except TimeoutError:
-            log.warning("FastAGI request from %s took over %.1fs; left to the fallback", peer,
-                        self.timeout)
+            log.warning(
+                "FastAGI request from %s took over %.1fs; left to the fallback", peer, self.timeout
+            )
         except AgiProtocolError as exc:
             log.warning("FastAGI request from %s dropped: %s", peer, exc)
         except (ConnectionError, asyncio.IncompleteReadError):

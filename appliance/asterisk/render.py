@@ -75,8 +75,11 @@ def lookup_user(root: Path, name: str) -> SystemUser:
     if uid is None or gid is None:
         raise ConfigError(f"asterisk.user: no user {name!r} in {root}/etc/passwd")
     group = next(
-        (line.split(":")[0] for line in _read_lines(root / "etc" / "group")
-         if line.split(":")[2:3] == [str(gid)]),
+        (
+            line.split(":")[0]
+            for line in _read_lines(root / "etc" / "group")
+            if line.split(":")[2:3] == [str(gid)]
+        ),
         name,
     )
     return SystemUser(uid, gid, group)

@@ -49,8 +49,13 @@ class InboundHandler:
             log.error("route for %s is broken (%s); using the fallback", call.dialled, exc)
             decision = decide(None)
         call_id = self.store.open_call(call, info, decision.route_name)
-        log.info("call %s to %s from %s: %s", call_id, call.dialled, call.caller_number,
-                 decision.route_name or "fallback")
+        log.info(
+            "call %s to %s from %s: %s",
+            call_id,
+            call.dialled,
+            call.caller_number,
+            decision.route_name or "fallback",
+        )
         answer = {var.CALL_ID: call_id}
         if decision.dial:
             answer[var.DIAL] = decision.dial

@@ -24,7 +24,9 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).parent
             if not folder.is_dir():
-                raise ConfigError(f"database.url: directory {folder} does not exist")
+                raise ConfigError(
+                    f"database.url: directory {folder} does not exist (run 'appliance init')"
+                )
         kwargs["connect_args"] = {"timeout": 15}
     try:
         engine = create_engine(parsed, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -13,7 +13,7 @@ from aiohttp import web
 
 from appliance import __version__
 
-HealthCheck = Callable[[], "asyncio.Future[bool] | bool"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHECKS: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("checks", dict)
 
 
@@ -53,8 +53,8 @@ async def index(request: web.Request) -> dict[str, object]:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: Callable) -> web.StreamResponse:  # type: ignore[type-arg]
-    response: web.StreamResponse = await handler(request)
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -1,0 +1,296 @@
+"""Real processes for tests: Asterisk from the sandbox root, the controller, SIPp peers.
+
+Every process started here is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SIPP_DIR = REPO / "tests" / "sipp"
+
+
+def asterisk_root() -> Path:
+    root = os.environ.get("APPLIANCE_TEST_ASTERISK_ROOT")
+    if not root:
+        root = subprocess.run(
+            [str(REPO / "scripts" / "asterisk-sandbox"), "root"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    path = Path(root)
+    if not (path / "usr" / "sbin" / "asterisk").exists():
+        raise RuntimeError(f"no Asterisk in {path}: run scripts/asterisk-sandbox build")
+    return path
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Stack:
+    """One appliance instance: its data dir, its Asterisk dir inside the root, its ports."""
+
+    data_dir: Path
+    root: Path
+    asterisk_dir: str = field(default_factory=lambda: f"/tmp/appliance-test-{uuid.uuid4().hex[:8]}")
+    ami_port: int = field(default_factory=free_port)
+    agi_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    phone_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+        env.update(
+            {
+                "APPLIANCE_PATHS_DATA_DIR": str(self.data_dir),
+                "APPLIANCE_ASTERISK_ROOT": str(self.root),
+                "APPLIANCE_ASTERISK_DIR": self.asterisk_dir,
+                "APPLIANCE_AMI_PORT": str(self.ami_port),
+                "APPLIANCE_AGI_PORT": str(self.agi_port),
+                "APPLIANCE_HTTP_PORT": str(self.http_port),
+                "APPLIANCE_ASTERISK_SIP_PORT": str(self.sip_port),
+                "APPLIANCE_AMI_MAX_BACKOFF": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    @property
+    def asterisk_dir_on_host(self) -> Path:
+        return self.root / self.asterisk_dir.lstrip("/")
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "appliance.db"
+
+    def appliance(self, *args: str, check: bool = True, input: str | None = None):
+        result = subprocess.run(
+            [sys.executable, "-m", "appliance", *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"appliance {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    # Asterisk --------------------------------------------------------------------------
+    def asterisk_argv(self, *args: str) -> list[str]:
+        argv = ["/usr/sbin/asterisk", "-C", f"{self.asterisk_dir}/etc/asterisk.conf", *args]
+        return argv if self.root == Path("/") else ["chroot", str(self.root), *argv]
+
+    def start_asterisk(self) -> subprocess.Popen:
+        log = open(self.data_dir / "asterisk.out", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            self.asterisk_argv("-f"), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes.append(proc)
+        wait_for(
+            lambda: self.asterisk_cli("core waitfullybooted", check=False).returncode == 0,
+            timeout=20,
+            what="Asterisk to boot",
+        )
+        return proc
+
+    def asterisk_cli(self, command: str, check: bool = True):
+        return subprocess.run(
+            self.asterisk_argv("-rx", command),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=check,
+        )
+
+    # Controller ------------------------------------------------------------------------
+    def start_controller(self, wait_ami: bool = True) -> subprocess.Popen:
+        log = open(self.data_dir / "controller.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "serve"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(proc)
+        wait_for(
+            lambda: self.health() is not None or proc.poll() is not None,
+            timeout=20,
+            what="the controller's health endpoint",
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"controller exited {proc.returncode}:\n{self.controller_log()}")
+        if wait_ami:
+            wait_for(
+                lambda: (self.health() or {}).get("checks", {}).get("ami"),
+                timeout=20,
+                what="AMI connected",
+            )
+        return proc
+
+    def controller_log(self) -> str:
+        path = self.data_dir / "controller.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def health(self) -> dict | None:
+        context = ssl.create_default_context(cafile=str(self.data_dir / "tls" / "cert.pem"))
+        try:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{self.http_port}/health", context=context, timeout=2
+            ) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 10) -> int:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def close(self) -> None:
+        for proc in reversed(self.processes):
+            self.stop(proc)
+        shutil.rmtree(self.asterisk_dir_on_host, ignore_errors=True)
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+    messages: str
+
+    @property
+    def responses(self) -> list[int]:
+        """Status codes of the responses the carrier received, in order."""
+        return [int(m) for m in re.findall(r"^SIP/2\.0 (\d{3}) ", self.messages, re.M)]
+
+
+def sipp_phone(
+    port: int, scenario: str = "phone_answer.xml", calls: int = 1, cwd: Path | None = None
+) -> subprocess.Popen:
+    """SIPp as the business phone (UAS) on 127.0.0.1:port."""
+    return subprocess.Popen(
+        [
+            "sipp",
+            "-sf",
+            str(SIPP_DIR / scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            str(calls),
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def sipp_call(
+    stack: Stack,
+    number: str,
+    caller: str,
+    caller_name: str,
+    talk_ms: int = 1000,
+    calls: int = 1,
+    rate: int = 10,
+    cwd: Path | None = None,
+    scenario: str = "carrier_call.xml",
+) -> SippResult:
+    """SIPp as the carrier (UAC): place calls to `number` at Asterisk's PJSIP port."""
+    log = Path(tempfile.mkstemp(prefix="sipp-uac-", suffix=".log")[1])
+    result = subprocess.run(
+        [
+            "sipp",
+            f"127.0.0.1:{stack.sip_port}",
+            "-sf",
+            str(SIPP_DIR / scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port(socket.SOCK_DGRAM)),
+            "-s",
+            number,
+            "-set",
+            "caller",
+            caller,
+            "-set",
+            "caller_name",
+            caller_name,
+            "-set",
+            "talk_ms",
+            str(talk_ms),
+            "-m",
+            str(calls),
+            "-r",
+            str(rate),
+            "-l",
+            str(calls),
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-trace_msg",
+            "-message_file",
+            str(log),
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    messages = log.read_text(errors="replace")
+    log.unlink()
+    return SippResult(result.returncode, result.stdout + result.stderr, messages)

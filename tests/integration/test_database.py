@@ -1,0 +1,77 @@
+"""Schema and migrations, on SQLite and on a real PostgreSQL server."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+
+from appliance import admin
+from appliance.calls.store import CallStore, InboundCall
+from appliance.db.engine import make_engine, session_factory
+from appliance.db.migrate import current_revision, head_revision, upgrade
+from appliance.db.models import Base, Call
+from appliance.secrets import SecretBox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/t.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    yield engine
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    engine.dispose()
+
+
+def test_migrations_build_exactly_the_models(engine):
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent_and_keeps_data(engine):
+    upgrade(engine)
+    with session_factory(engine).begin() as session:
+        admin.add_user(session, "keep-me", "a-long-password", "admin")
+    upgrade(engine)
+    assert "users" in inspect(engine).get_table_names()
+    with session_factory(engine)() as session:
+        assert session.scalar(select(Call).limit(1)) is None
+        assert admin.default_account(session).name == "Agency"
+
+
+def test_call_store_routes_and_records_once_per_linkedid(engine):
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        admin.add_trunk(
+            session, SecretBox(b"k" * 32), admin.TrunkRequest("carrier", "ip", "127.0.0.1")
+        )
+        admin.add_number(
+            session,
+            admin.NumberRequest(
+                "+12025550123", label="Flyer", forward_to=["+12025550199"], trunk="carrier"
+            ),
+        )
+    store = CallStore(sessions)
+    info = store.lookup("+12025550123")
+    assert info is not None and info.plan is not None
+    assert info.plan.targets[0].trunk == "carrier"
+    assert store.lookup("+12025550100") is None
+    call = InboundCall("1700000000.7", "12025550123", "13125550111", "Jane")
+    first = store.open_call(call, info, "Flyer")
+    assert store.open_call(call, info, "Flyer") == first
+    with sessions() as session:
+        (row,) = session.scalars(select(Call)).all()
+    assert (row.id, row.caller_name, row.route_name) == (first, "Jane", "Flyer")

@@ -1,0 +1,100 @@
+import pytest
+from sqlalchemy import select
+
+from appliance import admin
+from appliance.db.engine import make_engine, session_factory
+from appliance.db.migrate import upgrade
+from appliance.db.models import Account, Route, TrackingNumber
+from appliance.numbers import InvalidNumber
+from appliance.secrets import SecretBox
+
+
+@pytest.fixture
+def session(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    upgrade(engine)
+    with session_factory(engine).begin() as s:
+        yield s
+    engine.dispose()
+
+
+@pytest.fixture
+def box():
+    return SecretBox(b"k" * 32)
+
+
+def test_default_account_is_an_agency_with_client_sub_accounts(session):
+    agency = admin.default_account(session)
+    assert admin.default_account(session).id == agency.id
+    client = admin.add_account(session, "Dental clinic", None)
+    assert client.parent_id == agency.id
+    with pytest.raises(admin.AdminError, match="cannot have sub-accounts"):
+        admin.add_account(session, "Nested", client.id)
+
+
+def test_users_are_validated(session):
+    admin.add_user(session, "ops@example.com", "a-long-password", "admin")
+    with pytest.raises(admin.AdminError, match="already exists"):
+        admin.add_user(session, "ops@example.com", "a-long-password", "admin")
+    with pytest.raises(admin.AdminError, match="at least 12"):
+        admin.add_user(session, "short", "short", "viewer")
+    with pytest.raises(admin.AdminError, match="role"):
+        admin.add_user(session, "x", "a-long-password", "root")
+    with pytest.raises(admin.AdminError, match="may only use"):
+        admin.add_user(session, "<script>", "a-long-password", "viewer")
+
+
+def test_trunk_password_is_sealed_and_views_unseal_it(session, box):
+    request = admin.TrunkRequest("voip", "registration", "sip.example.net", 5060, "acme", "pw-1")
+    trunk = admin.add_trunk(session, box, request)
+    assert "pw-1" not in (trunk.password_sealed or "")
+    (view,) = admin.trunk_views(session, box)
+    assert view.password == "pw-1" and view.match == ("sip.example.net",)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (admin.TrunkRequest("Bad Name", "ip", "h"), "trunk name"),
+        (admin.TrunkRequest("t", "sip", "h"), "kind"),
+        (admin.TrunkRequest("t", "ip", "h;x"), "host"),
+        (admin.TrunkRequest("t", "ip", "h", 0), "port"),
+        (admin.TrunkRequest("t", "registration", "h"), "needs a username"),
+        (admin.TrunkRequest("t", "registration", "h", 5060, "u", "p\n[evil]"), "newlines"),
+        (admin.TrunkRequest("t", "ip", "h", match=["not a net!"]), "not an address"),
+    ],
+)
+def test_trunk_input_that_could_break_the_config_is_refused(session, box, request_, message):
+    with pytest.raises(admin.AdminError, match=message):
+        admin.add_trunk(session, box, request_)
+
+
+def test_numbers_are_stored_e164_with_their_route(session, box):
+    admin.add_trunk(session, box, admin.TrunkRequest("carrier", "ip", "127.0.0.1"))
+    number = admin.add_number(
+        session,
+        admin.NumberRequest(
+            "(202) 555-0123",
+            label="Flyer",
+            source="Google Ads",
+            forward_to=["202-555-0199"],
+            trunk="carrier",
+            endpoints=["desk-1"],
+            ring_timeout=25,
+        ),
+    )
+    assert number.e164 == "+12025550123"
+    route = session.get(Route, number.route_id)
+    assert [(t.kind, t.value) for t in route.targets] == [
+        ("number", "+12025550199"),
+        ("endpoint", "desk-1"),
+    ]
+    assert route.ring_timeout == 25
+    with pytest.raises(admin.AdminError, match="already exists"):
+        admin.add_number(session, admin.NumberRequest("+12025550123"))
+    with pytest.raises(InvalidNumber):
+        admin.add_number(session, admin.NumberRequest("12345"))
+    with pytest.raises(admin.AdminError, match="existing trunk"):
+        admin.add_number(session, admin.NumberRequest("+12025550124", forward_to=["+12025550199"]))
+    assert session.scalar(select(TrackingNumber.e164)) == "+12025550123"
+    assert session.scalar(select(Account.name)) == "Agency"

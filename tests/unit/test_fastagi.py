@@ -1,0 +1,114 @@
+"""The FastAGI server with hostile peers, over real loopback sockets."""
+
+import asyncio
+
+import pytest
+
+from appliance.asterisk.fastagi import FastAgiServer
+
+HEADERS = (
+    "agi_network: yes\nagi_network_script: inbound\nagi_channel: PJSIP/carrier-1\n"
+    "agi_callerid: 13125550111\nagi_arg_1: 12025550123\nagi_arg_2: 1700000000.1\n\n"
+)
+
+
+async def fake_asterisk(port: int, headers: str = HEADERS) -> list[str]:
+    """Play Asterisk's side: send headers, answer every command with 200 result=1."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(headers.encode())
+    commands = []
+    while line := await reader.readline():
+        commands.append(line.decode().strip())
+        writer.write(b"200 result=1\n")
+    writer.close()
+    return commands
+
+
+@pytest.fixture
+async def server():
+    seen = []
+
+    async def inbound(request):
+        seen.append(request)
+        return {"APPLIANCE_CALL_ID": "abc", "APPLIANCE_DIAL": 'PJSIP/+1@c"x'}
+
+    async def slow(request):
+        await asyncio.sleep(10)
+        return {}
+
+    agi = FastAgiServer({"inbound": inbound, "slow": slow}, timeout=0.5)
+    await agi.start("127.0.0.1", 0)
+    agi.seen = seen
+    yield agi
+    await agi.close()
+
+
+async def test_answers_with_quoted_variables(server):
+    commands = await fake_asterisk(server.port)
+    assert commands == [
+        'SET VARIABLE APPLIANCE_CALL_ID "abc"',
+        'SET VARIABLE APPLIANCE_DIAL "PJSIP/+1@c\\"x"',
+    ]
+    assert server.seen[0].args == ("12025550123", "1700000000.1")
+
+
+async def raw_peer(port: int, payload: bytes, close: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    if close:
+        writer.write_eof()
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return data
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"agi_network_script: inbound\nagi_channel: x",  # closes mid-headers
+        b"agi_network_script: inbound\n",  # closes before the blank line
+        b"agi_x: " + b"A" * 100_000 + b"\n\n",
+        b"agi_network_script: nothere\n\n",
+        b"".join(b"agi_h%d: x\n" % i for i in range(500)) + b"\n",
+        b"\xff\xfe\x00garbage\n\n",
+    ],
+)
+async def test_hostile_requests_are_dropped_without_an_answer(server, payload):
+    assert await raw_peer(server.port, payload) == b""
+    assert await fake_asterisk(server.port)  # the server still answers real requests
+
+
+async def test_silent_and_slow_peers_do_not_block_other_calls(server):
+    loop = asyncio.get_running_loop()
+    silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+    started = loop.time()
+    results = await asyncio.gather(*(fake_asterisk(server.port) for _ in range(20)))
+    assert all(len(r) == 2 for r in results)
+    assert loop.time() - started < 0.5, "a silent peer delayed real requests"
+    for reader, _writer in silent:  # each silent peer is dropped after the time budget
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+
+
+async def test_handler_over_budget_gives_no_answer(server):
+    headers = HEADERS.replace("inbound", "slow")
+    assert await asyncio.wait_for(fake_asterisk(server.port, headers), 3) == []
+
+
+async def test_event_loop_keeps_running_when_peer_closes_mid_headers(server):
+    """panoramisk 1.4 spins forever here; this server must not freeze the loop."""
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    for _ in range(10):
+        await raw_peer(server.port, b"agi_network_script: inbound\nagi_chan")
+    await asyncio.sleep(0.2)
+    task.cancel()
+    assert ticks >= 10
