@@ -27,8 +27,9 @@ ensure_venv() {
     if [[ -f $VENV/.stamp && $(cat "$VENV/.stamp") == "$stamp" ]]; then return; fi
     say "preparing the Python environment in $VENV"
     [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e "$REPO${extras:+[$extras]}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$VENV/bin/pip" install -q --upgrade pip >"$VENV/pip.log" 2>&1 || { cat "$VENV/pip.log" >&2; die "pip upgrade failed"; }
+    "$VENV/bin/pip" install -q -e "$REPO${extras:+[$extras]}" >"$VENV/pip.log" 2>&1 \
+        || { cat "$VENV/pip.log" >&2; die "pip install failed (log: $VENV/pip.log)"; }
     "$VENV/bin/python" -c 'import appliance, panoramisk, vosk' || die "Python environment incomplete"
     echo "$stamp" >"$VENV/.stamp"
 }

@@ -62,8 +62,8 @@ class FastAgiServer:
             )
         except AgiProtocolError as exc:
             log.warning("FastAGI request from %s dropped: %s", peer, exc)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            log.info("FastAGI peer %s went away", peer)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.debug("FastAGI peer %s went away: %s", peer, exc)
         except Exception:
             log.exception("FastAGI request from %s failed; left to the fallback", peer)
         finally:
@@ -95,7 +95,9 @@ async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
     while True:
         try:
             raw = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
+        except asyncio.IncompleteReadError as exc:
+            if not headers and not exc.partial:
+                raise ConnectionError("closed before sending anything") from None
             raise AgiProtocolError("connection closed in the middle of the headers") from None
         except asyncio.LimitOverrunError:
             raise AgiProtocolError(f"header line longer than {MAX_LINE} bytes") from None
