@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appliance.asterisk.render import TrunkView
+from appliance.calls import routing, schedule
 from appliance.db.models import Account, Route, RouteTarget, Source, TrackingNumber, Trunk, User
 from appliance.numbers import to_e164
 from appliance.secrets import SecretBox, hash_password
@@ -138,15 +139,81 @@ def _network(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class NumberRequest:
-    number: str
-    label: str | None = None
-    source: str | None = None
+class RouteRequest:
+    name: str
     forward_to: Sequence[str] = ()
     trunk: str | None = None
     endpoints: Sequence[str] = ()
     ring_timeout: int = 30
     strategy: str = "simultaneous"
+    announcement: str | None = None
+    whisper: str | None = None
+    hours: str | None = None
+    timezone: str = "UTC"
+    after_hours: str | None = None
+    default: bool = False
+
+
+def add_route(
+    session: Session, request: RouteRequest, account_id: int | None = None, region: str = "US"
+) -> Route:
+    account = get_account(session, account_id)
+    name = request.name.strip()
+    if not name or len(name) > 120:
+        raise AdminError("route name must be 1 to 120 characters")
+    if session.scalar(select(Route.id).where(Route.account_id == account.id, Route.name == name)):
+        raise AdminError(f"route {name!r} already exists")
+    if request.strategy not in ("simultaneous", "sequential"):
+        raise AdminError("strategy must be 'simultaneous' or 'sequential'")
+    if not 1 <= request.ring_timeout <= 600:
+        raise AdminError("ring timeout must be 1 to 600 seconds")
+    targets = _targets(session, request, region)
+    if not targets:
+        raise AdminError("a route needs at least one --forward number or --endpoint")
+    try:
+        routing.sound(request.announcement)
+        routing.sound(request.whisper)
+        schedule.zone(request.timezone)
+        if request.hours:
+            schedule.parse(request.hours)
+    except (routing.InvalidRoute, schedule.InvalidSchedule) as exc:
+        raise AdminError(str(exc)) from None
+    after_hours = None
+    if request.after_hours:
+        after_hours = session.scalar(
+            select(Route).where(Route.account_id == account.id, Route.name == request.after_hours)
+        )
+        if after_hours is None:
+            raise AdminError(f"no route {request.after_hours!r} for after hours")
+    elif request.hours:
+        raise AdminError("business hours need an after-hours route (--after-hours NAME)")
+    if request.default:
+        for other in session.scalars(select(Route).where(Route.is_default)):
+            other.is_default = False
+    route = Route(
+        account_id=account.id,
+        name=name,
+        targets=targets,
+        ring_timeout=request.ring_timeout,
+        strategy=request.strategy,
+        announcement=request.announcement or None,
+        whisper=request.whisper or None,
+        hours=request.hours or None,
+        timezone=request.timezone,
+        after_hours_route_id=after_hours.id if after_hours else None,
+        is_default=request.default,
+    )
+    session.add(route)
+    session.flush()
+    return route
+
+
+@dataclass(frozen=True)
+class NumberRequest:
+    number: str
+    label: str | None = None
+    source: str | None = None
+    route: str | None = None
 
 
 def add_number(
@@ -159,19 +226,12 @@ def add_number(
     number = TrackingNumber(e164=e164, account_id=account.id, label=request.label)
     if request.source:
         number.source_id = _source(session, account.id, request.source).id
-    targets = _targets(session, request, region)
-    if targets:
-        if not 1 <= request.ring_timeout <= 600:
-            raise AdminError("ring timeout must be 1 to 600 seconds")
-        route = Route(
-            account_id=account.id,
-            name=request.label or e164,
-            targets=targets,
-            ring_timeout=request.ring_timeout,
-            strategy=request.strategy,
+    if request.route:
+        route = session.scalar(
+            select(Route).where(Route.account_id == account.id, Route.name == request.route)
         )
-        session.add(route)
-        session.flush()
+        if route is None:
+            raise AdminError(f"no route {request.route!r} (add it with 'appliance route add')")
         number.route_id = route.id
     session.add(number)
     session.flush()
@@ -190,16 +250,19 @@ def _source(session: Session, account_id: int, name: str) -> Source:
     return source
 
 
-def _targets(session: Session, request: NumberRequest, region: str) -> list[RouteTarget]:
+def _targets(session: Session, request: RouteRequest, region: str) -> list[RouteTarget]:
     targets: list[RouteTarget] = []
     if request.forward_to:
         trunk = session.scalar(select(Trunk).where(Trunk.name == (request.trunk or "")))
         if trunk is None:
             raise AdminError(f"forwarding needs an existing trunk (got {request.trunk!r})")
-        for position, raw in enumerate(request.forward_to):
+        for raw in request.forward_to:
             targets.append(
                 RouteTarget(
-                    kind="number", value=to_e164(raw, region), trunk_id=trunk.id, position=position
+                    kind="number",
+                    value=to_e164(raw, region),
+                    trunk_id=trunk.id,
+                    position=len(targets),
                 )
             )
     for endpoint in request.endpoints:

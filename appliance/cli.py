@@ -102,16 +102,31 @@ def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
-    request = admin.NumberRequest(
-        number=args.number,
-        label=args.label,
-        source=args.source,
+def cmd_route_add(config: Config, args: argparse.Namespace) -> int:
+    request = admin.RouteRequest(
+        name=args.name,
         forward_to=args.forward or (),
         trunk=args.trunk,
         endpoints=args.endpoint or (),
         ring_timeout=args.ring_timeout,
         strategy=args.strategy,
+        announcement=args.announce,
+        whisper=args.whisper,
+        hours=args.hours,
+        timezone=args.timezone,
+        after_hours=args.after_hours,
+        default=args.default,
+    )
+    with _session(config) as session:
+        route = admin.add_route(session, request, args.account, args.region)
+        note = " (default for numbers without a route)" if route.is_default else ""
+        print(f"route {route.name!r} added{note}")
+    return 0
+
+
+def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
+    request = admin.NumberRequest(
+        number=args.number, label=args.label, source=args.source, route=args.route
     )
     with _session(config) as session:
         number = admin.add_number(session, request, args.account, args.region)
@@ -189,18 +204,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", type=int)
     password_options(p)
 
-    number = sub.add_parser("number", help="manage tracking numbers").add_subparsers(
+    route = sub.add_parser("route", help="manage routes").add_subparsers(
         dest="action", required=True
     )
-    p = command("add", cmd_number_add, "add a tracking number and its route", number)
-    p.add_argument("number")
-    p.add_argument("--label")
-    p.add_argument("--source", help="marketing source, e.g. 'Google Ads'")
+    p = command("add", cmd_route_add, "add a route: where calls ring", route)
+    p.add_argument("name")
     p.add_argument("--forward", action="append", help="E.164 number to forward to")
     p.add_argument("--trunk", help="trunk to forward over")
     p.add_argument("--endpoint", action="append", help="SIP endpoint to ring")
-    p.add_argument("--ring-timeout", type=int, default=30)
+    p.add_argument("--ring-timeout", type=int, default=30, help="seconds each attempt rings")
     p.add_argument("--strategy", choices=("simultaneous", "sequential"), default="simultaneous")
+    p.add_argument("--announce", help="prompt played to the caller first, e.g. a recording notice")
+    p.add_argument("--whisper", help="prompt played to whoever answers, before connecting")
+    p.add_argument("--hours", help="business hours, e.g. 'mon-fri 09:00-17:00; sat 10:00-14:00'")
+    p.add_argument("--timezone", default="UTC", help="time zone of the hours")
+    p.add_argument("--after-hours", help="route used outside the hours")
+    p.add_argument("--default", action="store_true", help="use for numbers with no route")
+    p.add_argument("--region", default="US", help="region for numbers without +country code")
+    p.add_argument("--account", type=int)
+
+    number = sub.add_parser("number", help="manage tracking numbers").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("add", cmd_number_add, "add a tracking number", number)
+    p.add_argument("number")
+    p.add_argument("--label")
+    p.add_argument("--source", help="marketing source, e.g. 'Google Ads'")
+    p.add_argument("--route", help="route its calls take (see 'appliance route add')")
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
 

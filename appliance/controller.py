@@ -8,12 +8,14 @@ import errno
 import logging
 import signal
 from collections.abc import Awaitable
+from pathlib import Path
 
 from aiohttp import web
 
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
 from appliance.calls.inbound import InboundHandler
+from appliance.calls.service import CallPath
 from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, resolve_secret
 from appliance.db import engine as db
@@ -45,6 +47,10 @@ class Controller:
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine))
         self.ami: AmiClient | None = None
+
+    @property
+    def cdr_file(self) -> Path:
+        return self.config.asterisk_dir_on_host / "log" / "cdr-custom" / "appliance.csv"
 
     def check_database(self) -> None:
         try:
@@ -87,6 +93,9 @@ class Controller:
                 self.config.ami.max_backoff,
             )
             stack.push_async_callback(ami.close)
+            calls = CallPath(self.store, ami, self.cdr_file)
+            stack.push_async_callback(calls.close)
+            calls.spawn(calls.run_fallback_sync())
 
             checks = {"ami": lambda: ami.is_connected, "database": self.database_ok}
             runner = web.AppRunner(init_app(checks), access_log=None)

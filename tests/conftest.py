@@ -29,23 +29,15 @@ def stack(tmp_path: Path):
 @pytest.fixture
 def running(stack: Stack):
     """Asterisk and the controller running, with a carrier trunk whose far end is a SIPp phone
-    and a tracking number +12025550123 forwarded to +12025550199 over it."""
+    and a tracking number +12025550123 whose route forwards to +12025550199 over it."""
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
-    stack.appliance(
-        "number",
-        "add",
-        "+12025550123",
-        "--label",
-        "Spring flyer",
-        "--source",
-        "Google Ads",
-        "--forward",
-        "+12025550199",
-        "--trunk",
-        "carrier",
-    )
+    forward = ("--forward", "+12025550199", "--trunk", "carrier", "--ring-timeout", "3")
+    stack.appliance("route", "add", "Spring flyer", *forward)
+    stack.appliance("route", "add", "Default desk", *forward, "--default")
+    number = ("+12025550123", "--label", "Spring flyer", "--source", "Google Ads")
+    stack.appliance("number", "add", *number, "--route", "Spring flyer")
     stack.appliance("config", "render")
     stack.start_asterisk()
     stack.start_controller()

@@ -97,6 +97,8 @@ class AmiClient:
     async def action(self, action: dict[str, str], timeout: float = 5.0) -> Any:
         if not self.is_connected:
             raise AmiError(f"AMI not connected; cannot send {action.get('Action')}")
+        if any("\r" in str(v) or "\n" in str(v) for v in action.values()):
+            raise AmiError(f"AMI action {action.get('Action')}: a value contains a line break")
         try:
             async with asyncio.timeout(timeout):
                 response = await self.manager.send_action(action)

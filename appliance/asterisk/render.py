@@ -25,7 +25,7 @@ NOLOAD = (
     "res_ari.so chan_rtp.so res_stasis_test.so res_pjsip_notify.so"
 ).split()
 
-SUBDIRS = ("etc", "db", "keys", "spool", "run", "log")
+SUBDIRS = ("etc", "db", "keys", "spool", "run", "log", "log/cdr-custom")
 
 
 def templates_dir() -> Path:

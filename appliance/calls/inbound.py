@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+from collections.abc import Callable
 
 from appliance.asterisk.agi_protocol import AgiRequest
-from appliance.calls import variables as var
-from appliance.calls.routing import InvalidTarget, decide
+from appliance.calls.routing import Decision, InvalidRoute, channel_variables, decide
+from appliance.calls.schedule import InvalidSchedule
 from appliance.calls.store import CallStore, InboundCall
 from appliance.numbers import dialled_to_e164
 
 log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def printable(text: str, limit: int) -> str:
@@ -31,8 +39,9 @@ def inbound_call(request: AgiRequest) -> InboundCall:
 
 
 class InboundHandler:
-    def __init__(self, store: CallStore) -> None:
+    def __init__(self, store: CallStore, clock: Clock = utc_now) -> None:
         self.store = store
+        self.clock = clock
 
     async def __call__(self, request: AgiRequest) -> dict[str, str]:
         call = inbound_call(request)
@@ -44,20 +53,17 @@ class InboundHandler:
     def _route(self, call: InboundCall) -> dict[str, str]:
         info = self.store.lookup(dialled_to_e164(call.dialled))
         try:
-            decision = decide(info.plan if info else None)
-        except InvalidTarget as exc:
+            decision = decide(info.plan if info else None, self.clock(), self.store.default_plan())
+        except (InvalidRoute, InvalidSchedule) as exc:
             log.error("route for %s is broken (%s); using the fallback", call.dialled, exc)
-            decision = decide(None)
-        call_id = self.store.open_call(call, info, decision.route_name)
+            decision = Decision(dials=())
+        call_id = self.store.open_call(call, info, decision.route_name, decision.after_hours)
         log.info(
-            "call %s to %s from %s: %s",
+            "call %s to %s from %s: %s%s",
             call_id,
             call.dialled,
             call.caller_number,
             decision.route_name or "fallback",
+            " (after hours)" if decision.after_hours else "",
         )
-        answer = {var.CALL_ID: call_id}
-        if decision.dial:
-            answer[var.DIAL] = decision.dial
-            answer[var.RING_TIMEOUT] = str(decision.ring_timeout)
-        return answer
+        return channel_variables(decision, call_id)

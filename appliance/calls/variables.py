@@ -1,8 +1,24 @@
-"""Channel variables shared by the controller and the dialplan templates (one list, no drift)."""
+"""Channel variables shared by the controller and the dialplan templates (one list, no drift).
 
-CALL_ID = "APPLIANCE_CALL_ID"
-DIAL = "APPLIANCE_DIAL"
-RING_TIMEOUT = "APPLIANCE_RING_TIMEOUT"
-DNID = "APPLIANCE_DNID"
+A test checks that the template uses every name here and no other APPLIANCE_ name.
+"""
 
-ALL = {"CALL_ID": CALL_ID, "DIAL": DIAL, "RING_TIMEOUT": RING_TIMEOUT, "DNID": DNID}
+CALL_ID = "APPLIANCE_CALL_ID"  # the appliance call id
+DIAL = "APPLIANCE_DIAL"  # first dial string; APPLIANCE_DIAL_2.. follow for sequential routes
+DIAL_COUNT = "APPLIANCE_DIAL_COUNT"  # how many dial strings there are
+RING_TIMEOUT = "APPLIANCE_RING_TIMEOUT"  # seconds each dial string rings
+DIAL_OPTIONS = "APPLIANCE_DIAL_OPTIONS"  # Dial() options, e.g. the whisper subroutine
+ANNOUNCE = "APPLIANCE_ANNOUNCE"  # prompt played to the caller before dialling
+DNID = "APPLIANCE_DNID"  # the dialled number, set by the dialplan
+TRY = "APPLIANCE_TRY"  # the dialplan's sequential-ring counter
+
+ALL = {
+    "CALL_ID": CALL_ID,
+    "DIAL": DIAL,
+    "DIAL_COUNT": DIAL_COUNT,
+    "RING_TIMEOUT": RING_TIMEOUT,
+    "DIAL_OPTIONS": DIAL_OPTIONS,
+    "ANNOUNCE": ANNOUNCE,
+    "DNID": DNID,
+    "TRY": TRY,
+}

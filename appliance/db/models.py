@@ -9,11 +9,14 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -113,6 +116,14 @@ class Route(Base):
     strategy: Mapped[str] = mapped_column(String(16), default="simultaneous")
     ring_timeout: Mapped[int] = mapped_column(Integer, default=30)
     record: Mapped[bool] = mapped_column(Boolean, default=False)
+    announcement: Mapped[str | None] = mapped_column(String(100))
+    whisper: Mapped[str | None] = mapped_column(String(100))
+    hours: Mapped[str | None] = mapped_column(String(500))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    after_hours_route_id: Mapped[int | None] = mapped_column(
+        ForeignKey("routes.id", ondelete="SET NULL")
+    )
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     targets: Mapped[list[RouteTarget]] = relationship(
         order_by="RouteTarget.position", cascade="all, delete-orphan"
@@ -154,6 +165,13 @@ class Call(Base):
     """One inbound call, keyed by the appliance call id that travels with it through Asterisk."""
 
     __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(
+            "disposition IN ('answered', 'no_answer', 'busy', 'failed', 'abandoned')",
+            name="disposition",
+        ),
+        Index("ix_calls_account_caller", "account_id", "caller_number"),
+    )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_call_id)
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
@@ -171,3 +189,10 @@ class Call(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     disposition: Mapped[str | None] = mapped_column(String(16))
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    hangup_party: Mapped[str | None] = mapped_column(String(8))
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    first_time: Mapped[bool | None] = mapped_column(Boolean)
+    after_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    via: Mapped[str] = mapped_column(String(12), default="controller", server_default="controller")

@@ -48,16 +48,6 @@ def test_health_and_doctor_report_a_working_stack(running: Stack):
     assert "[  ok] AMI login" in doctor.stdout
 
 
-def test_unknown_number_is_logged_and_takes_the_fallback(running: Stack):
-    result = sipp_call(running, "12025550100", caller="13125550111", caller_name="X", talk_ms=100)
-    # No fallback route exists yet in AstDB, so Asterisk refuses the call, but it is logged.
-    assert 200 not in result.responses
-    assert result.responses[-1] >= 400, result.messages
-    (call,) = calls(running)
-    assert call["dialled"] == "12025550100"
-    assert call["tracking_number_id"] is None
-
-
 def test_sigterm_shuts_the_controller_down_cleanly(running: Stack):
     controller = running.processes[-1]
     assert running.stop(controller) == 0

@@ -58,20 +58,18 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
         admin.add_trunk(
             session, SecretBox(b"k" * 32), admin.TrunkRequest("carrier", "ip", "127.0.0.1")
         )
-        admin.add_number(
-            session,
-            admin.NumberRequest(
-                "+12025550123", label="Flyer", forward_to=["+12025550199"], trunk="carrier"
-            ),
+        admin.add_route(
+            session, admin.RouteRequest("Flyer", forward_to=["+12025550199"], trunk="carrier")
         )
+        admin.add_number(session, admin.NumberRequest("+12025550123", route="Flyer"))
     store = CallStore(sessions)
     info = store.lookup("+12025550123")
     assert info is not None and info.plan is not None
     assert info.plan.targets[0].trunk == "carrier"
     assert store.lookup("+12025550100") is None
     call = InboundCall("1700000000.7", "12025550123", "13125550111", "Jane")
-    first = store.open_call(call, info, "Flyer")
-    assert store.open_call(call, info, "Flyer") == first
+    first = store.open_call(call, info, "Flyer", after_hours=False)
+    assert store.open_call(call, info, "Flyer", after_hours=False) == first
     with sessions() as session:
         (row,) = session.scalars(select(Call)).all()
     assert (row.id, row.caller_name, row.route_name) == (first, "Jane", "Flyer")

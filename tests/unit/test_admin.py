@@ -69,32 +69,62 @@ def test_trunk_input_that_could_break_the_config_is_refused(session, box, reques
         admin.add_trunk(session, box, request_)
 
 
-def test_numbers_are_stored_e164_with_their_route(session, box):
+def test_routes_and_numbers(session, box):
     admin.add_trunk(session, box, admin.TrunkRequest("carrier", "ip", "127.0.0.1"))
-    number = admin.add_number(
+    route = admin.add_route(
         session,
-        admin.NumberRequest(
-            "(202) 555-0123",
-            label="Flyer",
-            source="Google Ads",
+        admin.RouteRequest(
+            "Front desk",
             forward_to=["202-555-0199"],
             trunk="carrier",
             endpoints=["desk-1"],
             ring_timeout=25,
+            whisper="beep",
         ),
     )
-    assert number.e164 == "+12025550123"
-    route = session.get(Route, number.route_id)
     assert [(t.kind, t.value) for t in route.targets] == [
         ("number", "+12025550199"),
         ("endpoint", "desk-1"),
     ]
-    assert route.ring_timeout == 25
+    number = admin.add_number(
+        session,
+        admin.NumberRequest(
+            "(202) 555-0123", label="Flyer", source="Google Ads", route="Front desk"
+        ),
+    )
+    assert number.e164 == "+12025550123"
+    assert session.get(Route, number.route_id).ring_timeout == 25
     with pytest.raises(admin.AdminError, match="already exists"):
         admin.add_number(session, admin.NumberRequest("+12025550123"))
     with pytest.raises(InvalidNumber):
         admin.add_number(session, admin.NumberRequest("12345"))
-    with pytest.raises(admin.AdminError, match="existing trunk"):
-        admin.add_number(session, admin.NumberRequest("+12025550124", forward_to=["+12025550199"]))
+    with pytest.raises(admin.AdminError, match="no route 'Nope'"):
+        admin.add_number(session, admin.NumberRequest("+12025550124", route="Nope"))
     assert session.scalar(select(TrackingNumber.e164)) == "+12025550123"
     assert session.scalar(select(Account.name)) == "Agency"
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (admin.RouteRequest("r"), "at least one"),
+        (admin.RouteRequest("r", forward_to=["+12025550199"]), "existing trunk"),
+        (admin.RouteRequest("r", endpoints=["a b"]), "not a SIP endpoint"),
+        (admin.RouteRequest("r", endpoints=["a"], ring_timeout=0), "ring timeout"),
+        (admin.RouteRequest("r", endpoints=["a"], whisper="../x"), "not a sound name"),
+        (admin.RouteRequest("r", endpoints=["a"], timezone="Nowhere/X"), "not a time zone"),
+        (admin.RouteRequest("r", endpoints=["a"], hours="someday"), "is not like"),
+        (admin.RouteRequest("r", endpoints=["a"], hours="mon 09:00-10:00"), "after-hours"),
+        (admin.RouteRequest("r", endpoints=["a"], after_hours="missing"), "no route 'missing'"),
+    ],
+)
+def test_bad_routes_are_refused(session, request_, message):
+    with pytest.raises(admin.AdminError, match=message):
+        admin.add_route(session, request_)
+
+
+def test_only_one_default_route(session):
+    admin.add_route(session, admin.RouteRequest("a", endpoints=["a"], default=True))
+    admin.add_route(session, admin.RouteRequest("b", endpoints=["b"], default=True))
+    defaults = session.scalars(select(Route.name).where(Route.is_default)).all()
+    assert defaults == ["b"]

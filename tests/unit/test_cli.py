@@ -54,16 +54,27 @@ def test_admin_commands_and_their_errors(run):
     assert ok.returncode == 0 and "one-time password" not in ok.stdout
     assert run("account", "add", "Dental clinic").returncode == 0
     assert run("trunk", "add", "carrier", "--host", "127.0.0.1").returncode == 0
-    number = run(
-        "number",
+    hours = ("--hours", "mon-fri 09:00-17:00", "--timezone", "Europe/Paris")
+    route = run(
+        "route", "add", "Front desk", "--endpoint", "desk-1", *hours, "--after-hours", "Night"
+    )
+    assert route.returncode == 2 and "no route 'Night' for after hours" in route.stderr
+    assert run("route", "add", "Night", "--endpoint", "night-desk").returncode == 0
+    route = run(
+        "route",
         "add",
-        "(202) 555-0123",
+        "Front desk",
         "--forward",
         "+12025550199",
         "--trunk",
         "carrier",
-        "--source",
-        "Google Ads",
+        *hours,
+        "--after-hours",
+        "Night",
+    )
+    assert route.returncode == 0, route.stderr
+    number = run(
+        "number", "add", "(202) 555-0123", "--route", "Front desk", "--source", "Google Ads"
     )
     assert "tracking number +12025550123 added" in number.stdout
 
@@ -84,8 +95,8 @@ def test_admin_commands_and_their_errors(run):
 def test_migrate_reports_the_revision(run):
     result = run("migrate")
     assert result.returncode == 0
-    assert "database at revision 0001 (was None)" in result.stdout
-    assert "database at revision 0001" in run("migrate").stdout
+    assert "database at revision 0002 (was None)" in result.stdout
+    assert "database at revision 0002" in run("migrate").stdout
 
 
 @pytest.mark.parametrize(

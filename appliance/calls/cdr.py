@@ -1,0 +1,130 @@
+"""Asterisk's own CDRs (cdr_custom CSV) turned into call outcomes, for reconciliation. Pure.
+
+The columns are those of asterisk-config/cdr_custom.conf.j2; a call with several legs or
+several dial attempts has several rows with the same linkedid.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from appliance.calls.outcome import CallOutcome
+
+COLUMNS = (
+    "linkedid",
+    "uniqueid",
+    "call_id",
+    "dnid",
+    "src",
+    "clid",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "disposition",
+    "cause",
+    "route",
+)
+_DISPOSITIONS = {
+    "ANSWERED": "answered",
+    "BUSY": "busy",
+    "NO ANSWER": "no_answer",
+    "FAILED": "failed",
+    "CONGESTION": "failed",
+}
+_CLID_NAME = re.compile(r'^"(.*)"\s*<')
+
+
+@dataclass(frozen=True)
+class CdrRow:
+    linkedid: str
+    uniqueid: str
+    call_id: str
+    dnid: str
+    src: str
+    clid: str
+    dstchannel: str
+    lastapp: str
+    lastdata: str
+    start: float | None
+    answer: float | None
+    end: float | None
+    disposition: str
+    cause: str
+    route: str
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def parse(text: str) -> tuple[list[CdrRow], int]:
+    """Rows of the CSV, and how many lines were malformed (skipped)."""
+    rows, bad = [], 0
+    for fields in csv.reader(io.StringIO(text)):
+        if len(fields) != len(COLUMNS) or not fields[0]:
+            bad += 1
+            continue
+        values = dict(zip(COLUMNS, fields, strict=True))
+        times = {key: _epoch(values.pop(key)) for key in ("start", "answer", "end")}
+        rows.append(CdrRow(**values, **times))  # type: ignore[arg-type]
+    return rows, bad
+
+
+def _dial_target(lastdata: str) -> str | None:
+    dial = lastdata.split(",", 1)[0]
+    if "&" in dial or not dial.startswith("PJSIP/"):
+        return None
+    return dial.removeprefix("PJSIP/")
+
+
+def outcome(rows: list[CdrRow]) -> CallOutcome:
+    """One call from its CDR rows."""
+    rows = sorted(rows, key=lambda r: (r.end or 0, r.start or 0))
+    inbound = next((r for r in rows if r.uniqueid == r.linkedid), rows[0])
+    answered_rows = [r for r in rows if r.disposition == "ANSWERED" and r.answer]
+    answered = min((r.answer for r in answered_rows if r.answer), default=None)
+    dials = [r for r in rows if r.lastapp == "Dial"]
+    last = rows[-1]
+    disposition = (
+        "answered" if answered is not None else _DISPOSITIONS.get(last.disposition, "failed")
+    )
+    starts = [r.start for r in rows if r.start]
+    ends = [r.end for r in rows if r.end]
+    name = _CLID_NAME.match(inbound.clid)
+    cause = next((r.cause for r in rows if r.cause.isdigit()), "")
+    return CallOutcome(
+        linkedid=inbound.linkedid,
+        dialled=inbound.dnid,
+        caller_number=inbound.src,
+        caller_name=name.group(1) if name else "",
+        started=min(starts) if starts else 0.0,
+        ended=max(ends) if ends else 0.0,
+        answered=answered,
+        ring_started=min(starts) if dials and starts else None,
+        disposition=disposition,
+        hangup_cause=int(cause) if cause else None,
+        hangup_party=None,
+        answered_by=_dial_target(answered_rows[0].lastdata) if answered_rows else None,
+        call_id=next((r.call_id for r in rows if r.call_id), None),
+        via="fallback" if any(r.route == "fallback" for r in rows) else "controller",
+    )
+
+
+def outcomes(rows: Iterable[CdrRow], skip: Collection[str] = ()) -> list[CallOutcome]:
+    grouped: dict[str, list[CdrRow]] = defaultdict(list)
+    for row in rows:
+        if row.linkedid not in skip:
+            grouped[row.linkedid].append(row)
+    return [outcome(group) for group in grouped.values()]

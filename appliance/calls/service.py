@@ -1,0 +1,133 @@
+"""The call path's asyncio side: AMI events -> tracker -> database, the static fallback routes
+in AstDB, and reconciliation with Asterisk's CDRs after every (re)connect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+from appliance.asterisk.ami import AmiClient, AmiError
+from appliance.calls import cdr
+from appliance.calls.outcome import CallOutcome
+from appliance.calls.store import CallStore
+from appliance.calls.tracker import CallTracker
+
+log = logging.getLogger(__name__)
+
+FALLBACK_FAMILY = "appliance_fallback"
+
+
+class CallPath:
+    def __init__(
+        self, store: CallStore, ami: AmiClient, cdr_file: Path, fallback_interval: float = 30.0
+    ) -> None:
+        self.store = store
+        self.ami = ami
+        self.cdr_file = cdr_file
+        self.fallback_interval = fallback_interval
+        self.tracker = CallTracker()
+        self.pushed: dict[str, str] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.reconciled = asyncio.Event()
+        ami.handlers.append(self.on_event)
+        ami.on_login.append(self.on_login)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call path task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # AMI -------------------------------------------------------------------------------
+    def on_event(self, event: Mapping[str, str]) -> None:
+        outcome = self.tracker.feed(event)
+        if outcome is not None:
+            self.spawn(self.write(outcome))
+
+    async def write(self, outcome: CallOutcome) -> None:
+        call_id, finished = await asyncio.to_thread(self.store.record_outcome, outcome)
+        if finished:
+            log.info(
+                "call %s ended: %s, talk %.1fs, ring %.1fs",
+                call_id,
+                outcome.disposition,
+                outcome.talk_seconds,
+                outcome.ring_seconds,
+            )
+
+    def on_login(self) -> None:
+        self.pushed = None
+        self.spawn(self.after_login())
+
+    async def after_login(self) -> None:
+        await self.sync_fallback()
+        await self.reconcile()
+
+    async def run_fallback_sync(self) -> None:
+        """Keep AstDB's fallback routes equal to the database, whoever changed the routes."""
+        while True:
+            await asyncio.sleep(self.fallback_interval)
+            if self.ami.is_connected:
+                try:
+                    await self.sync_fallback()
+                except Exception:
+                    log.exception("fallback route sync failed; will retry")
+
+    async def sync_fallback(self) -> None:
+        routes = await asyncio.to_thread(self.store.fallback_routes)
+        if routes == self.pushed:
+            return
+        try:
+            await self.ami.action({"Action": "DBDelTree", "Family": FALLBACK_FAMILY})
+        except AmiError:
+            pass  # nothing to delete yet
+        for key, dial in routes.items():
+            await self.ami.action(
+                {"Action": "DBPut", "Family": FALLBACK_FAMILY, "Key": key, "Val": dial}
+            )
+        self.pushed = routes
+        log.info("fallback routes in Asterisk updated (%d keys)", len(routes))
+
+    # reconciliation --------------------------------------------------------------------
+    async def active_linkedids(self) -> set[str]:
+        response = await self.ami.action({"Action": "CoreShowChannels"})
+        messages = response if isinstance(response, list) else [response]
+        return {m.get("Linkedid") for m in messages if m.get("Linkedid")}
+
+    async def reconcile(self) -> int:
+        """Record every finished call in Asterisk's CDRs that the database does not have."""
+        try:
+            active = await self.active_linkedids()
+        except AmiError as exc:
+            log.warning("reconciliation postponed: %s", exc)
+            return 0
+        try:
+            text = await asyncio.to_thread(self.cdr_file.read_text, "utf-8", "replace")
+        except FileNotFoundError:
+            text = ""
+        rows, bad = cdr.parse(text)
+        if bad:
+            log.warning("%d malformed CDR line(s) in %s skipped", bad, self.cdr_file)
+        candidates = {r.linkedid for r in rows} - active
+        finished = await asyncio.to_thread(self.store.finished_linkedids, sorted(candidates))
+        missing = cdr.outcomes(
+            (r for r in rows if r.linkedid in candidates), skip=finished | active
+        )
+        for outcome in missing:
+            await self.write(outcome)
+        if missing:
+            log.info("reconciled %d call(s) from Asterisk's CDRs", len(missing))
+        self.reconciled.set()
+        return len(missing)

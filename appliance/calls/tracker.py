@@ -1,0 +1,165 @@
+"""The call state machine fed by AMI events. Pure: events in, finished calls out.
+
+Why these events: Newchannel tells who called which number and when; DialBegin/DialEnd give
+ring time, each attempt's status and which destination answered; HangupRequest says who hung
+up first; Hangup gives the cause and, once every channel of a linkedid is gone, the end of the
+call. A call is keyed by its linkedid, so one record per call whatever the number of legs;
+repeated events change nothing, and a call already finished ignores late events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from appliance.calls.outcome import CallOutcome, disposition
+
+FINISHED_MEMORY = 10_000
+
+
+@dataclass
+class _Call:
+    linkedid: str
+    started: float
+    dialled: str = ""
+    caller_number: str = ""
+    caller_name: str = ""
+    call_id: str | None = None
+    via: str = "controller"
+    alive: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)
+    dial_strings: dict[str, str] = field(default_factory=dict)
+    dial_ends: set[str] = field(default_factory=set)
+    dial_statuses: list[str] = field(default_factory=list)
+    ring_started: float | None = None
+    answered: float | None = None
+    answered_by: str | None = None
+    first_hangup_request: str | None = None
+    hangup_cause: int | None = None
+    ended: float | None = None
+
+
+def _timestamp(event: Mapping[str, str]) -> float:
+    try:
+        return float(event["Timestamp"])
+    except (KeyError, ValueError):
+        return time.time()
+
+
+def _clean(value: str | None, limit: int = 128) -> str:
+    if not value or value == "<unknown>":
+        return ""
+    return "".join(ch for ch in value if ch.isprintable())[:limit]
+
+
+class CallTracker:
+    def __init__(self) -> None:
+        self.calls: dict[str, _Call] = {}
+        self.finished: OrderedDict[str, None] = OrderedDict()
+
+    def feed(self, event: Mapping[str, str]) -> CallOutcome | None:
+        """Apply one AMI event; return the outcome when it ends a call."""
+        linkedid = event.get("Linkedid") or ""
+        uniqueid = event.get("Uniqueid") or ""
+        name = event.get("Event", "")
+        if not linkedid or not uniqueid or linkedid in self.finished:
+            return None
+        handler = getattr(self, f"_on_{name.lower()}", None)
+        if handler is None:
+            return None
+        call = self.calls.get(linkedid)
+        if call is None:
+            call = self.calls[linkedid] = _Call(linkedid=linkedid, started=_timestamp(event))
+        handler(call, event, uniqueid)
+        return self._finish(call) if name == "Hangup" else None
+
+    # events --------------------------------------------------------------------------
+    def _on_newchannel(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        if uniqueid in call.gone:
+            return
+        call.alive.add(uniqueid)
+        if uniqueid == call.linkedid:
+            call.started = min(call.started, _timestamp(event))
+            call.dialled = _clean(event.get("Exten"), 64)
+            call.caller_number = _clean(event.get("CallerIDNum"), 64)
+            call.caller_name = _clean(event.get("CallerIDName"))
+
+    def _on_varset(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        variable, value = event.get("Variable", ""), event.get("Value", "")
+        if variable == "APPLIANCE_CALL_ID" and value:
+            call.call_id = _clean(value, 32)
+        elif variable == "CDR(appliance_route)" and value == "fallback":
+            call.via = "fallback"
+
+    def _on_dialbegin(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        dest = event.get("DestUniqueid", "")
+        if dest:
+            if dest not in call.gone:
+                call.alive.add(dest)
+            call.dial_strings[dest] = _clean(event.get("DialString"))
+        if call.ring_started is None:
+            call.ring_started = _timestamp(event)
+
+    def _on_dialend(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        status = event.get("DialStatus", "")
+        dest = event.get("DestUniqueid", "")
+        if dest in call.dial_ends:  # a repeated event
+            return
+        call.dial_ends.add(dest)
+        call.dial_statuses.append(status)
+        if status == "ANSWER" and call.answered is None:
+            call.answered = _timestamp(event)
+            call.answered_by = call.dial_strings.get(dest) or None
+
+    def _on_bridgeenter(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        if uniqueid != call.linkedid and call.answered is None and call.ring_started is not None:
+            call.answered = _timestamp(event)
+            call.answered_by = call.dial_strings.get(uniqueid) or None
+
+    def _on_hanguprequest(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        if call.first_hangup_request is None:
+            call.first_hangup_request = uniqueid
+
+    def _on_hangup(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        call.alive.discard(uniqueid)
+        call.gone.add(uniqueid)
+        if uniqueid == call.linkedid:
+            try:
+                call.hangup_cause = int(event.get("Cause", ""))
+            except ValueError:
+                call.hangup_cause = None
+            call.ended = _timestamp(event)
+
+    # ending --------------------------------------------------------------------------
+    def _finish(self, call: _Call) -> CallOutcome | None:
+        if call.alive or call.linkedid not in call.gone:
+            return None
+        del self.calls[call.linkedid]
+        self.finished[call.linkedid] = None
+        while len(self.finished) > FINISHED_MEMORY:
+            self.finished.popitem(last=False)
+        ended = call.ended if call.ended is not None else call.started
+        requester = call.first_hangup_request
+        caller_first = requester == call.linkedid
+        party = None if requester is None else ("caller" if caller_first else "callee")
+        answered = call.answered is not None
+        return CallOutcome(
+            linkedid=call.linkedid,
+            dialled=call.dialled,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            started=call.started,
+            ended=ended,
+            answered=call.answered,
+            ring_started=call.ring_started,
+            disposition=disposition(
+                answered, call.dial_statuses, caller_gave_up=caller_first and not answered
+            ),
+            hangup_cause=call.hangup_cause,
+            hangup_party=party or "system",
+            answered_by=call.answered_by,
+            call_id=call.call_id,
+            via=call.via,
+        )
