@@ -74,17 +74,6 @@ class Controller:
         secret = resolve_secret("ami.secret", self.config.ami.secret)
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
-            agi = FastAgiServer(
-                {"inbound": InboundHandler(self.store)}, self.config.agi.request_timeout
-            )
-            await _listen(
-                "agi.port",
-                self.config.agi.host,
-                self.config.agi.port,
-                agi.start(self.config.agi.host, self.config.agi.port),
-            )
-            stack.push_async_callback(agi.close)
-
             ami = self.ami = AmiClient(
                 self.config.ami.host,
                 self.config.ami.port,
@@ -95,7 +84,19 @@ class Controller:
             stack.push_async_callback(ami.close)
             calls = CallPath(self.store, ami, self.cdr_file)
             stack.push_async_callback(calls.close)
-            calls.spawn(calls.run_fallback_sync())
+            await calls.refresh()
+            calls.spawn(calls.run_refresh())
+
+            inbound = InboundHandler(self.store, lambda: calls.table)
+            agi = FastAgiServer({"inbound": inbound}, self.config.agi.request_timeout)
+            await _listen(
+                "agi.port",
+                self.config.agi.host,
+                self.config.agi.port,
+                agi.start(self.config.agi.host, self.config.agi.port),
+            )
+            stack.push_async_callback(inbound.close)
+            stack.push_async_callback(agi.close)
 
             checks = {"ami": lambda: ami.is_connected, "database": self.database_ok}
             runner = web.AppRunner(init_app(checks), access_log=None)

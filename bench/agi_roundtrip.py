@@ -18,8 +18,11 @@ HEADERS = (
     b"agi_callerid: 13125550111\nagi_calleridname: Jane\nagi_arg_1: 12025550123\n"
     b"agi_arg_2: 1700000000.1\n\n"
 )
-ANSWER = {"APPLIANCE_CALL_ID": "0" * 32, "APPLIANCE_DIAL": "PJSIP/+12025550199@carrier",
-          "APPLIANCE_RING_TIMEOUT": "30"}
+ANSWER = {
+    "APPLIANCE_CALL_ID": "0" * 32,
+    "APPLIANCE_DIAL": "PJSIP/+12025550199@carrier",
+    "APPLIANCE_RING_TIMEOUT": "30",
+}
 
 
 async def bare_responder(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -63,8 +66,15 @@ async def main() -> None:
         base = await measure(bare_port, concurrency, rounds)
         cand = await measure(controller.port, concurrency, rounds)
         rows.append((f"{concurrency} concurrent", base, cand))
-    print(report("FastAGI round trip over loopback (client -> answer -> close)", "ms", rows,
-                 baseline="bare asyncio", candidate="controller"))
+    print(
+        report(
+            "FastAGI round trip over loopback (client -> answer -> close)",
+            "ms",
+            rows,
+            baseline="bare asyncio",
+            candidate="controller",
+        )
+    )
     await controller.close()
     bare.close()
 

@@ -24,11 +24,19 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def report(title: str, unit: str, rows: Sequence[tuple[str, Sequence[float], Sequence[float]]],
-           baseline: str = "baseline", candidate: str = "candidate") -> str:
+def report(
+    title: str,
+    unit: str,
+    rows: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    baseline: str = "baseline",
+    candidate: str = "candidate",
+) -> str:
     """A table with, per row, p50/p99 of baseline and candidate, their ratio and difference."""
-    lines = [title, f"{'case':<22}{baseline + ' p50/p99':>22}{candidate + ' p50/p99':>24}"
-             f"{'ratio p50/p99':>18}{'added p99':>12}"]
+    lines = [
+        title,
+        f"{'case':<22}{baseline + ' p50/p99':>22}{candidate + ' p50/p99':>24}"
+        f"{'ratio p50/p99':>18}{'added p99':>12}",
+    ]
     for name, base, cand in rows:
         b, c = summary(base), summary(cand)
         lines.append(

@@ -12,7 +12,7 @@ from typing import Any
 from appliance.asterisk.ami import AmiClient, AmiError
 from appliance.calls import cdr
 from appliance.calls.outcome import CallOutcome
-from appliance.calls.store import CallStore
+from appliance.calls.store import CallStore, RoutingTable
 from appliance.calls.tracker import CallTracker
 
 log = logging.getLogger(__name__)
@@ -22,16 +22,16 @@ FALLBACK_FAMILY = "appliance_fallback"
 
 class CallPath:
     def __init__(
-        self, store: CallStore, ami: AmiClient, cdr_file: Path, fallback_interval: float = 30.0
+        self, store: CallStore, ami: AmiClient, cdr_file: Path, refresh_interval: float = 5.0
     ) -> None:
         self.store = store
         self.ami = ami
         self.cdr_file = cdr_file
-        self.fallback_interval = fallback_interval
+        self.refresh_interval = refresh_interval
+        self.table = RoutingTable()
         self.tracker = CallTracker()
         self.pushed: dict[str, str] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.reconciled = asyncio.Event()
         ami.handlers.append(self.on_event)
         ami.on_login.append(self.on_login)
 
@@ -72,23 +72,25 @@ class CallPath:
         self.spawn(self.after_login())
 
     async def after_login(self) -> None:
-        await self.sync_fallback()
+        await self.refresh()
         await self.reconcile()
 
-    async def run_fallback_sync(self) -> None:
-        """Keep AstDB's fallback routes equal to the database, whoever changed the routes."""
+    async def run_refresh(self) -> None:
+        """Keep the routing table and AstDB's fallback routes equal to the database, whoever
+        changed the routes (admin UI, CLI, another appliance sharing the database)."""
         while True:
-            await asyncio.sleep(self.fallback_interval)
-            if self.ami.is_connected:
-                try:
-                    await self.sync_fallback()
-                except Exception:
-                    log.exception("fallback route sync failed; will retry")
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("routing refresh failed; keeping the previous table")
 
-    async def sync_fallback(self) -> None:
-        routes = await asyncio.to_thread(self.store.fallback_routes)
-        if routes == self.pushed:
-            return
+    async def refresh(self) -> None:
+        self.table = await asyncio.to_thread(self.store.routing_table)
+        if self.ami.is_connected and self.table.fallback != self.pushed:
+            await self.push_fallback(self.table.fallback)
+
+    async def push_fallback(self, routes: dict[str, str]) -> None:
         try:
             await self.ami.action({"Action": "DBDelTree", "Family": FALLBACK_FAMILY})
         except AmiError:
@@ -129,5 +131,4 @@ class CallPath:
             await self.write(outcome)
         if missing:
             log.info("reconciled %d call(s) from Asterisk's CDRs", len(missing))
-        self.reconciled.set()
         return len(missing)

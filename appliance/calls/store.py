@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import phonenumbers
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from appliance.db.models import Call, Route, RouteTarget, TrackingNumber
 from appliance.numbers import dialled_to_e164
 
 log = logging.getLogger(__name__)
+_CALL_NAMESPACE = uuid.UUID("6f1c1f4e-4b43-4c3e-9a57-0c7a3c2f6d11")
 
 
 @dataclass(frozen=True)
@@ -27,11 +29,26 @@ class NumberInfo:
 
 
 @dataclass(frozen=True)
+class RoutingTable:
+    """A snapshot of the routing configuration; `fallback` is AstDB key -> static dial string
+    (each number under its E.164 digits and national digits, the default route as 'default')."""
+
+    numbers: dict[str, NumberInfo] = field(default_factory=dict)
+    default: RoutePlan | None = None
+    fallback: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class InboundCall:
     linkedid: str
     dialled: str
     caller_number: str
     caller_name: str
+
+
+def call_id_for(linkedid: str) -> str:
+    """The appliance call id: derived from the linkedid, so every writer agrees on it."""
+    return uuid.uuid5(_CALL_NAMESPACE, linkedid).hex
 
 
 def _utc(epoch: float | None) -> dt.datetime | None:
@@ -43,70 +60,67 @@ class CallStore:
         self.sessions = sessions
 
     # routing ---------------------------------------------------------------------------
-    def lookup(self, e164: str | None) -> NumberInfo | None:
-        if e164 is None:
-            return None
+    def routing_table(self) -> RoutingTable:
+        """Everything routing needs, read in one pass, so that calls never wait on the database."""
         with self.sessions() as session:
-            number = session.scalar(select(TrackingNumber).where(TrackingNumber.e164 == e164))
-            if number is None:
-                return None
-            return NumberInfo(number.id, number.account_id, _plan(session, number.route))
-
-    def default_plan(self) -> RoutePlan | None:
-        with self.sessions() as session:
+            plans: dict[int | None, RoutePlan | None] = {None: None}
+            numbers = {}
+            for number in session.scalars(select(TrackingNumber)):
+                if number.route_id not in plans:
+                    plans[number.route_id] = _plan(session, number.route)
+                info = NumberInfo(number.id, number.account_id, plans[number.route_id])
+                numbers[number.e164] = info
             route = session.scalar(select(Route).where(Route.is_default).order_by(Route.id))
-            return _plan(session, route)
-
-    def fallback_routes(self) -> dict[str, str]:
-        """AstDB key -> static dial string: each number under its E.164 digits and its
-        national digits, and the default route under 'default'."""
-        routes: dict[str, str] = {}
-        with self.sessions() as session:
-            numbers = session.scalars(
-                select(TrackingNumber).where(TrackingNumber.route_id.is_not(None))
-            )
-            for number in numbers:
-                dial = _safe_fallback(_plan(session, number.route))
-                if dial:
-                    for key in _number_keys(number.e164):
-                        routes[key] = dial
-            default = session.scalar(select(Route).where(Route.is_default).order_by(Route.id))
-            dial = _safe_fallback(_plan(session, default))
+            default = _plan(session, route)
+        fallback = {}
+        for e164, info in numbers.items():
+            dial = _safe_fallback(info.plan)
             if dial:
-                routes["default"] = dial
-        return routes
+                fallback.update(dict.fromkeys(_number_keys(e164), dial))
+        dial = _safe_fallback(default)
+        if dial:
+            fallback["default"] = dial
+        return RoutingTable(numbers=numbers, default=default, fallback=fallback)
 
     # call records ----------------------------------------------------------------------
     def open_call(
-        self, call: InboundCall, info: NumberInfo | None, route_name: str, after_hours: bool
-    ) -> str:
-        """Create the call record once per linkedid; a repeated request gets the same id."""
+        self,
+        call: InboundCall,
+        call_id: str,
+        info: NumberInfo | None,
+        route_name: str,
+        after_hours: bool,
+    ) -> None:
+        """Create the call record once per linkedid (or complete the one an early hangup made)."""
         try:
-            return self._open_call(call, info, route_name, after_hours)
-        except IntegrityError:  # created concurrently (AMI outcome or a retried AGI)
-            return self._open_call(call, info, route_name, after_hours)
+            self._open_call(call, call_id, info, route_name, after_hours)
+        except IntegrityError:  # created concurrently by the call's outcome
+            self._open_call(call, call_id, info, route_name, after_hours)
 
     def _open_call(
-        self, call: InboundCall, info: NumberInfo | None, route_name: str, after_hours: bool
-    ) -> str:
+        self,
+        call: InboundCall,
+        call_id: str,
+        info: NumberInfo | None,
+        route_name: str,
+        after_hours: bool,
+    ) -> None:
         with self.sessions.begin() as session:
-            existing = session.scalar(select(Call).where(Call.linkedid == call.linkedid))
-            if existing is not None:
-                return existing.id
-            record = Call(
-                linkedid=call.linkedid,
-                dialled=call.dialled,
-                caller_number=call.caller_number or None,
-                caller_name=call.caller_name or None,
-                account_id=info.account_id if info else None,
-                tracking_number_id=info.tracking_number_id if info else None,
-                route_name=route_name or None,
-                after_hours=after_hours,
-            )
-            record.first_time = _first_time(session, record)
-            session.add(record)
-            session.flush()
-            return record.id
+            record = session.scalar(select(Call).where(Call.linkedid == call.linkedid))
+            if record is None:
+                record = Call(
+                    id=call_id,
+                    linkedid=call.linkedid,
+                    dialled=call.dialled,
+                    caller_number=call.caller_number or None,
+                    caller_name=call.caller_name or None,
+                    account_id=info.account_id if info else None,
+                    tracking_number_id=info.tracking_number_id if info else None,
+                )
+                record.first_time = _first_time(session, record)
+                session.add(record)
+            record.route_name = record.route_name or route_name or None
+            record.after_hours = record.after_hours or after_hours
 
     def record_outcome(self, outcome: CallOutcome) -> tuple[str, bool]:
         """Write a finished call; return (call id, whether this write finished it).
@@ -153,8 +167,7 @@ class CallStore:
             tracking_number_id=number.id if number else None,
             via=outcome.via,
         )
-        if outcome.call_id:
-            record.id = outcome.call_id
+        record.id = outcome.call_id or call_id_for(outcome.linkedid)
         record.first_time = _first_time(session, record)
         session.add(record)
         return record

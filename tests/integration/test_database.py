@@ -6,7 +6,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from appliance import admin
-from appliance.calls.store import CallStore, InboundCall
+from appliance.calls.store import CallStore, InboundCall, call_id_for
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import current_revision, head_revision, upgrade
 from appliance.db.models import Base, Call
@@ -63,13 +63,21 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
         )
         admin.add_number(session, admin.NumberRequest("+12025550123", route="Flyer"))
     store = CallStore(sessions)
-    info = store.lookup("+12025550123")
-    assert info is not None and info.plan is not None
-    assert info.plan.targets[0].trunk == "carrier"
-    assert store.lookup("+12025550100") is None
+    table = store.routing_table()
+    info = table.numbers["+12025550123"]
+    assert info.plan is not None and info.plan.targets[0].trunk == "carrier"
+    assert "+12025550100" not in table.numbers
+    assert table.fallback["12025550123"] == table.fallback["2025550123"]
+    assert table.fallback["12025550123"] == "PJSIP/+12025550199@carrier"
     call = InboundCall("1700000000.7", "12025550123", "13125550111", "Jane")
-    first = store.open_call(call, info, "Flyer", after_hours=False)
-    assert store.open_call(call, info, "Flyer", after_hours=False) == first
+    call_id = call_id_for(call.linkedid)
+    store.open_call(call, call_id, info, "Flyer", after_hours=False)
+    store.open_call(call, call_id, info, "Flyer", after_hours=False)
     with sessions() as session:
         (row,) = session.scalars(select(Call)).all()
-    assert (row.id, row.caller_name, row.route_name) == (first, "Jane", "Flyer")
+    assert (row.id, row.caller_name, row.route_name, row.first_time) == (
+        call_id,
+        "Jane",
+        "Flyer",
+        True,
+    )

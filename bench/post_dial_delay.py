@@ -1,0 +1,168 @@
+"""Post-dial delay: INVITE sent by the carrier -> 180 Ringing seen, through the real Asterisk.
+
+Candidate: a tracking number routed by the controller over FastAGI (lookup, decision, call
+record written). Baseline, in the same run against the same Asterisk: a static extension that
+dials the same destination without AGI. Bursts of 1, 10 and 50 concurrent call setups,
+alternating baseline and candidate; times come from SIPp's message trace (microseconds).
+
+    .venv/bin/python -m bench.post_dial_delay
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import report
+from tests.harness import SIPP_DIR, Stack, asterisk_root, free_port
+
+STATIC = "12025550100"
+ROUTED = "12025550123"
+_STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
+
+
+def setup(stack: Stack) -> None:
+    stack.appliance("init")
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    stack.appliance("route", "add", "Bench", "--forward", "+12025550199", "--trunk", "carrier")
+    stack.appliance("number", "add", f"+{ROUTED}", "--route", "Bench")
+    stack.appliance("config", "render")
+    local = stack.asterisk_dir_on_host / "etc" / "extensions_local.conf"
+    local.write_text(
+        f"[appliance-inbound](+)\nexten => {STATIC},1,Dial(PJSIP/+12025550199@carrier,30)\n"
+    )
+    stack.start_asterisk()
+    stack.start_controller()
+
+
+def post_dial_delays(trace: str) -> list[float]:
+    """Milliseconds from each INVITE sent to its first 180 received, per Call-ID."""
+    sent: dict[str, float] = {}
+    ringing: dict[str, float] = {}
+    stamp, direction, pending = 0.0, "", ""
+    for line in trace.splitlines():
+        if match := _STAMP.match(line):
+            stamp = dt.datetime.fromisoformat(match.group(1)).timestamp()
+        elif line.startswith("UDP message"):
+            direction = "sent" if "sent" in line else "received"
+        elif line.startswith("INVITE ") and direction == "sent":
+            pending = "invite"
+        elif line.startswith("SIP/2.0 180") and direction == "received":
+            pending = "ringing"
+        elif line.startswith("SIP/2.0") or line.startswith(("ACK", "BYE")):
+            pending = ""
+        elif line.lower().startswith("call-id:"):
+            call_id = line.split(":", 1)[1].strip()
+            if pending == "invite":
+                sent.setdefault(call_id, stamp)
+            elif pending == "ringing":
+                ringing.setdefault(call_id, stamp)
+            pending = ""
+    return [(ringing[c] - sent[c]) * 1000 for c in sent if c in ringing]
+
+
+def burst(stack: Stack, number: str, size: int) -> list[float]:
+    log = Path(tempfile.mkstemp(prefix="pdd-", suffix=".log")[1])
+    subprocess.run(
+        [
+            "sipp",
+            f"127.0.0.1:{stack.sip_port}",
+            "-sf",
+            str(SIPP_DIR / "carrier_call.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port(socket.SOCK_DGRAM)),
+            "-s",
+            number,
+            "-set",
+            "caller",
+            "13125550111",
+            "-set",
+            "caller_name",
+            "Bench",
+            "-d",
+            "100",
+            "-m",
+            str(size),
+            "-l",
+            str(size),
+            "-r",
+            "1000",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-trace_msg",
+            "-message_file",
+            str(log),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    delays = post_dial_delays(log.read_text(errors="replace"))
+    log.unlink()
+    if len(delays) != size:
+        raise RuntimeError(f"{number}: {len(delays)} of {size} calls rang")
+    return delays
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(data_dir=Path(tmp) / "data", root=asterisk_root())
+        stack.extra_env["APPLIANCE_LOG_LEVEL"] = "warning"
+        phone = None
+        try:
+            setup(stack)
+            phone = subprocess.Popen(
+                [
+                    "sipp",
+                    "-sf",
+                    str(SIPP_DIR / "phone_answer.xml"),
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    str(stack.phone_port),
+                    "-nostdin",
+                ],
+                cwd=tmp,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(0.5)
+            rows = []
+            for size, rounds in ((1, 40), (10, 6), (50, 3)):
+                burst(stack, STATIC, size)  # warm up both paths
+                burst(stack, ROUTED, size)
+                static: list[float] = []
+                routed: list[float] = []
+                for _ in range(rounds):
+                    static += burst(stack, STATIC, size)
+                    routed += burst(stack, ROUTED, size)
+                rows.append((f"{size} concurrent", static, routed))
+            print(
+                report(
+                    "Post-dial delay, INVITE -> 180 Ringing (ms)",
+                    "ms",
+                    rows,
+                    baseline="static dialplan",
+                    candidate="controller (FastAGI)",
+                )
+            )
+        finally:
+            if phone is not None:
+                phone.kill()
+                phone.wait()
+            stack.close()
+
+
+if __name__ == "__main__":
+    main()
