@@ -83,6 +83,8 @@ class AsteriskConfig:
     user: str = setting("asterisk", "System user Asterisk runs as.")
     sip_host: str = setting("127.0.0.1", "Address of the PJSIP UDP transport.")
     sip_port: int = setting(5060, "Port of the PJSIP UDP transport.")
+    rtp_start: int = setting(10000, "First UDP port for call audio (RTP).")
+    rtp_end: int = setting(20000, "Last UDP port for call audio (RTP).")
     inbound_context: str = setting("appliance-inbound", "Dialplan context for calls from trunks.")
 
 
@@ -238,6 +240,8 @@ def validate(config: Config) -> None:
         port = getattr(getattr(config, section), key)
         if not 0 < port < 65536:
             raise ConfigError(f"{section}.{key}: {port} is not a TCP/UDP port")
+    if not 1024 <= config.asterisk.rtp_start < config.asterisk.rtp_end <= 65535:
+        raise ConfigError("asterisk.rtp_start/rtp_end: need 1024 <= rtp_start < rtp_end <= 65535")
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     if config.agi.request_timeout <= 0:

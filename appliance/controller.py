@@ -17,6 +17,7 @@ from appliance.asterisk.fastagi import FastAgiServer
 from appliance.calls.inbound import InboundHandler
 from appliance.calls.service import CallPath
 from appliance.calls.store import CallStore
+from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
@@ -82,20 +83,22 @@ class Controller:
                 self.config.ami.max_backoff,
             )
             stack.push_async_callback(ami.close)
-            calls = CallPath(self.store, ami, self.cdr_file)
+            agi = FastAgiServer({}, self.config.agi.request_timeout)
+            writer = CallWriter(self.store, busy=lambda: agi.in_flight > 0)
+            calls = CallPath(self.store, writer, ami, self.cdr_file)
+            stack.push_async_callback(writer.flush)
             stack.push_async_callback(calls.close)
             await calls.refresh()
             calls.spawn(calls.run_refresh())
+            calls.spawn(writer.run())
 
-            inbound = InboundHandler(self.store, lambda: calls.table)
-            agi = FastAgiServer({"inbound": inbound}, self.config.agi.request_timeout)
+            agi.handlers["inbound"] = InboundHandler(writer, lambda: calls.table)
             await _listen(
                 "agi.port",
                 self.config.agi.host,
                 self.config.agi.port,
                 agi.start(self.config.agi.host, self.config.agi.port),
             )
-            stack.push_async_callback(inbound.close)
             stack.push_async_callback(agi.close)
 
             checks = {"ami": lambda: ami.is_connected, "database": self.database_ok}

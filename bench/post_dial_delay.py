@@ -1,9 +1,11 @@
 """Post-dial delay: INVITE sent by the carrier -> 180 Ringing seen, through the real Asterisk.
 
 Candidate: a tracking number routed by the controller over FastAGI (lookup, decision, call
-record written). Baseline, in the same run against the same Asterisk: a static extension that
-dials the same destination without AGI. Bursts of 1, 10 and 50 concurrent call setups,
-alternating baseline and candidate; times come from SIPp's message trace (microseconds).
+record written). Baselines, in the same run against the same Asterisk: a static extension that
+dials the same destination without AGI, and the same dialplan asking a bare asyncio FastAGI
+responder (bench/bare_agi.py), which is the floor any FastAGI controller starts from.
+Bursts of 1, 10 and 50 concurrent call setups, one second apart, the three paths taking turns;
+times come from SIPp's message trace (microseconds).
 
     .venv/bin/python -m bench.post_dial_delay
 """
@@ -14,6 +16,7 @@ import datetime as dt
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +26,11 @@ from tests.harness import SIPP_DIR, Stack, asterisk_root, free_port
 
 STATIC = "12025550100"
 ROUTED = "12025550123"
+BARE = "12025550111"
 _STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
 
 
-def setup(stack: Stack) -> None:
+def setup(stack: Stack, bare_port: int) -> None:
     stack.appliance("init")
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
@@ -35,8 +39,12 @@ def setup(stack: Stack) -> None:
     stack.appliance("number", "add", f"+{ROUTED}", "--route", "Bench")
     stack.appliance("config", "render")
     local = stack.asterisk_dir_on_host / "etc" / "extensions_local.conf"
+    agi = f"agi://127.0.0.1:{bare_port}/inbound,{BARE},${{CHANNEL(linkedid)}}"
     local.write_text(
-        f"[appliance-inbound](+)\nexten => {STATIC},1,Dial(PJSIP/+12025550199@carrier,30)\n"
+        "[appliance-inbound](+)\n"
+        f"exten => {STATIC},1,Dial(PJSIP/+12025550199@carrier,30)\n"
+        f"exten => {BARE},1,AGI({agi})\n"
+        " same => n,Dial(${APPLIANCE_DIAL},${APPLIANCE_RING_TIMEOUT})\n"
     )
     stack.start_asterisk()
     stack.start_controller()
@@ -119,8 +127,10 @@ def main() -> None:
         stack = Stack(data_dir=Path(tmp) / "data", root=asterisk_root())
         stack.extra_env["APPLIANCE_LOG_LEVEL"] = "warning"
         phone = None
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-m", "bench.bare_agi", str(bare_port)])
         try:
-            setup(stack)
+            setup(stack, bare_port)
             phone = subprocess.Popen(
                 [
                     "sipp",
@@ -138,26 +148,24 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(0.5)
-            rows = []
-            for size, rounds in ((1, 40), (10, 6), (50, 3)):
-                burst(stack, STATIC, size)  # warm up both paths
-                burst(stack, ROUTED, size)
-                static: list[float] = []
-                routed: list[float] = []
+            versus_static, versus_bare = [], []
+            for size, rounds in ((1, 20), (10, 5), (50, 4)):
+                samples: dict[str, list[float]] = {STATIC: [], BARE: [], ROUTED: []}
+                for number in samples:  # warm up every path
+                    burst(stack, number, size)
                 for _ in range(rounds):
-                    static += burst(stack, STATIC, size)
-                    routed += burst(stack, ROUTED, size)
-                rows.append((f"{size} concurrent", static, routed))
-            print(
-                report(
-                    "Post-dial delay, INVITE -> 180 Ringing (ms)",
-                    "ms",
-                    rows,
-                    baseline="static dialplan",
-                    candidate="controller (FastAGI)",
-                )
-            )
+                    for number, values in samples.items():
+                        values += burst(stack, number, size)
+                        time.sleep(1)  # let every call of the burst end and be written
+                versus_static.append((f"{size} concurrent", samples[STATIC], samples[ROUTED]))
+                versus_bare.append((f"{size} concurrent", samples[BARE], samples[ROUTED]))
+            title = "Post-dial delay, INVITE sent -> 180 Ringing seen"
+            print(report(title, "ms", versus_static, "static dialplan", "controller"))
+            print()
+            print(report(title, "ms", versus_bare, "bare FastAGI", "controller"))
         finally:
+            bare.kill()
+            bare.wait()
             if phone is not None:
                 phone.kill()
                 phone.wait()

@@ -25,6 +25,18 @@ NOLOAD = (
     "res_ari.so chan_rtp.so res_stasis_test.so res_pjsip_notify.so"
 ).split()
 
+# The events the controller reads (calls/tracker.py, and panoramisk's connection handling).
+AMI_EVENTS = (
+    "Newchannel",
+    "DialBegin",
+    "DialEnd",
+    "BridgeEnter",
+    "HangupRequest",
+    "Hangup",
+    "FullyBooted",
+    "Shutdown",
+)
+
 SUBDIRS = ("etc", "db", "keys", "spool", "run", "log", "log/cdr-custom")
 
 
@@ -112,10 +124,13 @@ def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[s
         "ami_port": config.ami.port,
         "ami_username": config.ami.username,
         "ami_secret": resolve_secret("ami.secret", config.ami.secret),
+        "ami_events": AMI_EVENTS,
         "agi_host": config.agi.host,
         "agi_port": config.agi.port,
         "sip_host": config.asterisk.sip_host,
         "sip_port": config.asterisk.sip_port,
+        "rtp_start": config.asterisk.rtp_start,
+        "rtp_end": config.asterisk.rtp_end,
         "inbound_context": config.asterisk.inbound_context,
         "trunks": trunks,
     }

@@ -118,7 +118,6 @@ def outcome(rows: list[CdrRow]) -> CallOutcome:
         hangup_party=None,
         answered_by=_dial_target(answered_rows[0].lastdata) if answered_rows else None,
         call_id=next((r.call_id for r in rows if r.call_id), None),
-        via="fallback" if any(r.route == "fallback" for r in rows) else "controller",
     )
 
 

@@ -1,18 +1,17 @@
 """The 'inbound' FastAGI script: DID -> tracking number -> route. No I/O on the way to the
-answer: routing reads an in-memory table, and the call record is written after answering."""
+answer: routing reads an in-memory table, and the call writer records the call afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from appliance.asterisk.agi_protocol import AgiRequest
 from appliance.calls.routing import Decision, InvalidRoute, channel_variables, decide
 from appliance.calls.schedule import InvalidSchedule
-from appliance.calls.store import CallStore, InboundCall, RoutingTable, call_id_for
+from appliance.calls.store import CallOpened, InboundCall, RoutingTable, call_id_for
+from appliance.calls.writer import CallWriter
 from appliance.numbers import dialled_to_e164
 
 log = logging.getLogger(__name__)
@@ -42,12 +41,11 @@ def inbound_call(request: AgiRequest) -> InboundCall:
 
 class InboundHandler:
     def __init__(
-        self, store: CallStore, table: Callable[[], RoutingTable], clock: Clock = utc_now
+        self, writer: CallWriter, table: Callable[[], RoutingTable], clock: Clock = utc_now
     ) -> None:
-        self.store = store
+        self.writer = writer
         self.table = table
         self.clock = clock
-        self.writes: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, request: AgiRequest) -> dict[str, str]:
         call = inbound_call(request)
@@ -62,12 +60,10 @@ class InboundHandler:
             log.error("route for %s is broken (%s); using the fallback", call.dialled, exc)
             decision = Decision(dials=())
         call_id = call_id_for(call.linkedid)
-        write = asyncio.to_thread(
-            self.store.open_call, call, call_id, info, decision.route_name, decision.after_hours
+        route, after_hours = decision.route_name, decision.after_hours
+        self.writer.submit(
+            CallOpened(call, call_id, info, route, after_hours, bool(decision.dials))
         )
-        task = asyncio.get_running_loop().create_task(write)
-        self.writes.add(task)
-        task.add_done_callback(self._written)
         log.info(
             "call %s to %s from %s: %s%s",
             call_id,
@@ -77,13 +73,3 @@ class InboundHandler:
             " (after hours)" if decision.after_hours else "",
         )
         return channel_variables(decision, call_id)
-
-    def _written(self, task: asyncio.Task[Any]) -> None:
-        self.writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("call record could not be written", exc_info=task.exception())
-
-    async def close(self) -> None:
-        """Let pending call records reach the database."""
-        if self.writes:
-            await asyncio.wait(self.writes, timeout=10)

@@ -22,8 +22,7 @@ class CallOutcome:
     hangup_cause: int | None = None
     hangup_party: str | None = None  # 'caller', 'callee' or 'system'
     answered_by: str | None = None  # the dial string of the destination that answered
-    call_id: str | None = None  # the appliance call id, when the controller routed the call
-    via: str = "controller"  # 'controller' or 'fallback'
+    call_id: str | None = None  # the appliance call id, when Asterisk knew it
 
     @property
     def ring_seconds(self) -> float:

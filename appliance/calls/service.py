@@ -11,9 +11,9 @@ from typing import Any
 
 from appliance.asterisk.ami import AmiClient, AmiError
 from appliance.calls import cdr
-from appliance.calls.outcome import CallOutcome
 from appliance.calls.store import CallStore, RoutingTable
 from appliance.calls.tracker import CallTracker
+from appliance.calls.writer import CallWriter
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,15 @@ FALLBACK_FAMILY = "appliance_fallback"
 
 class CallPath:
     def __init__(
-        self, store: CallStore, ami: AmiClient, cdr_file: Path, refresh_interval: float = 5.0
+        self,
+        store: CallStore,
+        writer: CallWriter,
+        ami: AmiClient,
+        cdr_file: Path,
+        refresh_interval: float = 5.0,
     ) -> None:
         self.store = store
+        self.writer = writer
         self.ami = ami
         self.cdr_file = cdr_file
         self.refresh_interval = refresh_interval
@@ -54,18 +60,7 @@ class CallPath:
     def on_event(self, event: Mapping[str, str]) -> None:
         outcome = self.tracker.feed(event)
         if outcome is not None:
-            self.spawn(self.write(outcome))
-
-    async def write(self, outcome: CallOutcome) -> None:
-        call_id, finished = await asyncio.to_thread(self.store.record_outcome, outcome)
-        if finished:
-            log.info(
-                "call %s ended: %s, talk %.1fs, ring %.1fs",
-                call_id,
-                outcome.disposition,
-                outcome.talk_seconds,
-                outcome.ring_seconds,
-            )
+            self.writer.submit(outcome)
 
     def on_login(self) -> None:
         self.pushed = None
@@ -128,7 +123,7 @@ class CallPath:
             (r for r in rows if r.linkedid in candidates), skip=finished | active
         )
         for outcome in missing:
-            await self.write(outcome)
+            self.writer.submit(outcome)
         if missing:
             log.info("reconciled %d call(s) from Asterisk's CDRs", len(missing))
         return len(missing)

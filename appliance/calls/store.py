@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -46,6 +47,21 @@ class InboundCall:
     caller_name: str
 
 
+@dataclass(frozen=True)
+class CallOpened:
+    """What the inbound AGI handler decided for a call, to be written after it answered."""
+
+    call: InboundCall
+    call_id: str
+    info: NumberInfo | None
+    route_name: str
+    after_hours: bool
+    routed: bool
+
+
+CallWrite = CallOpened | CallOutcome
+
+
 def call_id_for(linkedid: str) -> str:
     """The appliance call id: derived from the linkedid, so every writer agrees on it."""
     return uuid.uuid5(_CALL_NAMESPACE, linkedid).hex
@@ -83,91 +99,85 @@ class CallStore:
         return RoutingTable(numbers=numbers, default=default, fallback=fallback)
 
     # call records ----------------------------------------------------------------------
-    def open_call(
-        self,
-        call: InboundCall,
-        call_id: str,
-        info: NumberInfo | None,
-        route_name: str,
-        after_hours: bool,
-    ) -> None:
-        """Create the call record once per linkedid (or complete the one an early hangup made)."""
+    def write(self, items: Sequence[CallWrite]) -> list[tuple[str, bool]]:
+        """Apply call writes in order, in one transaction; per item, (call id, whether this
+        write finished the call). If the batch conflicts with another writer, item by item."""
         try:
-            self._open_call(call, call_id, info, route_name, after_hours)
-        except IntegrityError:  # created concurrently by the call's outcome
-            self._open_call(call, call_id, info, route_name, after_hours)
-
-    def _open_call(
-        self,
-        call: InboundCall,
-        call_id: str,
-        info: NumberInfo | None,
-        route_name: str,
-        after_hours: bool,
-    ) -> None:
-        with self.sessions.begin() as session:
-            record = session.scalar(select(Call).where(Call.linkedid == call.linkedid))
-            if record is None:
-                record = Call(
-                    id=call_id,
-                    linkedid=call.linkedid,
-                    dialled=call.dialled,
-                    caller_number=call.caller_number or None,
-                    caller_name=call.caller_name or None,
-                    account_id=info.account_id if info else None,
-                    tracking_number_id=info.tracking_number_id if info else None,
-                )
-                record.first_time = _first_time(session, record)
-                session.add(record)
-            record.route_name = record.route_name or route_name or None
-            record.after_hours = record.after_hours or after_hours
-
-    def record_outcome(self, outcome: CallOutcome) -> tuple[str, bool]:
-        """Write a finished call; return (call id, whether this write finished it).
-
-        A call is finished once: a second outcome for it (a replayed event, the CDR of a call
-        the AMI already reported) changes nothing.
-        """
-        try:
-            return self._record_outcome(outcome)
+            with self.sessions.begin() as session:
+                return [self._apply(session, item) for item in items]
         except IntegrityError:
-            return self._record_outcome(outcome)
+            return [self._apply_alone(item) for item in items]
 
-    def _record_outcome(self, outcome: CallOutcome) -> tuple[str, bool]:
-        with self.sessions.begin() as session:
-            record = session.scalar(select(Call).where(Call.linkedid == outcome.linkedid))
-            if record is not None and record.disposition is not None:
-                return record.id, False
-            if record is None:
-                record = self._new_record(session, outcome)
-            record.started_at = _utc(outcome.started) or record.started_at
-            record.answered_at = _utc(outcome.answered)
-            record.ended_at = _utc(outcome.ended)
-            record.ring_seconds = round(outcome.ring_seconds, 3)
-            record.talk_seconds = round(outcome.talk_seconds, 3)
-            record.disposition = outcome.disposition
-            record.hangup_cause = outcome.hangup_cause
-            record.hangup_party = outcome.hangup_party
-            record.answered_by = outcome.answered_by
-            if outcome.via == "fallback":
-                record.via = "fallback"
-            session.flush()
-            return record.id, True
+    def _apply_alone(self, item: CallWrite) -> tuple[str, bool]:
+        try:
+            with self.sessions.begin() as session:
+                return self._apply(session, item)
+        except IntegrityError:  # created concurrently elsewhere: now it exists
+            with self.sessions.begin() as session:
+                return self._apply(session, item)
+
+    def _apply(self, session: Session, item: CallWrite) -> tuple[str, bool]:
+        if isinstance(item, CallOpened):
+            return self._open(session, item), False
+        return self._finish(session, item)
+
+    def _open(self, session: Session, opened: CallOpened) -> str:
+        """Create the call record once per linkedid (or complete the one an early hangup made)."""
+        call, info = opened.call, opened.info
+        record = session.scalar(select(Call).where(Call.linkedid == call.linkedid))
+        if record is None:
+            record = Call(
+                id=opened.call_id,
+                linkedid=call.linkedid,
+                dialled=call.dialled,
+                caller_number=call.caller_number or None,
+                caller_name=call.caller_name or None,
+                account_id=info.account_id if info else None,
+                tracking_number_id=info.tracking_number_id if info else None,
+                via="controller" if opened.routed else "fallback",
+            )
+            record.first_time = _first_time(session, record)
+            session.add(record)
+        record.route_name = record.route_name or opened.route_name or None
+        record.after_hours = record.after_hours or opened.after_hours
+        session.flush()
+        return record.id
+
+    def _finish(self, session: Session, outcome: CallOutcome) -> tuple[str, bool]:
+        """A call is finished once: a second outcome for it (a replayed event, the CDR of a
+        call the AMI already reported) changes nothing."""
+        record = session.scalar(select(Call).where(Call.linkedid == outcome.linkedid))
+        if record is not None and record.disposition is not None:
+            return record.id, False
+        if record is None:
+            record = self._new_record(session, outcome)
+        record.started_at = _utc(outcome.started) or record.started_at
+        record.answered_at = _utc(outcome.answered)
+        record.ended_at = _utc(outcome.ended)
+        record.ring_seconds = round(outcome.ring_seconds, 3)
+        record.talk_seconds = round(outcome.talk_seconds, 3)
+        record.disposition = outcome.disposition
+        record.hangup_cause = outcome.hangup_cause
+        record.hangup_party = outcome.hangup_party
+        record.answered_by = outcome.answered_by
+        session.flush()
+        return record.id, True
 
     def _new_record(self, session: Session, outcome: CallOutcome) -> Call:
+        """A call the controller never routed: Asterisk took the static fallback."""
         number = session.scalar(
             select(TrackingNumber).where(TrackingNumber.e164 == dialled_to_e164(outcome.dialled))
         )
         record = Call(
+            id=outcome.call_id or call_id_for(outcome.linkedid),
             linkedid=outcome.linkedid,
             dialled=outcome.dialled,
             caller_number=outcome.caller_number or None,
             caller_name=outcome.caller_name or None,
             account_id=number.account_id if number else None,
             tracking_number_id=number.id if number else None,
-            via=outcome.via,
+            via="fallback",
         )
-        record.id = outcome.call_id or call_id_for(outcome.linkedid)
         record.first_time = _first_time(session, record)
         session.add(record)
         return record

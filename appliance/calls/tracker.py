@@ -26,8 +26,6 @@ class _Call:
     dialled: str = ""
     caller_number: str = ""
     caller_name: str = ""
-    call_id: str | None = None
-    via: str = "controller"
     alive: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
     dial_strings: dict[str, str] = field(default_factory=dict)
@@ -85,13 +83,6 @@ class CallTracker:
             call.dialled = _clean(event.get("Exten"), 64)
             call.caller_number = _clean(event.get("CallerIDNum"), 64)
             call.caller_name = _clean(event.get("CallerIDName"))
-
-    def _on_varset(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
-        variable, value = event.get("Variable", ""), event.get("Value", "")
-        if variable == "APPLIANCE_CALL_ID" and value:
-            call.call_id = _clean(value, 32)
-        elif variable == "CDR(appliance_route)" and value == "fallback":
-            call.via = "fallback"
 
     def _on_dialbegin(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
         dest = event.get("DestUniqueid", "")
@@ -160,6 +151,4 @@ class CallTracker:
             hangup_cause=call.hangup_cause,
             hangup_party=party or "system",
             answered_by=call.answered_by,
-            call_id=call.call_id,
-            via=call.via,
         )

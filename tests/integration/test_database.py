@@ -6,7 +6,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from appliance import admin
-from appliance.calls.store import CallStore, InboundCall, call_id_for
+from appliance.calls.outcome import CallOutcome
+from appliance.calls.store import CallOpened, CallStore, InboundCall, call_id_for
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import current_revision, head_revision, upgrade
 from appliance.db.models import Base, Call
@@ -71,13 +72,48 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
     assert table.fallback["12025550123"] == "PJSIP/+12025550199@carrier"
     call = InboundCall("1700000000.7", "12025550123", "13125550111", "Jane")
     call_id = call_id_for(call.linkedid)
-    store.open_call(call, call_id, info, "Flyer", after_hours=False)
-    store.open_call(call, call_id, info, "Flyer", after_hours=False)
+    opened = CallOpened(call, call_id, info, "Flyer", after_hours=False, routed=True)
+    assert store.write([opened, opened]) == [(call_id, False), (call_id, False)]
+    outcome = CallOutcome(
+        linkedid=call.linkedid,
+        dialled="12025550123",
+        caller_number="13125550111",
+        caller_name="Jane",
+        started=1.0,
+        ended=31.0,
+        answered=6.0,
+        ring_started=2.0,
+        disposition="answered",
+        hangup_party="caller",
+    )
+    assert store.write([outcome, outcome]) == [(call_id, True), (call_id, False)]
     with sessions() as session:
         (row,) = session.scalars(select(Call)).all()
-    assert (row.id, row.caller_name, row.route_name, row.first_time) == (
+    assert (row.id, row.caller_name, row.route_name, row.first_time, row.via) == (
         call_id,
         "Jane",
         "Flyer",
         True,
+        "controller",
     )
+    assert (row.talk_seconds, row.ring_seconds, row.disposition) == (25.0, 4.0, "answered")
+
+
+def test_outcome_of_a_call_the_controller_never_saw_is_a_fallback_call(engine):
+    upgrade(engine)
+    store = CallStore(session_factory(engine))
+    outcome = CallOutcome(
+        linkedid="1700000000.9",
+        dialled="12025550123",
+        caller_number="1",
+        caller_name="",
+        started=1.0,
+        ended=2.0,
+        answered=None,
+        ring_started=None,
+        disposition="abandoned",
+    )
+    ((call_id, finished),) = store.write([outcome])
+    assert finished and call_id == call_id_for("1700000000.9")
+    with session_factory(engine)() as session:
+        assert session.get(Call, call_id).via == "fallback"

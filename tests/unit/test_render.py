@@ -1,8 +1,9 @@
 import re
 from pathlib import Path
 
-from appliance.asterisk.render import TrunkView, render_files, templates_dir
+from appliance.asterisk.render import AMI_EVENTS, TrunkView, render_files, templates_dir
 from appliance.calls import variables
+from appliance.calls.tracker import CallTracker
 
 VALUES = {
     "rendered_by": "test",
@@ -17,6 +18,9 @@ VALUES = {
     "ami_secret": "s3cret",
     "agi_host": "127.0.0.1",
     "agi_port": 4573,
+    "ami_events": AMI_EVENTS,
+    "rtp_start": 10000,
+    "rtp_end": 20000,
     "sip_host": "127.0.0.1",
     "sip_port": 5060,
     "inbound_context": "appliance-inbound",
@@ -35,7 +39,7 @@ def test_ami_is_loopback_only_with_least_privilege():
     write = re.search(r"^write = (.*)$", manager, re.M).group(1).split(",")
     read = re.search(r"^read = (.*)$", manager, re.M).group(1).split(",")
     assert set(write) == {"system", "call", "reporting"}
-    assert set(read) == {"call", "cdr", "user", "system", "dialplan"}
+    assert set(read) == {"call", "system"}
 
 
 def test_trunks_of_both_kinds():
@@ -67,3 +71,11 @@ def test_every_template_renders():
     files = render_files(VALUES)
     expected = {p.name[:-3] for p in Path(templates_dir()).glob("*.j2")}
     assert set(files) == expected
+
+
+def test_ami_event_filter_lets_through_every_event_the_tracker_reads():
+    manager = render_files(VALUES)["manager.conf"]
+    handled = {name[4:] for name in dir(CallTracker) if name.startswith("_on_")}
+    allowed = {e.lower() for e in re.findall(r"^eventfilter = Event: (\w+)$", manager, re.M)}
+    assert handled <= allowed
+    assert {"fullybooted", "shutdown"} <= allowed

@@ -1,0 +1,74 @@
+"""One writer for call records: batches writes into single transactions and lets call setup
+go first, so that the database never competes with a caller waiting for a ring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from appliance.calls.outcome import CallOutcome
+from appliance.calls.store import CallStore, CallWrite
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+
+
+class CallWriter:
+    def __init__(
+        self, store: CallStore, busy: Callable[[], bool] = lambda: False, max_defer: float = 0.5
+    ) -> None:
+        self.store = store
+        self.busy = busy
+        self.max_defer = max_defer
+        self.queue: asyncio.Queue[CallWrite] = asyncio.Queue()
+        self.current: asyncio.Future[None] | None = None
+
+    def submit(self, item: CallWrite) -> None:
+        self.queue.put_nowait(item)
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            await self._yield_to_call_setup()
+            while not self.queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self.queue.get_nowait())
+            # Shielded: a shutdown cancels run() but lets the batch in progress reach the disk.
+            self.current = asyncio.ensure_future(self._write(batch))
+            await asyncio.shield(self.current)
+
+    async def _yield_to_call_setup(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_defer
+        while self.busy() and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+
+    async def _write(self, batch: list[CallWrite]) -> None:
+        try:
+            results = await asyncio.to_thread(self.store.write, batch)
+        except Exception:
+            log.exception("%d call record write(s) failed; retrying in 1 s", len(batch))
+            await asyncio.sleep(1)
+            for item in batch:
+                self.submit(item)
+            return
+        for item, (call_id, finished) in zip(batch, results, strict=True):
+            if finished and isinstance(item, CallOutcome):
+                log.info(
+                    "call %s ended: %s, talk %.1fs, ring %.1fs",
+                    call_id,
+                    item.disposition,
+                    item.talk_seconds,
+                    item.ring_seconds,
+                )
+
+    async def flush(self) -> None:
+        """Finish the batch in progress and write whatever is queued (at shutdown)."""
+        if self.current is not None:
+            await asyncio.gather(self.current, return_exceptions=True)
+        batch = []
+        while not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        if batch:
+            await self._write(batch)
