@@ -44,3 +44,13 @@ ensure_asterisk_root() {
     fi
     echo "$root"
 }
+
+# The environment of a development install: data in ./data, Asterisk in the sandbox root
+# unless the host has its own. Shared by scripts/run and scripts/appliance.
+dev_env() {
+    export APPLIANCE_PATHS_DATA_DIR=${APPLIANCE_PATHS_DATA_DIR:-$REPO/data}
+    if [[ -z ${APPLIANCE_ASTERISK_ROOT:-} ]]; then
+        APPLIANCE_ASTERISK_ROOT=$("$REPO/scripts/asterisk-sandbox" root)
+        export APPLIANCE_ASTERISK_ROOT
+    fi
+}
