@@ -1,0 +1,1 @@
+"""Call recordings: the sealed container format and the keys that open it."""
