@@ -152,6 +152,9 @@ class RouteRequest:
     timezone: str = "UTC"
     after_hours: str | None = None
     default: bool = False
+    recording: str = "never"
+    consent_prompt: str | None = None
+    consent_opt_out: bool = False
 
 
 def add_route(
@@ -170,7 +173,12 @@ def add_route(
     targets = _targets(session, request, region)
     if not targets:
         raise AdminError("a route needs at least one --forward number or --endpoint")
+    if request.recording not in ("always", "never", "on_demand"):
+        raise AdminError("recording must be 'always', 'never' or 'on_demand'")
+    if request.consent_opt_out and not request.consent_prompt:
+        raise AdminError("opting out needs a consent prompt to press a key during")
     try:
+        routing.sound(request.consent_prompt)
         routing.sound(request.announcement)
         routing.sound(request.whisper)
         schedule.zone(request.timezone)
@@ -202,6 +210,9 @@ def add_route(
         timezone=request.timezone,
         after_hours_route_id=after_hours.id if after_hours else None,
         is_default=request.default,
+        recording=request.recording,
+        consent_prompt=request.consent_prompt or None,
+        consent_opt_out=request.consent_opt_out,
     )
     session.add(route)
     session.flush()

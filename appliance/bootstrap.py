@@ -14,6 +14,7 @@ from appliance.config import Config, ConfigError
 from appliance.db import engine as db
 from appliance.db.migrate import upgrade
 from appliance.db.models import User
+from appliance.recordings import keys
 from appliance.secrets import SecretBox, new_password, write_secret_file
 
 
@@ -49,6 +50,10 @@ def initialise(config: Config, admin_username: str = "admin") -> InitResult:
     if not (config.secrets_dir / "box.key").exists():
         secret_box(config)
         created.append("secret box key")
+    key_file = Path(config.recordings.key_file)
+    if not key_file.exists():
+        keys.create(key_file)
+        created.append(f"recording master key {key_file}")
     if config.http.tls and tls.ensure_certificate(config.data_dir):
         created.append("self-signed TLS certificate")
     engine = db.make_engine(config.database.url)

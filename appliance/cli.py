@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,6 +22,9 @@ from appliance.config import Config, ConfigError, load, render_ini
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
 from appliance.numbers import InvalidNumber
+from appliance.recordings.container import RecordingError
+from appliance.recordings.keys import KeyProblem
+from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import new_password
 
 Command = Callable[[Config, argparse.Namespace], int]
@@ -116,6 +121,9 @@ def cmd_route_add(config: Config, args: argparse.Namespace) -> int:
         timezone=args.timezone,
         after_hours=args.after_hours,
         default=args.default,
+        recording=args.record,
+        consent_prompt=args.consent,
+        consent_opt_out=args.opt_out,
     )
     with _session(config) as session:
         route = admin.add_route(session, request, args.account, args.region)
@@ -131,6 +139,43 @@ def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         number = admin.add_number(session, request, args.account, args.region)
         print(f"tracking number {number.e164} added")
+    return 0
+
+
+def _vault(config: Config) -> RecordingVault:
+    engine = db.make_engine(config.database.url)
+    return RecordingVault(
+        db.session_factory(engine),
+        Path(config.recordings.store_dir),
+        Path(config.recordings.key_file),
+    )
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            seconds = _vault(config).export_wav(args.call_id, out, _actor())
+    except BaseException:
+        os.unlink(args.output)
+        raise
+    print(f"{seconds:.1f} s of audio written to {args.output} (caller left, callee right)")
+    return 0
+
+
+def cmd_recording_delete(config: Config, args: argparse.Namespace) -> int:
+    _vault(config).delete(args.call_id, _actor())
+    print(f"recording of call {args.call_id} erased")
+    return 0
+
+
+def cmd_keys_rotate(config: Config, _args: argparse.Namespace) -> int:
+    key_id, count = _vault(config).rotate_keys(_actor())
+    print(f"master key {key_id} is current; {count} recording key(s) re-wrapped")
     return 0
 
 
@@ -220,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="UTC", help="time zone of the hours")
     p.add_argument("--after-hours", help="route used outside the hours")
     p.add_argument("--default", action="store_true", help="use for numbers with no route")
+    p.add_argument("--record", choices=("always", "never", "on_demand"), default="never")
+    p.add_argument("--consent", help="prompt telling the caller the call is recorded")
+    p.add_argument("--opt-out", action="store_true", help="a key during --consent stops it")
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
 
@@ -233,6 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--route", help="route its calls take (see 'appliance route add')")
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
+
+    recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("export", cmd_recording_export, "decrypt a recording to a WAV file", recordings)
+    p.add_argument("call_id")
+    p.add_argument("output", help="WAV file to write (must not exist)")
+    p = command("delete", cmd_recording_delete, "erase a recording for good", recordings)
+    p.add_argument("call_id")
+    keys_parser = sub.add_parser("keys", help="recording master keys").add_subparsers(
+        dest="action", required=True
+    )
+    command("rotate", cmd_keys_rotate, "new master key; re-wrap every recording key", keys_parser)
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(
         dest="action", required=True
@@ -253,7 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("appliance.asterisk.ami.wire").setLevel(logging.CRITICAL)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         return int(args.func(config, args))
-    except (ConfigError, admin.AdminError, InvalidNumber) as exc:
+    except FileExistsError as exc:
+        print(f"appliance: {exc.filename} already exists", file=sys.stderr)
+        return 2
+    except RecordingNotFound as exc:
+        print(f"appliance: no recording for call {exc}", file=sys.stderr)
+        return 2
+    except (ConfigError, admin.AdminError, InvalidNumber, KeyProblem, RecordingError) as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 2
     except OperationalError as exc:

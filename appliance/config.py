@@ -89,6 +89,19 @@ class AsteriskConfig:
 
 
 @dataclass(frozen=True)
+class RecordingsConfig:
+    spool_dir: str = setting(
+        "/run/appliance/recordings",
+        "Where Asterisk writes recordings in progress, as seen inside asterisk.root: keep it "
+        "on tmpfs (plaintext lives there only until the call ends).",
+    )
+    store_dir: str = setting("{data_dir}/recordings", "Where sealed recordings are kept.")
+    key_file: str = setting(
+        "{data_dir}/secrets/recordings.keys", "Master keys that wrap each recording's data key."
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -101,6 +114,7 @@ class Config:
     agi: AgiConfig = field(default_factory=AgiConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
 
@@ -111,6 +125,11 @@ class Config:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def spool_on_host(self) -> Path:
+        """The recording spool as the controller sees it (through the root)."""
+        return Path(self.asterisk.root) / self.recordings.spool_dir.lstrip("/")
 
     @property
     def asterisk_dir_on_host(self) -> Path:
@@ -246,6 +265,8 @@ def validate(config: Config) -> None:
         raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     if config.agi.request_timeout <= 0:
         raise ConfigError("agi.request_timeout: must be more than 0 seconds")
+    if not config.recordings.spool_dir.startswith("/"):
+        raise ConfigError(f"recordings.spool_dir: {config.recordings.spool_dir!r} must be absolute")
     if not config.asterisk.dir.startswith("/"):
         raise ConfigError(f"asterisk.dir: {config.asterisk.dir!r} must be an absolute path")
 

@@ -21,6 +21,8 @@ from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
+from appliance.recordings.spool import SpoolSweeper
+from appliance.recordings.vault import RecordingVault
 from appliance.tls import server_context
 from appliance.web.app import init_app
 
@@ -92,6 +94,15 @@ class Controller:
             calls.spawn(calls.run_refresh())
             calls.spawn(writer.run())
 
+            vault = RecordingVault(
+                self.store.sessions,
+                Path(self.config.recordings.store_dir),
+                Path(self.config.recordings.key_file),
+            )
+            sweeper = SpoolSweeper(vault, self.config.spool_on_host, calls.active_call_ids)
+            calls.after_reconcile.append(sweeper.sweep_orphans)
+            calls.spawn(sweeper.run())
+
             agi.handlers["inbound"] = InboundHandler(writer, lambda: calls.table)
             await _listen(
                 "agi.port",
@@ -101,7 +112,11 @@ class Controller:
             )
             stack.push_async_callback(agi.close)
 
-            checks = {"ami": lambda: ami.is_connected, "database": self.database_ok}
+            checks = {
+                "ami": lambda: ami.is_connected,
+                "database": self.database_ok,
+                "recordings": lambda: sweeper.healthy,
+            }
             runner = web.AppRunner(init_app(checks), access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)

@@ -94,6 +94,7 @@ class Stack:
                 "APPLIANCE_HTTP_PORT": str(self.http_port),
                 "APPLIANCE_ASTERISK_SIP_PORT": str(self.sip_port),
                 "APPLIANCE_AMI_MAX_BACKOFF": "1",
+                "APPLIANCE_RECORDINGS_SPOOL_DIR": f"{self.asterisk_dir}/spool/recordings",
             }
         )
         env.update(self.extra_env)
@@ -102,6 +103,10 @@ class Stack:
     @property
     def asterisk_dir_on_host(self) -> Path:
         return self.root / self.asterisk_dir.lstrip("/")
+
+    @property
+    def spool_on_host(self) -> Path:
+        return self.asterisk_dir_on_host / "spool" / "recordings"
 
     @property
     def database(self) -> Path:

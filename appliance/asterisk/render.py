@@ -33,6 +33,7 @@ AMI_EVENTS = (
     "BridgeEnter",
     "HangupRequest",
     "Hangup",
+    "UserEvent",
     "FullyBooted",
     "Shutdown",
 )
@@ -132,6 +133,7 @@ def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[s
         "rtp_start": config.asterisk.rtp_start,
         "rtp_end": config.asterisk.rtp_end,
         "inbound_context": config.asterisk.inbound_context,
+        "spool_dir": config.recordings.spool_dir.rstrip("/"),
         "trunks": trunks,
     }
 
@@ -159,6 +161,9 @@ def write(config: Config, trunks: list[TrunkView]) -> Path:
         path = base / sub
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
         _own(path, user, 0o750)
+    spool = config.spool_on_host
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _own(spool, user, 0o700)
     for name, text in files.items():
         target = base / "etc" / name
         tmp = target.with_suffix(target.suffix + ".tmp")

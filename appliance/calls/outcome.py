@@ -23,6 +23,8 @@ class CallOutcome:
     hangup_party: str | None = None  # 'caller', 'callee' or 'system'
     answered_by: str | None = None  # the dial string of the destination that answered
     call_id: str | None = None  # the appliance call id, when Asterisk knew it
+    consent_announced: bool = False
+    recording_opted_out: bool = False
 
     @property
     def ring_seconds(self) -> float:

@@ -36,7 +36,9 @@ class RoutePlan:
     targets: tuple[Target, ...]
     ring_timeout: int = 30
     strategy: str = "simultaneous"
-    record: bool = False
+    recording: str = "never"  # 'always', 'never' or 'on_demand' (started over the API)
+    consent_prompt: str | None = None
+    consent_opt_out: bool = False
     announcement: str | None = None
     whisper: str | None = None
     hours: str | None = None
@@ -52,6 +54,8 @@ class Decision:
     ring_timeout: int = 0
     route_name: str = ""
     record: bool = False
+    consent_prompt: str = ""
+    consent_opt_out: bool = False
     announcement: str = ""
     dial_options: str = ""
     after_hours: bool = False
@@ -114,7 +118,9 @@ def decide(plan: RoutePlan | None, now: dt.datetime, default: RoutePlan | None =
         dials=dial_strings(active),
         ring_timeout=active.ring_timeout,
         route_name=active.name,
-        record=active.record,
+        record=active.recording == "always",
+        consent_prompt=sound(active.consent_prompt),
+        consent_opt_out=active.consent_opt_out,
         announcement=sound(active.announcement),
         dial_options=f"U(appliance-whisper^{whisper})" if whisper else "",
         after_hours=after_hours,
@@ -135,6 +141,12 @@ def channel_variables(decision: Decision, call_id: str) -> dict[str, str]:
         answer[var.DIAL_OPTIONS] = decision.dial_options
     if decision.announcement:
         answer[var.ANNOUNCE] = decision.announcement
+    if decision.record:
+        answer[var.RECORD] = "yes"
+        if decision.consent_prompt:
+            answer[var.CONSENT] = decision.consent_prompt
+            if decision.consent_opt_out:
+                answer[var.OPT_OUT] = "yes"
     return answer
 
 

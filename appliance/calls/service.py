@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from appliance.asterisk.ami import AmiClient, AmiError
 from appliance.calls import cdr
-from appliance.calls.store import CallStore, RoutingTable
+from appliance.calls.store import CallStore, RoutingTable, call_id_for
 from appliance.calls.tracker import CallTracker
 from appliance.calls.writer import CallWriter
 
@@ -36,6 +36,7 @@ class CallPath:
         self.refresh_interval = refresh_interval
         self.table = RoutingTable()
         self.tracker = CallTracker()
+        self.after_reconcile: list[Callable[[], Awaitable[object]]] = []
         self.pushed: dict[str, str] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         ami.handlers.append(self.on_event)
@@ -69,6 +70,11 @@ class CallPath:
     async def after_login(self) -> None:
         await self.refresh()
         await self.reconcile()
+        for callback in self.after_reconcile:
+            await callback()
+
+    async def active_call_ids(self) -> set[str]:
+        return {call_id_for(linkedid) for linkedid in await self.active_linkedids()}
 
     async def run_refresh(self) -> None:
         """Keep the routing table and AstDB's fallback routes equal to the database, whoever

@@ -160,6 +160,8 @@ class CallStore:
         record.hangup_cause = outcome.hangup_cause
         record.hangup_party = outcome.hangup_party
         record.answered_by = outcome.answered_by
+        record.consent_announced = outcome.consent_announced
+        record.recording_opted_out = outcome.recording_opted_out
         session.flush()
         return record.id, True
 
@@ -234,7 +236,9 @@ def _plan(session: Session, route: Route | None, depth: int = 0) -> RoutePlan | 
         name=route.name,
         strategy=route.strategy,
         ring_timeout=route.ring_timeout,
-        record=route.record,
+        recording=route.recording,
+        consent_prompt=route.consent_prompt,
+        consent_opt_out=route.consent_opt_out,
         announcement=route.announcement,
         whisper=route.whisper,
         hours=route.hours,

@@ -3,8 +3,10 @@
 Why these events: Newchannel tells who called which number and when; DialBegin/DialEnd give
 ring time, each attempt's status and which destination answered; HangupRequest says who hung
 up first; Hangup gives the cause and, once every channel of a linkedid is gone, the end of the
-call. A call is keyed by its linkedid, so one record per call whatever the number of legs;
-repeated events change nothing, and a call already finished ignores late events.
+call; UserEvent ApplianceConsent (sent by the dialplan) says whether the recording notice was
+played and whether the caller opted out. A call is keyed by its linkedid, so one record per
+call whatever the number of legs; repeated events change nothing, and a call already finished
+ignores late events.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class _Call:
     first_hangup_request: str | None = None
     hangup_cause: int | None = None
     ended: float | None = None
+    consent_announced: bool = False
+    recording_opted_out: bool = False
 
 
 def _timestamp(event: Mapping[str, str]) -> float:
@@ -83,6 +87,11 @@ class CallTracker:
             call.dialled = _clean(event.get("Exten"), 64)
             call.caller_number = _clean(event.get("CallerIDNum"), 64)
             call.caller_name = _clean(event.get("CallerIDName"))
+
+    def _on_userevent(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+        if event.get("UserEvent") == "ApplianceConsent":
+            call.consent_announced = True
+            call.recording_opted_out = event.get("OptedOut") == "yes"
 
     def _on_dialbegin(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
         dest = event.get("DestUniqueid", "")
@@ -151,4 +160,6 @@ class CallTracker:
             hangup_cause=call.hangup_cause,
             hangup_party=party or "system",
             answered_by=call.answered_by,
+            consent_announced=call.consent_announced,
+            recording_opted_out=call.recording_opted_out,
         )

@@ -9,6 +9,11 @@ DIAL_COUNT = "APPLIANCE_DIAL_COUNT"  # how many dial strings there are
 RING_TIMEOUT = "APPLIANCE_RING_TIMEOUT"  # seconds each dial string rings
 DIAL_OPTIONS = "APPLIANCE_DIAL_OPTIONS"  # Dial() options, e.g. the whisper subroutine
 ANNOUNCE = "APPLIANCE_ANNOUNCE"  # prompt played to the caller before dialling
+RECORD = "APPLIANCE_RECORD"  # 'yes': record the call (MixMonitor into the spool)
+CONSENT = "APPLIANCE_CONSENT"  # prompt telling the caller the call is recorded
+OPT_OUT = "APPLIANCE_OPTOUT"  # 'yes': a key pressed during the consent prompt stops recording
+OPTED = "APPLIANCE_OPTED"  # the key the caller pressed, set by the dialplan
+SPOOL = "APPLIANCE_SPOOL"  # the recording spool directory, a dialplan global
 DNID = "APPLIANCE_DNID"  # the dialled number, set by the dialplan
 TRY = "APPLIANCE_TRY"  # the dialplan's sequential-ring counter
 
@@ -19,6 +24,11 @@ ALL = {
     "RING_TIMEOUT": RING_TIMEOUT,
     "DIAL_OPTIONS": DIAL_OPTIONS,
     "ANNOUNCE": ANNOUNCE,
+    "RECORD": RECORD,
+    "CONSENT": CONSENT,
+    "OPT_OUT": OPT_OUT,
+    "OPTED": OPTED,
+    "SPOOL": SPOOL,
     "DNID": DNID,
     "TRY": TRY,
 }

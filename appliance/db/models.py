@@ -109,13 +109,16 @@ class Route(Base):
     __table_args__ = (
         CheckConstraint("strategy IN ('simultaneous', 'sequential')", name="strategy"),
         CheckConstraint("ring_timeout BETWEEN 1 AND 600", name="ring_timeout"),
+        CheckConstraint("recording IN ('always', 'never', 'on_demand')", name="recording"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(120))
     strategy: Mapped[str] = mapped_column(String(16), default="simultaneous")
     ring_timeout: Mapped[int] = mapped_column(Integer, default=30)
-    record: Mapped[bool] = mapped_column(Boolean, default=False)
+    recording: Mapped[str] = mapped_column(String(10), default="never", server_default="never")
+    consent_prompt: Mapped[str | None] = mapped_column(String(100))
+    consent_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     announcement: Mapped[str | None] = mapped_column(String(100))
     whisper: Mapped[str | None] = mapped_column(String(100))
     hours: Mapped[str | None] = mapped_column(String(500))
@@ -196,3 +199,37 @@ class Call(Base):
     first_time: Mapped[bool | None] = mapped_column(Boolean)
     after_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     via: Mapped[str] = mapped_column(String(12), default="controller", server_default="controller")
+    consent_announced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    recording_opted_out: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+
+
+class Recording(Base):
+    """A sealed recording: where it is and its wrapped data key (deleting the row erases it)."""
+
+    __tablename__ = "recordings"
+    call_id: Mapped[str] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_id: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(16), index=True)
+    wrapped_key: Mapped[str] = mapped_column(String(128))
+    audio_format: Mapped[str] = mapped_column(String(32))
+    plaintext_bytes: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Every access to a recording and every admin change."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(500))

@@ -1,0 +1,174 @@
+"""Sealed recordings on disk and their wrapped keys in the database. Blocking: the event loop
+calls in through asyncio.to_thread.
+
+Order of sealing, so that a crash at any point loses nothing and leaves no plaintext behind
+once the controller is back: seal into a temporary file and fsync it, record the wrapped key,
+move the sealed file into place, and only then delete the plaintext from the spool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.db.models import AuditEntry, Call, Recording
+from appliance.recordings import keys
+from appliance.recordings.container import RecordingError, SealedRecording, encrypt, new_header
+
+AUDIO_FORMAT = "slin8-stereo"  # 16-bit LE PCM, 8000 Hz, caller left, callee right
+CHANNELS, RATE, SAMPLE_BYTES = 2, 8000, 2
+BYTES_PER_SECOND = CHANNELS * RATE * SAMPLE_BYTES
+
+
+class CallNotRecordedYet(Exception):
+    """The call's record is not in the database yet: try again shortly."""
+
+
+class RecordingNotFound(Exception):
+    """No recording for that call."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    call_id: str
+    file_name: str
+    plaintext_bytes: int
+    seconds: float
+
+
+class RecordingVault:
+    def __init__(self, sessions: sessionmaker[Session], store_dir: Path, key_file: Path) -> None:
+        self.sessions = sessions
+        self.store_dir = store_dir
+        self.key_file = key_file
+
+    # sealing ---------------------------------------------------------------------------
+    def seal(self, spool_file: Path, call_id: str) -> Sealed:
+        ring = keys.load(self.key_file)
+        with self.sessions() as session:
+            if session.get(Call, call_id) is None:
+                raise CallNotRecordedYet(call_id)
+        now = dt.datetime.now(dt.UTC)
+        file_name = f"{now:%Y/%m}/{call_id}.rec"
+        target = self.store_dir / file_name
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = target.with_suffix(".partial")
+        data_key, header = keys.new_data_key(), new_header()
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(spool_file, "rb") as source, os.fdopen(fd, "wb") as sealed:
+            size = encrypt(source, sealed, data_key, header)
+            sealed.flush()
+            os.fsync(sealed.fileno())
+        wrapped = ring.wrap(data_key, header.file_id)
+        with self.sessions.begin() as session:
+            old = session.get(Recording, call_id)
+            if old is not None and old.file_name != file_name:
+                (self.store_dir / old.file_name).unlink(missing_ok=True)
+            session.merge(
+                Recording(
+                    call_id=call_id,
+                    file_name=file_name,
+                    file_id=header.file_id.hex(),
+                    key_id=wrapped.key_id,
+                    wrapped_key=wrapped.blob.hex(),
+                    audio_format=AUDIO_FORMAT,
+                    plaintext_bytes=size,
+                    seconds=round(size / BYTES_PER_SECOND, 3),
+                )
+            )
+        os.replace(temporary, target)
+        _fsync_dir(target.parent)
+        spool_file.unlink()
+        spool_file.with_suffix(".done").unlink(missing_ok=True)
+        return Sealed(call_id, file_name, size, size / BYTES_PER_SECOND)
+
+    # reading ---------------------------------------------------------------------------
+    @contextmanager
+    def open(
+        self, call_id: str, actor: str, action: str, client: str | None = None
+    ) -> Iterator[tuple[SealedRecording, Recording]]:
+        """Open a recording for reading; the access is written to the audit log first."""
+        with self.sessions.begin() as session:
+            row = session.get(Recording, call_id)
+            if row is None:
+                raise RecordingNotFound(call_id)
+            session.add(AuditEntry(actor=actor, action=action, subject=call_id, client=client))
+            session.expunge(row)
+        ring = keys.load(self.key_file)
+        file_id = bytes.fromhex(row.file_id)
+        data_key = ring.unwrap(keys.WrappedKey(row.key_id, bytes.fromhex(row.wrapped_key)), file_id)
+        try:
+            stream = (self.store_dir / row.file_name).open("rb")
+        except FileNotFoundError:
+            raise RecordingError(f"sealed file {row.file_name} is missing") from None
+        with stream:
+            recording = SealedRecording(stream, data_key)
+            if recording.header.file_id != file_id:
+                raise RecordingError("sealed file does not belong to this call")
+            yield recording, row
+
+    def export_wav(self, call_id: str, target: BinaryIO, actor: str) -> float:
+        """Decrypt a recording into a WAV file (for an admin on the box); return seconds."""
+        with self.open(call_id, actor, "recording.export") as (recording, _row):
+            with wave.open(target, "wb") as out:
+                out.setnchannels(CHANNELS)
+                out.setsampwidth(SAMPLE_BYTES)
+                out.setframerate(RATE)
+                for part in recording.read():
+                    out.writeframes(part)
+            return recording.size / BYTES_PER_SECOND
+
+    # keys ------------------------------------------------------------------------------
+    def rotate_keys(self, actor: str) -> tuple[str, int]:
+        """New master key; every data key re-wrapped under it; old master keys retired."""
+        ring = keys.load(self.key_file)
+        old = list(ring.keys)
+        new_id = ring.add_key()
+        keys.save(self.key_file, ring)
+        count = 0
+        with self.sessions.begin() as session:
+            for row in session.scalars(select(Recording).where(Recording.key_id != new_id)):
+                wrapped = keys.WrappedKey(row.key_id, bytes.fromhex(row.wrapped_key))
+                fresh = ring.rewrap(wrapped, bytes.fromhex(row.file_id))
+                row.key_id, row.wrapped_key = fresh.key_id, fresh.blob.hex()
+                count += 1
+            session.add(
+                AuditEntry(
+                    actor=actor,
+                    action="keys.rotate",
+                    subject=new_id,
+                    detail=f"{count} recording key(s) re-wrapped",
+                )
+            )
+        for key_id in old:
+            ring.retire(key_id)
+        keys.save(self.key_file, ring)
+        return new_id, count
+
+    def delete(self, call_id: str, actor: str) -> None:
+        """Crypto-erasure: the wrapped key goes first, then the file."""
+        with self.sessions.begin() as session:
+            row = session.get(Recording, call_id)
+            if row is None:
+                raise RecordingNotFound(call_id)
+            file_name = row.file_name
+            session.execute(delete(Recording).where(Recording.call_id == call_id))
+            session.add(AuditEntry(actor=actor, action="recording.delete", subject=call_id))
+        (self.store_dir / file_name).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,169 @@
+"""Recorded calls: real speech through the real Asterisk, sealed at hangup, exported by an admin."""
+
+from __future__ import annotations
+
+import array
+import math
+import sqlite3
+import subprocess
+import wave
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Stack, sipp_call, wait_for
+
+pytestmark = pytest.mark.integration
+WORDS = {
+    "caller.ulaw": "I would like to book an appointment for next Tuesday morning please",
+    "callee.ulaw": "Thank you for calling the clinic, how can I help you today",
+}
+
+
+def speech(folder: Path) -> None:
+    """Real speech for both parties: espeak-ng, then raw 8 kHz mu-law for SIPp's rtp_stream."""
+    for name, text in WORDS.items():
+        wav = folder / f"{name}.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run(
+            ["sox", str(wav), "-r", "8000", "-c", "1", "-t", "ul", str(folder / name)],
+            check=True,
+            capture_output=True,
+        )
+
+
+def rms(samples: array.array) -> float:
+    return math.sqrt(sum(x * x for x in samples) / max(1, len(samples)))
+
+
+def query(stack: Stack, sql: str) -> list[sqlite3.Row]:
+    with sqlite3.connect(stack.database) as db:
+        db.row_factory = sqlite3.Row
+        return db.execute(sql).fetchall()
+
+
+@pytest.fixture
+def recorded(stack: Stack):
+    speech(stack.data_dir)
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    stack.appliance(
+        "route",
+        "add",
+        "Clinic",
+        "--forward",
+        "+12025550199",
+        "--trunk",
+        "carrier",
+        "--record",
+        "always",
+    )
+    stack.appliance("number", "add", "+12025550123", "--route", "Clinic")
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    return stack
+
+
+def test_recorded_call_is_sealed_with_both_voices(recorded: Stack, phone, tmp_path):
+    phone(scenario="phone_speech.xml")
+    result = sipp_call(
+        recorded,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=6000,
+        scenario="carrier_speech.xml",
+        cwd=recorded.data_dir,
+    )
+    assert result.returncode == 0, result.output
+    (row,) = wait_for(
+        lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
+    )
+    (call,) = query(recorded, "SELECT * FROM calls")
+    assert row["call_id"] == call["id"]
+    spool = recorded.spool_on_host
+    assert list(spool.iterdir()) == [], "plaintext left in the spool"
+
+    sealed = (recorded.data_dir / "recordings" / row["file_name"]).read_bytes()
+    assert b"RIFF" not in sealed and b"WAVE" not in sealed
+    out = tmp_path / "call.wav"
+    export = recorded.appliance("recordings", "export", call["id"], str(out))
+    assert "caller left, callee right" in export.stdout
+    with wave.open(str(out)) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
+        frames = wav.readframes(wav.getnframes())
+        seconds = wav.getnframes() / 8000
+    assert abs(seconds - call["talk_seconds"]) < 1.0, (seconds, call["talk_seconds"])
+    samples = array.array("h", frames)
+    caller, callee = rms(samples[0::2]), rms(samples[1::2])
+    assert caller > 300 and callee > 300, f"a silent channel: {caller:.0f} / {callee:.0f}"
+    for offset in range(0, len(frames) - 32, len(frames) // 50):
+        sample = frames[offset : offset + 32]
+        assert sample.count(sample[:2]) < 16 and sample not in sealed  # no plaintext run
+
+    (audit,) = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.export'")
+    assert audit["subject"] == call["id"] and audit["actor"].startswith("cli:")
+    again = recorded.appliance("recordings", "export", call["id"], str(out), check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_rotation_keeps_recordings_playable_and_deletion_erases(recorded: Stack, phone, tmp_path):
+    phone(scenario="phone_speech.xml")
+    sipp_call(
+        recorded,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=2000,
+        scenario="carrier_speech.xml",
+        cwd=recorded.data_dir,
+    )
+    (row,) = wait_for(
+        lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
+    )
+    rotate = recorded.appliance("keys", "rotate")
+    assert "1 recording key(s) re-wrapped" in rotate.stdout
+    (rewrapped,) = query(recorded, "SELECT * FROM recordings")
+    assert rewrapped["key_id"] != row["key_id"]
+    recorded.appliance("recordings", "export", row["call_id"], str(tmp_path / "a.wav"))
+
+    recorded.appliance("recordings", "delete", row["call_id"])
+    assert query(recorded, "SELECT * FROM recordings") == []
+    assert not (recorded.data_dir / "recordings" / row["file_name"]).exists()
+    gone = recorded.appliance(
+        "recordings", "export", row["call_id"], str(tmp_path / "b.wav"), check=False
+    )
+    assert gone.returncode == 2 and "no recording for call" in gone.stderr
+
+
+def test_missing_key_file_keeps_the_plaintext_and_raises_the_alarm(recorded: Stack, phone):
+    key_file = recorded.data_dir / "secrets" / "recordings.keys"
+    key_file.rename(key_file.with_suffix(".away"))
+    phone(scenario="phone_speech.xml")
+    sipp_call(
+        recorded,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=1500,
+        scenario="carrier_speech.xml",
+        cwd=recorded.data_dir,
+    )
+    wait_for(
+        lambda: "ALERT recording of call" in recorded.controller_log(), timeout=20, what="the alert"
+    )
+    assert "is missing" in recorded.controller_log()
+    assert [p.suffix for p in sorted(recorded.spool_on_host.iterdir())] == [".done", ".raw"]
+    assert recorded.health()["checks"]["recordings"] is False
+    assert query(recorded, "SELECT * FROM recordings") == []
+
+    key_file.with_suffix(".away").rename(key_file)
+    wait_for(
+        lambda: query(recorded, "SELECT * FROM recordings"),
+        timeout=20,
+        what="sealing once the key is back",
+    )
+    assert list(recorded.spool_on_host.iterdir()) == []
+    assert recorded.health()["checks"]["recordings"] is True
