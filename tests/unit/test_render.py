@@ -20,6 +20,7 @@ VALUES = {
     "agi_port": 4573,
     "ami_events": AMI_EVENTS,
     "rtp_start": 10000,
+    "spool_dir": "/run/appliance/recordings",
     "rtp_end": 20000,
     "sip_host": "127.0.0.1",
     "sip_port": 5060,
@@ -39,7 +40,7 @@ def test_ami_is_loopback_only_with_least_privilege():
     write = re.search(r"^write = (.*)$", manager, re.M).group(1).split(",")
     read = re.search(r"^read = (.*)$", manager, re.M).group(1).split(",")
     assert set(write) == {"system", "call", "reporting"}
-    assert set(read) == {"call", "system"}
+    assert set(read) == {"call", "system", "user"}
 
 
 def test_trunks_of_both_kinds():
@@ -63,7 +64,7 @@ def test_dialplan_uses_the_variables_the_controller_sets():
     template = (templates_dir() / "extensions.conf.j2").read_text()
     for name in variables.ALL.values():
         assert "${" + name + "}" in template, name
-    used = set(re.findall(r"\$\{(APPLIANCE_[A-Z_]+)\}", template))
+    used = set(re.findall(r"\$\{(APPLIANCE_[A-Z_]+)\}", template)) - {"APPLIANCE_DIAL_"}
     assert used <= set(variables.ALL.values()) | {"APPLIANCE_AGI"}
 
 
@@ -79,3 +80,11 @@ def test_ami_event_filter_lets_through_every_event_the_tracker_reads():
     allowed = {e.lower() for e in re.findall(r"^eventfilter = Event: (\w+)$", manager, re.M)}
     assert handled <= allowed
     assert {"fullybooted", "shutdown"} <= allowed
+
+
+def test_recordings_go_to_the_spool_under_the_call_id_only():
+    dialplan = render_files(VALUES)["extensions.conf"]
+    assert "APPLIANCE_SPOOL = /run/appliance/recordings" in dialplan
+    (mixmonitor,) = re.findall(r"MixMonitor\((.*)\)$", dialplan, re.M)
+    assert "${FILTER(0-9a-f,${APPLIANCE_CALL_ID})}.raw,D," in mixmonitor
+    assert "CALLERID" not in mixmonitor and "EXTEN" not in mixmonitor
