@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import math
+import socket
 import sqlite3
 import subprocess
 import wave
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Stack, sipp_call, wait_for
+from tests.harness import SIPP_DIR, Stack, free_port, sipp_call, wait_for
 
 pytestmark = pytest.mark.integration
 WORDS = {
@@ -167,3 +168,143 @@ def test_missing_key_file_keeps_the_plaintext_and_raises_the_alarm(recorded: Sta
     )
     assert list(recorded.spool_on_host.iterdir()) == []
     assert recorded.health()["checks"]["recordings"] is True
+
+
+def consent_stack(stack: Stack, *options: str) -> Stack:
+    speech(stack.data_dir)
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    stack.appliance(
+        "route",
+        "add",
+        "Clinic",
+        "--forward",
+        "+12025550199",
+        "--trunk",
+        "carrier",
+        "--record",
+        "always",
+        "--consent",
+        "beep",
+        *options,
+    )
+    stack.appliance("number", "add", "+12025550123", "--route", "Clinic")
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    return stack
+
+
+def test_consent_notice_is_played_and_noted(stack: Stack, phone):
+    consent_stack(stack)
+    phone(scenario="phone_speech.xml")
+    result = sipp_call(
+        stack,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=3000,
+        scenario="carrier_speech.xml",
+        cwd=stack.data_dir,
+    )
+    assert result.returncode == 0, result.output
+    wait_for(lambda: query(stack, "SELECT * FROM recordings"), timeout=20, what="the recording")
+    (call,) = query(stack, "SELECT * FROM calls")
+    assert (call["consent_announced"], call["recording_opted_out"]) == (1, 0)
+
+
+def test_caller_can_opt_out_with_a_key(stack: Stack, phone):
+    consent_stack(stack, "--opt-out")
+    phone(scenario="phone_speech.xml")
+    result = sipp_call(
+        stack,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=3000,
+        scenario="carrier_optout.xml",
+        cwd=stack.data_dir,
+    )
+    assert result.returncode == 0, result.output
+    (call,) = wait_for(
+        lambda: [r for r in query(stack, "SELECT * FROM calls") if r["disposition"]],
+        timeout=20,
+        what="the finished call",
+    )
+    assert call["disposition"] == "answered"
+    assert (call["consent_announced"], call["recording_opted_out"]) == (1, 1)
+    assert query(stack, "SELECT * FROM recordings") == []
+    assert list(stack.spool_on_host.iterdir()) == []
+
+
+def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone):
+    """The controller dies during a call, then Asterisk dies during another: once each is back,
+    the recording is sealed and no plaintext is left in the spool."""
+    phone(scenario="phone_speech.xml", calls=2)
+    first = sipp_background(recorded, talk_ms=3000)
+    wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="recording to start")
+    controller = recorded.processes.pop()
+    controller.kill()
+    controller.wait()
+    assert first.wait(30) == 0
+    wait_for(lambda: list(recorded.spool_on_host.glob("*.done")), what="MixMonitor to finish")
+    recorded.start_controller()
+    wait_for(
+        lambda: query(recorded, "SELECT * FROM recordings"),
+        timeout=20,
+        what="the first recording sealed after the controller restarted",
+    )
+    assert list(recorded.spool_on_host.iterdir()) == []
+
+    second = sipp_background(recorded, talk_ms=8000)
+    wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="second recording")
+    asterisk = recorded.processes.pop(0)
+    asterisk.kill()  # MixMonitor never finishes: no .done marker
+    asterisk.wait()
+    second.kill()
+    second.wait()
+    assert [p.suffix for p in recorded.spool_on_host.iterdir()] == [".raw"]
+    recorded.start_asterisk()
+    wait_for(
+        lambda: len(query(recorded, "SELECT * FROM recordings")) == 2,
+        timeout=30,
+        what="the second recording sealed after Asterisk restarted",
+    )
+    assert list(recorded.spool_on_host.iterdir()) == []
+    assert "left in the spool by an interrupted call" in recorded.controller_log()
+
+
+def sipp_background(stack: Stack, talk_ms: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            "sipp",
+            f"127.0.0.1:{stack.sip_port}",
+            "-sf",
+            str(SIPP_DIR / "carrier_speech.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port(socket.SOCK_DGRAM)),
+            "-s",
+            "12025550123",
+            "-set",
+            "caller",
+            "13125550111",
+            "-set",
+            "caller_name",
+            "Jane",
+            "-d",
+            str(talk_ms),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ],
+        cwd=stack.data_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
