@@ -13,6 +13,7 @@ from pathlib import Path
 from appliance.config import Config, ConfigError, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
+from appliance.recordings import keys
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -142,6 +143,42 @@ def check_asterisk_config(config: Config) -> Finding:
     return Finding(OK, "Asterisk config", str(conf))
 
 
+def check_recordings(config: Config) -> Finding:
+    try:
+        ring = keys.load(Path(config.recordings.key_file))
+    except keys.KeyProblem as exc:
+        return Finding(FAIL, "recordings", str(exc), "run 'appliance init' or restore the key file")
+    spool = config.spool_on_host
+    if not spool.is_dir():
+        return Finding(
+            FAIL, "recordings", f"spool {spool} missing", "run 'appliance config render'"
+        )
+    waiting = len(list(spool.glob("*.raw")))
+    detail = f"master key {ring.current}; {waiting} recording(s) in the spool"
+    if _filesystem(spool) != "tmpfs":
+        return Finding(
+            WARN,
+            "recordings",
+            f"{detail}; spool is not on tmpfs",
+            "mount a tmpfs on recordings.spool_dir so plaintext never reaches a disk",
+        )
+    return Finding(OK, "recordings", detail)
+
+
+def _filesystem(path: Path) -> str:
+    best, kind = "", ""
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            mount = fields[1]
+            inside = str(path).startswith(mount.rstrip("/") + "/") or str(path) == mount
+            if inside and len(mount) > len(best):
+                best, kind = mount, fields[2]
+    except OSError:
+        return ""
+    return kind
+
+
 def check_disk(config: Config) -> Finding:
     path = config.data_dir if config.data_dir.exists() else Path("/")
     free = shutil.disk_usage(path).free
@@ -162,6 +199,7 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_ami(config),
         lambda: check_port("FastAGI", config.agi.host, config.agi.port),
         lambda: check_port("HTTP", config.http.host, config.http.port),
+        lambda: check_recordings(config),
         lambda: check_disk(config),
     ]
     return [check() for check in checks]
