@@ -41,7 +41,7 @@ def test_health_and_doctor_report_a_working_stack(running: Stack):
     assert health == {
         "status": "ok",
         "version": health["version"],
-        "checks": {"ami": True, "database": True},
+        "checks": {"ami": True, "database": True, "recordings": True},
     }
     doctor = running.appliance("doctor")
     assert "all checks passed" in doctor.stdout
