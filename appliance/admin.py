@@ -12,9 +12,19 @@ from sqlalchemy.orm import Session
 
 from appliance.asterisk.render import TrunkView
 from appliance.calls import routing, schedule
-from appliance.db.models import Account, Route, RouteTarget, Source, TrackingNumber, Trunk, User
+from appliance.db.models import (
+    Account,
+    ApiKey,
+    AuditEntry,
+    Route,
+    RouteTarget,
+    Source,
+    TrackingNumber,
+    Trunk,
+    User,
+)
 from appliance.numbers import to_e164
-from appliance.secrets import SecretBox, hash_password
+from appliance.secrets import SecretBox, hash_password, new_token, token_hash
 
 TRUNK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -297,3 +307,14 @@ def trunk_views(session: Session, box: SecretBox) -> list[TrunkView]:
         )
         for t in session.scalars(select(Trunk).order_by(Trunk.name))
     ]
+
+
+def add_api_key(session: Session, username: str) -> str:
+    """A new API token for a user; returned once, stored only as a hash."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise AdminError(f"no user {username[:60]!r}")
+    token = new_token()
+    session.add(ApiKey(user_id=user.id, token_hash=token_hash(token)))
+    session.add(AuditEntry(actor="cli", action="apikey.add", subject=username))
+    return token

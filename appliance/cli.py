@@ -83,6 +83,13 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return None
 
 
+def cmd_apikey_add(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        token = admin.add_api_key(session, args.username)
+    print(f"API token for {args.username} (shown once): {token}")
+    return 0
+
+
 def cmd_account_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         account = admin.add_account(session, args.name, args.parent)
@@ -281,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--route", help="route its calls take (see 'appliance route add')")
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
+
+    apikey = sub.add_parser("apikey", help="API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("add", cmd_apikey_add, "create an API token for a user (shown once)", apikey)
+    p.add_argument("username")
 
     recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
         dest="action", required=True

@@ -24,6 +24,7 @@ from appliance.db.migrate import current_revision, head_revision
 from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
 from appliance.tls import server_context
+from appliance.web import api
 from appliance.web.app import init_app
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,9 @@ class Controller:
                 "database": self.database_ok,
                 "recordings": lambda: sweeper.healthy,
             }
-            runner = web.AppRunner(init_app(checks), access_log=None)
+            app = init_app(checks)
+            api.add_routes(app, self.store.sessions, vault)
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             ssl_context = server_context(self.config.data_dir) if self.config.http.tls else None

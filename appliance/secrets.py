@@ -35,6 +35,15 @@ def new_password() -> str:
     return secrets.token_urlsafe(15)
 
 
+def new_token() -> str:
+    return "apk_" + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """API tokens are long and random: a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 def write_secret_file(path: Path, value: str | bytes) -> bool:
     """Create a 0600 secret file unless it exists; return True when it was created."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -233,3 +233,15 @@ class AuditEntry(Base):
     subject: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class ApiKey(Base):
+    """A bearer token for the API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship()

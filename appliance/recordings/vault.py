@@ -92,11 +92,11 @@ class RecordingVault:
         return Sealed(call_id, file_name, size, size / BYTES_PER_SECOND)
 
     # reading ---------------------------------------------------------------------------
-    @contextmanager
-    def open(
+    def load(
         self, call_id: str, actor: str, action: str, client: str | None = None
-    ) -> Iterator[tuple[SealedRecording, Recording]]:
-        """Open a recording for reading; the access is written to the audit log first."""
+    ) -> tuple[SealedRecording, BinaryIO]:
+        """Open a recording for reading (the caller closes the stream); the access is written
+        to the audit log before a byte is decrypted."""
         with self.sessions.begin() as session:
             row = session.get(Recording, call_id)
             if row is None:
@@ -110,15 +110,26 @@ class RecordingVault:
             stream = (self.store_dir / row.file_name).open("rb")
         except FileNotFoundError:
             raise RecordingError(f"sealed file {row.file_name} is missing") from None
-        with stream:
+        try:
             recording = SealedRecording(stream, data_key)
             if recording.header.file_id != file_id:
                 raise RecordingError("sealed file does not belong to this call")
-            yield recording, row
+        except BaseException:
+            stream.close()
+            raise
+        return recording, stream
+
+    @contextmanager
+    def open(
+        self, call_id: str, actor: str, action: str, client: str | None = None
+    ) -> Iterator[SealedRecording]:
+        recording, stream = self.load(call_id, actor, action, client)
+        with stream:
+            yield recording
 
     def export_wav(self, call_id: str, target: BinaryIO, actor: str) -> float:
         """Decrypt a recording into a WAV file (for an admin on the box); return seconds."""
-        with self.open(call_id, actor, "recording.export") as (recording, _row):
+        with self.open(call_id, actor, "recording.export") as recording:
             with wave.open(target, "wb") as out:
                 out.setnchannels(CHANNELS)
                 out.setsampwidth(SAMPLE_BYTES)

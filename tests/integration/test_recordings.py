@@ -6,7 +6,10 @@ import array
 import math
 import socket
 import sqlite3
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 import wave
 from pathlib import Path
 
@@ -308,3 +311,81 @@ def sipp_background(stack: Stack, talk_ms: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def http_get(stack: Stack, path: str, token: str | None = None, range_: str | None = None):
+    context = ssl.create_default_context(cafile=str(stack.data_dir / "tls" / "cert.pem"))
+    request = urllib.request.Request(f"https://127.0.0.1:{stack.http_port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if range_:
+        request.add_header("Range", range_)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def token_for(stack: Stack, username: str) -> str:
+    return stack.appliance("apikey", "add", username).stdout.rsplit(" ", 1)[1].strip()
+
+
+def test_playback_over_https_with_ranges_roles_and_audit(recorded: Stack, phone, tmp_path):
+    phone(scenario="phone_speech.xml")
+    sipp_call(
+        recorded,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=2500,
+        scenario="carrier_speech.xml",
+        cwd=recorded.data_dir,
+    )
+    (row,) = wait_for(
+        lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
+    )
+    recorded.appliance(
+        "user",
+        "add",
+        "reader",
+        "--role",
+        "viewer",
+        "--password-stdin",
+        input="a-long-enough-password\n",
+    )
+    viewer, admin = token_for(recorded, "reader"), token_for(recorded, "admin")
+    recorded.appliance("recordings", "export", row["call_id"], str(tmp_path / "call.wav"))
+    whole = (tmp_path / "call.wav").read_bytes()
+    path = f"/api/calls/{row['call_id']}/recording"
+
+    status, headers, body = http_get(recorded, path, viewer)
+    assert status == 200 and body == whole
+    assert headers["Content-Type"] == "audio/wav" and headers["Accept-Ranges"] == "bytes"
+    assert headers["Content-Disposition"].startswith("inline")
+    size = len(whole)
+    for range_, expected in [
+        ("bytes=0-43", whole[:44]),
+        ("bytes=1000-5000", whole[1000:5001]),
+        ("bytes=-100", whole[-100:]),
+        ("bytes=30000-", whole[30000:]),
+    ]:
+        status, headers, body = http_get(recorded, path, viewer, range_)
+        assert status == 206 and body == expected, range_
+        assert headers["Content-Range"].endswith(f"/{size}")
+    assert http_get(recorded, path, viewer, f"bytes={size + 10}-")[0] == 416
+
+    assert http_get(recorded, path)[0] == 401
+    assert http_get(recorded, path, "apk_not-a-token")[0] == 401
+    assert http_get(recorded, path + "?download=1", viewer)[0] == 403
+    status, headers, body = http_get(recorded, path + "?download=1", admin)
+    assert status == 200 and body == whole and headers["Content-Disposition"].startswith("attach")
+    assert http_get(recorded, f"/api/calls/{'0' * 32}/recording", viewer)[0] == 404
+
+    plays = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.play'")
+    assert len(plays) == 6
+    assert {(p["actor"], p["client"], p["subject"]) for p in plays} == {
+        ("user:reader", "127.0.0.1", row["call_id"])
+    }
+    (download,) = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.download'")
+    assert download["actor"] == "user:admin"

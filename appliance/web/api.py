@@ -1,0 +1,124 @@
+"""The REST API: bearer-token authentication and recording playback with HTTP Range."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.db.models import ApiKey
+from appliance.recordings import wav
+from appliance.recordings.container import RecordingError, SealedRecording
+from appliance.recordings.keys import KeyProblem
+from appliance.recordings.vault import RecordingNotFound, RecordingVault
+from appliance.secrets import token_hash
+
+DOWNLOAD_ROLES = ("admin", "manager")
+_CALL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: str
+
+
+SESSIONS: web.AppKey[sessionmaker[Session]] = web.AppKey("sessions", sessionmaker)
+VAULT: web.AppKey[RecordingVault] = web.AppKey("vault", RecordingVault)
+PRINCIPAL = "appliance.principal"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def lookup_token(sessions: sessionmaker[Session], token: str) -> Principal | None:
+    with sessions() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash(token)))
+        return Principal(key.user.username, key.user.role) if key else None
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    principal = None
+    if scheme.lower() == "bearer" and 0 < len(token) <= 200:
+        principal = await asyncio.to_thread(lookup_token, request.app[SESSIONS], token.strip())
+    if principal is None:
+        raise web.HTTPUnauthorized(
+            text='{"error": "a valid API token is required"}',
+            content_type="application/json",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def recording(request: web.Request) -> web.StreamResponse:
+    """GET /api/calls/{call_id}/recording[?download=1]: the call as a WAV, seekable."""
+    principal: Principal = request[PRINCIPAL]
+    call_id = request.match_info["call_id"]
+    if not _CALL_ID.fullmatch(call_id):
+        raise web.HTTPNotFound(text="no such call")
+    download = request.query.get("download") == "1"
+    if download and principal.role not in DOWNLOAD_ROLES:
+        raise web.HTTPForbidden(text=f"role {principal.role} may play recordings, not download")
+    action = "recording.download" if download else "recording.play"
+    try:
+        sealed, stream = await asyncio.to_thread(
+            request.app[VAULT].load, call_id, f"user:{principal.username}", action, request.remote
+        )
+    except RecordingNotFound:
+        raise web.HTTPNotFound(text="no recording for this call") from None
+    except (RecordingError, KeyProblem) as exc:
+        raise web.HTTPServiceUnavailable(text=f"recording cannot be opened: {exc}") from None
+    try:
+        return await _send(request, sealed, download, call_id)
+    finally:
+        stream.close()
+
+
+async def _send(
+    request: web.Request, sealed: SealedRecording, download: bool, call_id: str
+) -> web.StreamResponse:
+    total = wav.size(sealed)
+    try:
+        wanted = request.http_range
+    except ValueError:
+        unsatisfiable = {"Content-Range": f"bytes */{total}"}
+        raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable) from None
+    start = wanted.start or 0
+    if start < 0:  # a suffix range: the last n bytes
+        start = max(0, total + start)
+    stop = total if wanted.stop is None else min(wanted.stop, total)
+    if start >= total or start >= stop:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{total}"})
+    partial = "Range" in request.headers
+    response = web.StreamResponse(status=206 if partial else 200)
+    response.content_type = "audio/wav"
+    response.content_length = stop - start
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["Cache-Control"] = "no-store"
+    disposition = "attachment" if download else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="call-{call_id}.wav"'
+    if partial:
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+    await response.prepare(request)
+    parts = wav.read(sealed, start, stop)
+    while (part := await asyncio.to_thread(next, parts, None)) is not None:
+        await response.write(part)
+    await response.write_eof()
+    return response
+
+
+def add_routes(
+    app: web.Application, sessions: sessionmaker[Session], vault: RecordingVault
+) -> None:
+    app[SESSIONS] = sessions
+    app[VAULT] = vault
+    app.middlewares.append(authenticate)
+    app.router.add_get("/api/calls/{call_id}/recording", recording)
