@@ -119,7 +119,8 @@ class Controller:
                 "recordings": lambda: sweeper.healthy,
             }
             app = init_app(checks)
-            api.add_routes(app, self.store.sessions, vault)
+            live = api.LiveControl(calls, self.config.recordings.spool_dir)
+            api.add_routes(app, self.store.sessions, vault, live)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ from appliance.calls.writer import CallWriter
 log = logging.getLogger(__name__)
 
 FALLBACK_FAMILY = "appliance_fallback"
+_CALL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class CallNotLive(Exception):
+    """No call in progress with that id."""
 
 
 class CallPath:
@@ -102,6 +108,41 @@ class CallPath:
             )
         self.pushed = routes
         log.info("fallback routes in Asterisk updated (%d keys)", len(routes))
+
+    # live calls ------------------------------------------------------------------------
+    def live_channel(self, call_id: str) -> str:
+        for linkedid in list(self.tracker.calls):
+            if call_id_for(linkedid) == call_id:
+                channel = self.tracker.channel(linkedid)
+                if channel:
+                    return channel
+        raise CallNotLive(call_id)
+
+    async def pause_recording(self, call_id: str, paused: bool) -> None:
+        """Mute both directions of the call's recording (e.g. while a card number is read)."""
+        await self.ami.action(
+            {
+                "Action": "MixMonitorMute",
+                "Channel": self.live_channel(call_id),
+                "Direction": "both",
+                "State": "1" if paused else "0",
+            }
+        )
+
+    async def start_recording(self, call_id: str, spool_dir: str) -> None:
+        """Start recording a live call on demand, into the spool like any recording."""
+        if not _CALL_ID.fullmatch(call_id):
+            raise CallNotLive(call_id)
+        base = f"{spool_dir.rstrip('/')}/{call_id}"
+        await self.ami.action(
+            {
+                "Action": "MixMonitor",
+                "Channel": self.live_channel(call_id),
+                "File": f"{base}.raw",
+                "Options": "D",
+                "Command": f"/bin/touch {base}.done",
+            }
+        )
 
     # reconciliation --------------------------------------------------------------------
     async def active_linkedids(self) -> set[str]:

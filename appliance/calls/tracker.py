@@ -25,6 +25,7 @@ FINISHED_MEMORY = 10_000
 class _Call:
     linkedid: str
     started: float
+    channel: str = ""
     dialled: str = ""
     caller_number: str = ""
     caller_name: str = ""
@@ -77,12 +78,18 @@ class CallTracker:
         handler(call, event, uniqueid)
         return self._finish(call) if name == "Hangup" else None
 
+    def channel(self, linkedid: str) -> str | None:
+        """The caller's channel of a call in progress (for actions on the live call)."""
+        call = self.calls.get(linkedid)
+        return call.channel if call is not None and call.channel else None
+
     # events --------------------------------------------------------------------------
     def _on_newchannel(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
         if uniqueid in call.gone:
             return
         call.alive.add(uniqueid)
         if uniqueid == call.linkedid:
+            call.channel = event.get("Channel", "")
             call.started = min(call.started, _timestamp(event))
             call.dialled = _clean(event.get("Exten"), 64)
             call.caller_number = _clean(event.get("CallerIDNum"), 64)

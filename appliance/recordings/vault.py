@@ -63,11 +63,15 @@ class RecordingVault:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = target.with_suffix(".partial")
         data_key, header = keys.new_data_key(), new_header()
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(spool_file, "rb") as source, os.fdopen(fd, "wb") as sealed:
-            size = encrypt(source, sealed, data_key, header)
-            sealed.flush()
-            os.fsync(sealed.fileno())
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(spool_file, "rb") as source, os.fdopen(fd, "wb") as sealed:
+                size = encrypt(source, sealed, data_key, header)
+                sealed.flush()
+                os.fsync(sealed.fileno())
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         wrapped = ring.wrap(data_key, header.file_id)
         with self.sessions.begin() as session:
             old = session.get(Recording, call_id)
@@ -126,6 +130,10 @@ class RecordingVault:
         recording, stream = self.load(call_id, actor, action, client)
         with stream:
             yield recording
+
+    def audit(self, actor: str, action: str, subject: str, client: str | None = None) -> None:
+        with self.sessions.begin() as session:
+            session.add(AuditEntry(actor=actor, action=action, subject=subject, client=client))
 
     def export_wav(self, call_id: str, target: BinaryIO, actor: str) -> float:
         """Decrypt a recording into a WAV file (for an admin on the box); return seconds."""

@@ -11,6 +11,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.asterisk.ami import AmiError
+from appliance.calls.service import CallNotLive, CallPath
 from appliance.db.models import ApiKey
 from appliance.recordings import wav
 from appliance.recordings.container import RecordingError, SealedRecording
@@ -115,10 +117,51 @@ async def _send(
     return response
 
 
+@dataclass(frozen=True)
+class LiveControl:
+    calls: CallPath
+    spool_dir: str
+
+
+LIVE: web.AppKey[LiveControl] = web.AppKey("live", LiveControl)
+CONTROL_ROLES = ("admin", "manager")
+
+
+async def control(request: web.Request) -> web.Response:
+    """POST /api/calls/{call_id}/recording/{pause,resume,start} on a call in progress."""
+    principal: Principal = request[PRINCIPAL]
+    if principal.role not in CONTROL_ROLES:
+        raise web.HTTPForbidden(text=f"role {principal.role} may not control recordings")
+    call_id, verb = request.match_info["call_id"], request.match_info["verb"]
+    if not _CALL_ID.fullmatch(call_id):
+        raise web.HTTPNotFound(text="no such call")
+    live = request.app[LIVE]
+    try:
+        if verb == "start":
+            await live.calls.start_recording(call_id, live.spool_dir)
+        else:
+            await live.calls.pause_recording(call_id, paused=verb == "pause")
+    except CallNotLive:
+        raise web.HTTPNotFound(text="no call in progress with this id") from None
+    except AmiError as exc:
+        raise web.HTTPConflict(text=f"Asterisk refused: {exc}") from None
+    actor = f"user:{principal.username}"
+    await asyncio.to_thread(
+        request.app[VAULT].audit, actor, f"recording.{verb}", call_id, request.remote
+    )
+    return web.json_response({"call_id": call_id, "recording": verb})
+
+
 def add_routes(
-    app: web.Application, sessions: sessionmaker[Session], vault: RecordingVault
+    app: web.Application,
+    sessions: sessionmaker[Session],
+    vault: RecordingVault,
+    live: LiveControl | None = None,
 ) -> None:
     app[SESSIONS] = sessions
     app[VAULT] = vault
     app.middlewares.append(authenticate)
     app.router.add_get("/api/calls/{call_id}/recording", recording)
+    if live is not None:
+        app[LIVE] = live
+        app.router.add_post("/api/calls/{call_id}/recording/{verb:pause|resume|start}", control)

@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import wave
@@ -48,26 +49,7 @@ def query(stack: Stack, sql: str) -> list[sqlite3.Row]:
 
 @pytest.fixture
 def recorded(stack: Stack):
-    speech(stack.data_dir)
-    stack.appliance(
-        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
-    )
-    stack.appliance(
-        "route",
-        "add",
-        "Clinic",
-        "--forward",
-        "+12025550199",
-        "--trunk",
-        "carrier",
-        "--record",
-        "always",
-    )
-    stack.appliance("number", "add", "+12025550123", "--route", "Clinic")
-    stack.appliance("config", "render")
-    stack.start_asterisk()
-    stack.start_controller()
-    return stack
+    return consent_stack(stack, consent=False)
 
 
 def test_recorded_call_is_sealed_with_both_voices(recorded: Stack, phone, tmp_path):
@@ -173,11 +155,13 @@ def test_missing_key_file_keeps_the_plaintext_and_raises_the_alarm(recorded: Sta
     assert recorded.health()["checks"]["recordings"] is True
 
 
-def consent_stack(stack: Stack, *options: str) -> Stack:
+def consent_stack(stack: Stack, *options: str, consent: bool = True) -> Stack:
+    """A running stack whose number +12025550123 is recorded (with a notice, if `consent`)."""
     speech(stack.data_dir)
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
+    notice = ("--consent", "beep", *options) if consent else options
     stack.appliance(
         "route",
         "add",
@@ -188,9 +172,7 @@ def consent_stack(stack: Stack, *options: str) -> Stack:
         "carrier",
         "--record",
         "always",
-        "--consent",
-        "beep",
-        *options,
+        *notice,
     )
     stack.appliance("number", "add", "+12025550123", "--route", "Clinic")
     stack.appliance("config", "render")
@@ -389,3 +371,147 @@ def test_playback_over_https_with_ranges_roles_and_audit(recorded: Stack, phone,
     }
     (download,) = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.download'")
     assert download["actor"] == "user:admin"
+
+
+def test_full_disk_keeps_the_plaintext_until_there_is_room(stack: Stack, phone, tmp_path):
+    full = tmp_path / "full-store"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tiny", str(full)], check=True)
+    try:
+        stack.extra_env["APPLIANCE_RECORDINGS_STORE_DIR"] = str(full)
+        consent_stack(stack, consent=False)
+        phone(scenario="phone_speech.xml")
+        sipp_call(
+            stack,
+            "12025550123",
+            "13125550111",
+            "Jane",
+            talk_ms=2000,
+            scenario="carrier_speech.xml",
+            cwd=stack.data_dir,
+        )
+        wait_for(
+            lambda: "ALERT recording of call" in stack.controller_log(),
+            timeout=20,
+            what="the alert",
+        )
+        assert "No space left on device" in stack.controller_log()
+        assert sorted(p.suffix for p in stack.spool_on_host.iterdir()) == [".done", ".raw"]
+        assert query(stack, "SELECT * FROM calls")[0]["disposition"] == "answered"
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    wait_for(
+        lambda: query(stack, "SELECT * FROM recordings"),
+        timeout=20,
+        what="sealing once there is room",
+    )
+    assert list(stack.spool_on_host.iterdir()) == []
+
+
+def http_post(stack: Stack, path: str, token: str) -> int:
+    context = ssl.create_default_context(cafile=str(stack.data_dir / "tls" / "cert.pem"))
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{stack.http_port}{path}",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def silent_stretch(frames: bytes) -> float:
+    """The longest run of digital silence on both channels, in seconds (100 ms windows)."""
+    samples, window = array.array("h", frames), 1600  # 100 ms of stereo 8 kHz
+    longest = run = 0
+    for start in range(0, len(samples) - window, window):
+        quiet = max(abs(x) for x in samples[start : start + window]) < 50
+        run = run + 1 if quiet else 0
+        longest = max(longest, run)
+    return longest / 10
+
+
+def live_call_id(stack: Stack) -> str:
+    return wait_for(
+        lambda: [r["id"] for r in query(stack, "SELECT id FROM calls")], what="the call record"
+    )[0]
+
+
+def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
+    recorded.appliance(
+        "user",
+        "add",
+        "ops",
+        "--role",
+        "manager",
+        "--password-stdin",
+        input="a-long-enough-password\n",
+    )
+    recorded.appliance(
+        "user",
+        "add",
+        "reader",
+        "--role",
+        "viewer",
+        "--password-stdin",
+        input="a-long-enough-password\n",
+    )
+    manager, viewer = token_for(recorded, "ops"), token_for(recorded, "reader")
+    phone(scenario="phone_speech.xml")
+    caller = sipp_background(recorded, talk_ms=7000)
+    call_id = live_call_id(recorded)
+    wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="the recording to start")
+    path = f"/api/calls/{call_id}/recording"
+    time.sleep(1.5)
+    assert http_post(recorded, path + "/pause", viewer) == 403
+    assert http_post(recorded, path + "/pause", manager) == 200
+    time.sleep(2.5)
+    assert http_post(recorded, path + "/resume", manager) == 200
+    assert caller.wait(30) == 0
+    assert http_post(recorded, path + "/pause", manager) == 404  # the call is over
+    wait_for(lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="sealing")
+    recorded.appliance("recordings", "export", call_id, str(tmp_path / "call.wav"))
+    with wave.open(str(tmp_path / "call.wav")) as wav:
+        frames = wav.readframes(wav.getnframes())
+    assert 2.0 <= silent_stretch(frames) <= 3.2
+    actions = [r["action"] for r in query(recorded, "SELECT action FROM audit_log")]
+    assert actions.count("recording.pause") == 1 and actions.count("recording.resume") == 1
+
+
+def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
+    speech(stack.data_dir)
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    stack.appliance(
+        "route",
+        "add",
+        "Sales",
+        "--forward",
+        "+12025550199",
+        "--trunk",
+        "carrier",
+        "--record",
+        "on_demand",
+    )
+    stack.appliance("number", "add", "+12025550123", "--route", "Sales")
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    admin = token_for(stack, "admin")
+    phone(scenario="phone_speech.xml")
+    caller = sipp_background(stack, talk_ms=4000)
+    call_id = live_call_id(stack)
+    time.sleep(1.0)
+    assert list(stack.spool_on_host.iterdir()) == []  # nothing recorded until asked
+    assert http_post(stack, f"/api/calls/{call_id}/recording/start", admin) == 200
+    assert caller.wait(30) == 0
+    (row,) = wait_for(
+        lambda: query(stack, "SELECT * FROM recordings"),
+        timeout=20,
+        what="the on-demand recording sealed",
+    )
+    assert 1.5 < row["seconds"] < 3.5
