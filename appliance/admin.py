@@ -318,3 +318,27 @@ def add_api_key(session: Session, username: str) -> str:
     session.add(ApiKey(user_id=user.id, token_hash=token_hash(token)))
     session.add(AuditEntry(actor="cli", action="apikey.add", subject=username))
     return token
+
+
+def set_recording_limits(
+    session: Session, account_id: int | None, quota_mb: int | None, days: int | None, when_full: str
+) -> Account:
+    account = get_account(session, account_id)
+    if quota_mb is not None and quota_mb < 1:
+        raise AdminError("the quota must be at least 1 MB")
+    if days is not None and days < 1:
+        raise AdminError("recordings must be kept at least 1 day")
+    if when_full not in ("delete_oldest", "pause"):
+        raise AdminError("when full: 'delete_oldest' or 'pause'")
+    account.recording_quota_mb = quota_mb
+    account.recording_days = days
+    account.recording_when_full = when_full
+    session.add(
+        AuditEntry(
+            actor="cli",
+            action="account.limits",
+            subject=str(account.id),
+            detail=f"quota_mb={quota_mb} days={days} when_full={when_full}",
+        )
+    )
+    return account

@@ -83,6 +83,18 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return None
 
 
+def cmd_account_limits(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        account = admin.set_recording_limits(
+            session, args.account_id, args.quota_mb, args.days, args.when_full
+        )
+        print(
+            f"account {account.id}: recordings limited to {args.quota_mb or 'any'} MB and "
+            f"{args.days or 'any number of'} days; when full: {args.when_full}"
+        )
+    return 0
+
+
 def cmd_apikey_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         token = admin.add_api_key(session, args.username)
@@ -288,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--route", help="route its calls take (see 'appliance route add')")
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
+
+    p = command("limits", cmd_account_limits, "recording storage limits of an account", account)
+    p.add_argument("account_id", type=int)
+    p.add_argument("--quota-mb", type=int, help="most MB of recordings to keep")
+    p.add_argument("--days", type=int, help="most days to keep a recording")
+    p.add_argument("--when-full", choices=("delete_oldest", "pause"), default="delete_oldest")
 
     apikey = sub.add_parser("apikey", help="API tokens").add_subparsers(
         dest="action", required=True

@@ -21,6 +21,7 @@ from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
+from appliance.recordings.limits import RetentionJob
 from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
 from appliance.tls import server_context
@@ -103,6 +104,7 @@ class Controller:
             sweeper = SpoolSweeper(vault, self.config.spool_on_host, calls.active_call_ids)
             calls.after_reconcile.append(sweeper.sweep_orphans)
             calls.spawn(sweeper.run())
+            calls.spawn(RetentionJob(self.store.sessions, vault).run())
 
             agi.handlers["inbound"] = InboundHandler(writer, lambda: calls.table)
             await _listen(

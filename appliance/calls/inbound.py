@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from appliance.asterisk.agi_protocol import AgiRequest
 from appliance.calls.routing import Decision, InvalidRoute, channel_variables, decide
@@ -59,6 +60,11 @@ class InboundHandler:
         except (InvalidRoute, InvalidSchedule) as exc:
             log.error("route for %s is broken (%s); using the fallback", call.dialled, exc)
             decision = Decision(dials=())
+        if decision.record and info is not None and info.recording_paused:
+            log.warning(
+                "call to %s not recorded: the account's recording storage is full", call.dialled
+            )
+            decision = replace(decision, record=False)
         call_id = call_id_for(call.linkedid)
         route, after_hours = decision.route_name, decision.after_hours
         self.writer.submit(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import InvalidRoute, RoutePlan, Target, fallback_dial
-from appliance.db.models import Call, Route, RouteTarget, TrackingNumber
+from appliance.db.models import Account, Call, Route, RouteTarget, TrackingNumber
 from appliance.numbers import dialled_to_e164
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ class NumberInfo:
     tracking_number_id: int
     account_id: int
     plan: RoutePlan | None
+    recording_paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,18 @@ class CallStore:
         """Everything routing needs, read in one pass, so that calls never wait on the database."""
         with self.sessions() as session:
             plans: dict[int | None, RoutePlan | None] = {None: None}
+            paused_accounts = {
+                account_id: paused
+                for account_id, paused in session.execute(
+                    select(Account.id, Account.recording_paused)
+                )
+            }
             numbers = {}
             for number in session.scalars(select(TrackingNumber)):
                 if number.route_id not in plans:
                     plans[number.route_id] = _plan(session, number.route)
-                info = NumberInfo(number.id, number.account_id, plans[number.route_id])
+                paused = paused_accounts.get(number.account_id, False)
+                info = NumberInfo(number.id, number.account_id, plans[number.route_id], paused)
                 numbers[number.e164] = info
             route = session.scalar(select(Route).where(Route.is_default).order_by(Route.id))
             default = _plan(session, route)

@@ -50,6 +50,12 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recording_quota_mb: Mapped[int | None] = mapped_column(Integer)
+    recording_days: Mapped[int | None] = mapped_column(Integer)
+    recording_when_full: Mapped[str] = mapped_column(
+        String(16), default="delete_oldest", server_default="delete_oldest"
+    )
+    recording_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     parent: Mapped[Account | None] = relationship(remote_side=[id])
 

@@ -1,0 +1,93 @@
+"""The retention job: applies each account's storage limits (recordings/retention.py) once a
+minute: old or excess recordings are erased, or recording pauses, and the admin is warned."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.db.models import Account, Call, Recording
+from appliance.recordings.retention import Limits, Stored, Verdict, judge
+from appliance.recordings.vault import RecordingNotFound, RecordingVault
+
+log = logging.getLogger(__name__)
+
+
+class RetentionJob:
+    def __init__(
+        self, sessions: sessionmaker[Session], vault: RecordingVault, interval: float = 60.0
+    ) -> None:
+        self.sessions = sessions
+        self.vault = vault
+        self.interval = interval
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.apply)
+            except Exception:
+                log.exception("applying the recording limits failed; will retry")
+            await asyncio.sleep(self.interval)
+
+    def apply(self, now: dt.datetime | None = None) -> dict[int, Verdict]:
+        now = now or dt.datetime.now(dt.UTC)
+        verdicts = {}
+        with self.sessions() as session:
+            limited = session.scalars(
+                select(Account).where(
+                    or_(
+                        Account.recording_quota_mb.is_not(None), Account.recording_days.is_not(None)
+                    )
+                )
+            ).all()
+            for account in limited:
+                limits = Limits(
+                    quota_bytes=account.recording_quota_mb * 1_000_000
+                    if account.recording_quota_mb is not None
+                    else None,
+                    days=account.recording_days,
+                    when_full=account.recording_when_full,
+                )
+                rows = session.execute(
+                    select(Recording.call_id, Recording.created_at, Recording.plaintext_bytes)
+                    .join(Call, Call.id == Recording.call_id)
+                    .where(Call.account_id == account.id)
+                ).all()
+                stored = [Stored(c, _aware(at), size) for c, at, size in rows]
+                verdicts[account.id] = judge(stored, limits, now)
+        for account_id, verdict in verdicts.items():
+            self._carry_out(account_id, verdict)
+        return verdicts
+
+    def _carry_out(self, account_id: int, verdict: Verdict) -> None:
+        for call_id in verdict.delete:
+            try:
+                self.vault.delete(call_id, actor="retention")
+            except RecordingNotFound:
+                continue
+        if verdict.delete:
+            log.info(
+                "account %d: %d recording(s) erased by its storage limits",
+                account_id,
+                len(verdict.delete),
+            )
+        with self.sessions.begin() as session:
+            account = session.get(Account, account_id)
+            if account is not None and account.recording_paused != verdict.paused:
+                account.recording_paused = verdict.paused
+                state = "paused: storage full" if verdict.paused else "resumed"
+                log.warning("account %d: recording %s", account_id, state)
+        if verdict.warn:
+            log.warning(
+                "ALERT account %d: recordings use %.1f MB, near or over its quota",
+                account_id,
+                verdict.used_bytes / 1_000_000,
+            )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
