@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from appliance import __version__, admin, bootstrap, doctor
 from appliance.asterisk import render
-from appliance.config import Config, ConfigError, load, render_ini
+from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
 from appliance.numbers import InvalidNumber
@@ -167,6 +167,7 @@ def _vault(config: Config) -> RecordingVault:
         db.session_factory(engine),
         Path(config.recordings.store_dir),
         Path(config.recordings.key_file),
+        key_passphrase(config),
     )
 
 
@@ -195,6 +196,20 @@ def cmd_recording_delete(config: Config, args: argparse.Namespace) -> int:
 def cmd_keys_rotate(config: Config, _args: argparse.Namespace) -> int:
     key_id, count = _vault(config).rotate_keys(_actor())
     print(f"master key {key_id} is current; {count} recording key(s) re-wrapped")
+    return 0
+
+
+def cmd_keys_seal(config: Config, args: argparse.Namespace) -> int:
+    passphrase = _read_password(args) or ""
+    if args.password_prompt and passphrase != getpass.getpass("again: "):
+        raise admin.AdminError("the passphrases differ")
+    if len(passphrase) < 12:
+        raise admin.AdminError("the passphrase must be at least 12 characters")
+    _vault(config).seal_key_file(passphrase)
+    print(
+        "key file sealed; set recordings.key_passphrase (e.g. env:NAME) so that the "
+        "controller can unlock it at start"
+    )
     return 0
 
 
@@ -325,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     command("rotate", cmd_keys_rotate, "new master key; re-wrap every recording key", keys_parser)
+    p = command("seal", cmd_keys_seal, "seal the key file under a passphrase", keys_parser)
+    password_options(p)
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(
         dest="action", required=True

@@ -99,6 +99,9 @@ class RecordingsConfig:
     key_file: str = setting(
         "{data_dir}/secrets/recordings.keys", "Master keys that wrap each recording's data key."
     )
+    key_passphrase: str = setting(
+        "", "Passphrase the key file is sealed with (inline, file:/path or env:NAME); empty: none."
+    )
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,11 @@ def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = No
     return value
 
 
+def key_passphrase(config: Config) -> str | None:
+    value = config.recordings.key_passphrase
+    return resolve_secret("recordings.key_passphrase", value) if value else None
+
+
 def render_ini(config: Config) -> str:
     """The effective configuration as an INI document with every key and its help."""
     lines = [f"# effective configuration (source: {config.source})"]
@@ -301,7 +309,8 @@ def render_ini(config: Config) -> str:
         for f in dataclasses.fields(cls):
             lines.append(f"# {f.metadata['help']}")
             value = getattr(current, f.name)
-            if section == "ami" and f.name == "secret" and not value.startswith(("file:", "env:")):
+            secret = (section, f.name) in (("ami", "secret"), ("recordings", "key_passphrase"))
+            if secret and value and not value.startswith(("file:", "env:")):
                 value = "********"
             if isinstance(value, bool):
                 value = "true" if value else "false"

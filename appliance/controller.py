@@ -18,7 +18,7 @@ from appliance.calls.inbound import InboundHandler
 from appliance.calls.service import CallPath
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
-from appliance.config import Config, ConfigError, resolve_secret
+from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.recordings.limits import RetentionJob
@@ -100,6 +100,7 @@ class Controller:
                 self.store.sessions,
                 Path(self.config.recordings.store_dir),
                 Path(self.config.recordings.key_file),
+                key_passphrase(self.config),
             )
             sweeper = SpoolSweeper(vault, self.config.spool_on_host, calls.active_call_ids)
             calls.after_reconcile.append(sweeper.sweep_orphans)

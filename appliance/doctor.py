@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import Config, ConfigError, resolve_secret
+from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.recordings import keys
@@ -145,8 +145,8 @@ def check_asterisk_config(config: Config) -> Finding:
 
 def check_recordings(config: Config) -> Finding:
     try:
-        ring = keys.load(Path(config.recordings.key_file))
-    except keys.KeyProblem as exc:
+        ring = keys.load(Path(config.recordings.key_file), key_passphrase(config))
+    except (keys.KeyProblem, ConfigError) as exc:
         return Finding(FAIL, "recordings", str(exc), "run 'appliance init' or restore the key file")
     spool = config.spool_on_host
     if not spool.is_dir():

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from Crypto.Cipher import AES
+from Crypto.Protocol.KDF import scrypt
 
 KEYFILE_VERSION = 1
 
@@ -93,18 +94,19 @@ def create(path: Path) -> KeyRing:
     return ring
 
 
-def save(path: Path, ring: KeyRing) -> None:
-    """Replace the key file atomically (0600)."""
+def save(path: Path, ring: KeyRing, passphrase: str | None = None) -> None:
+    """Replace the key file atomically (0600); sealed under the passphrase if one is given."""
     tmp = path.with_name(path.name + ".new")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    text = _dump(ring)
     with os.fdopen(fd, "w") as fh:
-        fh.write(_dump(ring))
+        fh.write(_seal(text, passphrase) if passphrase else text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def load(path: Path) -> KeyRing:
+def load(path: Path, passphrase: str | None = None) -> KeyRing:
     try:
         mode = path.stat().st_mode & 0o777
         text = path.read_text(encoding="utf-8")
@@ -116,6 +118,8 @@ def load(path: Path) -> KeyRing:
         raise KeyProblem(f"key file {path} is readable by others (chmod 600 {path})")
     try:
         data = json.loads(text)
+        if "sealed" in data:
+            data = json.loads(_unseal(path, data["sealed"], passphrase))
         if data.get("version") != KEYFILE_VERSION:
             raise KeyProblem(f"key file {path}: unsupported version {data.get('version')!r}")
         keys = {k: base64.b64decode(v, validate=True) for k, v in data["keys"].items()}
@@ -129,3 +133,30 @@ def load(path: Path) -> KeyRing:
 def _dump(ring: KeyRing) -> str:
     keys = {k: base64.b64encode(v).decode() for k, v in ring.keys.items()}
     return json.dumps({"version": KEYFILE_VERSION, "current": ring.current, "keys": keys})
+
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+
+
+def _seal(text: str, passphrase: str) -> str:
+    """The key file sealed under an admin passphrase: scrypt, then AES-256-GCM."""
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = scrypt(passphrase.encode(), salt, 32, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    sealed, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).encrypt_and_digest(text.encode())
+    box = {"kdf": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P}
+    for name, value in (("salt", salt), ("nonce", nonce), ("ciphertext", sealed + tag)):
+        box[name] = base64.b64encode(value).decode()
+    return json.dumps({"version": KEYFILE_VERSION, "sealed": box})
+
+
+def _unseal(path: Path, box: dict[str, object], passphrase: str | None) -> str:
+    if not passphrase:
+        raise KeyProblem(f"key file {path} is sealed: set recordings.key_passphrase to unlock it")
+    salt, nonce, blob = (base64.b64decode(str(box[k])) for k in ("salt", "nonce", "ciphertext"))
+    n, r, p = (int(str(box[k])) for k in ("n", "r", "p"))
+    key = scrypt(passphrase.encode(), salt, 32, n, r, p)
+    try:
+        plain = AES.new(key, AES.MODE_GCM, nonce=nonce).decrypt_and_verify(blob[:-16], blob[-16:])
+    except ValueError:
+        raise KeyProblem(f"key file {path}: wrong passphrase") from None
+    return str(plain.decode())

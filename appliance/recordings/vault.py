@@ -46,14 +46,33 @@ class Sealed:
 
 
 class RecordingVault:
-    def __init__(self, sessions: sessionmaker[Session], store_dir: Path, key_file: Path) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store_dir: Path,
+        key_file: Path,
+        passphrase: str | None = None,
+    ) -> None:
         self.sessions = sessions
         self.store_dir = store_dir
         self.key_file = key_file
+        self.passphrase = passphrase or None
+        self._ring: tuple[tuple[int, int], keys.KeyRing] | None = None
+
+    def ring(self) -> keys.KeyRing:
+        """The key ring, read again whenever the key file changes (unsealing is slow)."""
+        try:
+            stat = self.key_file.stat()
+        except FileNotFoundError:
+            raise keys.KeyProblem(f"key file {self.key_file} is missing") from None
+        version = (stat.st_mtime_ns, stat.st_ino)
+        if self._ring is None or self._ring[0] != version:
+            self._ring = (version, keys.load(self.key_file, self.passphrase))
+        return self._ring[1]
 
     # sealing ---------------------------------------------------------------------------
     def seal(self, spool_file: Path, call_id: str) -> Sealed:
-        ring = keys.load(self.key_file)
+        ring = self.ring()
         with self.sessions() as session:
             if session.get(Call, call_id) is None:
                 raise CallNotRecordedYet(call_id)
@@ -107,7 +126,7 @@ class RecordingVault:
                 raise RecordingNotFound(call_id)
             session.add(AuditEntry(actor=actor, action=action, subject=call_id, client=client))
             session.expunge(row)
-        ring = keys.load(self.key_file)
+        ring = self.ring()
         file_id = bytes.fromhex(row.file_id)
         data_key = ring.unwrap(keys.WrappedKey(row.key_id, bytes.fromhex(row.wrapped_key)), file_id)
         try:
@@ -146,13 +165,18 @@ class RecordingVault:
                     out.writeframes(part)
             return recording.size / BYTES_PER_SECOND
 
+    def seal_key_file(self, passphrase: str) -> None:
+        """Seal the key file under a new passphrase (then set recordings.key_passphrase)."""
+        keys.save(self.key_file, keys.load(self.key_file, self.passphrase), passphrase)
+        self.audit("cli", "keys.seal", str(self.key_file))
+
     # keys ------------------------------------------------------------------------------
     def rotate_keys(self, actor: str) -> tuple[str, int]:
         """New master key; every data key re-wrapped under it; old master keys retired."""
-        ring = keys.load(self.key_file)
+        ring = keys.load(self.key_file, self.passphrase)
         old = list(ring.keys)
         new_id = ring.add_key()
-        keys.save(self.key_file, ring)
+        keys.save(self.key_file, ring, self.passphrase)
         count = 0
         with self.sessions.begin() as session:
             for row in session.scalars(select(Recording).where(Recording.key_id != new_id)):
@@ -170,7 +194,7 @@ class RecordingVault:
             )
         for key_id in old:
             ring.retire(key_id)
-        keys.save(self.key_file, ring)
+        keys.save(self.key_file, ring, self.passphrase)
         return new_id, count
 
     def delete(self, call_id: str, actor: str) -> None:

@@ -128,3 +128,21 @@ def test_config_show_prints_every_section(run):
     out = run("config", "show").stdout
     for section in ("paths", "database", "http", "agi", "ami", "asterisk", "log"):
         assert f"[{section}]" in out
+
+
+def test_sealing_the_key_file_and_unlocking_it(run):
+    assert run("init").returncode == 0
+    sealed = run("keys", "seal", "--password-stdin", stdin="a sealed passphrase\n")
+    assert sealed.returncode == 0, sealed.stderr
+    locked = run("doctor")
+    assert "recordings: key file" in locked.stdout and "is sealed" in locked.stdout
+    unlocked = {"APPLIANCE_RECORDINGS_KEY_PASSPHRASE": "a sealed passphrase"}
+    assert (
+        "[  ok] recordings" in run("doctor", **unlocked).stdout
+        or "spool" in run("doctor", **unlocked).stdout
+    )
+    rotated = run("keys", "rotate", **unlocked)
+    assert rotated.returncode == 0 and "0 recording key(s) re-wrapped" in rotated.stdout
+    assert "is sealed" in run("doctor").stdout  # rotation kept it sealed
+    wrong = run("keys", "rotate", APPLIANCE_RECORDINGS_KEY_PASSPHRASE="nope")
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr

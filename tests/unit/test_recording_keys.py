@@ -64,3 +64,15 @@ def test_bad_key_files_are_clear_errors(tmp_path, content, mode, message):
         os.chmod(path, mode)
     with pytest.raises(KeyProblem, match=message):
         keys.load(path)
+
+
+def test_key_file_sealed_under_a_passphrase(tmp_path):
+    path = tmp_path / "k"
+    ring = keys.create(path)
+    keys.save(path, ring, passphrase="correct horse battery")
+    assert ring.current not in path.read_text()  # the key ids and keys are sealed too
+    with pytest.raises(KeyProblem, match="is sealed: set recordings.key_passphrase"):
+        keys.load(path)
+    with pytest.raises(KeyProblem, match="wrong passphrase"):
+        keys.load(path, "wrong horse")
+    assert keys.load(path, "correct horse battery").keys == ring.keys
