@@ -137,10 +137,8 @@ def test_sealing_the_key_file_and_unlocking_it(run):
     locked = run("doctor")
     assert "recordings: key file" in locked.stdout and "is sealed" in locked.stdout
     unlocked = {"APPLIANCE_RECORDINGS_KEY_PASSPHRASE": "a sealed passphrase"}
-    assert (
-        "[  ok] recordings" in run("doctor", **unlocked).stdout
-        or "spool" in run("doctor", **unlocked).stdout
-    )
+    opened = run("doctor", **unlocked).stdout
+    assert "recordings:" in opened and "is sealed" not in opened and "passphrase" not in opened
     rotated = run("keys", "rotate", **unlocked)
     assert rotated.returncode == 0 and "0 recording key(s) re-wrapped" in rotated.stdout
     assert "is sealed" in run("doctor").stdout  # rotation kept it sealed
