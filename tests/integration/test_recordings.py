@@ -37,6 +37,25 @@ def speech(folder: Path) -> None:
         )
 
 
+def record_one_call(stack: Stack, phone, talk_ms: int) -> sqlite3.Row:
+    """One recorded call with speech both ways; returns its sealed recording's row."""
+    phone(scenario="phone_speech.xml")
+    result = sipp_call(
+        stack,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=talk_ms,
+        scenario="carrier_speech.xml",
+        cwd=stack.data_dir,
+    )
+    assert result.returncode == 0, result.output
+    (row,) = wait_for(
+        lambda: query(stack, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
+    )
+    return row
+
+
 def rms(samples: array.array) -> float:
     return math.sqrt(sum(x * x for x in samples) / max(1, len(samples)))
 
@@ -96,19 +115,7 @@ def test_recorded_call_is_sealed_with_both_voices(recorded: Stack, phone, tmp_pa
 
 
 def test_rotation_keeps_recordings_playable_and_deletion_erases(recorded: Stack, phone, tmp_path):
-    phone(scenario="phone_speech.xml")
-    sipp_call(
-        recorded,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=2000,
-        scenario="carrier_speech.xml",
-        cwd=recorded.data_dir,
-    )
-    (row,) = wait_for(
-        lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
-    )
+    row = record_one_call(recorded, phone, talk_ms=2000)
     rotate = recorded.appliance("keys", "rotate")
     assert "1 recording key(s) re-wrapped" in rotate.stdout
     (rewrapped,) = query(recorded, "SELECT * FROM recordings")
@@ -314,19 +321,7 @@ def token_for(stack: Stack, username: str) -> str:
 
 
 def test_playback_over_https_with_ranges_roles_and_audit(recorded: Stack, phone, tmp_path):
-    phone(scenario="phone_speech.xml")
-    sipp_call(
-        recorded,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=2500,
-        scenario="carrier_speech.xml",
-        cwd=recorded.data_dir,
-    )
-    (row,) = wait_for(
-        lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
-    )
+    row = record_one_call(recorded, phone, talk_ms=2500)
     recorded.appliance(
         "user",
         "add",
