@@ -153,3 +153,11 @@ def channel_variables(decision: Decision, call_id: str) -> dict[str, str]:
 def fallback_dial(plan: RoutePlan) -> str:
     """The static route Asterisk keeps for when the controller is away: every target at once."""
     return "&".join(dial_target(t) for t in plan.targets)
+
+
+def fallback_recording(plan: RoutePlan) -> str | None:
+    """Whether the static route records: the notice to play first ('-' for none), or None.
+    A route that lets callers opt out is not recorded without the controller to honour it."""
+    if plan.recording != "always" or plan.consent_opt_out:
+        return None
+    return sound(plan.consent_prompt) or "-"

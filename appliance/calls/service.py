@@ -18,7 +18,6 @@ from appliance.calls.writer import CallWriter
 
 log = logging.getLogger(__name__)
 
-FALLBACK_FAMILY = "appliance_fallback"
 _CALL_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -43,7 +42,7 @@ class CallPath:
         self.table = RoutingTable()
         self.tracker = CallTracker()
         self.after_reconcile: list[Callable[[], Awaitable[object]]] = []
-        self.pushed: dict[str, str] | None = None
+        self.pushed: dict[str, dict[str, str]] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         ami.handlers.append(self.on_event)
         ami.on_login.append(self.on_login)
@@ -94,20 +93,21 @@ class CallPath:
 
     async def refresh(self) -> None:
         self.table = await asyncio.to_thread(self.store.routing_table)
-        if self.ami.is_connected and self.table.fallback != self.pushed:
-            await self.push_fallback(self.table.fallback)
+        if self.ami.is_connected and self.table.astdb != self.pushed:
+            await self.push_fallback(self.table.astdb)
 
-    async def push_fallback(self, routes: dict[str, str]) -> None:
-        try:
-            await self.ami.action({"Action": "DBDelTree", "Family": FALLBACK_FAMILY})
-        except AmiError:
-            pass  # nothing to delete yet
-        for key, dial in routes.items():
-            await self.ami.action(
-                {"Action": "DBPut", "Family": FALLBACK_FAMILY, "Key": key, "Val": dial}
-            )
-        self.pushed = routes
-        log.info("fallback routes in Asterisk updated (%d keys)", len(routes))
+    async def push_fallback(self, families: dict[str, dict[str, str]]) -> None:
+        for family, entries in families.items():
+            try:
+                await self.ami.action({"Action": "DBDelTree", "Family": family})
+            except AmiError:
+                pass  # nothing to delete yet
+            for key, value in entries.items():
+                await self.ami.action(
+                    {"Action": "DBPut", "Family": family, "Key": key, "Val": value}
+                )
+        self.pushed = families
+        log.info("fallback routes in Asterisk updated (%d keys)", len(self.table.fallback))
 
     # live calls ------------------------------------------------------------------------
     def live_channel(self, call_id: str) -> str:

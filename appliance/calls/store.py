@@ -14,11 +14,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from appliance.calls.outcome import CallOutcome
-from appliance.calls.routing import InvalidRoute, RoutePlan, Target, fallback_dial
+from appliance.calls.routing import (
+    InvalidRoute,
+    RoutePlan,
+    Target,
+    fallback_dial,
+    fallback_recording,
+)
 from appliance.db.models import Account, Call, Route, RouteTarget, TrackingNumber
 from appliance.numbers import dialled_to_e164
 
 log = logging.getLogger(__name__)
+FALLBACK_FAMILY = "appliance_fallback"
+FALLBACK_RECORD_FAMILY = "appliance_fallback_record"
 _CALL_NAMESPACE = uuid.UUID("6f1c1f4e-4b43-4c3e-9a57-0c7a3c2f6d11")
 
 
@@ -38,6 +46,12 @@ class RoutingTable:
     numbers: dict[str, NumberInfo] = field(default_factory=dict)
     default: RoutePlan | None = None
     fallback: dict[str, str] = field(default_factory=dict)
+    fallback_record: dict[str, str] = field(default_factory=dict)  # key -> notice or '-'
+
+    @property
+    def astdb(self) -> dict[str, dict[str, str]]:
+        """The AstDB families the dialplan reads when the controller is away."""
+        return {FALLBACK_FAMILY: self.fallback, FALLBACK_RECORD_FAMILY: self.fallback_record}
 
 
 @dataclass(frozen=True)
@@ -96,15 +110,17 @@ class CallStore:
                 numbers[number.e164] = info
             route = session.scalar(select(Route).where(Route.is_default).order_by(Route.id))
             default = _plan(session, route)
-        fallback = {}
-        for e164, info in numbers.items():
-            dial = _safe_fallback(info.plan)
-            if dial:
-                fallback.update(dict.fromkeys(_number_keys(e164), dial))
-        dial = _safe_fallback(default)
-        if dial:
-            fallback["default"] = dial
-        return RoutingTable(numbers=numbers, default=default, fallback=fallback)
+        fallback: dict[str, str] = {}
+        record: dict[str, str] = {}
+        targets = [(_number_keys(e164), info.plan) for e164, info in numbers.items()]
+        for keys, plan in [*targets, ({"default"}, default)]:
+            dial = _safe_fallback(plan)
+            if dial and plan is not None:
+                fallback.update(dict.fromkeys(keys, dial))
+                notice = _safe_fallback_recording(plan)
+                if notice:
+                    record.update(dict.fromkeys(keys, notice))
+        return RoutingTable(numbers, default, fallback, record)
 
     # call records ----------------------------------------------------------------------
     def write(self, items: Sequence[CallWrite]) -> list[tuple[str, bool]]:
@@ -218,6 +234,13 @@ def _first_time(session: Session, record: Call) -> bool | None:
 def _number_keys(e164: str) -> set[str]:
     parsed = phonenumbers.parse(e164)
     return {e164.lstrip("+"), str(parsed.national_number)}
+
+
+def _safe_fallback_recording(plan: RoutePlan) -> str | None:
+    try:
+        return fallback_recording(plan)
+    except InvalidRoute:
+        return None
 
 
 def _safe_fallback(plan: RoutePlan | None) -> str:

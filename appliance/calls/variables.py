@@ -15,6 +15,8 @@ OPT_OUT = "APPLIANCE_OPTOUT"  # 'yes': a key pressed during the consent prompt s
 OPTED = "APPLIANCE_OPTED"  # the key the caller pressed, set by the dialplan
 SPOOL = "APPLIANCE_SPOOL"  # the recording spool directory, a dialplan global
 DNID = "APPLIANCE_DNID"  # the dialled number, set by the dialplan
+KEY = "APPLIANCE_KEY"  # the AstDB key of the static fallback route in use
+NOTICE = "APPLIANCE_NOTICE"  # the static route's recording notice ('-': record, no notice)
 TRY = "APPLIANCE_TRY"  # the dialplan's sequential-ring counter
 
 ALL = {
@@ -30,5 +32,7 @@ ALL = {
     "OPTED": OPTED,
     "SPOOL": SPOOL,
     "DNID": DNID,
+    "KEY": KEY,
+    "NOTICE": NOTICE,
     "TRY": TRY,
 }

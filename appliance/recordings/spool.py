@@ -11,11 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from appliance.calls.store import call_id_for
 from appliance.recordings.vault import CallNotRecordedYet, RecordingVault
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^([0-9a-f]{32})\.raw$")
+# <call id>.raw from the controller's routes; L<linkedid>.raw from the static fallback route.
+_NAME = re.compile(r"^(?:([0-9a-f]{32})|L([0-9]{1,20}\.[0-9]{1,10}))\.raw$")
 REPEAT_ERRORS_AFTER = 60.0
 
 
@@ -101,4 +103,6 @@ class SpoolSweeper:
 
 def _call_id(path: Path) -> str | None:
     match = _NAME.match(path.name)
-    return match.group(1) if match else None
+    if match is None:
+        return None
+    return match.group(1) or call_id_for(match.group(2))

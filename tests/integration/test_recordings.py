@@ -510,3 +510,40 @@ def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
         what="the on-demand recording sealed",
     )
     assert 1.5 < row["seconds"] < 3.5
+
+
+def test_fallback_calls_are_recorded_too(recorded: Stack, phone):
+    """With the controller down, a route that records always still records, under the
+    linkedid; the controller seals it once it is back and has reconciled the call."""
+    wait_for(
+        lambda: (
+            "appliance_fallback_record/12025550123"
+            in recorded.asterisk_cli("database show appliance_fallback_record", check=False).stdout
+        ),
+        what="the fallback recording flag in AstDB",
+    )
+    controller = recorded.processes.pop()
+    controller.kill()
+    controller.wait()
+    phone(scenario="phone_speech.xml")
+    result = sipp_call(
+        recorded,
+        "12025550123",
+        "13125550111",
+        "Jane",
+        talk_ms=2500,
+        scenario="carrier_speech.xml",
+        cwd=recorded.data_dir,
+    )
+    assert result.returncode == 0, result.output
+    assert [p.name[0] for p in recorded.spool_on_host.glob("*.raw")] == ["L"]
+    recorded.start_controller()
+    (row,) = wait_for(
+        lambda: query(recorded, "SELECT * FROM recordings"),
+        timeout=30,
+        what="the fallback recording sealed",
+    )
+    (call,) = query(recorded, "SELECT * FROM calls")
+    assert call["via"] == "fallback" and row["call_id"] == call["id"]
+    assert abs(row["seconds"] - call["talk_seconds"]) < 1.0
+    assert list(recorded.spool_on_host.iterdir()) == []

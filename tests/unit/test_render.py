@@ -82,9 +82,11 @@ def test_ami_event_filter_lets_through_every_event_the_tracker_reads():
     assert {"fullybooted", "shutdown"} <= allowed
 
 
-def test_recordings_go_to_the_spool_under_the_call_id_only():
+def test_recordings_go_to_the_spool_under_ids_the_caller_cannot_choose():
     dialplan = render_files(VALUES)["extensions.conf"]
     assert "APPLIANCE_SPOOL = /run/appliance/recordings" in dialplan
-    (mixmonitor,) = re.findall(r"MixMonitor\((.*)\)$", dialplan, re.M)
-    assert "${FILTER(0-9a-f,${APPLIANCE_CALL_ID})}.raw,D," in mixmonitor
-    assert "CALLERID" not in mixmonitor and "EXTEN" not in mixmonitor
+    fallback, routed = re.findall(r"MixMonitor\((.*)\)$", dialplan, re.M)
+    assert "${FILTER(0-9a-f,${APPLIANCE_CALL_ID})}.raw,D," in routed
+    assert "L${FILTER(0-9.,${CHANNEL(linkedid)})}.raw,D," in fallback
+    for command in (routed, fallback):
+        assert "CALLERID" not in command and "EXTEN" not in command and "DNID" not in command
