@@ -150,7 +150,8 @@ def test_fifty_calls_at_once(running: Stack, phone):
 def test_business_hours_switch_at_the_boundary(stack: Stack, phone):
     """The office route is open until a few seconds from now, then calls go to the night route."""
     now = time.time()
-    start, end = time.gmtime(now - 60), time.gmtime(now + 15)  # setup and the first call take under 10 s
+    # Open since a minute ago, closing in 15 s: setup and the first call take under 10 s.
+    start, end = time.gmtime(now - 60), time.gmtime(now + 15)
     day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[start.tm_wday]
     hours = f"{day} {time.strftime('%H:%M:%S', start)}-{time.strftime('%H:%M:%S', end)}"
     stack.appliance(
