@@ -91,7 +91,7 @@ class AsteriskConfig:
 @dataclass(frozen=True)
 class RecordingsConfig:
     spool_dir: str = setting(
-        "/run/appliance/recordings",
+        "/run/appliance-recordings",
         "Where Asterisk writes recordings in progress, as seen inside asterisk.root: keep it "
         "on tmpfs (plaintext lives there only until the call ends).",
     )

@@ -161,9 +161,11 @@ def write(config: Config, trunks: list[TrunkView]) -> Path:
         path = base / sub
         path.mkdir(parents=True, exist_ok=True, mode=0o750)
         _own(path, user, 0o750)
+    # Asterisk writes recordings here (files 0640 with its UMask=0027); the controller, a member
+    # of Asterisk's group, reads and removes them. Nobody else may look in.
     spool = config.spool_on_host
-    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _own(spool, user, 0o700)
+    spool.mkdir(parents=True, exist_ok=True, mode=0o770)
+    _own(spool, user, 0o770)
     for name, text in files.items():
         target = base / "etc" / name
         tmp = target.with_suffix(target.suffix + ".tmp")

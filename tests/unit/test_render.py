@@ -20,7 +20,7 @@ VALUES = {
     "agi_port": 4573,
     "ami_events": AMI_EVENTS,
     "rtp_start": 10000,
-    "spool_dir": "/run/appliance/recordings",
+    "spool_dir": "/run/appliance-recordings",
     "rtp_end": 20000,
     "sip_host": "127.0.0.1",
     "sip_port": 5060,
@@ -84,7 +84,7 @@ def test_ami_event_filter_lets_through_every_event_the_tracker_reads():
 
 def test_recordings_go_to_the_spool_under_ids_the_caller_cannot_choose():
     dialplan = render_files(VALUES)["extensions.conf"]
-    assert "APPLIANCE_SPOOL = /run/appliance/recordings" in dialplan
+    assert "APPLIANCE_SPOOL = /run/appliance-recordings" in dialplan
     fallback, routed = re.findall(r"MixMonitor\((.*)\)$", dialplan, re.M)
     assert "${FILTER(0-9a-f,${APPLIANCE_CALL_ID})}.raw,D," in routed
     assert "L${FILTER(0-9.,${CHANNEL(linkedid)})}.raw,D," in fallback
