@@ -92,13 +92,14 @@ class SpoolSweeper:
 
     def _failed(self, call_id: str, exc: Exception) -> None:
         now = time.monotonic()
-        if now - self.failing.get(call_id, -REPEAT_ERRORS_AFTER) >= REPEAT_ERRORS_AFTER:
+        last = self.failing.get(call_id)
+        if last is None or now - last >= REPEAT_ERRORS_AFTER:
+            self.failing[call_id] = now
             log.error(
                 "ALERT recording of call %s cannot be sealed, plaintext kept in the spool: %s",
                 call_id,
                 exc,
             )
-            self.failing[call_id] = now
 
 
 def _call_id(path: Path) -> str | None:

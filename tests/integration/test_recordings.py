@@ -37,6 +37,11 @@ def speech(folder: Path) -> None:
         )
 
 
+def spool_emptied(stack: Stack) -> None:
+    """The plaintext goes last, just after the sealed recording is in place."""
+    wait_for(lambda: not list(stack.spool_on_host.iterdir()), what="an empty spool")
+
+
 def record_one_call(stack: Stack, phone, talk_ms: int) -> sqlite3.Row:
     """One recorded call with speech both ways; returns its sealed recording's row."""
     phone(scenario="phone_speech.xml")
@@ -53,6 +58,7 @@ def record_one_call(stack: Stack, phone, talk_ms: int) -> sqlite3.Row:
     (row,) = wait_for(
         lambda: query(stack, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
     )
+    spool_emptied(stack)
     return row
 
 
@@ -88,8 +94,7 @@ def test_recorded_call_is_sealed_with_both_voices(recorded: Stack, phone, tmp_pa
     )
     (call,) = query(recorded, "SELECT * FROM calls")
     assert row["call_id"] == call["id"]
-    spool = recorded.spool_on_host
-    assert list(spool.iterdir()) == [], "plaintext left in the spool"
+    spool_emptied(recorded)
 
     sealed = (recorded.data_dir / "recordings" / row["file_name"]).read_bytes()
     assert b"RIFF" not in sealed and b"WAVE" not in sealed
@@ -160,8 +165,8 @@ def test_missing_key_file_keeps_the_plaintext_and_raises_the_alarm(recorded: Sta
         timeout=20,
         what="sealing once the key is back",
     )
-    assert list(recorded.spool_on_host.iterdir()) == []
-    assert recorded.health()["checks"]["recordings"] is True
+    spool_emptied(recorded)
+    wait_for(lambda: recorded.health()["checks"]["recordings"], what="health to recover")
 
 
 def consent_stack(stack: Stack, *options: str, consent: bool = True) -> Stack:
@@ -249,7 +254,7 @@ def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone
         timeout=20,
         what="the first recording sealed after the controller restarted",
     )
-    assert list(recorded.spool_on_host.iterdir()) == []
+    spool_emptied(recorded)
 
     second = sipp_background(recorded, talk_ms=8000)
     wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="second recording")
@@ -265,7 +270,7 @@ def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone
         timeout=30,
         what="the second recording sealed after Asterisk restarted",
     )
-    assert list(recorded.spool_on_host.iterdir()) == []
+    spool_emptied(recorded)
     assert "left in the spool by an interrupted call" in recorded.controller_log()
 
 
@@ -402,7 +407,7 @@ def test_full_disk_keeps_the_plaintext_until_there_is_room(stack: Stack, phone, 
         timeout=20,
         what="sealing once there is room",
     )
-    assert list(stack.spool_on_host.iterdir()) == []
+    spool_emptied(stack)
 
 
 def http_post(stack: Stack, path: str, token: str) -> int:
@@ -470,6 +475,7 @@ def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
     assert caller.wait(30) == 0
     assert http_post(recorded, path + "/pause", manager) == 404  # the call is over
     wait_for(lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="sealing")
+    spool_emptied(recorded)
     recorded.appliance("recordings", "export", call_id, str(tmp_path / "call.wav"))
     with wave.open(str(tmp_path / "call.wav")) as wav:
         frames = wav.readframes(wav.getnframes())
@@ -548,4 +554,4 @@ def test_fallback_calls_are_recorded_too(recorded: Stack, phone):
     (call,) = query(recorded, "SELECT * FROM calls")
     assert call["via"] == "fallback" and row["call_id"] == call["id"]
     assert abs(row["seconds"] - call["talk_seconds"]) < 1.0
-    assert list(recorded.spool_on_host.iterdir()) == []
+    spool_emptied(recorded)
