@@ -1,4 +1,6 @@
-"""The `appliance` command. Every failure an admin can cause ends in one line and exit code 2."""
+"""The `appliance` command. Anything wrong in what it is given ends in one line on stderr and
+exit code 2; `doctor` exits 1 when it finds a problem; `serve` exits 3 when Asterisk refuses its
+AMI login."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__, admin, bootstrap, doctor
 from appliance.asterisk import render
@@ -60,9 +62,12 @@ def cmd_migrate(config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _sessions(config: Config) -> sessionmaker[Session]:
+    return db.session_factory(db.make_engine(config.database.url))
+
+
 def _session(config: Config) -> AbstractContextManager[Session]:
-    engine = db.make_engine(config.database.url)
-    return db.session_factory(engine).begin()
+    return _sessions(config).begin()
 
 
 def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
@@ -162,9 +167,8 @@ def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
 
 
 def _vault(config: Config) -> RecordingVault:
-    engine = db.make_engine(config.database.url)
     return RecordingVault(
-        db.session_factory(engine),
+        _sessions(config),
         Path(config.recordings.store_dir),
         Path(config.recordings.key_file),
         key_passphrase(config),

@@ -51,7 +51,6 @@ class Controller:
         self.config = config
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine))
-        self.ami: AmiClient | None = None
 
     @property
     def cdr_file(self) -> Path:
@@ -79,7 +78,7 @@ class Controller:
         secret = resolve_secret("ami.secret", self.config.ami.secret)
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
-            ami = self.ami = AmiClient(
+            ami = AmiClient(
                 self.config.ami.host,
                 self.config.ami.port,
                 self.config.ami.username,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.harness import report
-from tests.harness import SIPP_DIR, Stack, asterisk_root, free_port
+from tests.harness import SIPP_DIR, Stack, asterisk_root, free_port, sipp_call
 
 STATIC = "12025550100"
 ROUTED = "12025550123"
@@ -77,47 +76,9 @@ def post_dial_delays(trace: str) -> list[float]:
 
 
 def burst(stack: Stack, number: str, size: int) -> list[float]:
-    log = Path(tempfile.mkstemp(prefix="pdd-", suffix=".log")[1])
-    subprocess.run(
-        [
-            "sipp",
-            f"127.0.0.1:{stack.sip_port}",
-            "-sf",
-            str(SIPP_DIR / "carrier_call.xml"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port(socket.SOCK_DGRAM)),
-            "-s",
-            number,
-            "-set",
-            "caller",
-            "13125550111",
-            "-set",
-            "caller_name",
-            "Bench",
-            "-d",
-            "100",
-            "-m",
-            str(size),
-            "-l",
-            str(size),
-            "-r",
-            "1000",
-            "-nostdin",
-            "-timeout",
-            "60s",
-            "-trace_msg",
-            "-message_file",
-            str(log),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    delays = post_dial_delays(log.read_text(errors="replace"))
-    log.unlink()
-    if len(delays) != size:
+    result = sipp_call(stack, number, "13125550111", "Bench", talk_ms=100, calls=size, rate=1000)
+    delays = post_dial_delays(result.messages)
+    if result.returncode != 0 or len(delays) != size:
         raise RuntimeError(f"{number}: {len(delays)} of {size} calls rang")
     return delays
 

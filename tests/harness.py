@@ -252,6 +252,26 @@ def sipp_phone(
     )
 
 
+def carrier_command(
+    stack: Stack,
+    number: str,
+    caller: str,
+    caller_name: str,
+    talk_ms: int = 1000,
+    calls: int = 1,
+    rate: int = 10,
+    scenario: str = "carrier_call.xml",
+) -> list[str]:
+    """SIPp as the carrier (UAC) placing `calls` calls to `number` at Asterisk's PJSIP port."""
+    return [
+        "sipp", f"127.0.0.1:{stack.sip_port}", "-sf", str(SIPP_DIR / scenario),
+        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)), "-s", number,
+        "-set", "caller", caller, "-set", "caller_name", caller_name, "-d", str(talk_ms),
+        "-m", str(calls), "-r", str(rate), "-l", str(calls),
+        "-nostdin", "-timeout", "60s", "-timeout_error",
+    ]  # fmt: skip
+
+
 def sipp_call(
     stack: Stack,
     number: str,
@@ -263,42 +283,11 @@ def sipp_call(
     cwd: Path | None = None,
     scenario: str = "carrier_call.xml",
 ) -> SippResult:
-    """SIPp as the carrier (UAC): place calls to `number` at Asterisk's PJSIP port."""
+    """Place the calls and wait for them; the result carries SIPp's message trace."""
     log = Path(tempfile.mkstemp(prefix="sipp-uac-", suffix=".log")[1])
+    command = carrier_command(stack, number, caller, caller_name, talk_ms, calls, rate, scenario)
     result = subprocess.run(
-        [
-            "sipp",
-            f"127.0.0.1:{stack.sip_port}",
-            "-sf",
-            str(SIPP_DIR / scenario),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port(socket.SOCK_DGRAM)),
-            "-s",
-            number,
-            "-set",
-            "caller",
-            caller,
-            "-set",
-            "caller_name",
-            caller_name,
-            "-d",
-            str(talk_ms),
-            "-m",
-            str(calls),
-            "-r",
-            str(rate),
-            "-l",
-            str(calls),
-            "-nostdin",
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-trace_msg",
-            "-message_file",
-            str(log),
-        ],
+        [*command, "-trace_msg", "-message_file", str(log)],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import jinja2
 
 from appliance.config import Config, ConfigError, resolve_secret
+from appliance.resources import shipped_dir
 
 NOLOAD = (
     "chan_iax2.so chan_mgcp.so chan_skinny.so chan_unistim.so chan_motif.so chan_dahdi.so "
@@ -42,14 +42,7 @@ SUBDIRS = ("etc", "db", "keys", "spool", "run", "log", "log/cdr-custom")
 
 
 def templates_dir() -> Path:
-    """asterisk-config/ beside the package in a checkout, or the installed copy."""
-    for candidate in (
-        Path(__file__).resolve().parents[2] / "asterisk-config",
-        Path(sys.prefix) / "share" / "appliance" / "asterisk-config",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("asterisk-config templates not found (is the package installed?)")
+    return shipped_dir("asterisk-config")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import csv
 import io
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from appliance.calls.outcome import CallOutcome
@@ -121,9 +121,8 @@ def outcome(rows: list[CdrRow]) -> CallOutcome:
     )
 
 
-def outcomes(rows: Iterable[CdrRow], skip: Collection[str] = ()) -> list[CallOutcome]:
+def outcomes(rows: Iterable[CdrRow]) -> list[CallOutcome]:
     grouped: dict[str, list[CdrRow]] = defaultdict(list)
     for row in rows:
-        if row.linkedid not in skip:
-            grouped[row.linkedid].append(row)
+        grouped[row.linkedid].append(row)
     return [outcome(group) for group in grouped.values()]

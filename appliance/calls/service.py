@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from appliance.asterisk.ami import AmiClient, AmiError
 from appliance.calls import cdr
-from appliance.calls.store import CallStore, RoutingTable, call_id_for
+from appliance.calls.store import CallStore, RoutingTable, call_id_for, is_call_id
 from appliance.calls.tracker import CallTracker
 from appliance.calls.writer import CallWriter
 
 log = logging.getLogger(__name__)
-
-_CALL_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class CallNotLive(Exception):
@@ -107,7 +104,7 @@ class CallPath:
                     {"Action": "DBPut", "Family": family, "Key": key, "Val": value}
                 )
         self.pushed = families
-        log.info("fallback routes in Asterisk updated (%d keys)", len(self.table.fallback))
+        log.info("fallback routes in Asterisk updated (%d keys)", sum(map(len, families.values())))
 
     # live calls ------------------------------------------------------------------------
     def live_channel(self, call_id: str) -> str:
@@ -131,7 +128,7 @@ class CallPath:
 
     async def start_recording(self, call_id: str, spool_dir: str) -> None:
         """Start recording a live call on demand, into the spool like any recording."""
-        if not _CALL_ID.fullmatch(call_id):
+        if not is_call_id(call_id):
             raise CallNotLive(call_id)
         base = f"{spool_dir.rstrip('/')}/{call_id}"
         await self.ami.action(
@@ -166,9 +163,7 @@ class CallPath:
             log.warning("%d malformed CDR line(s) in %s skipped", bad, self.cdr_file)
         candidates = {r.linkedid for r in rows} - active
         finished = await asyncio.to_thread(self.store.finished_linkedids, sorted(candidates))
-        missing = cdr.outcomes(
-            (r for r in rows if r.linkedid in candidates), skip=finished | active
-        )
+        missing = cdr.outcomes(r for r in rows if r.linkedid in candidates - finished)
         for outcome in missing:
             self.writer.submit(outcome)
         if missing:

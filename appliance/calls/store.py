@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
@@ -75,6 +77,14 @@ class CallOpened:
 
 
 CallWrite = CallOpened | CallOutcome
+
+
+CALL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_call_id(text: str) -> bool:
+    """Call ids are 32 lowercase hex digits: safe in file names and dialplan variables."""
+    return CALL_ID.fullmatch(text) is not None
 
 
 def call_id_for(linkedid: str) -> str:
@@ -150,7 +160,8 @@ class CallStore:
         call, info = opened.call, opened.info
         record = session.scalar(select(Call).where(Call.linkedid == call.linkedid))
         if record is None:
-            record = Call(
+            record = _insert_call(
+                session,
                 id=opened.call_id,
                 linkedid=call.linkedid,
                 dialled=call.dialled,
@@ -160,8 +171,6 @@ class CallStore:
                 tracking_number_id=info.tracking_number_id if info else None,
                 via="controller" if opened.routed else "fallback",
             )
-            record.first_time = _first_time(session, record)
-            session.add(record)
         record.route_name = record.route_name or opened.route_name or None
         record.after_hours = record.after_hours or opened.after_hours
         session.flush()
@@ -194,7 +203,8 @@ class CallStore:
         number = session.scalar(
             select(TrackingNumber).where(TrackingNumber.e164 == dialled_to_e164(outcome.dialled))
         )
-        record = Call(
+        return _insert_call(
+            session,
             id=outcome.call_id or call_id_for(outcome.linkedid),
             linkedid=outcome.linkedid,
             dialled=outcome.dialled,
@@ -204,9 +214,6 @@ class CallStore:
             tracking_number_id=number.id if number else None,
             via="fallback",
         )
-        record.first_time = _first_time(session, record)
-        session.add(record)
-        return record
 
     def finished_linkedids(self, linkedids: list[str]) -> set[str]:
         with self.sessions() as session:
@@ -216,6 +223,13 @@ class CallStore:
                 )
             )
             return {r for r in rows if r}
+
+
+def _insert_call(session: Session, **fields: Any) -> Call:
+    record = Call(**fields)
+    record.first_time = _first_time(session, record)
+    session.add(record)
+    return record
 
 
 def _first_time(session: Session, record: Call) -> bool | None:

@@ -34,7 +34,6 @@ class SpoolSweeper:
         self.active_calls = active_calls
         self.interval = interval
         self.failing: dict[str, float] = {}
-        self.orphans_swept = False
 
     @property
     def healthy(self) -> bool:
@@ -62,7 +61,6 @@ class SpoolSweeper:
         sealed = await self._seal_all(orphans)
         if orphans:
             log.warning("sealed %d recording(s) left in the spool by an interrupted call", sealed)
-        self.orphans_swept = True
         return sealed
 
     def _list(self, pattern: str) -> list[Path]:

@@ -93,9 +93,8 @@ class RecordingVault:
             raise
         wrapped = ring.wrap(data_key, header.file_id)
         with self.sessions.begin() as session:
-            old = session.get(Recording, call_id)
-            if old is not None and old.file_name != file_name:
-                (self.store_dir / old.file_name).unlink(missing_ok=True)
+            previous = session.get(Recording, call_id)  # sealed before, by a run that crashed
+            stale = previous.file_name if previous and previous.file_name != file_name else None
             session.merge(
                 Recording(
                     call_id=call_id,
@@ -110,6 +109,8 @@ class RecordingVault:
             )
         os.replace(temporary, target)
         _fsync_dir(target.parent)
+        if stale:
+            (self.store_dir / stale).unlink(missing_ok=True)
         spool_file.unlink()
         spool_file.with_suffix(".done").unlink(missing_ok=True)
         return Sealed(call_id, file_name, size, size / BYTES_PER_SECOND)

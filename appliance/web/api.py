@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -13,15 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.asterisk.ami import AmiError
 from appliance.calls.service import CallNotLive, CallPath
+from appliance.calls.store import is_call_id
 from appliance.db.models import ApiKey
 from appliance.recordings import wav
 from appliance.recordings.container import RecordingError, SealedRecording
 from appliance.recordings.keys import KeyProblem
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import token_hash
+from appliance.web.app import Handler
 
 DOWNLOAD_ROLES = ("admin", "manager")
-_CALL_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,6 @@ class Principal:
 SESSIONS: web.AppKey[sessionmaker[Session]] = web.AppKey("sessions", sessionmaker)
 VAULT: web.AppKey[RecordingVault] = web.AppKey("vault", RecordingVault)
 PRINCIPAL = "appliance.principal"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def lookup_token(sessions: sessionmaker[Session], token: str) -> Principal | None:
@@ -64,7 +62,7 @@ async def recording(request: web.Request) -> web.StreamResponse:
     """GET /api/calls/{call_id}/recording[?download=1]: the call as a WAV, seekable."""
     principal: Principal = request[PRINCIPAL]
     call_id = request.match_info["call_id"]
-    if not _CALL_ID.fullmatch(call_id):
+    if not is_call_id(call_id):
         raise web.HTTPNotFound(text="no such call")
     download = request.query.get("download") == "1"
     if download and principal.role not in DOWNLOAD_ROLES:
@@ -133,7 +131,7 @@ async def control(request: web.Request) -> web.Response:
     if principal.role not in CONTROL_ROLES:
         raise web.HTTPForbidden(text=f"role {principal.role} may not control recordings")
     call_id, verb = request.match_info["call_id"], request.match_info["verb"]
-    if not _CALL_ID.fullmatch(call_id):
+    if not is_call_id(call_id):
         raise web.HTTPNotFound(text="no such call")
     live = request.app[LIVE]
     try:

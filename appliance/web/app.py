@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
 from appliance import __version__
+from appliance.resources import shipped_dir
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHECKS: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("checks", dict)
-
-
-def web_dir() -> Path:
-    for candidate in (
-        Path(__file__).resolve().parents[2] / "web",
-        Path(sys.prefix) / "share" / "appliance" / "web",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("web/ templates not found (is the package installed?)")
 
 
 async def run_checks(app: web.Application) -> dict[str, bool]:
@@ -67,7 +56,7 @@ def init_app(checks: dict[str, Callable[[], object]]) -> web.Application:
     app[CHECKS] = checks
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(web_dir() / "templates"),
+        loader=jinja2.FileSystemLoader(shipped_dir("web") / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
     )
     app.router.add_get("/health", health)

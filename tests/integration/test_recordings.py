@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array
 import math
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import SIPP_DIR, Stack, free_port, sipp_call, wait_for
+from tests.harness import Stack, carrier_command, sipp_call, wait_for
 
 pytestmark = pytest.mark.integration
 WORDS = {
@@ -42,18 +41,23 @@ def spool_emptied(stack: Stack) -> None:
     wait_for(lambda: not list(stack.spool_on_host.iterdir()), what="an empty spool")
 
 
-def record_one_call(stack: Stack, phone, talk_ms: int) -> sqlite3.Row:
-    """One recorded call with speech both ways; returns its sealed recording's row."""
-    phone(scenario="phone_speech.xml")
-    result = sipp_call(
+def speech_call(stack: Stack, talk_ms: int, scenario: str = "carrier_speech.xml"):
+    """A call to the recorded number with speech both ways (the caller's side)."""
+    return sipp_call(
         stack,
         "12025550123",
         "13125550111",
         "Jane",
         talk_ms=talk_ms,
-        scenario="carrier_speech.xml",
+        scenario=scenario,
         cwd=stack.data_dir,
     )
+
+
+def record_one_call(stack: Stack, phone, talk_ms: int) -> sqlite3.Row:
+    """One recorded call with speech both ways; returns its sealed recording's row."""
+    phone(scenario="phone_speech.xml")
+    result = speech_call(stack, talk_ms)
     assert result.returncode == 0, result.output
     (row,) = wait_for(
         lambda: query(stack, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
@@ -79,15 +83,7 @@ def recorded(stack: Stack):
 
 def test_recorded_call_is_sealed_with_both_voices(recorded: Stack, phone, tmp_path):
     phone(scenario="phone_speech.xml")
-    result = sipp_call(
-        recorded,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=6000,
-        scenario="carrier_speech.xml",
-        cwd=recorded.data_dir,
-    )
+    result = speech_call(recorded, talk_ms=6000)
     assert result.returncode == 0, result.output
     (row,) = wait_for(
         lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="the sealed recording"
@@ -142,15 +138,7 @@ def test_missing_key_file_keeps_the_plaintext_and_raises_the_alarm(recorded: Sta
     key_file = recorded.data_dir / "secrets" / "recordings.keys"
     key_file.rename(key_file.with_suffix(".away"))
     phone(scenario="phone_speech.xml")
-    sipp_call(
-        recorded,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=1500,
-        scenario="carrier_speech.xml",
-        cwd=recorded.data_dir,
-    )
+    speech_call(recorded, talk_ms=1500)
     wait_for(
         lambda: "ALERT recording of call" in recorded.controller_log(), timeout=20, what="the alert"
     )
@@ -198,15 +186,7 @@ def consent_stack(stack: Stack, *options: str, consent: bool = True) -> Stack:
 def test_consent_notice_is_played_and_noted(stack: Stack, phone):
     consent_stack(stack)
     phone(scenario="phone_speech.xml")
-    result = sipp_call(
-        stack,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=3000,
-        scenario="carrier_speech.xml",
-        cwd=stack.data_dir,
-    )
+    result = speech_call(stack, talk_ms=3000)
     assert result.returncode == 0, result.output
     wait_for(lambda: query(stack, "SELECT * FROM recordings"), timeout=20, what="the recording")
     (call,) = query(stack, "SELECT * FROM calls")
@@ -216,15 +196,7 @@ def test_consent_notice_is_played_and_noted(stack: Stack, phone):
 def test_caller_can_opt_out_with_a_key(stack: Stack, phone):
     consent_stack(stack, "--opt-out")
     phone(scenario="phone_speech.xml")
-    result = sipp_call(
-        stack,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=3000,
-        scenario="carrier_optout.xml",
-        cwd=stack.data_dir,
-    )
+    result = speech_call(stack, talk_ms=3000, scenario="carrier_optout.xml")
     assert result.returncode == 0, result.output
     (call,) = wait_for(
         lambda: [r for r in query(stack, "SELECT * FROM calls") if r["disposition"]],
@@ -275,33 +247,12 @@ def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone
 
 
 def sipp_background(stack: Stack, talk_ms: int) -> subprocess.Popen:
+    """A recorded call with speech that goes on while the test acts on it."""
+    command = carrier_command(
+        stack, "12025550123", "13125550111", "Jane", talk_ms, scenario="carrier_speech.xml"
+    )
     return subprocess.Popen(
-        [
-            "sipp",
-            f"127.0.0.1:{stack.sip_port}",
-            "-sf",
-            str(SIPP_DIR / "carrier_speech.xml"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port(socket.SOCK_DGRAM)),
-            "-s",
-            "12025550123",
-            "-set",
-            "caller",
-            "13125550111",
-            "-set",
-            "caller_name",
-            "Jane",
-            "-d",
-            str(talk_ms),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "60s",
-            "-timeout_error",
-        ],
+        command,
         cwd=stack.data_dir,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -383,15 +334,7 @@ def test_full_disk_keeps_the_plaintext_until_there_is_room(stack: Stack, phone, 
         stack.extra_env["APPLIANCE_RECORDINGS_STORE_DIR"] = str(full)
         consent_stack(stack, consent=False)
         phone(scenario="phone_speech.xml")
-        sipp_call(
-            stack,
-            "12025550123",
-            "13125550111",
-            "Jane",
-            talk_ms=2000,
-            scenario="carrier_speech.xml",
-            cwd=stack.data_dir,
-        )
+        speech_call(stack, talk_ms=2000)
         wait_for(
             lambda: "ALERT recording of call" in stack.controller_log(),
             timeout=20,
@@ -534,15 +477,7 @@ def test_fallback_calls_are_recorded_too(recorded: Stack, phone):
     controller.kill()
     controller.wait()
     phone(scenario="phone_speech.xml")
-    result = sipp_call(
-        recorded,
-        "12025550123",
-        "13125550111",
-        "Jane",
-        talk_ms=2500,
-        scenario="carrier_speech.xml",
-        cwd=recorded.data_dir,
-    )
+    result = speech_call(recorded, talk_ms=2500)
     assert result.returncode == 0, result.output
     assert [p.name[0] for p in recorded.spool_on_host.glob("*.raw")] == ["L"]
     recorded.start_controller()
