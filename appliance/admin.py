@@ -25,12 +25,13 @@ from appliance.db.models import (
 )
 from appliance.numbers import to_e164
 from appliance.secrets import SecretBox, hash_password, new_token, token_hash
+from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, values
 
 TRUNK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 USERNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,200}")
 HOST = re.compile(r"[A-Za-z0-9.-]{1,255}")
-ROLES = ("admin", "manager", "viewer")
+ROLES = values(Role)
 
 
 class AdminError(ValueError):
@@ -140,12 +141,20 @@ def add_trunk(
 
 
 def _network(text: str) -> str:
+    """A trunk's source: an address, a network or a host name; never everyone."""
+    text = text.strip()
     try:
-        return str(ipaddress.ip_network(text.strip(), strict=False))
+        network = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        if HOST.fullmatch(text.strip()):
-            return text.strip()
+        if HOST.fullmatch(text):
+            return text
         raise AdminError(f"{text[:60]!r} is not an address, network or host name") from None
+    if network.prefixlen == 0:
+        raise AdminError(
+            f"{text!r} would take calls from anywhere as this trunk: give the carrier's "
+            "addresses or networks"
+        )
+    return str(network)
 
 
 @dataclass(frozen=True)
@@ -155,16 +164,17 @@ class RouteRequest:
     trunk: str | None = None
     endpoints: Sequence[str] = ()
     ring_timeout: int = 30
-    strategy: str = "simultaneous"
+    strategy: str = RingStrategy.SIMULTANEOUS
     announcement: str | None = None
     whisper: str | None = None
     hours: str | None = None
     timezone: str = "UTC"
     after_hours: str | None = None
     default: bool = False
-    recording: str = "never"
+    recording: str = RecordingMode.NEVER
     consent_prompt: str | None = None
     consent_opt_out: bool = False
+    dynamic: bool = False
 
 
 def add_route(
@@ -176,15 +186,15 @@ def add_route(
         raise AdminError("route name must be 1 to 120 characters")
     if session.scalar(select(Route.id).where(Route.account_id == account.id, Route.name == name)):
         raise AdminError(f"route {name!r} already exists")
-    if request.strategy not in ("simultaneous", "sequential"):
-        raise AdminError("strategy must be 'simultaneous' or 'sequential'")
+    if request.strategy not in values(RingStrategy):
+        raise AdminError(f"strategy must be one of {', '.join(values(RingStrategy))}")
     if not 1 <= request.ring_timeout <= 600:
         raise AdminError("ring timeout must be 1 to 600 seconds")
     targets = _targets(session, request, region)
     if not targets:
         raise AdminError("a route needs at least one --forward number or --endpoint")
-    if request.recording not in ("always", "never", "on_demand"):
-        raise AdminError("recording must be 'always', 'never' or 'on_demand'")
+    if request.recording not in values(RecordingMode):
+        raise AdminError(f"recording must be one of {', '.join(values(RecordingMode))}")
     if request.consent_opt_out and not request.consent_prompt:
         raise AdminError("opting out needs a consent prompt to press a key during")
     try:
@@ -223,6 +233,7 @@ def add_route(
         recording=request.recording,
         consent_prompt=request.consent_prompt or None,
         consent_opt_out=request.consent_opt_out,
+        dynamic=request.dynamic,
     )
     session.add(route)
     session.flush()
@@ -280,7 +291,7 @@ def _targets(session: Session, request: RouteRequest, region: str) -> list[Route
         for raw in request.forward_to:
             targets.append(
                 RouteTarget(
-                    kind="number",
+                    kind=TargetKind.NUMBER,
                     value=to_e164(raw, region),
                     trunk_id=trunk.id,
                     position=len(targets),
@@ -289,7 +300,9 @@ def _targets(session: Session, request: RouteRequest, region: str) -> list[Route
     for endpoint in request.endpoints:
         if not ENDPOINT_NAME.fullmatch(endpoint):
             raise AdminError(f"{endpoint[:60]!r} is not a SIP endpoint name")
-        targets.append(RouteTarget(kind="endpoint", value=endpoint, position=len(targets)))
+        targets.append(
+            RouteTarget(kind=TargetKind.ENDPOINT, value=endpoint, position=len(targets))
+        )
     return targets
 
 

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__, admin, bootstrap, doctor
 from appliance.asterisk import render
+from appliance.calls.dialplan import compile_routes
+from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
@@ -28,6 +30,7 @@ from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import new_password
+from appliance.vocabulary import RecordingMode, RingStrategy, values
 
 Command = Callable[[Config, argparse.Namespace], int]
 
@@ -148,6 +151,7 @@ def cmd_route_add(config: Config, args: argparse.Namespace) -> int:
         recording=args.record,
         consent_prompt=args.consent,
         consent_opt_out=args.opt_out,
+        dynamic=args.dynamic,
     )
     with _session(config) as session:
         route = admin.add_route(session, request, args.account, args.region)
@@ -218,10 +222,14 @@ def cmd_keys_seal(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_config_render(config: Config, _args: argparse.Namespace) -> int:
-    with _session(config) as session:
+    sessions = _sessions(config)
+    with sessions.begin() as session:
         trunks = admin.trunk_views(session, bootstrap.secret_box(config))
-    path = render.write(config, trunks)
-    print(f"Asterisk config written to {path}")
+    compiled = compile_routes(CallStore(sessions).routing_table(), render.dialplan_settings(config))
+    path = render.write(config, trunks, compiled.text)
+    for problem in compiled.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"Asterisk config written to {path}; routes compiled into {render.routes_path(config)}")
     return 0
 
 
@@ -296,16 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trunk", help="trunk to forward over")
     p.add_argument("--endpoint", action="append", help="SIP endpoint to ring")
     p.add_argument("--ring-timeout", type=int, default=30, help="seconds each attempt rings")
-    p.add_argument("--strategy", choices=("simultaneous", "sequential"), default="simultaneous")
+    p.add_argument("--strategy", choices=values(RingStrategy), default=RingStrategy.SIMULTANEOUS)
     p.add_argument("--announce", help="prompt played to the caller first, e.g. a recording notice")
     p.add_argument("--whisper", help="prompt played to whoever answers, before connecting")
     p.add_argument("--hours", help="business hours, e.g. 'mon-fri 09:00-17:00; sat 10:00-14:00'")
     p.add_argument("--timezone", default="UTC", help="time zone of the hours")
     p.add_argument("--after-hours", help="route used outside the hours")
     p.add_argument("--default", action="store_true", help="use for numbers with no route")
-    p.add_argument("--record", choices=("always", "never", "on_demand"), default="never")
+    p.add_argument("--record", choices=values(RecordingMode), default=RecordingMode.NEVER)
     p.add_argument("--consent", help="prompt telling the caller the call is recorded")
     p.add_argument("--opt-out", action="store_true", help="a key during --consent stops it")
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="ask the controller (FastAGI) at call time; the compiled route if it cannot answer",
+    )
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,10 +55,16 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class AgiConfig:
-    host: str = setting("127.0.0.1", "Address the FastAGI server listens on (keep it loopback).")
-    port: int = setting(4573, "Port of the FastAGI server.")
+    host: str = setting("127.0.0.1", "Loopback address the FastAGI server listens on.")
+    port: int = setting(
+        573,
+        "Port of the FastAGI server, asked only by dynamic routes; below 1024, so that no "
+        "unprivileged local process can listen on it when the controller is down.",
+    )
     request_timeout: float = setting(
-        1.5, "Seconds the controller may spend on one AGI request before it gives up."
+        1.0,
+        "Seconds the controller may spend on one dynamic-route request before it gives up "
+        "(the call then takes its compiled route).",
     )
 
 
@@ -68,7 +76,7 @@ class AmiConfig:
     secret: str = setting(
         "file:{data_dir}/secrets/ami.secret", "AMI secret (inline, file:/path or env:NAME)."
     )
-    max_backoff: float = setting(30.0, "Longest wait in seconds between AMI reconnect attempts.")
+    max_backoff: float = setting(1.0, "Longest wait in seconds between AMI reconnect attempts.")
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,10 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
     return config
 
 
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+_CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}")
+
+
 def validate(config: Config) -> None:
     for section, key in (
         ("http", "port"),
@@ -268,10 +280,34 @@ def validate(config: Config) -> None:
         raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     if config.agi.request_timeout <= 0:
         raise ConfigError("agi.request_timeout: must be more than 0 seconds")
-    if not config.recordings.spool_dir.startswith("/"):
-        raise ConfigError(f"recordings.spool_dir: {config.recordings.spool_dir!r} must be absolute")
-    if not config.asterisk.dir.startswith("/"):
-        raise ConfigError(f"asterisk.dir: {config.asterisk.dir!r} must be an absolute path")
+    if config.agi.port >= 1024:
+        raise ConfigError(
+            f"agi.port: {config.agi.port} must be below 1024, so that no unprivileged local "
+            "process can take it"
+        )
+    for section, key in (("agi", "host"), ("ami", "host")):
+        if not _loopback(getattr(getattr(config, section), key)):
+            raise ConfigError(f"{section}.{key}: must be a loopback IPv4 address, e.g. 127.0.0.1")
+    # Values rendered into Asterisk's config: no spaces, commas, semicolons or parentheses.
+    for section, key in (("recordings", "spool_dir"), ("asterisk", "dir")):
+        value = getattr(getattr(config, section), key)
+        if not _SAFE_PATH.fullmatch(value) or "/../" in f"{value}/":
+            raise ConfigError(
+                f"{section}.{key}: {value[:80]!r} must be an absolute path of letters, digits "
+                "and . _ - /"
+            )
+    if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
+        raise ConfigError(
+            "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"
+        )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
 
 
 def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = None) -> str:

@@ -1,4 +1,9 @@
-"""The one place that wires everything into one asyncio process: AMI, FastAGI and HTTP."""
+"""The one place that wires everything into one asyncio process: AMI, FastAGI and HTTP.
+
+Calls do not pass through here: Asterisk routes them with the compiled dialplan. The
+controller keeps that dialplan equal to the database, follows calls over AMI, records them,
+reconciles what it missed, seals recordings, and answers the dynamic routes and the API.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,25 @@ from pathlib import Path
 
 from aiohttp import web
 
+from appliance import sdnotify
+from appliance.asterisk import render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
-from appliance.calls.inbound import InboundHandler
-from appliance.calls.service import CallPath
+from appliance.calls.dynamic import DynamicRoute
+from appliance.calls.follow import CallFollower
+from appliance.calls.publish import DialplanPublisher
+from appliance.calls.reconcile import Reconciler
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
+from appliance.events import CallFinished, EventBus
 from appliance.recordings.limits import RetentionJob
+from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
+from appliance.supervisor import Supervisor
 from appliance.tls import server_context
 from appliance.web import api
 from appliance.web.app import init_app
@@ -52,10 +64,6 @@ class Controller:
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine))
 
-    @property
-    def cdr_file(self) -> Path:
-        return self.config.asterisk_dir_on_host / "log" / "cdr-custom" / "appliance.csv"
-
     def check_database(self) -> None:
         try:
             db.ping(self.engine)
@@ -74,44 +82,73 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> int:
         """Start everything, wait for stop (or a refused AMI login), shut down in order."""
+        config = self.config
         self.check_database()
-        secret = resolve_secret("ami.secret", self.config.ami.secret)
+        secret = resolve_secret("ami.secret", config.ami.secret)
+        asterisk = {0, render.asterisk_uid(config)}  # root, or Asterisk's own user
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
+            bus = EventBus()
             ami = AmiClient(
-                self.config.ami.host,
-                self.config.ami.port,
-                self.config.ami.username,
+                config.ami.host,
+                config.ami.port,
+                config.ami.username,
                 secret,
-                self.config.ami.max_backoff,
+                allowed_uids=asterisk,
+                max_backoff=config.ami.max_backoff,
             )
             stack.push_async_callback(ami.close)
-            agi = FastAgiServer({}, self.config.agi.request_timeout)
-            writer = CallWriter(self.store, busy=lambda: agi.in_flight > 0)
-            calls = CallPath(self.store, writer, ami, self.cdr_file)
+            writer = CallWriter(self.store, bus)
             stack.push_async_callback(writer.flush)
-            stack.push_async_callback(calls.close)
-            await calls.refresh()
-            calls.spawn(calls.run_refresh())
-            calls.spawn(writer.run())
+            tasks = Supervisor()
+            stack.push_async_callback(tasks.close)
+            tasks.spawn("systemd watchdog", sdnotify.watchdog())
 
+            calls = CallFollower(writer)
+            ami.handlers.append(calls.on_event)
+            routes = DialplanPublisher(
+                self.store, render.routes_path(config), render.dialplan_settings(config), ami
+            )
+            await routes.refresh()
+            reconciler = Reconciler(
+                self.store,
+                writer,
+                config.asterisk_dir_on_host / render.CDR_DIR,
+                ami.active_linkedids,
+            )
             vault = RecordingVault(
                 self.store.sessions,
-                Path(self.config.recordings.store_dir),
-                Path(self.config.recordings.key_file),
-                key_passphrase(self.config),
+                Path(config.recordings.store_dir),
+                Path(config.recordings.key_file),
+                key_passphrase(config),
+                spool_owners={render.asterisk_uid(config)},
             )
-            sweeper = SpoolSweeper(vault, self.config.spool_on_host, calls.active_call_ids)
-            calls.after_reconcile.append(sweeper.sweep_orphans)
-            calls.spawn(sweeper.run())
-            calls.spawn(RetentionJob(self.store.sessions, vault).run())
+            sweeper = SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids)
+            live = LiveRecordings(self.store, calls, ami, record_code(secret))
+            ami.handlers.append(live.on_event)
 
-            agi.handlers["inbound"] = InboundHandler(writer, lambda: calls.table)
+            async def after_login() -> None:
+                await routes.on_login()
+                await reconciler.reconcile()
+                await sweeper.sweep_orphans()
+
+            ami.on_login.append(lambda: tasks.spawn("after AMI login", after_login()))
+            tasks.spawn("call writer", writer.run())
+            tasks.spawn("routing refresh", routes.run())
+            tasks.spawn("reconciliation", reconciler.run())
+            tasks.spawn("spool sweeper", sweeper.run())
+            tasks.spawn("recording limits", RetentionJob(self.store.sessions, vault).run())
+
+            agi = FastAgiServer(
+                {"route": DynamicRoute(lambda: routes.table)},
+                config.agi.request_timeout,
+                allowed_uids=asterisk,
+            )
             await _listen(
                 "agi.port",
-                self.config.agi.host,
-                self.config.agi.port,
-                agi.start(self.config.agi.host, self.config.agi.port),
+                config.agi.host,
+                config.agi.port,
+                agi.start(config.agi.host, config.agi.port),
             )
             stack.push_async_callback(agi.close)
 
@@ -119,27 +156,34 @@ class Controller:
                 "ami": lambda: ami.is_connected,
                 "database": self.database_ok,
                 "recordings": lambda: sweeper.healthy,
+                "routes": lambda: not routes.problems,
             }
-            app = init_app(checks)
-            live = api.LiveControl(calls, self.config.recordings.spool_dir)
+            counters = lambda: {  # noqa: E731 - read at every /health request
+                "ami_logins": ami.logins,
+                "ami_impostors": ami.impostors,
+                "agi_refused": agi.refused,
+                "dialplan_reloads": routes.reloads,
+                "reconciled_calls": reconciler.reconciled,
+                "spool_refused": sweeper.refused,
+            }
+            app = init_app(checks, counters)
             api.add_routes(app, self.store.sessions, vault, live)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            ssl_context = server_context(self.config.data_dir) if self.config.http.tls else None
-            site = web.TCPSite(
-                runner, self.config.http.host, self.config.http.port, ssl_context=ssl_context
-            )
-            await _listen("http.port", self.config.http.host, self.config.http.port, site.start())
+            ssl_context = server_context(config.data_dir) if config.http.tls else None
+            site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
+            await _listen("http.port", config.http.host, config.http.port, site.start())
 
             ami.start()
+            sdnotify.ready()
             log.info(
                 "controller ready: FastAGI %s:%s, HTTP%s %s:%s",
-                self.config.agi.host,
-                self.config.agi.port,
+                config.agi.host,
+                config.agi.port,
                 "S" if ssl_context else "",
-                self.config.http.host,
-                self.config.http.port,
+                config.http.host,
+                config.http.port,
             )
             waiters = {
                 asyncio.ensure_future(stop.wait()),
@@ -150,6 +194,7 @@ class Controller:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+            sdnotify.stopping()
             log.info("controller stopping")
             return EXIT_AMI_AUTH if ami.auth_failed.is_set() else 0
         return 0

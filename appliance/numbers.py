@@ -45,6 +45,16 @@ def dialled_to_e164(dnid: str, default_region: str = "US") -> str | None:
     return None
 
 
+def dialled_forms(e164: str) -> tuple[str, ...]:
+    """The forms in which a carrier may send this number as the dialled number: E.164 with
+    and without '+', the national significant number, and the national format with its
+    trunk prefix (e.g. '02071234567' in the UK)."""
+    parsed = phonenumbers.parse(e164)
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    forms = (e164, e164[1:], str(parsed.national_number), "".join(filter(str.isdigit, national)))
+    return tuple(dict.fromkeys(forms))
+
+
 def _show(text: str) -> str:
     printable = "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_INPUT])
     return repr(printable)

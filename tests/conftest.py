@@ -100,10 +100,13 @@ def phone(stack: Stack):
     """Start a SIPp business phone that answers `calls` calls; stopped at teardown."""
     started = []
 
-    def start(calls: int = 1, scenario: str = "phone_answer.xml"):
-        proc = sipp_phone(stack.phone_port, scenario, calls, cwd=stack.data_dir)
+    def start(calls: int = 1, scenario: str = "phone_answer.xml", port: int | None = None):
+        port = port or stack.phone_port
+        trace = stack.data_dir / f"phone-{port}-{len(started)}.log"
+        proc = sipp_phone(port, scenario, calls, cwd=stack.data_dir, trace=trace)
+        proc.trace = trace
         started.append(proc)
-        wait_for(lambda: _udp_bound(stack.phone_port), what="SIPp phone to listen")
+        wait_for(lambda: _udp_bound(port), what="SIPp phone to listen")
         return proc
 
     yield start

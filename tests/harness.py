@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -42,18 +43,23 @@ def asterisk_root() -> Path:
     return path
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
+def free_port(kind: int = socket.SOCK_STREAM, low: int = 21000, high: int = 32000) -> int:
     """A free port between Asterisk's RTP range and the kernel's ephemeral range, so that no
     outgoing connection or media stream can take it before the test binds it."""
     for _ in range(200):
-        port = random.randint(21000, 32000)
+        port = random.randint(low, high)
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port between 21000 and 32000")
+    raise RuntimeError(f"no free port between {low} and {high}")
+
+
+def privileged_port() -> int:
+    """A free port below 1024, as the FastAGI port must be."""
+    return free_port(low=600, high=1000)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
@@ -74,7 +80,7 @@ class Stack:
     root: Path
     asterisk_dir: str = field(default_factory=lambda: f"/tmp/appliance-test-{uuid.uuid4().hex[:8]}")
     ami_port: int = field(default_factory=free_port)
-    agi_port: int = field(default_factory=free_port)
+    agi_port: int = field(default_factory=privileged_port)
     http_port: int = field(default_factory=free_port)
     sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     phone_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
@@ -197,6 +203,45 @@ class Stack:
         except (OSError, ValueError):
             return None
 
+    def counter(self, name: str) -> int:
+        """One of the counters /health exposes (what happened since the controller started)."""
+        return int(((self.health() or {}).get("counters") or {}).get(name, -1))
+
+    def query(self, sql: str, *args) -> list[sqlite3.Row]:
+        with sqlite3.connect(self.database) as db:
+            db.row_factory = sqlite3.Row
+            return db.execute(sql, args).fetchall()
+
+    def calls(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM calls ORDER BY started_at")
+
+    def finished(self, count: int = 1, timeout: float = 15) -> list[sqlite3.Row]:
+        """Wait for `count` call records with an outcome."""
+
+        def done():
+            rows = self.calls()
+            return rows if len(rows) >= count and all(r["disposition"] for r in rows) else None
+
+        return wait_for(done, timeout=timeout, what=f"{count} finished call record(s)")
+
+    def sipp_background(
+        self,
+        number: str,
+        caller: str = "13125550111",
+        talk_ms: int = 3000,
+        scenario: str = "carrier_call.xml",
+    ) -> subprocess.Popen:
+        """A call that goes on while the test acts on it (SIPp runs in the data dir, where
+        the speech scenarios find their audio)."""
+        command = carrier_command(self, number, caller, "Jane", talk_ms, scenario=scenario)
+        return subprocess.Popen(
+            command,
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def stop(self, proc: subprocess.Popen, timeout: float = 10) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -226,12 +271,18 @@ class SippResult:
 
 
 def sipp_phone(
-    port: int, scenario: str = "phone_answer.xml", calls: int = 1, cwd: Path | None = None
+    port: int,
+    scenario: str = "phone_answer.xml",
+    calls: int = 1,
+    cwd: Path | None = None,
+    trace: Path | None = None,
 ) -> subprocess.Popen:
-    """SIPp as the business phone (UAS) on 127.0.0.1:port."""
+    """SIPp as the business phone (UAS) on 127.0.0.1:port; `trace` keeps its messages."""
+    tracing = ["-trace_msg", "-message_file", str(trace)] if trace else []
     return subprocess.Popen(
         [
             "sipp",
+            *tracing,
             "-sf",
             str(SIPP_DIR / scenario),
             "-i",
@@ -261,11 +312,13 @@ def carrier_command(
     calls: int = 1,
     rate: int = 10,
     scenario: str = "carrier_call.xml",
+    source: str = "127.0.0.1",
 ) -> list[str]:
-    """SIPp as the carrier (UAC) placing `calls` calls to `number` at Asterisk's PJSIP port."""
+    """SIPp as the carrier (UAC) placing `calls` calls to `number` at Asterisk's PJSIP port,
+    from the address `source`."""
     return [
         "sipp", f"127.0.0.1:{stack.sip_port}", "-sf", str(SIPP_DIR / scenario),
-        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)), "-s", number,
+        "-i", source, "-p", str(free_port(socket.SOCK_DGRAM)), "-s", number,
         "-set", "caller", caller, "-set", "caller_name", caller_name, "-d", str(talk_ms),
         "-m", str(calls), "-r", str(rate), "-l", str(calls),
         "-nostdin", "-timeout", "60s", "-timeout_error",
@@ -282,10 +335,13 @@ def sipp_call(
     rate: int = 10,
     cwd: Path | None = None,
     scenario: str = "carrier_call.xml",
+    source: str = "127.0.0.1",
 ) -> SippResult:
     """Place the calls and wait for them; the result carries SIPp's message trace."""
     log = Path(tempfile.mkstemp(prefix="sipp-uac-", suffix=".log")[1])
-    command = carrier_command(stack, number, caller, caller_name, talk_ms, calls, rate, scenario)
+    command = carrier_command(
+        stack, number, caller, caller_name, talk_ms, calls, rate, scenario, source
+    )
     result = subprocess.run(
         [*command, "-trace_msg", "-message_file", str(log)],
         cwd=cwd,
@@ -296,3 +352,9 @@ def sipp_call(
     messages = log.read_text(errors="replace")
     log.unlink()
     return SippResult(result.returncode, result.stdout + result.stderr, messages)
+
+
+def invited(trace: Path) -> list[str]:
+    """The users of the Request-URIs of the INVITEs a SIPp phone received, in order."""
+    text = trace.read_text(errors="replace") if trace.exists() else ""
+    return re.findall(r"^INVITE sip:([^@\s]*)@", text, re.M)

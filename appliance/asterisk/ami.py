@@ -1,17 +1,22 @@
 """The AMI client: panoramisk behind an adapter that reconnects with backoff and says so.
 
 panoramisk 1.4 reconnects at a fixed interval, has no way to learn of a refused login and lets
-a callback's exception break its parser; this module owns those concerns instead.
+a callback's exception break its parser; this module owns those concerns instead. Before the
+secret is sent, the listener at the other end must belong to Asterisk's user: any local user
+can listen on the AMI port while Asterisk is down, and must not learn the secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import socket
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from panoramisk import Manager
+
+from appliance.asterisk.peercred import peer_uid
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,12 @@ class _Manager(Manager):
         if f.exception() is not None:
             self.owner._connect_failed(f.exception())
             return
+        transport, protocol = f.result()
+        if not self.owner._trusted(transport.get_extra_info("socket")):
+            protocol.closed = True  # nothing was sent: drop it quietly and try again later
+            transport.close()
+            self.owner._schedule_retry()
+            return
         super().connection_made(f)
 
     def login(self, future: asyncio.Future[Any]) -> bool:
@@ -54,15 +65,26 @@ class _Manager(Manager):
 
 class AmiClient:
     def __init__(
-        self, host: str, port: int, username: str, secret: str, max_backoff: float = 30.0
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        allowed_uids: Collection[int],
+        max_backoff: float = 1.0,
+        uid_of: Callable[[socket.socket], int | None] = peer_uid,
     ) -> None:
         self.host, self.port = host, port
+        self.allowed_uids = frozenset(allowed_uids)
+        self.uid_of = uid_of
         self.max_backoff = max_backoff
+        self.logins = 0  # successful logins since start: 1 at first, +1 per reconnect
+        self.impostors = 0  # listeners on the AMI port that were not Asterisk
         self.backoff = 0.5
         self.connected = asyncio.Event()
         self.auth_failed = asyncio.Event()
         self.handlers: list[EventHandler] = []
-        self.on_login: list[Callable[[], None]] = []
+        self.on_login: list[Callable[[], object]] = []
         self._closing = False
         self._retry: asyncio.TimerHandle | None = None
         self._attempts = 0
@@ -109,6 +131,12 @@ class AmiClient:
             raise AmiError(f"AMI action {action.get('Action')}: {first.get('Message')}")
         return response
 
+    async def active_linkedids(self) -> set[str]:
+        """The linkedids of the calls Asterisk has in progress (raises AmiError)."""
+        response = await self.action({"Action": "CoreShowChannels"})
+        messages = response if isinstance(response, list) else [response]
+        return {m.get("Linkedid") for m in messages if m.get("Linkedid")}
+
     def _dispatch(self, _manager: Manager, event: Mapping[str, str]) -> None:
         for handler in self.handlers:
             try:
@@ -128,12 +156,23 @@ class AmiClient:
             )
         self._schedule_retry()
 
+    def _trusted(self, sock: socket.socket) -> bool:
+        uid = self.uid_of(sock)
+        if uid in self.allowed_uids:
+            return True
+        self.impostors += 1
+        log.error(
+            "AMI %s:%s is held by uid %s, not Asterisk: the secret is not sent",
+            self.host,
+            self.port,
+            uid,
+        )
+        return False
+
     def _logged_in(self, ok: bool, response: Mapping[str, str]) -> None:
         if ok:
-            if self._attempts:
-                log.info("AMI reconnected after %d attempt(s)", self._attempts)
-            else:
-                log.info("AMI connected to %s:%s", self.host, self.port)
+            self.logins += 1
+            log.info("AMI connected to %s:%s (login %d)", self.host, self.port, self.logins)
             self._attempts = 0
             self.backoff = 0.5
             self.connected.set()

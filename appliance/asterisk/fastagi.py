@@ -1,15 +1,17 @@
 """A small FastAGI server that can never stall the event loop or the caller.
 
-Each request gets a fixed time budget for reading its headers, deciding and writing its answer.
-Anything hostile, slow or broken is dropped: Asterisk then finds the dial string unset and the
-dialplan takes its static fallback route.
+Only Asterisk may ask: a connection from a socket owned by any other local user is closed
+unanswered. Each request gets a fixed time budget for reading its headers, deciding and
+writing its answer. Anything hostile, slow or broken is dropped: the dialplan then finds no
+complete answer (its ready flag unset) and takes the compiled route.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import socket
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from appliance.asterisk.agi_protocol import (
     MAX_HEADERS,
@@ -21,6 +23,7 @@ from appliance.asterisk.agi_protocol import (
     result_code,
     set_variable,
 )
+from appliance.asterisk.peercred import peer_uid
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,19 @@ Handler = Callable[[AgiRequest], Awaitable[Mapping[str, str]]]
 
 
 class FastAgiServer:
-    def __init__(self, handlers: Mapping[str, Handler], timeout: float) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        timeout: float,
+        allowed_uids: Collection[int],
+        uid_of: Callable[[socket.socket], int | None] = peer_uid,
+    ) -> None:
         self.handlers = dict(handlers)
         self.timeout = timeout
+        self.allowed_uids = frozenset(allowed_uids)
+        self.uid_of = uid_of
         self.server: asyncio.Server | None = None
+        self.refused = 0  # connections from other local users, since start
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> None:
@@ -56,21 +68,29 @@ class FastAgiServer:
             await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
         peer = writer.get_extra_info("peername")
+        uid = self.uid_of(writer.get_extra_info("socket"))
+        if uid not in self.allowed_uids:
+            self.refused += 1
+            log.warning("FastAGI connection from %s (uid %s) refused: not Asterisk", peer, uid)
+            writer.close()
+            return
+        self._writers.add(writer)
         try:
             async with asyncio.timeout(self.timeout):
                 await self._answer(reader, writer)
         except TimeoutError:
             log.warning(
-                "FastAGI request from %s took over %.1fs; left to the fallback", peer, self.timeout
+                "FastAGI request from %s took over %.1fs; left to the compiled route",
+                peer,
+                self.timeout,
             )
         except AgiProtocolError as exc:
             log.warning("FastAGI request from %s dropped: %s", peer, exc)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.debug("FastAGI peer %s went away: %s", peer, exc)
         except Exception:
-            log.exception("FastAGI request from %s failed; left to the fallback", peer)
+            log.exception("FastAGI request from %s failed; left to the compiled route", peer)
         finally:
             self._writers.discard(writer)
             writer.close()

@@ -1,4 +1,10 @@
-"""Render the Asterisk config the appliance owns from the templates in asterisk-config/."""
+"""Render the Asterisk config the appliance owns from the templates in asterisk-config/.
+
+Ownership is least privilege: the config is root's, readable by Asterisk's group only (files
+0640, directory 0750), so that Asterisk's user cannot change how Asterisk starts or what it
+loads. The compiled routes live apart, in a directory that belongs to the controller's user
+(the owner of the data directory) and Asterisk's group, because the controller rewrites them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,11 @@ from typing import Any
 
 import jinja2
 
+from appliance.calls import cdr
+from appliance.calls.dialplan import Settings
 from appliance.config import Config, ConfigError, resolve_secret
+from appliance.recordings import spool_files
+from appliance.recordings.live import record_code
 from appliance.resources import shipped_dir
 
 NOLOAD = (
@@ -22,7 +32,15 @@ NOLOAD = (
     "res_chan_stats.so res_endpoint_stats.so res_prometheus.so res_calendar.so "
     "res_calendar_caldav.so res_calendar_ews.so res_calendar_exchange.so res_calendar_icalendar.so "
     "res_pjsip_config_wizard.so res_smdi.so app_voicemail.so res_http_websocket.so "
-    "res_ari.so chan_rtp.so res_stasis_test.so res_pjsip_notify.so"
+    "res_ari.so chan_rtp.so res_stasis_test.so res_pjsip_notify.so "
+    # Anything that runs programs or places calls on its own: nothing reachable from a call,
+    # a call file or a script may start a shell or dial out.
+    "app_system.so func_shell.so app_externalivr.so app_mp3.so app_festival.so app_jack.so "
+    "pbx_lua.so pbx_ael.so pbx_realtime.so pbx_spool.so pbx_loopback.so app_originate.so "
+    "app_disa.so func_curl.so res_config_curl.so res_curl.so "
+    "chan_audiosocket.so app_audiosocket.so res_audiosocket.so chan_websocket.so "
+    "res_websocket_client.so res_aeap.so res_speech_aeap.so res_stir_shaken.so "
+    "res_pjsip_stir_shaken.so res_http_media_cache.so"
 ).split()
 
 # The events the controller reads (calls/tracker.py, and panoramisk's connection handling).
@@ -38,7 +56,11 @@ AMI_EVENTS = (
     "Shutdown",
 )
 
-SUBDIRS = ("etc", "db", "keys", "spool", "run", "log", "log/cdr-custom")
+# Directories Asterisk writes to; etc/ (root's) and routes/ (the controller's) are apart.
+ASTERISK_DIRS = ("db", "keys", "spool", "run", "log")
+CDR_DIR = "log/cdr-custom"  # the controller moves and deletes the CDR files it reconciled
+ROUTES_DIR = "routes"
+ROUTES_FILE = "extensions_routes.conf"
 
 
 def templates_dir() -> Path:
@@ -105,8 +127,27 @@ def module_dir(root: Path) -> str:
     raise ConfigError(f"asterisk.root: no Asterisk modules under {root} (is Asterisk installed?)")
 
 
+def routes_path(config: Config) -> Path:
+    """The compiled routes file, as the controller sees it."""
+    return config.asterisk_dir_on_host / ROUTES_DIR / ROUTES_FILE
+
+
+def dialplan_settings(config: Config) -> Settings:
+    return Settings(config.asterisk.inbound_context, f"agi://{config.agi.host}:{config.agi.port}")
+
+
+def asterisk_uid(config: Config) -> int:
+    return lookup_user(Path(config.asterisk.root), config.asterisk.user).uid
+
+
 def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[str, Any]:
     root = Path(config.asterisk.root)
+    spool = config.recordings.spool_dir.rstrip("/")
+    raw, done = (
+        f"{spool}/{spool_files.DIALPLAN_STEM}{end}"
+        for end in (spool_files.RAW_SUFFIX, spool_files.DONE_SUFFIX)
+    )
+    ami_secret = resolve_secret("ami.secret", config.ami.secret)
     return {
         "rendered_by": "appliance config render",
         "dir": config.asterisk.dir.rstrip("/"),
@@ -117,7 +158,11 @@ def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[s
         "ami_host": config.ami.host,
         "ami_port": config.ami.port,
         "ami_username": config.ami.username,
-        "ami_secret": resolve_secret("ami.secret", config.ami.secret),
+        "ami_secret": ami_secret,
+        "record_code": record_code(ami_secret),
+        "routes_file": f"{config.asterisk.dir.rstrip('/')}/{ROUTES_DIR}/{ROUTES_FILE}",
+        "mixmonitor": f"{raw},D,/bin/touch {done}",
+        "cdr_fields": tuple(cdr.FIELDS.values()),
         "ami_events": AMI_EVENTS,
         "agi_host": config.agi.host,
         "agi_port": config.agi.port,
@@ -126,7 +171,6 @@ def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[s
         "rtp_start": config.asterisk.rtp_start,
         "rtp_end": config.asterisk.rtp_end,
         "inbound_context": config.asterisk.inbound_context,
-        "spool_dir": config.recordings.spool_dir.rstrip("/"),
         "trunks": trunks,
     }
 
@@ -145,30 +189,47 @@ def render_files(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def write(config: Config, trunks: list[TrunkView]) -> Path:
-    """Render and write the config; create the Asterisk directories owned by its user."""
+def write(config: Config, trunks: list[TrunkView], routes: str) -> Path:
+    """Render and write the config and the compiled routes; create Asterisk's directories."""
     user = lookup_user(Path(config.asterisk.root), config.asterisk.user)
     files = render_files(context(config, trunks, user))
     base = config.asterisk_dir_on_host
-    for sub in SUBDIRS:
-        path = base / sub
-        path.mkdir(parents=True, exist_ok=True, mode=0o750)
-        _own(path, user, 0o750)
+    base.mkdir(parents=True, exist_ok=True, mode=0o750)
+    _own(base, user.uid, user.gid, 0o750)
+    for sub in ASTERISK_DIRS:
+        _directory(base / sub, user.uid, user.gid, 0o750)
+    _directory(base / CDR_DIR, user.uid, user.gid, 0o2770)
     # Asterisk writes recordings here (files 0640 with its UMask=0027); the controller, a member
     # of Asterisk's group, reads and removes them. Nobody else may look in.
-    spool = config.spool_on_host
-    spool.mkdir(parents=True, exist_ok=True, mode=0o770)
-    _own(spool, user, 0o770)
+    _directory(config.spool_on_host, user.uid, user.gid, 0o770)
+    etc = base / "etc"
+    _directory(etc, 0, user.gid, 0o750)
     for name, text in files.items():
-        target = base / "etc" / name
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        _own(tmp, user, 0o640)
-        os.replace(tmp, target)
-    return base / "etc"
+        _write(etc / name, text, 0, user.gid)
+    controller = config.data_dir.stat().st_uid
+    _directory(base / ROUTES_DIR, controller, user.gid, 0o2750)
+    _write(routes_path(config), routes, controller, user.gid)
+    return etc
 
 
-def _own(path: Path, user: SystemUser, mode: int) -> None:
-    os.chmod(path, mode)
+def _directory(path: Path, uid: int, gid: int, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _own(path, uid, gid, mode)
+
+
+def _write(target: Path, text: str, uid: int, gid: int) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    _own(tmp, uid, gid, 0o640)
+    os.replace(tmp, target)
+
+
+def _own(path: Path, uid: int, gid: int, mode: int) -> None:
+    """chown (as root; a non-root install keeps its own user) before chmod: chown clears the
+    setgid bit."""
     if os.geteuid() == 0:
-        os.chown(path, user.uid, user.gid)
+        os.chown(path, uid, gid)
+    os.chmod(path, mode)

@@ -1,7 +1,7 @@
 """Asterisk's own CDRs (cdr_custom CSV) turned into call outcomes, for reconciliation. Pure.
 
-The columns are those of asterisk-config/cdr_custom.conf.j2; a call with several legs or
-several dial attempts has several rows with the same linkedid.
+FIELDS is the one list of columns: asterisk-config/cdr_custom.conf.j2 is rendered from it. A
+call with several legs or several dial attempts has several rows with the same linkedid.
 """
 
 from __future__ import annotations
@@ -13,25 +13,31 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from appliance.calls.model import parse_id
 from appliance.calls.outcome import CallOutcome
 
-COLUMNS = (
-    "linkedid",
-    "uniqueid",
-    "call_id",
-    "dnid",
-    "src",
-    "clid",
-    "dstchannel",
-    "lastapp",
-    "lastdata",
-    "start",
-    "answer",
-    "end",
-    "disposition",
-    "cause",
-    "route",
-)
+# column name -> the CDR variable Asterisk writes into it
+FIELDS = {
+    "linkedid": "linkedid",
+    "uniqueid": "uniqueid",
+    "channel": "channel",
+    "dnid": "appliance_dnid",
+    "number": "appliance_number",
+    "route": "appliance_route",
+    "after_hours": "appliance_after_hours",
+    "src": "src",
+    "clid": "clid",
+    "dstchannel": "dstchannel",
+    "lastapp": "lastapp",
+    "lastdata": "lastdata",
+    "start": "start,u",
+    "answer": "answer,u",
+    "end": "end,u",
+    "disposition": "disposition",
+    "cause": "appliance_cause",
+    "hangup_source": "appliance_hangup_source",
+}
+COLUMNS = tuple(FIELDS)
 _DISPOSITIONS = {
     "ANSWERED": "answered",
     "BUSY": "busy",
@@ -46,8 +52,11 @@ _CLID_NAME = re.compile(r'^"(.*)"\s*<')
 class CdrRow:
     linkedid: str
     uniqueid: str
-    call_id: str
+    channel: str
     dnid: str
+    number: str
+    route: str
+    after_hours: str
     src: str
     clid: str
     dstchannel: str
@@ -58,7 +67,7 @@ class CdrRow:
     end: float | None
     disposition: str
     cause: str
-    route: str
+    hangup_source: str
 
 
 def _epoch(text: str) -> float | None:
@@ -89,6 +98,17 @@ def _dial_target(lastdata: str) -> str | None:
     return dial.removeprefix("PJSIP/")
 
 
+def hangup_party(rows: list[CdrRow], inbound: CdrRow, disposition: str) -> str:
+    """Who hung up, as the live tracker says it: the caller (their own channel), the callee
+    (another channel, or a busy destination), or the system (the dialplan ended the call)."""
+    source = next((r.hangup_source for r in rows if r.hangup_source), "")
+    if source == inbound.channel:
+        return "caller"
+    if disposition == "busy" or (source and not source.startswith("dialplan/")):
+        return "callee"
+    return "system"
+
+
 def outcome(rows: list[CdrRow]) -> CallOutcome:
     """One call from its CDR rows."""
     rows = sorted(rows, key=lambda r: (r.end or 0, r.start or 0))
@@ -115,9 +135,12 @@ def outcome(rows: list[CdrRow]) -> CallOutcome:
         ring_started=min(starts) if dials and starts else None,
         disposition=disposition,
         hangup_cause=int(cause) if cause else None,
-        hangup_party=None,
+        hangup_party=hangup_party(rows, inbound, disposition),
         answered_by=_dial_target(answered_rows[0].lastdata) if answered_rows else None,
-        call_id=next((r.call_id for r in rows if r.call_id), None),
+        number_id=parse_id(inbound.number),
+        route_id=next((i for r in rows if (i := parse_id(r.route))), None),
+        after_hours=any(r.after_hours == "yes" for r in rows),
+        reconciled=True,
     )
 
 

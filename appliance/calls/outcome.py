@@ -22,9 +22,12 @@ class CallOutcome:
     hangup_cause: int | None = None
     hangup_party: str | None = None  # 'caller', 'callee' or 'system'
     answered_by: str | None = None  # the dial string of the destination that answered
-    call_id: str | None = None  # the appliance call id, when Asterisk knew it
     consent_announced: bool = False
     recording_opted_out: bool = False
+    number_id: int | None = None  # the tracking number, when the dialplan said
+    route_id: int | None = None  # the route the call connected to, when the dialplan said
+    after_hours: bool = False
+    reconciled: bool = False  # learnt from Asterisk's CDRs rather than followed live
 
     @property
     def ring_seconds(self) -> float:

@@ -1,12 +1,14 @@
 """The call state machine fed by AMI events. Pure: events in, finished calls out.
 
-Why these events: Newchannel tells who called which number and when; DialBegin/DialEnd give
-ring time, each attempt's status and which destination answered; HangupRequest says who hung
-up first; Hangup gives the cause and, once every channel of a linkedid is gone, the end of the
-call; UserEvent ApplianceConsent (sent by the dialplan) says whether the recording notice was
-played and whether the caller opted out. A call is keyed by its linkedid, so one record per
-call whatever the number of legs; repeated events change nothing, and a call already finished
-ignores late events.
+Why these events: Newchannel tells who called which number and when; the dialplan's
+UserEvent ApplianceRoute says which tracking number and route it took (the call starts: its
+record is written with a new random call id); DialBegin/DialEnd give ring time, each attempt's
+status and which destination answered; HangupRequest says who hung up first; Hangup gives the
+cause and, once every channel of a linkedid is gone, the end of the call; UserEvent
+ApplianceConsent says whether the recording notice was played and whether the caller opted
+out, ApplianceRecording that a recording started. A call is keyed by its linkedid, so one
+record per call whatever the number of legs; repeated events change nothing, and a call
+already finished ignores late events.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from appliance.calls import variables as var
+from appliance.calls.model import CallStarted, CallWrite, new_call_id, parse_id
 from appliance.calls.outcome import CallOutcome, disposition
 
 FINISHED_MEMORY = 10_000
@@ -42,6 +46,11 @@ class _Call:
     ended: float | None = None
     consent_announced: bool = False
     recording_opted_out: bool = False
+    number_id: int | None = None
+    route_id: int | None = None
+    after_hours: bool = False
+    recording_mode: str = ""
+    recording_on: bool = False
 
 
 def _timestamp(event: Mapping[str, str]) -> float:
@@ -57,13 +66,22 @@ def _clean(value: str | None, limit: int = 128) -> str:
     return "".join(ch for ch in value if ch.isprintable())[:limit]
 
 
+@dataclass(frozen=True)
+class LiveCall:
+    channel: str  # the caller's channel
+    route_id: int | None
+    recording_mode: str
+    opted_out: bool
+    recording: bool
+
+
 class CallTracker:
     def __init__(self) -> None:
         self.calls: dict[str, _Call] = {}
         self.finished: OrderedDict[str, None] = OrderedDict()
 
-    def feed(self, event: Mapping[str, str]) -> CallOutcome | None:
-        """Apply one AMI event; return the outcome when it ends a call."""
+    def feed(self, event: Mapping[str, str]) -> CallWrite | None:
+        """Apply one AMI event; return what to record: the call's start, or its outcome."""
         linkedid = event.get("Linkedid") or ""
         uniqueid = event.get("Uniqueid") or ""
         name = event.get("Event", "")
@@ -75,13 +93,21 @@ class CallTracker:
         call = self.calls.get(linkedid)
         if call is None:
             call = self.calls[linkedid] = _Call(linkedid=linkedid, started=_timestamp(event))
-        handler(call, event, uniqueid)
-        return self._finish(call) if name == "Hangup" else None
+        started = handler(call, event, uniqueid)
+        return self._finish(call) if name == "Hangup" else started
 
-    def channel(self, linkedid: str) -> str | None:
-        """The caller's channel of a call in progress (for actions on the live call)."""
+    def live(self, linkedid: str) -> LiveCall | None:
+        """What is known of a call in progress (for actions on the live call)."""
         call = self.calls.get(linkedid)
-        return call.channel if call is not None and call.channel else None
+        if call is None or not call.channel:
+            return None
+        return LiveCall(
+            channel=call.channel,
+            route_id=call.route_id,
+            recording_mode=call.recording_mode,
+            opted_out=call.recording_opted_out,
+            recording=call.recording_on,
+        )
 
     # events --------------------------------------------------------------------------
     def _on_newchannel(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
@@ -95,10 +121,39 @@ class CallTracker:
             call.caller_number = _clean(event.get("CallerIDNum"), 64)
             call.caller_name = _clean(event.get("CallerIDName"))
 
-    def _on_userevent(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
-        if event.get("UserEvent") == "ApplianceConsent":
+    def _on_userevent(
+        self, call: _Call, event: Mapping[str, str], uniqueid: str
+    ) -> CallStarted | None:
+        kind = event.get("UserEvent")
+        if kind == var.EVENT_CONSENT:
             call.consent_announced = True
             call.recording_opted_out = event.get("OptedOut") == "yes"
+        elif kind == var.EVENT_RECORDING and event.get("State") == "started":
+            call.recording_on = True
+        elif kind == var.EVENT_ROUTE and uniqueid == call.linkedid:
+            return self._route(call, event)
+        return None
+
+    def _route(self, call: _Call, event: Mapping[str, str]) -> CallStarted | None:
+        first = call.route_id is None
+        call.route_id = parse_id(event.get("Route"))
+        call.number_id = parse_id(event.get("Number"))
+        call.after_hours = event.get("AfterHours") == "yes"
+        call.recording_mode = _clean(event.get("Recording"), 16)
+        call.dialled = _clean(event.get("Dialled"), 64) or call.dialled
+        if not first:
+            return None
+        return CallStarted(
+            linkedid=call.linkedid,
+            call_id=new_call_id(),
+            dialled=call.dialled,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            started=call.started,
+            number_id=call.number_id,
+            route_id=call.route_id,
+            after_hours=call.after_hours,
+        )
 
     def _on_dialbegin(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
         dest = event.get("DestUniqueid", "")
@@ -169,4 +224,7 @@ class CallTracker:
             answered_by=call.answered_by,
             consent_announced=call.consent_announced,
             recording_opted_out=call.recording_opted_out,
+            number_id=call.number_id,
+            route_id=call.route_id,
+            after_hours=call.after_hours,
         )

@@ -1,38 +1,57 @@
-"""Channel variables shared by the controller and the dialplan templates (one list, no drift).
-
-A test checks that the template uses every name here and no other APPLIANCE_ name.
+"""Names shared by the controller and the dialplan (one list each, no drift): channel
+variables, contexts, user events, CDR fields. Tests check that the templates and the compiled
+routes use exactly these names.
 """
 
-CALL_ID = "APPLIANCE_CALL_ID"  # the appliance call id
-DIAL = "APPLIANCE_DIAL"  # first dial string; APPLIANCE_DIAL_2.. follow for sequential routes
-DIAL_COUNT = "APPLIANCE_DIAL_COUNT"  # how many dial strings there are
-RING_TIMEOUT = "APPLIANCE_RING_TIMEOUT"  # seconds each dial string rings
-DIAL_OPTIONS = "APPLIANCE_DIAL_OPTIONS"  # Dial() options, e.g. the whisper subroutine
-ANNOUNCE = "APPLIANCE_ANNOUNCE"  # prompt played to the caller before dialling
-RECORD = "APPLIANCE_RECORD"  # 'yes': record the call (MixMonitor into the spool)
-CONSENT = "APPLIANCE_CONSENT"  # prompt telling the caller the call is recorded
-OPT_OUT = "APPLIANCE_OPTOUT"  # 'yes': a key pressed during the consent prompt stops recording
-OPTED = "APPLIANCE_OPTED"  # the key the caller pressed, set by the dialplan
-SPOOL = "APPLIANCE_SPOOL"  # the recording spool directory, a dialplan global
-DNID = "APPLIANCE_DNID"  # the dialled number, set by the dialplan
-KEY = "APPLIANCE_KEY"  # the AstDB key of the static fallback route in use
-NOTICE = "APPLIANCE_NOTICE"  # the static route's recording notice ('-': record, no notice)
-TRY = "APPLIANCE_TRY"  # the dialplan's sequential-ring counter
+# Channel variables ---------------------------------------------------------------------------
+DNID = "APPLIANCE_DNID"  # the dialled number: E.164 for a tracking number, else its digits
+NUMBER = "APPLIANCE_NUMBER"  # the tracking number's id; 0 for an unknown number
+ROUTE = "APPLIANCE_ROUTE"  # the id of the route the call connected to
+AFTER_HOURS = "APPLIANCE_AFTER_HOURS"  # 'yes' when the call arrived outside business hours
+RECORDING = "APPLIANCE_RECORDING"  # the route's recording mode (appliance.vocabulary)
+RECORDING_ON = "APPLIANCE_RECORDING_ON"  # '1' once the call is being recorded
+OPTED = "APPLIANCE_OPTED"  # the key the caller pressed to opt out of recording
+CONNECT = "APPLIANCE_CONNECT"  # dynamic routes: the route id the controller chose
+READY = "APPLIANCE_READY"  # dynamic routes: '1', set last, once the answer is complete
 
-ALL = {
-    "CALL_ID": CALL_ID,
-    "DIAL": DIAL,
-    "DIAL_COUNT": DIAL_COUNT,
-    "RING_TIMEOUT": RING_TIMEOUT,
-    "DIAL_OPTIONS": DIAL_OPTIONS,
-    "ANNOUNCE": ANNOUNCE,
-    "RECORD": RECORD,
-    "CONSENT": CONSENT,
-    "OPT_OUT": OPT_OUT,
-    "OPTED": OPTED,
-    "SPOOL": SPOOL,
+VARIABLES = {
     "DNID": DNID,
-    "KEY": KEY,
-    "NOTICE": NOTICE,
-    "TRY": TRY,
+    "NUMBER": NUMBER,
+    "ROUTE": ROUTE,
+    "AFTER_HOURS": AFTER_HOURS,
+    "RECORDING": RECORDING,
+    "RECORDING_ON": RECORDING_ON,
+    "OPTED": OPTED,
+    "CONNECT": CONNECT,
+    "READY": READY,
 }
+
+# Contexts ------------------------------------------------------------------------------------
+NUMBER_SUB = "appliance-number"  # Gosub(dialled, number id): tags the call
+ROUTE_SUB = "appliance-route"  # Gosub(route id, recording mode): tags and reports the route
+RECORD_SUB = "appliance-record"  # Gosub(prompt, opt-out, start): notice, opt-out, MixMonitor
+RECORD_NOW = "appliance-record-now"  # on-demand recording, run by the dynamic feature
+WHISPER = "appliance-whisper"  # Dial option U(): a prompt for whoever answers
+HANGUP = "appliance-hangup"  # hangup handler: cause and hangup source into the CDR
+ENTRY = "appliance-entry-"  # + route id: business hours (and the dynamic step)
+CONNECT_CTX = "appliance-connect-"  # + route id: announcement, recording, Dial
+
+CONTEXTS = (NUMBER_SUB, ROUTE_SUB, RECORD_SUB, RECORD_NOW, WHISPER, HANGUP)
+
+# AMI user events the dialplan sends ------------------------------------------------------------
+EVENT_ROUTE = "ApplianceRoute"  # Route, Number, Dialled, AfterHours, Recording
+EVENT_CONSENT = "ApplianceConsent"  # OptedOut: yes|no
+EVENT_RECORDING = "ApplianceRecording"  # State: started|refused, Reason
+
+# The dynamic feature (features.conf applicationmap) that starts an on-demand recording
+RECORD_FEATURE = "appliance_record"
+
+# CDR fields the dialplan sets, read back by reconciliation
+CDR_FIELDS = (
+    "appliance_dnid",
+    "appliance_number",
+    "appliance_route",
+    "appliance_after_hours",
+    "appliance_cause",
+    "appliance_hangup_source",
+)

@@ -1,14 +1,16 @@
-"""One writer for call records: batches writes into single transactions and lets call setup
-go first, so that the database never competes with a caller waiting for a ring."""
+"""One writer for call records: batches writes into single transactions off the event loop,
+and tells the event seam about every call it finished."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 
+from appliance.calls.model import CallWrite
 from appliance.calls.outcome import CallOutcome
-from appliance.calls.store import CallStore, CallWrite
+from appliance.calls.store import CallStore
+from appliance.events import CallFinished, EventBus
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +18,9 @@ MAX_BATCH = 500
 
 
 class CallWriter:
-    def __init__(
-        self, store: CallStore, busy: Callable[[], bool] = lambda: False, max_defer: float = 0.5
-    ) -> None:
+    def __init__(self, store: CallStore, bus: EventBus) -> None:
         self.store = store
-        self.busy = busy
-        self.max_defer = max_defer
+        self.bus = bus
         self.queue: asyncio.Queue[CallWrite] = asyncio.Queue()
         self.current: asyncio.Future[None] | None = None
 
@@ -31,29 +30,25 @@ class CallWriter:
     async def run(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            await self._yield_to_call_setup()
             while not self.queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self.queue.get_nowait())
             # Shielded: a shutdown cancels run() but lets the batch in progress reach the disk.
-            self.current = asyncio.ensure_future(self._write(batch))
+            self.current = asyncio.ensure_future(self._write_or_retry(batch))
             await asyncio.shield(self.current)
 
-    async def _yield_to_call_setup(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_defer
-        while self.busy() and loop.time() < deadline:
-            await asyncio.sleep(0.005)
-
-    async def _write(self, batch: list[CallWrite]) -> None:
+    async def _write_or_retry(self, batch: list[CallWrite]) -> None:
         try:
-            results = await asyncio.to_thread(self.store.write, batch)
+            await self.write(batch)
         except Exception:
             log.exception("%d call record write(s) failed; retrying in 1 s", len(batch))
             await asyncio.sleep(1)
             for item in batch:
                 self.submit(item)
-            return
-        for item, (call_id, finished) in zip(batch, results, strict=True):
+
+    async def write(self, items: Sequence[CallWrite]) -> None:
+        """Write now, in one transaction (raises if it fails), then emit what finished."""
+        results = await asyncio.to_thread(self.store.write, items)
+        for item, (call_id, finished) in zip(items, results, strict=True):
             if finished and isinstance(item, CallOutcome):
                 log.info(
                     "call %s ended: %s, talk %.1fs, ring %.1fs",
@@ -61,6 +56,15 @@ class CallWriter:
                     item.disposition,
                     item.talk_seconds,
                     item.ring_seconds,
+                )
+                self.bus.emit(
+                    CallFinished(
+                        call_id,
+                        item.linkedid,
+                        item.disposition,
+                        item.talk_seconds,
+                        item.ring_seconds,
+                    )
                 )
 
     async def flush(self) -> None:
@@ -71,4 +75,4 @@ class CallWriter:
         while not self.queue.empty():
             batch.append(self.queue.get_nowait())
         if batch:
-            await self._write(batch)
+            await self._write_or_retry(batch)

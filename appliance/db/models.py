@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from sqlalchemy import (
     Boolean,
@@ -20,6 +19,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from appliance.calls.model import new_call_id
+from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, values
+
+
+def _one_of(column: str, enum: type) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values(enum))
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -31,10 +38,6 @@ NAMING = {
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_call_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Base(DeclarativeBase):
@@ -62,7 +65,7 @@ class Account(Base):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'manager', 'viewer')", name="role"),)
+    __table_args__ = (_one_of("role", Role),)
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     username: Mapped[str] = mapped_column(String(200), unique=True)
@@ -113,9 +116,9 @@ class Route(Base):
 
     __tablename__ = "routes"
     __table_args__ = (
-        CheckConstraint("strategy IN ('simultaneous', 'sequential')", name="strategy"),
+        _one_of("strategy", RingStrategy),
         CheckConstraint("ring_timeout BETWEEN 1 AND 600", name="ring_timeout"),
-        CheckConstraint("recording IN ('always', 'never', 'on_demand')", name="recording"),
+        _one_of("recording", RecordingMode),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -133,6 +136,7 @@ class Route(Base):
         ForeignKey("routes.id", ondelete="SET NULL")
     )
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    dynamic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     targets: Mapped[list[RouteTarget]] = relationship(
         order_by="RouteTarget.position", cascade="all, delete-orphan"
@@ -143,7 +147,7 @@ class RouteTarget(Base):
     """One destination of a route: an E.164 number reached over a trunk, or a SIP endpoint."""
 
     __tablename__ = "route_targets"
-    __table_args__ = (CheckConstraint("kind IN ('number', 'endpoint')", name="kind"),)
+    __table_args__ = (_one_of("kind", TargetKind),)
     id: Mapped[int] = mapped_column(primary_key=True)
     route_id: Mapped[int] = mapped_column(ForeignKey("routes.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -171,7 +175,7 @@ class TrackingNumber(Base):
 
 
 class Call(Base):
-    """One inbound call, keyed by the appliance call id that travels with it through Asterisk."""
+    """One inbound call: one row per Asterisk linkedid, under a random call id."""
 
     __tablename__ = "calls"
     __table_args__ = (
@@ -192,6 +196,7 @@ class Call(Base):
     dialled: Mapped[str] = mapped_column(String(64))
     caller_number: Mapped[str | None] = mapped_column(String(64))
     caller_name: Mapped[str | None] = mapped_column(String(128))
+    route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
     route_name: Mapped[str | None] = mapped_column(String(120))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -204,7 +209,8 @@ class Call(Base):
     talk_seconds: Mapped[float | None] = mapped_column(Float)
     first_time: Mapped[bool | None] = mapped_column(Boolean)
     after_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    via: Mapped[str] = mapped_column(String(12), default="controller", server_default="controller")
+    # 'live': followed over AMI as it happened; 'reconciled': learnt from Asterisk's CDRs
+    via: Mapped[str] = mapped_column(String(12), default="live", server_default="live")
     consent_announced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     recording_opted_out: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.asterisk.ami import AmiError
-from appliance.calls.service import CallNotLive, CallPath
-from appliance.calls.store import is_call_id
+from appliance.calls.model import is_call_id
 from appliance.db.models import ApiKey
 from appliance.recordings import wav
 from appliance.recordings.container import RecordingError, SealedRecording
 from appliance.recordings.keys import KeyProblem
+from appliance.recordings.live import CallNotLive, LiveRecordings, RecordingRefused
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import token_hash
 from appliance.web.app import Handler
@@ -115,13 +115,7 @@ async def _send(
     return response
 
 
-@dataclass(frozen=True)
-class LiveControl:
-    calls: CallPath
-    spool_dir: str
-
-
-LIVE: web.AppKey[LiveControl] = web.AppKey("live", LiveControl)
+LIVE: web.AppKey[LiveRecordings] = web.AppKey("live", LiveRecordings)
 CONTROL_ROLES = ("admin", "manager")
 
 
@@ -133,20 +127,20 @@ async def control(request: web.Request) -> web.Response:
     call_id, verb = request.match_info["call_id"], request.match_info["verb"]
     if not is_call_id(call_id):
         raise web.HTTPNotFound(text="no such call")
-    live = request.app[LIVE]
+    live, vault, actor = request.app[LIVE], request.app[VAULT], f"user:{principal.username}"
     try:
         if verb == "start":
-            await live.calls.start_recording(call_id, live.spool_dir)
+            await live.start(call_id)
         else:
-            await live.calls.pause_recording(call_id, paused=verb == "pause")
+            await live.pause(call_id, paused=verb == "pause")
     except CallNotLive:
         raise web.HTTPNotFound(text="no call in progress with this id") from None
-    except AmiError as exc:
-        raise web.HTTPConflict(text=f"Asterisk refused: {exc}") from None
-    actor = f"user:{principal.username}"
-    await asyncio.to_thread(
-        request.app[VAULT].audit, actor, f"recording.{verb}", call_id, request.remote
-    )
+    except (RecordingRefused, AmiError) as exc:
+        await asyncio.to_thread(
+            vault.audit, actor, f"recording.{verb}.refused", call_id, request.remote, str(exc)
+        )
+        raise web.HTTPConflict(text=f"refused: {exc}") from None
+    await asyncio.to_thread(vault.audit, actor, f"recording.{verb}", call_id, request.remote)
     return web.json_response({"call_id": call_id, "recording": verb})
 
 
@@ -154,7 +148,7 @@ def add_routes(
     app: web.Application,
     sessions: sessionmaker[Session],
     vault: RecordingVault,
-    live: LiveControl | None = None,
+    live: LiveRecordings | None = None,
 ) -> None:
     app[SESSIONS] = sessions
     app[VAULT] = vault

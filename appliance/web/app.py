@@ -14,6 +14,8 @@ from appliance.resources import shipped_dir
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHECKS: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("checks", dict)
+Counters = Callable[[], dict[str, int]]
+COUNTERS: web.AppKey[Counters] = web.AppKey("counters")
 
 
 async def run_checks(app: web.Application) -> dict[str, bool]:
@@ -32,7 +34,12 @@ async def run_checks(app: web.Application) -> dict[str, bool]:
 async def health(request: web.Request) -> web.Response:
     checks = await run_checks(request.app)
     healthy = all(checks.values())
-    body = {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks}
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "version": __version__,
+        "checks": checks,
+        "counters": request.app[COUNTERS](),
+    }
     return web.json_response(body, status=200 if healthy else 503)
 
 
@@ -51,9 +58,14 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def init_app(checks: dict[str, Callable[[], object]]) -> web.Application:
+def init_app(
+    checks: dict[str, Callable[[], object]], counters: Counters = dict
+) -> web.Application:
+    """`checks` say whether each feature works; `counters` (what happened since start) let
+    operators and tests follow the controller without reading its log."""
     app = web.Application(middlewares=[security_headers], client_max_size=1024**2)
     app[CHECKS] = checks
+    app[COUNTERS] = counters
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(shipped_dir("web") / "templates"),

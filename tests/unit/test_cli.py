@@ -95,8 +95,8 @@ def test_admin_commands_and_their_errors(run):
 def test_migrate_reports_the_revision(run):
     result = run("migrate")
     assert result.returncode == 0
-    assert "database at revision 0005 (was None)" in result.stdout
-    assert "database at revision 0005" in run("migrate").stdout
+    assert "database at revision 0006 (was None)" in result.stdout
+    assert "database at revision 0006" in run("migrate").stdout
 
 
 @pytest.mark.parametrize(

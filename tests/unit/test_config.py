@@ -22,11 +22,11 @@ def test_file_dropins_and_environment_layer_in_order(tmp_path):
     ini = tmp_path / "appliance.ini"
     ini.write_text("[paths]\ndata_dir = /var/lib/appliance\n[http]\nport = 9000\ntls = no\n")
     (tmp_path / "appliance.ini.d").mkdir()
-    (tmp_path / "appliance.ini.d" / "10-agi.ini").write_text("[agi]\nport = 5000\n")
+    (tmp_path / "appliance.ini.d" / "10-agi.ini").write_text("[agi]\nport = 600\n")
     c = load(ini, environ={"APPLIANCE_HTTP_PORT": "9443"})
     assert c.http.port == 9443
     assert c.http.tls is False
-    assert c.agi.port == 5000
+    assert c.agi.port == 600
     assert c.database.url == "sqlite:////var/lib/appliance/appliance.db"
     assert c.source == str(ini)
 

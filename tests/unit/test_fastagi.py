@@ -1,6 +1,7 @@
 """The FastAGI server with hostile peers, over real loopback sockets."""
 
 import asyncio
+import os
 
 import pytest
 
@@ -30,13 +31,13 @@ async def server():
 
     async def inbound(request):
         seen.append(request)
-        return {"APPLIANCE_CALL_ID": "abc", "APPLIANCE_DIAL": 'PJSIP/+1@c"x'}
+        return {"APPLIANCE_CONNECT": "7", "APPLIANCE_AFTER_HOURS": 'y"es', "APPLIANCE_READY": "1"}
 
     async def slow(request):
         await asyncio.sleep(10)
         return {}
 
-    agi = FastAgiServer({"inbound": inbound, "slow": slow}, timeout=0.5)
+    agi = FastAgiServer({"inbound": inbound, "slow": slow}, timeout=0.5, allowed_uids={os.getuid()})
     await agi.start("127.0.0.1", 0)
     agi.seen = seen
     yield agi
@@ -46,8 +47,9 @@ async def server():
 async def test_answers_with_quoted_variables(server):
     commands = await fake_asterisk(server.port)
     assert commands == [
-        'SET VARIABLE APPLIANCE_CALL_ID "abc"',
-        'SET VARIABLE APPLIANCE_DIAL "PJSIP/+1@c\\"x"',
+        'SET VARIABLE APPLIANCE_CONNECT "7"',
+        'SET VARIABLE APPLIANCE_AFTER_HOURS "y\\"es"',
+        'SET VARIABLE APPLIANCE_READY "1"',
     ]
     assert server.seen[0].args == ("12025550123", "1700000000.1")
 
@@ -85,7 +87,7 @@ async def test_silent_and_slow_peers_do_not_block_other_calls(server):
     silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
     started = loop.time()
     results = await asyncio.gather(*(fake_asterisk(server.port) for _ in range(20)))
-    assert all(len(r) == 2 for r in results)
+    assert all(len(r) == 3 for r in results)
     assert loop.time() - started < 0.5, "a silent peer delayed real requests"
     for reader, _writer in silent:  # each silent peer is dropped after the time budget
         assert await asyncio.wait_for(reader.read(), 3) == b""
@@ -112,3 +114,13 @@ async def test_event_loop_keeps_running_when_peer_closes_mid_headers(server):
     await asyncio.sleep(0.2)
     task.cancel()
     assert ticks >= 10
+
+
+async def test_only_asterisk_s_user_is_answered(server):
+    """Loopback is not a credential: a request from another local user gets nothing."""
+    server.allowed_uids = frozenset({os.getuid() + 1})
+    try:
+        assert await raw_peer(server.port, HEADERS.encode()) == b""
+    except ConnectionResetError:
+        pass  # closed before reading what was sent: a reset, and no answer either
+    assert server.seen == [] and server.refused == 1

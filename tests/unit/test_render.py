@@ -1,9 +1,13 @@
 import re
 from pathlib import Path
 
-from appliance.asterisk.render import AMI_EVENTS, TrunkView, render_files, templates_dir
-from appliance.calls import variables
+from appliance.asterisk.render import AMI_EVENTS, NOLOAD, TrunkView, render_files, templates_dir
+from appliance.calls import cdr
+from appliance.calls import variables as var
 from appliance.calls.tracker import CallTracker
+from appliance.recordings import spool_files
+from appliance.recordings.live import record_code
+from appliance.vocabulary import RecordingMode
 
 VALUES = {
     "rendered_by": "test",
@@ -11,16 +15,20 @@ VALUES = {
     "module_dir": "/usr/lib/m",
     "user": "asterisk",
     "group": "asterisk",
-    "noload": ["chan_iax2.so"],
+    "noload": NOLOAD,
     "ami_host": "127.0.0.1",
     "ami_port": 5038,
     "ami_username": "appliance",
     "ami_secret": "s3cret",
+    "record_code": record_code("s3cret"),
+    "routes_file": "/var/lib/appliance/asterisk/routes/extensions_routes.conf",
+    "mixmonitor": "/run/r/L${FILTER(0-9.,${CHANNEL(linkedid)})}.raw,D,"
+    "/bin/touch /run/r/L${FILTER(0-9.,${CHANNEL(linkedid)})}.done",
+    "cdr_fields": tuple(cdr.FIELDS.values()),
     "agi_host": "127.0.0.1",
-    "agi_port": 4573,
+    "agi_port": 573,
     "ami_events": AMI_EVENTS,
     "rtp_start": 10000,
-    "spool_dir": "/run/appliance-recordings",
     "rtp_end": 20000,
     "sip_host": "127.0.0.1",
     "sip_port": 5060,
@@ -30,42 +38,67 @@ VALUES = {
         TrunkView("voip", "registration", "sip.example.net", 5060, "acme", "pw"),
     ],
 }
+TEMPLATE = (templates_dir() / "extensions.conf.j2").read_text()
 
 
-def test_ami_is_loopback_only_with_least_privilege():
+def classes(manager: str, kind: str) -> set[str]:
+    return set(re.search(rf"^{kind} = (.*)$", manager, re.M).group(1).split(","))
+
+
+def test_ami_is_loopback_only_and_has_no_class_that_runs_commands():
     manager = render_files(VALUES)["manager.conf"]
     assert "bindaddr = 127.0.0.1" in manager
     assert "deny = 0.0.0.0/0.0.0.0" in manager
     assert "permit = 127.0.0.1/255.255.255.255" in manager
-    write = re.search(r"^write = (.*)$", manager, re.M).group(1).split(",")
-    read = re.search(r"^read = (.*)$", manager, re.M).group(1).split(",")
-    assert set(write) == {"system", "call", "reporting"}
-    assert set(read) == {"call", "system", "user"}
+    assert classes(manager, "write") == {"call", "reporting", "config"}
+    assert classes(manager, "read") == {"call", "system", "user"}
 
 
-def test_trunks_of_both_kinds():
+def test_modules_that_run_programs_or_dial_on_their_own_are_not_loaded():
+    modules = render_files(VALUES)["modules.conf"]
+    for module in ("app_system.so", "func_shell.so", "pbx_spool.so", "app_externalivr.so"):
+        assert f"noload => {module}" in modules
+
+
+def test_trunks_are_identified_by_address_only():
     pjsip = render_files(VALUES)["pjsip.conf"]
     assert "match = 203.0.113.0/24" in pjsip
     assert "[voip-reg]" in pjsip and "server_uri = sip:sip.example.net:5060" in pjsip
     assert "outbound_auth = voip-auth" in pjsip
+    assert pjsip.count("identify_by = ip\n") == 2
     assert pjsip.count("direct_media = no") == 2
     assert pjsip.count("context = appliance-inbound") == 2
 
 
-def test_inbound_context_asks_fastagi_and_has_a_fallback():
+def test_the_dialplan_includes_the_compiled_routes_and_has_no_outbound_context():
     dialplan = render_files(VALUES)["extensions.conf"]
-    assert "APPLIANCE_AGI = agi://127.0.0.1:4573" in dialplan
-    assert "AGI(${APPLIANCE_AGI}/inbound,${APPLIANCE_DNID},${CHANNEL(linkedid)})" in dialplan
-    assert "DB(appliance_fallback/" in dialplan
+    assert f'#tryinclude "{VALUES["routes_file"]}"' in dialplan
+    assert "AGI(" not in dialplan and "DB(" not in dialplan
     assert "[appliance-outbound" not in dialplan
 
 
-def test_dialplan_uses_the_variables_the_controller_sets():
-    template = (templates_dir() / "extensions.conf.j2").read_text()
-    for name in variables.ALL.values():
-        assert "${" + name + "}" in template, name
-    used = set(re.findall(r"\$\{(APPLIANCE_[A-Z_]+)\}", template)) - {"APPLIANCE_DIAL_"}
-    assert used <= set(variables.ALL.values()) | {"APPLIANCE_AGI"}
+def test_the_templates_use_exactly_the_shared_names():
+    variables = set(re.findall(r"\b(APPLIANCE_[A-Z_]+)\b", TEMPLATE))
+    assert variables <= set(var.VARIABLES.values())
+    defined = set(re.findall(r"^\[([a-z-]+)\]$", TEMPLATE, re.M)) - {"general", "globals"}
+    assert defined == set(var.CONTEXTS)
+    events = set(re.findall(r"UserEvent\((\w+),", TEMPLATE))
+    assert events == {var.EVENT_ROUTE, var.EVENT_CONSENT, var.EVENT_RECORDING}
+    modes = set(re.findall(r'"(\w+)"\]\?', TEMPLATE)) & {"always", "never", "on_demand"}
+    assert modes == {RecordingMode.ON_DEMAND.value}
+    assert f"DYNAMIC_FEATURES={var.RECORD_FEATURE}" in TEMPLATE
+    features = render_files(VALUES)["features.conf"]
+    assert f"{var.RECORD_FEATURE} => {record_code('s3cret')},self,Gosub({var.RECORD_NOW},s,1)" in (
+        features
+    )
+
+
+def test_cdr_columns_are_the_reconciler_s():
+    mapping = render_files(VALUES)["cdr_custom.conf"]
+    line = next(line for line in mapping.splitlines() if line.startswith("appliance.csv"))
+    assert re.findall(r"\$\{CDR\(([^)]*)\)\}", line) == list(cdr.FIELDS.values())
+    fields = set(re.findall(r"CDR\((appliance_\w+)\)=", TEMPLATE))
+    assert fields == set(var.CDR_FIELDS)
 
 
 def test_every_template_renders():
@@ -82,11 +115,14 @@ def test_ami_event_filter_lets_through_every_event_the_tracker_reads():
     assert {"fullybooted", "shutdown"} <= allowed
 
 
-def test_recordings_go_to_the_spool_under_ids_the_caller_cannot_choose():
-    dialplan = render_files(VALUES)["extensions.conf"]
-    assert "APPLIANCE_SPOOL = /run/appliance-recordings" in dialplan
-    fallback, routed = re.findall(r"MixMonitor\((.*)\)$", dialplan, re.M)
-    assert "${FILTER(0-9a-f,${APPLIANCE_CALL_ID})}.raw,D," in routed
-    assert "L${FILTER(0-9.,${CHANNEL(linkedid)})}.raw,D," in fallback
-    for command in (routed, fallback):
-        assert "CALLERID" not in command and "EXTEN" not in command and "DNID" not in command
+def test_recordings_go_to_the_spool_under_names_the_caller_cannot_choose():
+    assert TEMPLATE.count("MixMonitor({{ mixmonitor }})") == 2
+    assert spool_files.DIALPLAN_STEM in VALUES["mixmonitor"]
+    for forbidden in ("CALLERID", "EXTEN", "DNID", "ARG"):
+        assert forbidden not in VALUES["mixmonitor"]
+
+
+def test_the_record_code_is_unguessable_and_starts_with_a_key_phones_lack():
+    code = record_code("s3cret")
+    assert code.startswith("D") and len(code) == 8 and code != record_code("other")
+    assert set(code[1:]) <= set("0123456789ABC*#")

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from appliance.calls.schedule import InvalidSchedule, Window, is_open, parse, zone
+from appliance.calls.schedule import InvalidSchedule, Window, is_open, minute_ranges, parse, zone
 
 NY = zone("America/New_York")
 
@@ -11,11 +11,32 @@ def at(text: str, tz=NY) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=tz)
 
 
-def test_parse_days_ranges_and_seconds():
+def test_parse_days_and_ranges():
     assert parse("mon-wed 09:00-17:00")[0] == Window(0, 9 * 3600, 17 * 3600)
     assert [w.day for w in parse("fri-mon 10:00-11:00")] == [4, 5, 6, 0]
-    assert parse("sat 10:00:30-10:00:45") == (Window(5, 36030, 36045),)
     assert len(parse("mon,wed 09:00-12:00; sun 12:00-13:00")) == 3
+    assert parse("sun 00:00-24:00") == (Window(6, 0, 0),)
+    assert parse("sat 18:00-24:00") == (Window(5, 18 * 3600, 0),)
+
+
+def test_minute_ranges_are_what_asterisk_matches_with_the_end_inclusive():
+    assert minute_ranges(Window(0, 9 * 3600, 17 * 3600)) == ((0, 540, 1019),)
+    assert minute_ranges(Window(4, 22 * 3600, 2 * 3600)) == ((4, 1320, 1439), (5, 0, 119))
+    assert minute_ranges(Window(6, 22 * 3600, 2 * 3600)) == ((6, 1320, 1439), (0, 0, 119))
+    assert minute_ranges(Window(5, 18 * 3600, 0)) == ((5, 1080, 1439),)
+    assert minute_ranges(Window(6, 0, 0)) == ((6, 0, 1439),)
+
+
+def test_every_minute_of_a_week_agrees_with_the_minute_ranges():
+    """The pure schedule and the ranges Asterisk is given decide every minute the same."""
+    windows = parse("mon-fri 09:00-17:30; fri 22:00-02:00; sun 23:59-00:01; sat 00:00-24:00")
+    ranges = [r for w in windows for r in minute_ranges(w)]
+    start = dt.datetime(2026, 11, 30, tzinfo=NY)  # a Monday
+    for minute in range(7 * 24 * 60):
+        now = start + dt.timedelta(minutes=minute)
+        day, of_day = now.weekday(), now.hour * 60 + now.minute
+        asterisk = any(d == day and first <= of_day <= last for d, first, last in ranges)
+        assert is_open(windows, NY, now) == asterisk, now
 
 
 @pytest.mark.parametrize(
@@ -28,6 +49,9 @@ def test_parse_days_ranges_and_seconds():
         "mon 09:00-09:00",
         "mon 9-17",
         "mon 09:60-10:00",
+        "sat 10:00:30-10:00:45",
+        "mon 24:00-02:00",
+        "mon 09:00-09:00",
     ],
 )
 def test_bad_schedules_are_refused(text):
@@ -35,9 +59,12 @@ def test_bad_schedules_are_refused(text):
         parse(text)
 
 
-def test_bad_time_zone_is_refused():
+@pytest.mark.parametrize(
+    "name", ["Mars/Olympus", "../../etc/passwd", "UTC?x", "Europe/Paris,1", "a" * 100, ""]
+)
+def test_bad_time_zone_is_refused(name):
     with pytest.raises(InvalidSchedule, match="not a time zone"):
-        zone("Mars/Olympus")
+        zone(name)
 
 
 def test_boundaries_are_start_inclusive_end_exclusive():

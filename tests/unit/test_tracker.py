@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.calls.model import CallStarted, is_call_id
+from appliance.calls.outcome import CallOutcome
 from appliance.calls.tracker import CallTracker
 
 AMI = Path(__file__).with_name("ami")
@@ -16,7 +18,7 @@ def events(name: str) -> list[dict[str, str]]:
 
 def run(stream):
     tracker = CallTracker()
-    outcomes = [o for o in map(tracker.feed, stream) if o is not None]
+    outcomes = [o for o in map(tracker.feed, stream) if isinstance(o, CallOutcome)]
     return tracker, outcomes
 
 
@@ -82,3 +84,65 @@ def test_malformed_events_are_skipped():
         ]
     )
     assert outcomes == []
+
+
+def route_event(call: str, **fields: str) -> dict[str, str]:
+    """The dialplan's UserEvent ApplianceRoute for the inbound channel of a recorded call."""
+    first = events(call)[0]
+    return {
+        "Event": "UserEvent",
+        "UserEvent": "ApplianceRoute",
+        "Uniqueid": first["Uniqueid"],
+        "Linkedid": first["Linkedid"],
+        "Route": "7",
+        "Number": "3",
+        "Dialled": "+12025550123",
+        "AfterHours": "yes",
+        "Recording": "on_demand",
+        **fields,
+    }
+
+
+def test_the_route_event_starts_the_call_once_with_a_random_id():
+    stream = events("answered")
+    stream[1:1] = [route_event("answered"), route_event("answered")]
+    tracker = CallTracker()
+    written = [w for w in map(tracker.feed, stream) if w is not None]
+    started, outcome = written
+    assert isinstance(started, CallStarted) and isinstance(outcome, CallOutcome)
+    assert (started.number_id, started.route_id, started.after_hours) == (3, 7, True)
+    assert started.dialled == "+12025550123" and started.caller_number == "13125550111"
+    assert is_call_id(started.call_id)
+    assert (outcome.route_id, outcome.number_id, outcome.after_hours) == (7, 3, True)
+
+
+def test_what_a_live_call_allows_is_known_while_it_lasts():
+    stream = events("answered")
+    tracker = CallTracker()
+    for event in [stream[0], route_event("answered")]:
+        tracker.feed(event)
+    live = tracker.live(stream[0]["Linkedid"])
+    assert live.channel == "PJSIP/carrier-00000002"
+    assert (live.route_id, live.recording_mode, live.recording) == (7, "on_demand", False)
+    tracker.feed({**route_event("answered"), "UserEvent": "ApplianceRecording", "State": "started"})
+    assert tracker.live(stream[0]["Linkedid"]).recording is True
+    for event in stream[1:]:
+        tracker.feed(event)
+    assert tracker.live(stream[0]["Linkedid"]) is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Route": "7,Route: 9"},
+        {"Route": "-1"},
+        {"Route": "٣"},
+        {"Number": "99999999999999"},
+        {"Route": ""},
+    ],
+)
+def test_route_ids_that_are_not_plain_numbers_are_ignored(fields):
+    tracker = CallTracker()
+    tracker.feed(events("answered")[0])
+    started = tracker.feed(route_event("answered", **fields))
+    assert started.route_id in (None, 7) and started.number_id in (None, 3)

@@ -1,0 +1,179 @@
+"""The routes compiled into Asterisk's native dialplan (pure: a routing table in, text out).
+
+    [<inbound context>]            every form of every tracking number, then the unknown ones
+    [appliance-entry-<route id>]   business hours: the first open step wins (calls/routing.py)
+    [appliance-connect-<route id>] recording, announcement, Dial (simultaneous or in turn)
+
+Calls never wait for the controller: the compiled text is Asterisk's own dialplan, loaded from
+the routes file. Only a route marked dynamic asks the controller first (FastAGI), and takes
+its compiled decision when the answer is missing, late or not one of the compiled routes.
+Everything written here is an id, a validated name or a fixed word: no value an admin or a
+caller typed reaches the text without passing routing.py's patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from appliance.calls import schedule
+from appliance.calls import variables as var
+from appliance.calls.model import NumberInfo, RoutingTable
+from appliance.calls.routing import (
+    Connect,
+    HoursChain,
+    InvalidRoute,
+    RoutePlan,
+    connect,
+    hours_chain,
+)
+from appliance.numbers import dialled_forms
+from appliance.vocabulary import RecordingMode
+
+HEADER = "; Compiled by the appliance from its routing database. Do not edit: it is rewritten.\n"
+CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,79}")
+AGI_URL = re.compile(r"agi://[0-9.]{7,15}:[0-9]{1,5}")
+CAUSE_UNALLOCATED, CAUSE_NO_CIRCUIT = 1, 34
+
+
+@dataclass(frozen=True)
+class Settings:
+    inbound_context: str
+    agi_url: str  # e.g. agi://127.0.0.1:573, for routes marked dynamic
+
+    def __post_init__(self) -> None:
+        if not CONTEXT_NAME.fullmatch(self.inbound_context):
+            raise ValueError(f"{self.inbound_context!r} is not a dialplan context name")
+        if not AGI_URL.fullmatch(self.agi_url):
+            raise ValueError(f"{self.agi_url!r} is not agi://ADDRESS:PORT")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    text: str
+    problems: tuple[str, ...]  # routes that could not be compiled as asked, and why
+
+
+def compile_routes(table: RoutingTable, settings: Settings) -> Compiled:
+    problems: list[str] = []
+    chunks = [HEADER, *_inbound(table, settings.inbound_context, problems)]
+    entries = {plan.id: plan for plan in map(table.entry, table.numbers) if plan is not None}
+    if table.default is not None:
+        entries[table.default.id] = table.default
+    for plan in sorted(entries.values(), key=lambda p: p.id):
+        chain = hours_chain(plan)
+        problems += chain.problems
+        chunks.append(_entry(plan, chain, settings))
+    for plan in sorted(table.routes.values(), key=lambda p: p.id):
+        paused = plan.account_id in table.paused_accounts
+        try:
+            chunks.append(_connect(connect(plan, recording_paused=paused), plan.name))
+        except InvalidRoute as exc:
+            problems.append(f"route {plan.name!r}: {exc}; its calls are refused")
+            chunks.append(_context(f"{var.CONNECT_CTX}{plan.id}", [f"Hangup({CAUSE_NO_CIRCUIT})"]))
+    return Compiled("\n".join(chunks), tuple(problems))
+
+
+# the inbound context ----------------------------------------------------------------------------
+def _inbound(table: RoutingTable, context: str, problems: list[str]) -> Iterator[str]:
+    lines = [f"[{context}]"]
+    owners: dict[str, list[NumberInfo]] = {}
+    for number in table.numbers:
+        for form in dialled_forms(number.e164):
+            owners.setdefault(form, []).append(number)
+    for form, numbers in owners.items():
+        if len(numbers) > 1:
+            shared = ", ".join(n.e164 for n in numbers)
+            problems.append(f"{form} could be any of {shared}: calls to it take the default route")
+            continue
+        lines += _extension(form, numbers[0].e164, numbers[0].id, table.entry(numbers[0]))
+    digits = "${FILTER(0-9,${EXTEN})}"
+    lines += _extension("_X.", digits, 0, table.default)
+    lines += _extension("_+X.", f"+{digits}", 0, table.default)
+    yield "\n".join(lines) + "\n"
+
+
+def _extension(exten: str, dialled: str, number_id: int, entry: RoutePlan | None) -> list[str]:
+    then = f"Goto({var.ENTRY}{entry.id},s,1)" if entry else f"Hangup({CAUSE_UNALLOCATED})"
+    return [
+        f"exten => {exten},1,Gosub({var.NUMBER_SUB},s,1({dialled},{number_id}))",
+        f" same => n,{then}",
+    ]
+
+
+# which route ------------------------------------------------------------------------------------
+def _entry(plan: RoutePlan, chain: HoursChain, settings: Settings) -> str:
+    steps: list[str] = []
+    if plan.dynamic:
+        steps += _dynamic_step(plan, settings)
+    for index, step in enumerate(chain.steps):
+        if index == 1:
+            steps.append(f"Set({var.AFTER_HOURS}=yes)")
+        target = f"{var.CONNECT_CTX}{step.route.id},s,1"
+        for window in step.windows:
+            for day, first, last in schedule.minute_ranges(window):
+                times = f"{_clock(first)}-{_clock(last)}"
+                steps.append(f"GotoIfTime({times},{schedule.DAYS[day]},*,*,{step.zone}?{target})")
+    if len(chain.steps) == 1:
+        steps.append(f"Set({var.AFTER_HOURS}=yes)")
+    steps.append(f"Goto({var.CONNECT_CTX}{chain.final.id},s,1)")
+    return _context(f"{var.ENTRY}{plan.id}", steps, comment=plan.name)
+
+
+def _dynamic_step(plan: RoutePlan, settings: Settings) -> list[str]:
+    """Ask the controller; take its answer only when complete (ready flag, set last) and
+    naming a compiled route; otherwise go on with the compiled decision."""
+    chosen = f"${{{var.CONNECT}}}"
+    target = f"{var.CONNECT_CTX}{chosen},s,1"
+    return [
+        f"AGI({settings.agi_url}/route,{plan.id},${{CHANNEL(linkedid)}})",
+        f'GotoIf($["${{{var.READY}}}" != "1"]?compiled)',
+        f"Set({var.CONNECT}=${{FILTER(0-9,{chosen})}})",
+        f"Set({var.AFTER_HOURS}=${{FILTER(a-z,${{{var.AFTER_HOURS}}})}})",
+        f"GotoIf($[${{DIALPLAN_EXISTS({target})}}]?{target})",
+        f"(compiled)Set({var.AFTER_HOURS}=)",
+    ]
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+# connecting -------------------------------------------------------------------------------------
+def _connect(plan: Connect, name: str) -> str:
+    steps = [f"Gosub({var.ROUTE_SUB},s,1({plan.route_id},{plan.recording.value}))"]
+    if plan.recording != RecordingMode.NEVER:
+        opt_out = "yes" if plan.consent_opt_out else "no"
+        start = "yes" if plan.recording == RecordingMode.ALWAYS else "no"
+        steps.append(f"Gosub({var.RECORD_SUB},s,1({plan.consent_prompt},{opt_out},{start}))")
+    if plan.announcement:
+        steps.append(f"Playback({plan.announcement})")
+    for index, dial in enumerate(plan.dials):
+        if index:
+            steps.append('GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)')
+        steps.append(f"Dial({dial},{plan.ring_timeout},{plan.dial_options})")
+    if not plan.dials:
+        steps.append(f"Hangup({CAUSE_NO_CIRCUIT})")
+    steps.append("(done)Hangup()")
+    return _context(f"{var.CONNECT_CTX}{plan.route_id}", steps, comment=name)
+
+
+def _context(name: str, steps: list[str], comment: str = "") -> str:
+    """A context with extension s; a step written '(label)App()' carries a priority label."""
+    note = f"  ; {_comment(comment)}" if comment else ""
+    lines = [f"[{name}]{note}"]
+    for index, step in enumerate(steps):
+        label = ""
+        if step.startswith("("):
+            label, step = step[: step.index(")") + 1], step[step.index(")") + 1 :]
+        priority = "1" if index == 0 else "n"
+        prefix = "exten => s," if index == 0 else " same => "
+        lines.append(f"{prefix}{priority}{label},{step}")
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> str:
+    """Route names are free text: in a comment they keep printable characters only, on one
+    line, without ';' (which could open a block comment) or '\\' (an escape)."""
+    return "".join(ch if ch.isprintable() and ch not in ";\\" else "?" for ch in text)[:80]

@@ -1,0 +1,96 @@
+"""Routes into Asterisk: read the routing table, compile it, write the routes file and have
+Asterisk reload its dialplan. Whoever changes routes (admin UI, CLI, another appliance sharing
+the database), Asterisk has them within one refresh interval; calls in progress are not
+touched by a dialplan reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from appliance.asterisk.ami import AmiClient, AmiError
+from appliance.calls.dialplan import Compiled, Settings, compile_routes
+from appliance.calls.model import RoutingTable
+from appliance.calls.store import CallStore
+
+log = logging.getLogger(__name__)
+
+
+def write_routes(path: Path, text: str) -> bool:
+    """Replace the routes file atomically (0640; its directory's setgid bit gives it
+    Asterisk's group); return False when it already holds `text`."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(temporary, 0o640)
+    os.replace(temporary, path)
+    return True
+
+
+class DialplanPublisher:
+    def __init__(
+        self,
+        store: CallStore,
+        path: Path,
+        settings: Settings,
+        ami: AmiClient,
+        interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.path = path
+        self.settings = settings
+        self.ami = ami
+        self.interval = interval
+        self.table = RoutingTable()
+        self.problems: tuple[str, ...] = ()
+        self.reload_pending = True
+        self.reloads = 0  # dialplan reloads Asterisk confirmed since start
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("routing refresh failed; Asterisk keeps the routes it has")
+
+    async def refresh(self) -> None:
+        self.table = await asyncio.to_thread(self.store.routing_table)
+        compiled = compile_routes(self.table, self.settings)
+        self._report(compiled)
+        if await asyncio.to_thread(write_routes, self.path, compiled.text):
+            log.info("routes compiled into %s", self.path)
+            self.reload_pending = True
+        await self.reload()
+
+    async def on_login(self) -> None:
+        """Asterisk may have (re)started since: make sure it runs the current routes."""
+        self.reload_pending = True
+        await self.refresh()
+
+    async def reload(self) -> None:
+        if not self.reload_pending or not self.ami.is_connected:
+            return
+        try:
+            await self.ami.action({"Action": "Reload", "Module": "pbx_config"})
+        except AmiError as exc:
+            log.warning("dialplan reload failed (%s); retrying at the next refresh", exc)
+            return
+        self.reload_pending = False
+        self.reloads += 1
+
+    def _report(self, compiled: Compiled) -> None:
+        if compiled.problems != self.problems:
+            for problem in compiled.problems:
+                log.error("routing: %s", problem)
+        self.problems = compiled.problems

@@ -1,0 +1,43 @@
+"""Words the code, the database and the Asterisk templates share: one owner for each.
+
+A test checks that the database constraints, the CLI choices and the rendered dialplan use
+exactly these values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a user may do: admins change everything, managers handle calls, viewers read."""
+
+    ADMIN = "admin"
+    MANAGER = "manager"
+    VIEWER = "viewer"
+
+
+class RecordingMode(StrEnum):
+    """Whether a route's calls are recorded: from the start, never, or when asked (API)."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+    ON_DEMAND = "on_demand"
+
+
+class RingStrategy(StrEnum):
+    """How a route rings its targets: all at once, or one after another."""
+
+    SIMULTANEOUS = "simultaneous"
+    SEQUENTIAL = "sequential"
+
+
+class TargetKind(StrEnum):
+    """A route target: an E.164 number reached over a trunk, or a SIP endpoint by name."""
+
+    NUMBER = "number"
+    ENDPOINT = "endpoint"
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(member.value for member in enum)
