@@ -1,0 +1,162 @@
+"""The production units keep their hardening: read the unit files, and when systemd-analyze is
+there, score them offline the way `systemd-analyze security` does on a real install."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONTROLLER = REPO / "systemd" / "appliance.service"
+ASTERISK_DROP_IN = REPO / "systemd" / "asterisk.service.d" / "appliance.conf"
+SANDBOX_ROOT = Path("/var/cache/appliance/sid-root")
+CONFIG = "/var/lib/appliance/asterisk/etc/asterisk.conf"
+
+
+def parse(path: Path) -> dict[str, dict[str, list[str]]]:
+    """Section -> key -> values, as systemd reads them: keys repeat, and an empty value resets
+    what came before (ExecStart=, CapabilityBoundingSet=)."""
+    units: dict[str, dict[str, list[str]]] = {}
+    section: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = units.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        values = section.setdefault(key.strip(), [])
+        if value.strip():
+            values.append(value.strip())
+        else:
+            values.clear()
+    return units
+
+
+def single(service: dict[str, list[str]], key: str) -> str:
+    assert key in service, f"{key}= missing"
+    return service[key][-1]
+
+
+def words(service: dict[str, list[str]], key: str) -> set[str]:
+    return {word for value in service.get(key, []) for word in value.split()}
+
+
+@pytest.fixture(scope="module")
+def controller() -> dict[str, list[str]]:
+    return parse(CONTROLLER)["Service"]
+
+
+@pytest.fixture(scope="module")
+def asterisk() -> dict[str, list[str]]:
+    return parse(ASTERISK_DROP_IN)["Service"]
+
+
+def test_controller_speaks_sd_notify_with_a_watchdog(controller):
+    assert single(controller, "Type") == "notify"
+    assert single(controller, "NotifyAccess") == "main"
+    assert single(controller, "WatchdogSec") == "10"
+    assert single(controller, "Restart") == "on-failure"
+    assert "2" in words(controller, "RestartPreventExitStatus")
+
+
+def test_controller_has_exactly_the_capability_to_bind_a_low_port(controller):
+    assert words(controller, "CapabilityBoundingSet") == {"CAP_NET_BIND_SERVICE"}
+    assert words(controller, "AmbientCapabilities") == {"CAP_NET_BIND_SERVICE"}
+    assert single(controller, "NoNewPrivileges") == "yes"
+    assert single(controller, "User") == "appliance"
+    assert words(controller, "SupplementaryGroups") == {"asterisk"}
+
+
+def test_controller_sandbox(controller):
+    assert single(controller, "ProtectSystem") == "strict"
+    assert words(controller, "ReadWritePaths") == {"-/run/appliance-recordings"}
+    assert words(controller, "RestrictAddressFamilies") == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert "@system-service" in words(controller, "SystemCallFilter")
+    for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "RestrictNamespaces"):
+        assert single(controller, key) == "yes", key
+    assert single(controller, "UMask") == "0077"
+
+
+def test_asterisk_runs_as_its_own_user_from_the_start(asterisk):
+    assert single(asterisk, "User") == "asterisk"
+    assert single(asterisk, "Group") == "asterisk"
+    assert len(asterisk["ExecStart"]) == 1  # the packaged command line is reset, not added to
+    argv = single(asterisk, "ExecStart").split()
+    assert argv[0] == "/usr/sbin/asterisk"
+    assert argv[argv.index("-C") + 1] == CONFIG
+    options = "".join(a[1:] for a in argv if re.fullmatch(r"-[a-zA-Z]+", a))
+    assert not set(options) & set("UGpg"), "no user switch, no real-time priority, no core dump"
+
+
+def test_asterisk_spool_and_files(asterisk):
+    assert single(asterisk, "UMask") == "0027"
+    assert single(asterisk, "RuntimeDirectory") == "appliance-recordings"
+    assert single(asterisk, "RuntimeDirectoryMode") == "0770"
+    assert single(asterisk, "RuntimeDirectoryPreserve") == "yes"
+    assert single(asterisk, "ProtectSystem") == "strict"
+    assert "/var/lib/appliance/asterisk/etc" in words(asterisk, "ReadOnlyPaths")
+
+
+def test_asterisk_sandbox(asterisk):
+    assert "CapabilityBoundingSet" in asterisk and asterisk["CapabilityBoundingSet"] == []
+    for key in ("NoNewPrivileges", "RestrictRealtime", "PrivateTmp", "PrivateDevices"):
+        assert single(asterisk, key) == "yes", key
+    assert "@system-service" in words(asterisk, "SystemCallFilter")
+
+
+def packaged_asterisk_unit() -> Path | None:
+    roots = [os.environ.get("APPLIANCE_TEST_ASTERISK_ROOT", ""), str(SANDBOX_ROOT), "/"]
+    for root in filter(None, roots):
+        for relative in ("usr/lib/systemd/system", "lib/systemd/system"):
+            unit = Path(root) / relative / "asterisk.service"
+            if unit.is_file():
+                return unit
+    return None
+
+
+def exposure(root: Path, unit: str) -> float:
+    """Overall exposure from `systemd-analyze security --offline` on a root holding the unit."""
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", f"--root={root}", unit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "ignoring" not in result.stderr and "bad unit" not in result.stderr, result.stderr
+    found = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d)", result.stdout)
+    assert found, result.stdout + result.stderr
+    return float(found.group(1))
+
+
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+
+
+@needs_analyze
+def test_controller_exposure(tmp_path: Path):
+    units = tmp_path / "etc" / "systemd" / "system"
+    units.mkdir(parents=True)
+    shutil.copy(CONTROLLER, units / "appliance.service")
+    assert exposure(tmp_path, "appliance.service") <= 2.5
+
+
+@needs_analyze
+def test_asterisk_exposure_with_the_packaged_unit(tmp_path: Path):
+    packaged = packaged_asterisk_unit()
+    if packaged is None:
+        pytest.skip("no packaged asterisk.service (scripts/asterisk-sandbox build)")
+    vendor = tmp_path / "usr" / "lib" / "systemd" / "system"
+    drop_ins = tmp_path / "etc" / "systemd" / "system" / "asterisk.service.d"
+    vendor.mkdir(parents=True)
+    drop_ins.mkdir(parents=True)
+    shutil.copy(packaged, vendor / "asterisk.service")
+    shutil.copy(ASTERISK_DROP_IN, drop_ins / "appliance.conf")
+    assert exposure(tmp_path, "asterisk.service") <= 5.0
