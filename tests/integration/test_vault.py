@@ -1,31 +1,60 @@
-"""Sealing interrupted half-way (a crash or a full disk mid-encryption) loses nothing."""
+"""The vault against a real filesystem and a real SQLite database: sealing interrupted half-way
+(a crash or a full disk mid-encryption) loses nothing, every seal is audited, and a spool file
+is sealed only for a call that is in the database."""
+
+import os
+import uuid
 
 import pytest
 from sqlalchemy import select
 
-from appliance.calls.store import CallOpened, CallStore, InboundCall, call_id_for
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import upgrade
-from appliance.db.models import Recording
+from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys, vault
-from appliance.recordings.vault import RecordingVault
+from appliance.recordings.spool_files import done_name, raw_name
+from appliance.recordings.vault import (
+    CallNotRecordedYet,
+    RecordingVault,
+    SpoolFileRefused,
+    SpoolNotConfigured,
+)
 
 pytestmark = pytest.mark.integration
+LINKEDID = "1700000000.1"
 
 
-def test_interrupted_sealing_keeps_the_plaintext_and_the_next_try_succeeds(tmp_path, monkeypatch):
+@pytest.fixture
+def world(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/t.db")
     upgrade(engine)
     sessions = session_factory(engine)
     keys.create(tmp_path / "keys")
-    store = RecordingVault(sessions, tmp_path / "store", tmp_path / "keys")
-    call_id = call_id_for("1700000000.1")
-    call = InboundCall("1700000000.1", "12025550123", "13125550111", "")
-    CallStore(sessions).write([CallOpened(call, call_id, None, "r", False, True)])
-    spool = tmp_path / f"{call_id}.raw"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    store = RecordingVault(
+        sessions, tmp_path / "store", tmp_path / "keys", spool_owners={os.getuid()}
+    )
+    yield sessions, store, spool
+    engine.dispose()
+
+
+def add_call(sessions, linkedid: str) -> str:
+    call_id = uuid.uuid4().hex
+    with sessions.begin() as session:
+        session.add(Call(id=call_id, linkedid=linkedid, dialled="12025550123"))
+    return call_id
+
+
+def test_interrupted_sealing_keeps_the_plaintext_and_the_next_try_succeeds(
+    world, tmp_path, monkeypatch
+):
+    sessions, store, spool_dir = world
+    call_id = add_call(sessions, LINKEDID)
+    spool = spool_dir / raw_name(LINKEDID)
     audio = bytes(range(256)) * 4000
     spool.write_bytes(audio)
-    (tmp_path / f"{call_id}.done").touch()
+    (spool_dir / done_name(LINKEDID)).touch()
 
     real_encrypt = vault.encrypt
 
@@ -35,16 +64,73 @@ def test_interrupted_sealing_keeps_the_plaintext_and_the_next_try_succeeds(tmp_p
 
     monkeypatch.setattr(vault, "encrypt", crash_half_way)
     with pytest.raises(OSError):
-        store.seal(spool, call_id)
+        store.seal(spool, LINKEDID)
     assert spool.read_bytes() == audio  # plaintext kept
     assert not list((tmp_path / "store").rglob("*.partial"))  # no half-sealed file left
     with sessions() as session:
         assert session.scalars(select(Recording)).all() == []
 
     monkeypatch.setattr(vault, "encrypt", real_encrypt)
-    sealed = store.seal(spool, call_id)
+    sealed = store.seal(spool, LINKEDID)
+    assert sealed.call_id == call_id
     assert sealed.plaintext_bytes == len(audio)
-    assert not spool.exists() and not (tmp_path / f"{call_id}.done").exists()
+    assert not spool.exists() and not (spool_dir / done_name(LINKEDID)).exists()
     with store.open(call_id, "test", "recording.export") as recording:
         assert b"".join(recording.read()) == audio
-    engine.dispose()
+
+
+def test_seal_looks_the_call_up_by_linkedid_and_audits(world):
+    sessions, store, spool_dir = world
+    spool = spool_dir / raw_name(LINKEDID)
+    spool.write_bytes(bytes(32_000 * 2))
+    with pytest.raises(CallNotRecordedYet):
+        store.seal(spool, LINKEDID)
+    assert spool.exists()  # kept until the call's record is written
+
+    call_id = add_call(sessions, LINKEDID)
+    sealed = store.seal(spool, LINKEDID)
+    assert (sealed.call_id, sealed.plaintext_bytes, sealed.seconds) == (call_id, 64_000, 2.0)
+    with sessions() as session:
+        entries = session.scalars(select(AuditEntry)).all()
+        assert [(e.actor, e.action, e.subject, e.detail) for e in entries] == [
+            ("controller", "recording.seal", call_id, "64000 bytes, 2.0 s")
+        ]
+        assert session.get(Recording, call_id).seconds == 2.0
+
+
+def test_seal_checks_its_arguments_and_needs_the_spool_owners(world, tmp_path):
+    sessions, store, spool_dir = world
+    add_call(sessions, LINKEDID)
+    spool = spool_dir / raw_name(LINKEDID)
+    spool.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError):
+        store.seal(spool, "1700000000.2")  # not that call's file
+    with pytest.raises(ValueError):
+        store.seal(spool_dir / "x.raw", "../x")
+    unconfigured = RecordingVault(sessions, tmp_path / "store", tmp_path / "keys")
+    with pytest.raises(SpoolNotConfigured):
+        unconfigured.seal(spool, LINKEDID)
+    assert spool.exists()  # a configuration mistake never costs a recording
+
+
+def test_a_recording_is_never_replaced(world):
+    sessions, store, spool_dir = world
+    call_id = add_call(sessions, LINKEDID)
+    spool = spool_dir / raw_name(LINKEDID)
+    spool.write_bytes(b"first" * 1000)
+    first = store.seal(spool, LINKEDID)
+    spool.write_bytes(b"second" * 1000)
+    (spool_dir / done_name(LINKEDID)).touch()
+    with pytest.raises(SpoolFileRefused) as refused:
+        store.seal(spool, LINKEDID)
+    assert refused.value.removed and refused.value.subject == call_id
+    assert not spool.exists() and not (spool_dir / done_name(LINKEDID)).exists()
+    with store.open(call_id, "test", "recording.export") as recording:
+        assert b"".join(recording.read()) == b"first" * 1000
+    with sessions() as session:
+        assert session.get(Recording, call_id).file_name == first.file_name
+        (entry,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "recording.refused")
+        ).all()
+    assert entry.subject == call_id
+    assert "already sealed" in entry.detail
