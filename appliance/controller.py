@@ -161,6 +161,7 @@ class Controller:
             counters = lambda: {  # noqa: E731 - read at every /health request
                 "ami_logins": ami.logins,
                 "ami_impostors": ami.impostors,
+                "agi_answered": agi.answered,
                 "agi_refused": agi.refused,
                 "dialplan_reloads": routes.reloads,
                 "reconciled_calls": reconciler.reconciled,

@@ -5,6 +5,7 @@ Every process started here is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -352,6 +353,35 @@ def sipp_call(
     messages = log.read_text(errors="replace")
     log.unlink()
     return SippResult(result.returncode, result.stdout + result.stderr, messages)
+
+
+_STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    at: float  # epoch seconds, SIPp's clock (the host's)
+    sent: bool
+    first_line: str
+
+
+def sip_messages(trace: str) -> list[SipMessage]:
+    """The messages of a SIPp trace (-trace_msg), in order."""
+    found, stamp, sent, expect = [], 0.0, False, False
+    for line in trace.splitlines():
+        if match := _STAMP.match(line):
+            stamp = dt.datetime.fromisoformat(match.group(1)).timestamp()
+        elif line.startswith(("UDP message sent", "UDP message received")):
+            sent, expect = "sent" in line, True
+        elif expect and line.strip():
+            found.append(SipMessage(stamp, sent, line.strip()))
+            expect = False
+    return found
+
+
+def first(messages: list[SipMessage], sent: bool, starts: str) -> float:
+    """When the first message sent (or received) that starts with `starts` was seen."""
+    return next(m.at for m in messages if m.sent == sent and m.first_line.startswith(starts))
 
 
 def invited(trace: Path) -> list[str]:

@@ -44,6 +44,7 @@ class FastAgiServer:
         self.uid_of = uid_of
         self.server: asyncio.Server | None = None
         self.refused = 0  # connections from other local users, since start
+        self.answered = 0  # requests answered in full, since start
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> None:
@@ -113,6 +114,7 @@ class FastAgiServer:
                 raise ConnectionError("Asterisk hung up before setting all variables")
             if result_code(line) is None:
                 log.warning("Asterisk refused SET VARIABLE %s: %s", name, line[:80])
+        self.answered += 1
 
 
 async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:

@@ -1,0 +1,336 @@
+"""Every route shape, compiled into the real Asterisk's dialplan, sends calls where the pure
+routing decision says: two SIPp phones (one behind the carrier trunk, one a SIP endpoint of
+the appliance) see who is rung, in which order, and what they hear first."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import threading
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from appliance import admin
+from appliance.calls.routing import RoutePlan, decide
+from appliance.calls.schedule import DAYS
+from appliance.db.engine import make_engine, session_factory
+from tests.harness import Stack, first, free_port, invited, sip_messages, sipp_call, wait_for
+
+pytestmark = pytest.mark.integration
+CALLER = "13125550111"
+CARRIER_TARGET = "+12025550199"
+PROMPT = "tt-weasels"  # 2.96 s
+
+
+def add_desk_phone(stack: Stack) -> int:
+    """A SIP endpoint 'desk-1' of the appliance (the admin's own pjsip_local.conf)."""
+    port = free_port(socket.SOCK_DGRAM)
+    (stack.asterisk_dir_on_host / "etc" / "pjsip_local.conf").write_text(
+        "[desk-1]\ntype = endpoint\ncontext = nowhere\ndisallow = all\nallow = ulaw\n"
+        "direct_media = no\naors = desk-1\n\n"
+        f"[desk-1]\ntype = aor\ncontact = sip:desk-1@127.0.0.1:{port}\n"
+    )
+    return port
+
+
+@pytest.fixture
+def shapes(stack: Stack):
+    """One appliance with a number per route shape; the default route rings +12025550177."""
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    carrier = ("--forward", CARRIER_TARGET, "--trunk", "carrier")
+    routes = {
+        "101": ("Both", *carrier, "--endpoint", "desk-1"),
+        "102": (
+            "Turns",
+            *carrier,
+            "--endpoint",
+            "desk-1",
+            "--strategy",
+            "sequential",
+            "--ring-timeout",
+            "2",
+        ),
+        "103": ("Hello", *carrier, "--announce", PROMPT),
+        "104": ("Whisper", *carrier, "--whisper", PROMPT),
+        "105": ("Hook", *carrier, "--dynamic"),
+        "106": ("Desk", "--endpoint", "desk-1"),
+    }
+    stack.appliance(
+        "route", "add", "Night", "--forward", "+12025550177", "--trunk", "carrier", "--default"
+    )
+    for suffix, (name, *options) in routes.items():
+        stack.appliance("route", "add", name, *options)
+        stack.appliance("number", "add", f"+12025550{suffix}", "--route", name)
+    stack.appliance("config", "render")
+    stack.desk_port = add_desk_phone(stack)
+    stack.start_asterisk()
+    stack.start_controller()
+    return stack
+
+
+def test_simultaneous_rings_every_target_at_once(shapes: Stack, phone):
+    carrier, desk = phone(), phone(scenario="phone_ring.xml", port=shapes.desk_port)
+    assert sipp_call(shapes, "12025550101", CALLER, "Jane", talk_ms=300).returncode == 0
+    (call,) = shapes.finished()
+    assert call["answered_by"] is None or call["answered_by"] == f"{CARRIER_TARGET}@carrier"
+    assert invited(carrier.trace) == [CARRIER_TARGET] and invited(desk.trace) == ["desk-1"]
+    assert call["ring_seconds"] < 1.5 and call["route_name"] == "Both"
+
+
+def test_sequential_rings_one_target_after_the_other(shapes: Stack, phone):
+    carrier = phone(scenario="phone_ring.xml")
+    desk = phone(port=shapes.desk_port)
+    assert sipp_call(shapes, "12025550102", CALLER, "Jane", talk_ms=300).returncode == 0
+    (call,) = shapes.finished()
+    assert call["answered_by"] == "desk-1"
+    assert invited(carrier.trace) == [CARRIER_TARGET] and invited(desk.trace) == ["desk-1"]
+    assert call["ring_seconds"] >= 2  # the carrier target rang its 2 s alone first
+    carrier_rang = first(sip_messages(carrier.trace.read_text()), False, "INVITE")
+    desk_rang = first(sip_messages(desk.trace.read_text()), False, "INVITE")
+    assert desk_rang - carrier_rang >= 1.9
+
+
+def test_announcement_answers_the_caller_before_anyone_is_rung(shapes: Stack, phone):
+    carrier = phone()
+    result = sipp_call(shapes, "12025550103", CALLER, "Jane", talk_ms=5000)
+    assert result.returncode == 0, result.output
+    answered = first(sip_messages(result.messages), False, "SIP/2.0 200")
+    rung = first(sip_messages(carrier.trace.read_text()), False, "INVITE")
+    assert rung - answered >= 2.5  # the prompt (2.96 s) played in between
+    assert shapes.finished()[0]["route_name"] == "Hello"
+
+
+def test_whisper_plays_to_whoever_answers_before_the_caller_is_connected(shapes: Stack, phone):
+    carrier = phone()
+    result = sipp_call(shapes, "12025550104", CALLER, "Jane", talk_ms=300)
+    assert result.returncode == 0, result.output
+    picked_up = first(sip_messages(carrier.trace.read_text()), True, "SIP/2.0 200")
+    connected = first(sip_messages(result.messages), False, "SIP/2.0 200")
+    assert connected - picked_up >= 2.5
+
+
+def test_dynamic_route_asks_the_controller_and_connects(shapes: Stack, phone):
+    carrier = phone()
+    assert sipp_call(shapes, "12025550105", CALLER, "Jane", talk_ms=300).returncode == 0
+    (call,) = shapes.finished()
+    assert shapes.counter("agi_answered") == 1
+    assert call["route_name"] == "Hook" and invited(carrier.trace) == [CARRIER_TARGET]
+
+
+class ForgedController:
+    """Whatever holds the FastAGI port (here: the test, as root) answering dynamic routes."""
+
+    def __init__(self, port: int, answer: list[tuple[str, str]]) -> None:
+        self.port, self.answer, self.asked = port, answer, 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
+
+    async def _start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader, writer) -> None:
+        self.asked += 1
+        while (await reader.readline()).strip():
+            pass
+        for name, value in self.answer:
+            writer.write(f'SET VARIABLE {name} "{value}"\n'.encode())
+            await reader.readline()
+        writer.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def route_id(stack: Stack, name: str) -> int:
+    return stack.query("SELECT id FROM routes WHERE name = ?", name)[0]["id"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "connected"),
+    [
+        ([("APPLIANCE_CONNECT", "{desk}"), ("APPLIANCE_READY", "1")], "Desk"),
+        ([("APPLIANCE_CONNECT", "{desk}")], "Hook"),  # no ready flag: not taken
+        ([("APPLIANCE_READY", "1"), ("APPLIANCE_CONNECT", "{desk}")], "Desk"),
+        ([("APPLIANCE_CONNECT", "999999"), ("APPLIANCE_READY", "1")], "Hook"),
+        ([("APPLIANCE_CONNECT", "{desk},s,1)"), ("APPLIANCE_READY", "1")], "Hook"),
+        ([("APPLIANCE_CONNECT", "PJSIP/+19005550100@carrier"), ("APPLIANCE_READY", "1")], "Hook"),
+        ([("APPLIANCE_AFTER_HOURS", "yes,Route: 1"), ("APPLIANCE_READY", "1")], "Hook"),
+    ],
+)
+def test_a_dynamic_answer_is_taken_only_complete_and_naming_a_compiled_route(
+    shapes: Stack, phone, answer, connected
+):
+    """The FastAGI answer can only pick one of the compiled routes, and only once its ready
+    flag is set; anything else (partial, unknown, dial strings) leaves the compiled route."""
+    controller = shapes.processes.pop()
+    controller.kill()
+    controller.wait()
+    desk = str(route_id(shapes, "Desk"))
+    forged = ForgedController(shapes.agi_port, [(n, v.format(desk=desk)) for n, v in answer])
+    try:
+        carrier, desk_phone = phone(), phone(port=shapes.desk_port)
+        assert sipp_call(shapes, "12025550105", CALLER, "Jane", talk_ms=300).returncode == 0
+        assert forged.asked == 1
+    finally:
+        forged.close()
+    shapes.start_controller()
+    (call,) = shapes.finished()
+    assert call["route_name"] == connected and call["after_hours"] == 0
+    assert invited(desk_phone.trace if connected == "Desk" else carrier.trace)
+    assert "19005550100" not in carrier.trace.read_text()
+
+
+def test_a_dynamic_route_connects_without_the_controller(shapes: Stack, phone):
+    controller = shapes.processes.pop()
+    controller.kill()
+    controller.wait()
+    carrier = phone()
+    assert sipp_call(shapes, "12025550105", CALLER, "Jane", talk_ms=300).returncode == 0
+    assert invited(carrier.trace) == [CARRIER_TARGET]
+
+
+# Business hours, at the boundaries --------------------------------------------------------
+ZONES = ("Asia/Kathmandu", "America/St_Johns", "UTC", "Pacific/Chatham")
+# (first minute, minute after the last) relative to the minute the calls are placed in
+WINDOWS = {
+    "starts now": (0, 1),
+    "ended a moment ago": (-1, 0),
+    "starts next minute": (1, 2),
+    "from now, for a day": (0, 24 * 60 - 1),
+    "from yesterday, until next minute": (-24 * 60 + 2, 1),
+    "until now": (-3, 0),
+}
+
+
+def hours(moment: dt.datetime, zone: str, start: int, end: int) -> str:
+    """'day HH:MM-HH:MM' in `zone` for the minutes [start, end) around `moment`."""
+    opens = (moment + dt.timedelta(minutes=start)).astimezone(ZoneInfo(zone))
+    closes = (moment + dt.timedelta(minutes=end)).astimezone(ZoneInfo(zone))
+    return f"{DAYS[opens.weekday()]} {opens:%H:%M}-{closes:%H:%M}"
+
+
+def test_business_hours_switch_exactly_at_the_boundaries_in_every_zone(stack: Stack, phone):
+    """Routes whose hours open or close at the very minute the calls are placed, in time
+    zones a quarter or half an hour off UTC and across midnight: Asterisk's GotoIfTime and
+    the pure decision agree on every call."""
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    forward = ("--forward", CARRIER_TARGET, "--trunk", "carrier")
+    stack.appliance("route", "add", "Night", *forward)
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    now = dt.datetime.now(dt.UTC)
+    ahead = 1 if now.second < 40 else 2
+    call_minute = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=ahead)
+    plans = add_hours_routes(stack, call_minute)
+    reloads = stack.counter("dialplan_reloads")
+    wait_for(lambda: stack.counter("dialplan_reloads") > reloads, what="the routes in Asterisk")
+    phone(calls=len(plans))
+    time.sleep(max(0.0, (call_minute - dt.datetime.now(dt.UTC)).total_seconds() + 1))
+    for number in plans:
+        assert sipp_call(stack, number.lstrip("+"), CALLER, "Jane", talk_ms=100).returncode == 0
+    outcomes = {}
+    for row in stack.finished(len(plans)):
+        plan = plans[row["dialled"]]
+        started = dt.datetime.fromisoformat(row["started_at"]).replace(tzinfo=dt.UTC)
+        expected = decide(plan, started)
+        outcomes[plan.name] = (row["route_name"], bool(row["after_hours"]))
+        assert outcomes[plan.name] == (expected.route.name, expected.after_hours), plan.hours
+    assert {after for _, after in outcomes.values()} == {True, False}, outcomes
+
+
+def add_hours_routes(stack: Stack, moment: dt.datetime) -> dict[str, RoutePlan]:
+    """A route per window around `moment`, each in another zone, written straight into the
+    database as the CLI would (the controller compiles them within seconds)."""
+    engine = make_engine(f"sqlite:///{stack.database}")
+    night = RoutePlan(id=0, name="Night", targets=())
+    plans = {}
+    with session_factory(engine).begin() as session:
+        for index, (name, (start, end)) in enumerate(WINDOWS.items()):
+            zone = ZONES[index % len(ZONES)]
+            text = hours(moment, zone, start, end)
+            request = admin.RouteRequest(
+                name,
+                forward_to=[CARRIER_TARGET],
+                trunk="carrier",
+                hours=text,
+                timezone=zone,
+                after_hours="Night",
+            )
+            admin.add_route(session, request)
+            number = f"+1202555020{index}"
+            admin.add_number(session, admin.NumberRequest(number, route=name))
+            plans[number] = RoutePlan(
+                id=index + 1, name=name, targets=(), hours=text, timezone=zone, after_hours=night
+            )
+    engine.dispose()
+    return plans
+
+
+# The carrier side -------------------------------------------------------------------------
+HOSTILE_NUMBERS = [
+    "19005550100",
+    "+4420712345678",
+    "011442071234567",
+    "12025550123&PJSIP",
+    "*99",
+    "%2B1900",
+    "1;x=1",
+    "0",
+    "12025550123,1,System(id)",
+]
+
+
+def test_nothing_reachable_from_an_inbound_call_dials_what_the_caller_chose(shapes: Stack, phone):
+    """Toll fraud: whatever number a caller sends, only destinations an admin configured are
+    ever dialled over the trunk."""
+    carrier = phone(calls=len(HOSTILE_NUMBERS))
+    for number in HOSTILE_NUMBERS:
+        sipp_call(shapes, number, CALLER, "Jane", talk_ms=100)
+    assert set(invited(carrier.trace)) <= {"+12025550177"}  # the default route's target
+    assert len(invited(carrier.trace)) >= 3
+
+
+@pytest.mark.parametrize(
+    ("source", "match"), [("127.0.0.2", "127.0.0.1"), ("127.0.0.1", "127.0.0.2")]
+)
+def test_a_call_from_another_address_claiming_the_trunk_is_refused(
+    stack: Stack, phone, source, match
+):
+    """The trunk matches one address; an INVITE from another one, with the trunk's name as its
+    From user, finds no endpoint and is refused before any dialplan runs."""
+    stack.appliance(
+        "trunk",
+        "add",
+        "carrier",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(stack.phone_port),
+        "--match",
+        match,
+    )
+    stack.appliance(
+        "route", "add", "Any", "--forward", CARRIER_TARGET, "--trunk", "carrier", "--default"
+    )
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    carrier = phone()
+    result = sipp_call(stack, "12025550123", "carrier", "carrier", talk_ms=100, source=source)
+    assert 200 not in result.responses and set(result.responses) & {401, 403}, result.responses
+    assert invited(carrier.trace) == []
+    allowed = sipp_call(stack, "12025550123", CALLER, "Jane", talk_ms=100, source=match)
+    assert allowed.returncode == 0 and invited(carrier.trace) == [CARRIER_TARGET]
+    (call,) = stack.finished()  # the refused INVITE left no call behind
+    assert call["caller_number"] == CALLER
