@@ -300,9 +300,7 @@ def _targets(session: Session, request: RouteRequest, region: str) -> list[Route
     for endpoint in request.endpoints:
         if not ENDPOINT_NAME.fullmatch(endpoint):
             raise AdminError(f"{endpoint[:60]!r} is not a SIP endpoint name")
-        targets.append(
-            RouteTarget(kind=TargetKind.ENDPOINT, value=endpoint, position=len(targets))
-        )
+        targets.append(RouteTarget(kind=TargetKind.ENDPOINT, value=endpoint, position=len(targets)))
     return targets
 
 

@@ -30,7 +30,7 @@ from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
-from appliance.events import CallFinished, EventBus
+from appliance.events import EventBus
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -123,7 +123,7 @@ class Controller:
                 key_passphrase(config),
                 spool_owners={render.asterisk_uid(config)},
             )
-            sweeper = SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids)
+            sweeper = SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids, bus)
             live = LiveRecordings(self.store, calls, ami, record_code(secret))
             ami.handlers.append(live.on_event)
 
@@ -156,7 +156,7 @@ class Controller:
                 "ami": lambda: ami.is_connected,
                 "database": self.database_ok,
                 "recordings": lambda: sweeper.healthy,
-                "routes": lambda: not routes.problems,
+                "routes": lambda: routes.healthy,
             }
             counters = lambda: {  # noqa: E731 - read at every /health request
                 "ami_logins": ami.logins,

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.asterisk import render
+from appliance.asterisk.peercred import peer_uid
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
@@ -81,9 +83,19 @@ def check_database(config: Config) -> Finding:
     return Finding(OK, "database", f"reachable, schema at {current}")
 
 
-def ami_login(host: str, port: int, username: str, secret: str, timeout: float = 3.0) -> str:
-    """Log in over a plain socket; return the AMI response message (raises OSError)."""
+class NotAsterisk(Exception):
+    """The AMI port is held by another user's process: the secret is not sent to it."""
+
+
+def ami_login(
+    host: str, port: int, username: str, secret: str, asterisk: set[int], timeout: float = 3.0
+) -> str:
+    """Log in over a plain socket; return the AMI response message (raises OSError, and
+    NotAsterisk before sending anything to a listener that is not Asterisk's)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
+        uid = peer_uid(sock)
+        if uid not in asterisk:
+            raise NotAsterisk(f"uid {uid}")
         reader = sock.makefile("rb")
         reader.readline()  # banner
         sock.sendall(
@@ -101,9 +113,17 @@ def check_ami(config: Config) -> Finding:
     where = f"{config.ami.host}:{config.ami.port}"
     try:
         secret = resolve_secret("ami.secret", config.ami.secret)
-        reply = ami_login(config.ami.host, config.ami.port, config.ami.username, secret)
+        asterisk = {0, render.asterisk_uid(config)}
+        reply = ami_login(config.ami.host, config.ami.port, config.ami.username, secret, asterisk)
     except ConfigError as exc:
         return Finding(FAIL, "AMI login", str(exc), "run 'appliance init'")
+    except NotAsterisk as exc:
+        return Finding(
+            FAIL,
+            "AMI login",
+            f"{where} is held by {exc}, not Asterisk: the secret was not sent",
+            "find the process listening there (ss -ltnp) and stop it",
+        )
     except OSError as exc:
         return Finding(
             FAIL,

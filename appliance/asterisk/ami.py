@@ -121,6 +121,9 @@ class AmiClient:
             raise AmiError(f"AMI not connected; cannot send {action.get('Action')}")
         if any("\r" in str(v) or "\n" in str(v) for v in action.values()):
             raise AmiError(f"AMI action {action.get('Action')}: a value contains a line break")
+        # panoramisk 1.4 reads the action's Async header when a response ends with
+        # "successfully queued" (PlayDTMF's does) and drops the connection if it is missing.
+        action = {"Async": "false", **action}
         try:
             async with asyncio.timeout(timeout):
                 response = await self.manager.send_action(action)

@@ -40,7 +40,14 @@ NOLOAD = (
     "app_disa.so func_curl.so res_config_curl.so res_curl.so "
     "chan_audiosocket.so app_audiosocket.so res_audiosocket.so chan_websocket.so "
     "res_websocket_client.so res_aeap.so res_speech_aeap.so res_stir_shaken.so "
-    "res_pjsip_stir_shaken.so res_http_media_cache.so"
+    "res_pjsip_stir_shaken.so res_http_media_cache.so "
+    # ARI: an HTTP interface that can originate calls; the appliance does not serve it.
+    "app_stasis.so app_stasis_broadcast.so res_stasis.so res_stasis_answer.so "
+    "res_stasis_broadcast.so res_stasis_device_state.so res_stasis_playback.so "
+    "res_stasis_recording.so res_stasis_snoop.so res_ari_applications.so res_ari_asterisk.so "
+    "res_ari_bridges.so res_ari_channels.so res_ari_device_states.so res_ari_endpoints.so "
+    "res_ari_events.so res_ari_model.so res_ari_playbacks.so res_ari_recordings.so "
+    "res_ari_sounds.so"
 ).split()
 
 # The events the controller reads (calls/tracker.py, and panoramisk's connection handling).

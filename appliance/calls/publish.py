@@ -53,6 +53,7 @@ class DialplanPublisher:
         self.interval = interval
         self.table = RoutingTable()
         self.problems: tuple[str, ...] = ()
+        self.unwritable: str | None = None  # why the routes file could not be written
         self.reload_pending = True
         self.reloads = 0  # dialplan reloads Asterisk confirmed since start
 
@@ -68,10 +69,27 @@ class DialplanPublisher:
         self.table = await asyncio.to_thread(self.store.routing_table)
         compiled = compile_routes(self.table, self.settings)
         self._report(compiled)
-        if await asyncio.to_thread(write_routes, self.path, compiled.text):
+        try:
+            changed = await asyncio.to_thread(write_routes, self.path, compiled.text)
+        except OSError as exc:
+            if self.unwritable is None:
+                log.error(
+                    "routes file %s cannot be written (%s); run 'appliance config render'",
+                    self.path,
+                    exc.strerror,
+                )
+            self.unwritable = exc.strerror or str(exc)
+            return
+        self.unwritable = None
+        if changed:
             log.info("routes compiled into %s", self.path)
             self.reload_pending = True
         await self.reload()
+
+    @property
+    def healthy(self) -> bool:
+        """Every route compiled as asked and Asterisk has the file."""
+        return not self.problems and self.unwritable is None
 
     async def on_login(self) -> None:
         """Asterisk may have (re)started since: make sure it runs the current routes."""

@@ -200,7 +200,6 @@ def _plan(session: Session, route: Route | None, depth: int = 0) -> RoutePlan | 
         dynamic=route.dynamic,
         after_hours=_plan(session, after, depth + 1),
         targets=tuple(
-            Target(TargetKind(t.kind), t.value, t.trunk.name if t.trunk else None)
-            for t in targets
+            Target(TargetKind(t.kind), t.value, t.trunk.name if t.trunk else None) for t in targets
         ),
     )

@@ -73,6 +73,7 @@ class LiveCall:
     recording_mode: str
     opted_out: bool
     recording: bool
+    connected: bool  # answered by a destination: the caller is in the bridge
 
 
 class CallTracker:
@@ -107,6 +108,7 @@ class CallTracker:
             recording_mode=call.recording_mode,
             opted_out=call.recording_opted_out,
             recording=call.recording_on,
+            connected=call.answered is not None,
         )
 
     # events --------------------------------------------------------------------------

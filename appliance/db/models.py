@@ -27,6 +27,7 @@ def _one_of(column: str, enum: type) -> CheckConstraint:
     allowed = ", ".join(f"'{v}'" for v in values(enum))
     return CheckConstraint(f"{column} IN ({allowed})", name=column)
 
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -43,15 +43,15 @@ def refusal(call: LiveCall) -> str | None:
         return "the route does not record on demand"
     if call.opted_out:
         return "the caller opted out of recording"
+    if not call.connected:  # the code would reach the notice's Read() as a key press
+        return "the call is not connected yet"
     if call.recording:
         return "the call is already being recorded"
     return None
 
 
 class LiveRecordings:
-    def __init__(
-        self, store: CallStore, calls: CallFollower, ami: AmiClient, code: str
-    ) -> None:
+    def __init__(self, store: CallStore, calls: CallFollower, ami: AmiClient, code: str) -> None:
         self.store = store
         self.calls = calls
         self.ami = ami

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from appliance.events import EventBus, RecordingSealed
 from appliance.recordings import spool_files
 from appliance.recordings.vault import CallNotRecordedYet, RecordingVault, SpoolFileRefused
 
@@ -33,12 +34,14 @@ class SpoolSweeper:
         vault: RecordingVault,
         spool: Path,
         active_calls: Callable[[], Awaitable[set[str]]],
+        bus: EventBus | None = None,
         interval: float = 1.0,
     ) -> None:
         """`active_calls` returns the linkedids of the calls in progress."""
         self.vault = vault
         self.spool = spool
         self.active_calls = active_calls
+        self.bus = bus or EventBus()
         self.interval = interval
         self.failing: dict[str, float] = {}  # linkedid -> when its ALERT was last logged
         self.refused = 0  # spool entries refused since start
@@ -128,6 +131,7 @@ class SpoolSweeper:
             log.info(
                 "recording of call %s sealed (%.1f s of audio)", result.call_id, result.seconds
             )
+            self.bus.emit(RecordingSealed(result.call_id, linkedid, result.seconds))
         return sealed
 
     def _still_held(self, linkedid: str, path: Path) -> str | None:

@@ -348,9 +348,20 @@ class RecordingVault:
         with stream:
             yield recording
 
-    def audit(self, actor: str, action: str, subject: str, client: str | None = None) -> None:
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        subject: str,
+        client: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         with self.sessions.begin() as session:
-            session.add(AuditEntry(actor=actor, action=action, subject=subject, client=client))
+            session.add(
+                AuditEntry(
+                    actor=actor, action=action, subject=subject, client=client, detail=detail
+                )
+            )
 
     def export_wav(self, call_id: str, target: BinaryIO, actor: str) -> float:
         """Decrypt a recording into a WAV file (for an admin on the box); return seconds."""

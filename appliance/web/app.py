@@ -58,9 +58,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def init_app(
-    checks: dict[str, Callable[[], object]], counters: Counters = dict
-) -> web.Application:
+def init_app(checks: dict[str, Callable[[], object]], counters: Counters = dict) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
     app = web.Application(middlewares=[security_headers], client_max_size=1024**2)

@@ -6,8 +6,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from appliance import admin
+from appliance.calls.model import CallStarted, is_call_id
 from appliance.calls.outcome import CallOutcome
-from appliance.calls.store import CallOpened, CallStore, InboundCall, call_id_for
+from appliance.calls.store import CallStore
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import current_revision, head_revision, upgrade
 from appliance.db.models import Base, Call
@@ -65,17 +66,24 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
         admin.add_number(session, admin.NumberRequest("+12025550123", route="Flyer"))
     store = CallStore(sessions)
     table = store.routing_table()
-    info = table.numbers["+12025550123"]
-    assert info.plan is not None and info.plan.targets[0].trunk == "carrier"
-    assert "+12025550100" not in table.numbers
-    assert table.fallback["12025550123"] == table.fallback["2025550123"]
-    assert table.fallback["12025550123"] == "PJSIP/+12025550199@carrier"
-    call = InboundCall("1700000000.7", "12025550123", "13125550111", "Jane")
-    call_id = call_id_for(call.linkedid)
-    opened = CallOpened(call, call_id, info, "Flyer", after_hours=False, routed=True)
-    assert store.write([opened, opened]) == [(call_id, False), (call_id, False)]
+    (info,) = table.numbers
+    assert info.e164 == "+12025550123"
+    assert info.route is not None and info.route.targets[0].trunk == "carrier"
+    call_id = "a" * 32
+    started = CallStarted(
+        linkedid="1700000000.7",
+        call_id=call_id,
+        dialled="12025550123",
+        caller_number="13125550111",
+        caller_name="Jane",
+        started=1.0,
+        number_id=info.id,
+        route_id=info.route.id,
+        after_hours=False,
+    )
+    assert store.write([started, started]) == [(call_id, False), (call_id, False)]
     outcome = CallOutcome(
-        linkedid=call.linkedid,
+        linkedid="1700000000.7",
         dialled="12025550123",
         caller_number="13125550111",
         caller_name="Jane",
@@ -94,14 +102,17 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
         "Jane",
         "Flyer",
         True,
-        "controller",
+        "live",
     )
+    assert (row.dialled, row.tracking_number_id, row.account_id) == ("+12025550123", info.id, 1)
     assert (row.talk_seconds, row.ring_seconds, row.disposition) == (25.0, 4.0, "answered")
 
 
-def test_outcome_of_a_call_the_controller_never_saw_is_a_fallback_call(engine):
+def test_a_call_learnt_from_the_cdrs_gets_a_random_id_and_its_number(engine):
     upgrade(engine)
-    store = CallStore(session_factory(engine))
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        admin.add_number(session, admin.NumberRequest("+12025550123"))
     outcome = CallOutcome(
         linkedid="1700000000.9",
         dialled="12025550123",
@@ -112,8 +123,11 @@ def test_outcome_of_a_call_the_controller_never_saw_is_a_fallback_call(engine):
         answered=None,
         ring_started=None,
         disposition="abandoned",
+        reconciled=True,
     )
-    ((call_id, finished),) = store.write([outcome])
-    assert finished and call_id == call_id_for("1700000000.9")
-    with session_factory(engine)() as session:
-        assert session.get(Call, call_id).via == "fallback"
+    ((call_id, finished),) = CallStore(sessions).write([outcome])
+    assert finished and is_call_id(call_id)
+    with sessions() as session:
+        call = session.get(Call, call_id)
+        assert (call.via, call.dialled, call.account_id) == ("reconciled", "+12025550123", 1)
+        assert call.tracking_number_id is not None

@@ -2,16 +2,18 @@
 
 import datetime as dt
 import logging
+import os
 
 import pytest
 from sqlalchemy import select
 
 from appliance import admin
-from appliance.calls.routing import RoutePlan, Target
-from appliance.calls.store import CallOpened, CallStore, InboundCall, NumberInfo, call_id_for
+from appliance.calls.dialplan import Settings, compile_routes
+from appliance.calls.model import new_call_id
+from appliance.calls.store import CallStore
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import upgrade
-from appliance.db.models import Account, Recording
+from appliance.db.models import Account, Call, Recording
 from appliance.recordings import keys
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.vault import RecordingVault
@@ -26,7 +28,9 @@ def world(tmp_path):
     upgrade(engine)
     sessions = session_factory(engine)
     keys.create(tmp_path / "keys")
-    vault = RecordingVault(sessions, tmp_path / "store", tmp_path / "keys")
+    vault = RecordingVault(
+        sessions, tmp_path / "store", tmp_path / "keys", spool_owners={os.getuid()}
+    )
     with sessions.begin() as session:
         account_id = admin.default_account(session).id
     yield sessions, vault, account_id, tmp_path
@@ -34,18 +38,14 @@ def world(tmp_path):
 
 
 def record_call(sessions, vault, account_id, tmp_path, n: int, seconds: int) -> str:
-    linkedid = f"1700000000.{n}"
-    call_id = call_id_for(linkedid)
-    info = NumberInfo(1, account_id, None)
-    call = InboundCall(linkedid, "12025550123", f"1312555{n:04d}", "")
-    CallStore(sessions).write([CallOpened(call, call_id, None, "r", False, True)])
+    linkedid, call_id = f"1700000000.{n}", new_call_id()
     with sessions.begin() as session:
-        from appliance.db.models import Call
-
-        session.get(Call, call_id).account_id = info.account_id
-    spool = tmp_path / f"{call_id}.raw"
+        session.add(
+            Call(id=call_id, linkedid=linkedid, dialled="+12025550123", account_id=account_id)
+        )
+    spool = tmp_path / f"L{linkedid}.raw"
     spool.write_bytes(bytes(SECOND * seconds))
-    vault.seal(spool, call_id)
+    vault.seal(spool, linkedid)
     return call_id
 
 
@@ -83,7 +83,9 @@ def test_full_account_with_pause_stops_recording_new_calls(world, caplog):
         admin.add_route(session, admin.RouteRequest("R", endpoints=["desk"], recording="always"))
         admin.add_number(session, admin.NumberRequest("+12025550123", route="R"))
     table = CallStore(sessions).routing_table()
-    assert table.numbers["+12025550123"].recording_paused
+    assert table.paused_accounts == {account_id}
+    compiled = compile_routes(table, Settings("appliance-inbound", "agi://127.0.0.1:573"))
+    assert "appliance-record" not in compiled.text  # calls connect, unrecorded, until there is room
 
 
 def test_age_limit(world):
@@ -96,29 +98,3 @@ def test_age_limit(world):
     assert stored(sessions) == [call_id]
     job.apply(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=31))
     assert stored(sessions) == []
-
-
-def test_recording_is_skipped_while_the_account_is_paused():
-    import asyncio
-
-    from appliance.asterisk.agi_protocol import build_request
-    from appliance.calls.inbound import InboundHandler
-    from appliance.calls.store import RoutingTable
-
-    plan = RoutePlan(name="R", targets=(Target("endpoint", "desk"),), recording="always")
-    submitted = []
-
-    class Writer:
-        def submit(self, item):
-            submitted.append(item)
-
-    def table(paused: bool) -> RoutingTable:
-        return RoutingTable(numbers={"+12025550123": NumberInfo(1, 1, plan, paused)})
-
-    request = build_request(
-        {"agi_network_script": "inbound", "agi_arg_1": "12025550123", "agi_arg_2": "1700000000.5"}
-    )
-    recorded = asyncio.run(InboundHandler(Writer(), lambda: table(False))(request))
-    skipped = asyncio.run(InboundHandler(Writer(), lambda: table(True))(request))
-    assert recorded["APPLIANCE_RECORD"] == "yes"
-    assert "APPLIANCE_RECORD" not in skipped and skipped["APPLIANCE_DIAL"] == "PJSIP/desk"

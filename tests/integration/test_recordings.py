@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Stack, carrier_command, sipp_call, wait_for
+from tests.harness import Stack, sipp_call, wait_for
 
 pytestmark = pytest.mark.integration
 WORDS = {
@@ -213,7 +213,7 @@ def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone
     """The controller dies during a call, then Asterisk dies during another: once each is back,
     the recording is sealed and no plaintext is left in the spool."""
     phone(scenario="phone_speech.xml", calls=2)
-    first = sipp_background(recorded, talk_ms=3000)
+    first = speaking(recorded, 3000)
     wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="recording to start")
     controller = recorded.processes.pop()
     controller.kill()
@@ -228,7 +228,7 @@ def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone
     )
     spool_emptied(recorded)
 
-    second = sipp_background(recorded, talk_ms=8000)
+    second = speaking(recorded, 8000)
     wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="second recording")
     asterisk = recorded.processes.pop(0)
     asterisk.kill()  # MixMonitor never finishes: no .done marker
@@ -246,18 +246,9 @@ def test_recordings_left_by_crashes_are_sealed_at_restart(recorded: Stack, phone
     assert "left in the spool by an interrupted call" in recorded.controller_log()
 
 
-def sipp_background(stack: Stack, talk_ms: int) -> subprocess.Popen:
+def speaking(stack: Stack, talk_ms: int) -> subprocess.Popen:
     """A recorded call with speech that goes on while the test acts on it."""
-    command = carrier_command(
-        stack, "12025550123", "13125550111", "Jane", talk_ms, scenario="carrier_speech.xml"
-    )
-    return subprocess.Popen(
-        command,
-        cwd=stack.data_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return stack.sipp_background("12025550123", talk_ms=talk_ms, scenario="carrier_speech.xml")
 
 
 def http_get(stack: Stack, path: str, token: str | None = None, range_: str | None = None):
@@ -406,7 +397,7 @@ def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
     )
     manager, viewer = token_for(recorded, "ops"), token_for(recorded, "reader")
     phone(scenario="phone_speech.xml")
-    caller = sipp_background(recorded, talk_ms=7000)
+    caller = speaking(recorded, 7000)
     call_id = live_call_id(recorded)
     wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="the recording to start")
     path = f"/api/calls/{call_id}/recording"
@@ -427,33 +418,39 @@ def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
     assert actions.count("recording.pause") == 1 and actions.count("recording.resume") == 1
 
 
-def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
+def on_demand_stack(stack: Stack, *options: str) -> Stack:
+    """Number +12025550123 records on demand; +12025550124 never records."""
     speech(stack.data_dir)
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
-    stack.appliance(
-        "route",
-        "add",
-        "Sales",
-        "--forward",
-        "+12025550199",
-        "--trunk",
-        "carrier",
-        "--record",
-        "on_demand",
-    )
+    forward = ("--forward", "+12025550199", "--trunk", "carrier")
+    stack.appliance("route", "add", "Sales", *forward, "--record", "on_demand", *options)
+    stack.appliance("route", "add", "Plain", *forward)
     stack.appliance("number", "add", "+12025550123", "--route", "Sales")
+    stack.appliance("number", "add", "+12025550124", "--route", "Plain")
     stack.appliance("config", "render")
     stack.start_asterisk()
     stack.start_controller()
+    return stack
+
+
+def audited(stack: Stack, action: str) -> list[sqlite3.Row]:
+    return query(stack, f"SELECT * FROM audit_log WHERE action = '{action}'")
+
+
+def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
+    on_demand_stack(stack)
     admin = token_for(stack, "admin")
     phone(scenario="phone_speech.xml")
-    caller = sipp_background(stack, talk_ms=4000)
+    caller = speaking(stack, 4000)
     call_id = live_call_id(stack)
+    path = f"/api/calls/{call_id}/recording"
     time.sleep(1.0)
     assert list(stack.spool_on_host.iterdir()) == []  # nothing recorded until asked
-    assert http_post(stack, f"/api/calls/{call_id}/recording/start", admin) == 200
+    assert http_post(stack, path + "/pause", admin) == 409  # nothing to pause yet
+    assert http_post(stack, path + "/start", admin) == 200
+    assert http_post(stack, path + "/start", admin) == 409  # once
     assert caller.wait(30) == 0
     (row,) = wait_for(
         lambda: query(stack, "SELECT * FROM recordings"),
@@ -461,32 +458,58 @@ def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
         what="the on-demand recording sealed",
     )
     assert 1.5 < row["seconds"] < 3.5
+    assert len(audited(stack, "recording.start")) == 1
+    (again,) = audited(stack, "recording.start.refused")
+    assert (again["subject"], again["detail"]) == (call_id, "the call is already being recorded")
+    assert audited(stack, "recording.pause.refused")[0]["actor"] == "user:admin"
 
 
-def test_fallback_calls_are_recorded_too(recorded: Stack, phone):
-    """With the controller down, a route that records always still records, under the
-    linkedid; the controller seals it once it is back and has reconciled the call."""
+def test_on_demand_recording_respects_the_route_and_the_caller(stack: Stack, phone):
+    """Refused, clearly and audited: a route that does not record on demand, and a caller who
+    opted out with a key during the notice."""
+    on_demand_stack(stack, "--consent", "beep", "--opt-out")
+    admin = token_for(stack, "admin")
+    phone(scenario="phone_speech.xml", calls=2)
+    plain = stack.sipp_background("12025550124", talk_ms=3000, scenario="carrier_speech.xml")
+    call_id = live_call_id(stack)
+    assert http_post(stack, f"/api/calls/{call_id}/recording/start", admin) == 409
+    assert plain.wait(30) == 0
+    opted = stack.sipp_background("12025550123", talk_ms=4000, scenario="carrier_optout.xml")
+    wait_for(lambda: len(stack.calls()) == 2, what="the second call's record")
+    second = [r["id"] for r in stack.calls() if r["id"] != call_id][0]
     wait_for(
         lambda: (
-            "appliance_fallback_record/12025550123"
-            in recorded.asterisk_cli("database show appliance_fallback_record", check=False).stdout
+            http_post(stack, f"/api/calls/{second}/recording/start", admin) == 409
+            and audited(stack, "recording.start.refused")[-1]["detail"]
+            == "the caller opted out of recording"
         ),
-        what="the fallback recording flag in AstDB",
+        what="the opted-out caller's refusal",
     )
+    assert opted.wait(30) == 0
+    reasons = [r["detail"] for r in audited(stack, "recording.start.refused")]
+    assert reasons[0] == "the route does not record on demand"
+    assert audited(stack, "recording.start") == []
+    assert query(stack, "SELECT * FROM recordings") == []
+
+
+def test_calls_are_recorded_while_the_controller_is_down(recorded: Stack, phone):
+    """The recording is the dialplan's own: with the controller killed, a route that records
+    always still records (under the linkedid); the controller seals it once it is back and
+    has learnt the call from Asterisk's CDRs."""
     controller = recorded.processes.pop()
     controller.kill()
     controller.wait()
     phone(scenario="phone_speech.xml")
     result = speech_call(recorded, talk_ms=2500)
     assert result.returncode == 0, result.output
-    assert [p.name[0] for p in recorded.spool_on_host.glob("*.raw")] == ["L"]
+    assert sorted(p.suffix for p in recorded.spool_on_host.iterdir()) == [".done", ".raw"]
     recorded.start_controller()
     (row,) = wait_for(
         lambda: query(recorded, "SELECT * FROM recordings"),
         timeout=30,
-        what="the fallback recording sealed",
+        what="the recording sealed",
     )
     (call,) = query(recorded, "SELECT * FROM calls")
-    assert call["via"] == "fallback" and row["call_id"] == call["id"]
+    assert call["via"] == "reconciled" and row["call_id"] == call["id"]
     assert abs(row["seconds"] - call["talk_seconds"]) < 1.0
     spool_emptied(recorded)

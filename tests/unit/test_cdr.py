@@ -1,18 +1,16 @@
 """Reconciliation's reading of Asterisk's CDR lines, as recorded from the real Asterisk."""
 
+from pathlib import Path
+
 import pytest
 
 from appliance.calls import cdr
 
-ANSWERED = '''"1795949389.0","1795949389.0","PJSIP/carrier-00000000","+12025550123","1","7","","13125550111","""Jane"" <13125550111>","PJSIP/carrier-00000001","Dial","PJSIP/+12025550199@carrier,3,","1795949389.118857","1795949389.326256","1795949389.830075","ANSWERED","",""
-"1795949389.0","1795949389.0","PJSIP/carrier-00000000","+12025550123","1","7","","13125550111","""Jane"" <13125550111>","","Return","","1795949389.830209","1795949389.830209","1795949389.830562","ANSWERED","16","PJSIP/carrier-00000000"
-'''
-BUSY = '''"1795949390.4","1795949390.4","PJSIP/carrier-00000002","+12025550123","1","7","yes","13125550111","""Jane"" <13125550111>","PJSIP/carrier-00000003","Dial","PJSIP/+12025550199@carrier,3,","1795949390.442178","0.000000","1795949390.444134","BUSY","",""
-"1795949390.4","1795949390.4","PJSIP/carrier-00000002","+12025550123","1","7","yes","13125550111","""Jane"" <13125550111>","","Return","","1795949390.444190","0.000000","1795949390.444536","BUSY","17","dialplan/builtin"
-'''
-NO_ANSWER = '''"1795949391.8","1795949391.8","PJSIP/carrier-00000004","12025550100","0","","","13125550111","""Jane"" <13125550111>","PJSIP/carrier-00000005","Dial","PJSIP/+12025550199@carrier,3,","1795949391.054215","0.000000","1795949394.058698","NO ANSWER","",""
-"1795949391.8","1795949391.8","PJSIP/carrier-00000004","12025550100","0","","","13125550111","""Jane"" <13125550111>","","Return","","1795949394.058793","0.000000","1795949394.059171","NO ANSWER","16","dialplan/builtin"
-'''
+HERE = Path(__file__).with_name("cdr")  # lines Asterisk wrote for a call each
+
+ANSWERED = (HERE / "answered.csv").read_text()
+BUSY = (HERE / "busy.csv").read_text()
+NO_ANSWER = (HERE / "noanswer.csv").read_text()
 
 
 def one(text: str):

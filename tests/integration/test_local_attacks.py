@@ -1,0 +1,175 @@
+"""Loopback is not a credential: an unprivileged local user can impersonate neither side of
+the controller's link with Asterisk, and the AMI user the controller holds can run nothing."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import subprocess
+import textwrap
+
+import pytest
+
+from tests.harness import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def as_nobody(code: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    """Run Python code as the unprivileged user nobody (the system's own Python)."""
+    return subprocess.run(
+        [*NOBODY, "/usr/bin/python3", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_forged_fastagi_request_from_another_user_gets_no_answer(running: Stack):
+    forged = as_nobody(
+        f"""
+        import socket
+        s = socket.create_connection(("127.0.0.1", {running.agi_port}))
+        s.sendall(b"agi_network_script: route\\nagi_arg_1: 1\\nagi_arg_2: 1700000000.1\\n\\n")
+        s.settimeout(5)
+        try:
+            print(repr(s.recv(1000)))
+        except ConnectionResetError:  # closed unread: no answer either
+            print(repr(b""))
+        """
+    )
+    assert forged.returncode == 0, forged.stderr
+    assert forged.stdout.strip() == "b''"
+    assert running.counter("agi_refused") == 1 and running.counter("agi_answered") == 0
+
+
+def test_the_fastagi_port_cannot_be_taken_while_the_controller_is_down(running: Stack):
+    controller = running.processes.pop()
+    running.stop(controller)
+    squat = as_nobody(
+        f"""
+        import socket
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", {running.agi_port}))
+        except PermissionError:
+            print("refused")
+        """
+    )
+    assert squat.stdout.strip() == "refused", squat.stderr
+
+
+SQUATTER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+while True:
+    peer, _ = server.accept()
+    peer.sendall(b"Asterisk Call Manager/11.0.0\\r\\n")
+    peer.settimeout(1)
+    try:
+        data = peer.recv(4096)
+    except OSError:
+        data = b""
+    print(repr(data), flush=True)
+    peer.close()
+"""
+
+
+def test_a_listener_squatting_the_ami_port_never_learns_the_secret(stack: Stack):
+    """While Asterisk is down another user listens on the AMI port: the controller connects,
+    sees the listener is not Asterisk's and sends nothing; once Asterisk is back it logs in."""
+    secret = (stack.data_dir / "secrets" / "ami.secret").read_text().strip()
+    squatter = subprocess.Popen(
+        [*NOBODY, "/usr/bin/python3", "-c", SQUATTER, str(stack.ami_port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stack.appliance("config", "render")
+        stack.start_controller(wait_ami=False)
+        wait_for(lambda: stack.counter("ami_impostors") >= 2, timeout=15, what="two refusals")
+        assert stack.health()["checks"]["ami"] is False
+        doctor = stack.appliance("doctor", check=False)
+        assert "not Asterisk: the secret was not sent" in doctor.stdout
+    finally:
+        squatter.kill()
+        heard = squatter.communicate()[0]
+    assert heard.count("b''") >= 3  # the controller twice, the doctor once: not a byte
+    assert secret not in heard and "Login" not in heard
+    stack.start_asterisk()
+    wait_for(lambda: stack.counter("ami_logins") == 1, timeout=15, what="AMI login to Asterisk")
+
+
+def ami_session(stack: Stack, *actions: dict[str, str]) -> list[str]:
+    """Log in as the controller's AMI user and send `actions`; the response to each."""
+    secret = (stack.data_dir / "secrets" / "ami.secret").read_text().strip()
+    with socket.create_connection(("127.0.0.1", stack.ami_port), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        answers = []
+        for action in ({"Action": "Login", "Username": "appliance", "Secret": secret}, *actions):
+            lines = "".join(f"{k}: {v}\r\n" for k, v in action.items())
+            sock.sendall((lines + "\r\n").encode())
+            block = []
+            while line := reader.readline().decode().strip():
+                block.append(line)
+            while block and not block[0].startswith("Response:"):  # an event: skip it
+                block = []
+                while line := reader.readline().decode().strip():
+                    block.append(line)
+            answers.append("\n".join(block))
+    return answers[1:]
+
+
+def test_the_ami_user_has_no_action_that_runs_commands(running: Stack):
+    etc = running.asterisk_dir_on_host / "etc"
+    before = (etc / "extensions.conf").read_bytes()
+    answers = ami_session(
+        running,
+        {"Action": "Command", "Command": "core show version"},
+        {"Action": "Originate", "Channel": "PJSIP/+19005550100@carrier", "Application": "Echo"},
+        {"Action": "MixMonitor", "Channel": "x", "File": "/tmp/x.wav", "Command": "id"},
+        {"Action": "ModuleLoad", "Module": "app_system.so", "LoadType": "load"},
+        {"Action": "DBPut", "Family": "x", "Key": "y", "Val": "z"},
+        {
+            "Action": "UpdateConfig",
+            "SrcFilename": "extensions.conf",
+            "DstFilename": "extensions.conf",
+            "Action-000000": "Append",
+            "Cat-000000": "general",
+            "Var-000000": "x",
+            "Value-000000": "y",
+        },
+        {"Action": "Reload", "Module": "pbx_config"},
+    )
+    *refused, update, reload = answers
+    assert all("Permission denied" in a for a in refused), refused
+    assert "Response: Error" in update  # allowed by class, but the config is root's
+    assert (etc / "extensions.conf").read_bytes() == before
+    assert "Response: Success" in reload
+
+
+def test_asterisk_cannot_change_its_own_config_or_run_programs(running: Stack):
+    base = running.asterisk_dir_on_host
+    etc = base / "etc"
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o750 and etc.stat().st_uid == 0
+    for path in etc.iterdir():
+        info = path.stat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o640), path
+    routes = base / "routes" / "extensions_routes.conf"
+    assert stat.S_IMODE(routes.stat().st_mode) == 0o640
+    assert routes.stat().st_uid == running.data_dir.stat().st_uid
+    group = etc.stat().st_gid
+    assert routes.stat().st_gid == group
+    as_asterisk = ["setpriv", "--reuid=asterisk", "--regid=asterisk", "--init-groups"]
+    for target in (etc, etc / "asterisk.conf", routes, routes.parent):
+        probe = subprocess.run([*as_asterisk, "test", "-w", str(target)])
+        assert probe.returncode != 0, f"Asterisk's user may write {target}"
+    modules = running.asterisk_cli("module show like app_system").stdout
+    assert "0 modules loaded" in modules
+    functions = running.asterisk_cli("core show function SHELL", check=False).stdout
+    assert "No function by that name" in functions or "SHELL" not in functions
