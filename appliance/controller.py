@@ -13,6 +13,7 @@ import errno
 import logging
 import signal
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -58,6 +59,20 @@ async def _listen(what: str, host: str, port: int, start: Awaitable[None]) -> No
         raise StartupError(f"{what}: cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
+@dataclass(frozen=True)
+class Features:
+    """Each feature owns one concern; the controller owns their tasks."""
+
+    ami: AmiClient
+    writer: CallWriter
+    calls: CallFollower
+    routes: DialplanPublisher
+    reconciler: Reconciler
+    vault: RecordingVault
+    sweeper: SpoolSweeper
+    live: LiveRecordings
+
+
 class Controller:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -81,124 +96,139 @@ class Controller:
         return True
 
     async def run(self, stop: asyncio.Event) -> int:
-        """Start everything, wait for stop (or a refused AMI login), shut down in order."""
-        config = self.config
+        """Start everything, wait for stop (or a refused AMI login), shut down in order:
+        listeners first, then the background tasks, then the last call writes, then AMI."""
         self.check_database()
-        secret = resolve_secret("ami.secret", config.ami.secret)
-        asterisk = {0, render.asterisk_uid(config)}  # root, or Asterisk's own user
+        secret = resolve_secret("ami.secret", self.config.ami.secret)
+        asterisk = {0, render.asterisk_uid(self.config)}  # root, or Asterisk's own user
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
-            bus = EventBus()
-            ami = AmiClient(
-                config.ami.host,
-                config.ami.port,
-                config.ami.username,
-                secret,
-                allowed_uids=asterisk,
-                max_backoff=config.ami.max_backoff,
-            )
-            stack.push_async_callback(ami.close)
-            writer = CallWriter(self.store, bus)
-            stack.push_async_callback(writer.flush)
+            features = self.features(secret, asterisk)
+            stack.push_async_callback(features.ami.close)
+            stack.push_async_callback(features.writer.flush)
             tasks = Supervisor()
             stack.push_async_callback(tasks.close)
-            tasks.spawn("systemd watchdog", sdnotify.watchdog())
-
-            calls = CallFollower(writer)
-            ami.handlers.append(calls.on_event)
-            routes = DialplanPublisher(
-                self.store, render.routes_path(config), render.dialplan_settings(config), ami
+            await features.routes.refresh()  # Asterisk has the current routes, even now
+            self.start(features, tasks)
+            agi = await self.serve_fastagi(stack, features, asterisk)
+            await self.serve_http(stack, features, agi)
+            features.ami.start()
+            sdnotify.ready()
+            log.info(
+                "controller ready: FastAGI port %s, HTTP port %s", agi.port, self.config.http.port
             )
-            await routes.refresh()
-            reconciler = Reconciler(
+            await _first(stop.wait(), features.ami.auth_failed.wait())
+            sdnotify.stopping()
+            log.info("controller stopping")
+            return EXIT_AMI_AUTH if features.ami.auth_failed.is_set() else 0
+        return 0
+
+    def features(self, secret: str, asterisk: set[int]) -> Features:
+        config, bus = self.config, EventBus()
+        ami = AmiClient(
+            config.ami.host,
+            config.ami.port,
+            config.ami.username,
+            secret,
+            allowed_uids=asterisk,
+            max_backoff=config.ami.max_backoff,
+        )
+        writer = CallWriter(self.store, bus)
+        calls = CallFollower(writer)
+        vault = RecordingVault(
+            self.store.sessions,
+            Path(config.recordings.store_dir),
+            Path(config.recordings.key_file),
+            key_passphrase(config),
+            spool_owners={render.asterisk_uid(config)},
+        )
+        features = Features(
+            ami=ami,
+            writer=writer,
+            calls=calls,
+            routes=DialplanPublisher(
+                self.store, render.routes_path(config), render.dialplan_settings(config), ami
+            ),
+            reconciler=Reconciler(
                 self.store,
                 writer,
                 config.asterisk_dir_on_host / render.CDR_DIR,
                 ami.active_linkedids,
-            )
-            vault = RecordingVault(
-                self.store.sessions,
-                Path(config.recordings.store_dir),
-                Path(config.recordings.key_file),
-                key_passphrase(config),
-                spool_owners={render.asterisk_uid(config)},
-            )
-            sweeper = SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids, bus)
-            live = LiveRecordings(self.store, calls, ami, record_code(secret))
-            ami.handlers.append(live.on_event)
+            ),
+            vault=vault,
+            sweeper=SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids, bus),
+            live=LiveRecordings(self.store, calls, ami, record_code(secret)),
+        )
+        ami.handlers += [calls.on_event, features.live.on_event]
+        return features
 
-            async def after_login() -> None:
-                await routes.on_login()
-                await reconciler.reconcile()
-                await sweeper.sweep_orphans()
+    def start(self, features: Features, tasks: Supervisor) -> None:
+        async def after_login() -> None:
+            await features.routes.on_login()
+            await features.reconciler.reconcile()
+            await features.sweeper.sweep_orphans()
 
-            ami.on_login.append(lambda: tasks.spawn("after AMI login", after_login()))
-            tasks.spawn("call writer", writer.run())
-            tasks.spawn("routing refresh", routes.run())
-            tasks.spawn("reconciliation", reconciler.run())
-            tasks.spawn("spool sweeper", sweeper.run())
-            tasks.spawn("recording limits", RetentionJob(self.store.sessions, vault).run())
+        features.ami.on_login.append(lambda: tasks.spawn("after AMI login", after_login()))
+        tasks.spawn("systemd watchdog", sdnotify.watchdog())
+        tasks.spawn("call writer", features.writer.run())
+        tasks.spawn("routing refresh", features.routes.run())
+        tasks.spawn("reconciliation", features.reconciler.run())
+        tasks.spawn("spool sweeper", features.sweeper.run())
+        tasks.spawn("recording limits", RetentionJob(self.store.sessions, features.vault).run())
 
-            agi = FastAgiServer(
-                {"route": DynamicRoute(lambda: routes.table)},
-                config.agi.request_timeout,
-                allowed_uids=asterisk,
-            )
-            await _listen(
-                "agi.port",
-                config.agi.host,
-                config.agi.port,
-                agi.start(config.agi.host, config.agi.port),
-            )
-            stack.push_async_callback(agi.close)
+    async def serve_fastagi(
+        self, stack: contextlib.AsyncExitStack, features: Features, asterisk: set[int]
+    ) -> FastAgiServer:
+        config = self.config.agi
+        agi = FastAgiServer(
+            {"route": DynamicRoute(lambda: features.routes.table)},
+            config.request_timeout,
+            allowed_uids=asterisk,
+        )
+        await _listen("agi.port", config.host, config.port, agi.start(config.host, config.port))
+        stack.push_async_callback(agi.close)
+        return agi
 
-            checks = {
-                "ami": lambda: ami.is_connected,
-                "database": self.database_ok,
-                "recordings": lambda: sweeper.healthy,
-                "routes": lambda: routes.healthy,
-            }
-            counters = lambda: {  # noqa: E731 - read at every /health request
-                "ami_logins": ami.logins,
-                "ami_impostors": ami.impostors,
-                "agi_answered": agi.answered,
-                "agi_refused": agi.refused,
-                "dialplan_reloads": routes.reloads,
-                "reconciled_calls": reconciler.reconciled,
-                "spool_refused": sweeper.refused,
-            }
-            app = init_app(checks, counters)
-            api.add_routes(app, self.store.sessions, vault, live)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            ssl_context = server_context(config.data_dir) if config.http.tls else None
-            site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
-            await _listen("http.port", config.http.host, config.http.port, site.start())
+    async def serve_http(
+        self, stack: contextlib.AsyncExitStack, features: Features, agi: FastAgiServer
+    ) -> None:
+        config = self.config
+        checks = {
+            "ami": lambda: features.ami.is_connected,
+            "database": self.database_ok,
+            "recordings": lambda: features.sweeper.healthy,
+            "routes": lambda: features.routes.healthy,
+        }
+        app = init_app(checks, lambda: counters(features, agi))
+        api.add_routes(app, self.store.sessions, features.vault, features.live)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        ssl_context = server_context(config.data_dir) if config.http.tls else None
+        site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
+        await _listen("http.port", config.http.host, config.http.port, site.start())
 
-            ami.start()
-            sdnotify.ready()
-            log.info(
-                "controller ready: FastAGI %s:%s, HTTP%s %s:%s",
-                config.agi.host,
-                config.agi.port,
-                "S" if ssl_context else "",
-                config.http.host,
-                config.http.port,
-            )
-            waiters = {
-                asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(ami.auth_failed.wait()),
-            }
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-            sdnotify.stopping()
-            log.info("controller stopping")
-            return EXIT_AMI_AUTH if ami.auth_failed.is_set() else 0
-        return 0
+
+def counters(features: Features, agi: FastAgiServer) -> dict[str, int]:
+    """What happened since start, for /health: operators and tests follow it, not the log."""
+    return {
+        "ami_logins": features.ami.logins,
+        "ami_impostors": features.ami.impostors,
+        "agi_answered": agi.answered,
+        "agi_refused": agi.refused,
+        "dialplan_reloads": features.routes.reloads,
+        "reconciled_calls": features.reconciler.reconciled,
+        "spool_refused": features.sweeper.refused,
+    }
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    waiters = {asyncio.ensure_future(wait) for wait in waits}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def serve(config: Config) -> int:

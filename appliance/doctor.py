@@ -163,6 +163,13 @@ def check_asterisk_config(config: Config) -> Finding:
     return Finding(OK, "Asterisk config", str(conf))
 
 
+def check_routes(config: Config) -> Finding:
+    routes = render.routes_path(config)
+    if not routes.exists():
+        return Finding(FAIL, "routes", f"{routes} missing", "run 'appliance config render'")
+    return Finding(OK, "routes", f"compiled into {routes}")
+
+
 def check_recordings(config: Config) -> Finding:
     try:
         ring = keys.load(Path(config.recordings.key_file), key_passphrase(config))
@@ -216,6 +223,7 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_secrets(config),
         lambda: check_database(config),
         lambda: check_asterisk_config(config),
+        lambda: check_routes(config),
         lambda: check_ami(config),
         lambda: check_port("FastAGI", config.agi.host, config.agi.port),
         lambda: check_port("HTTP", config.http.host, config.http.port),

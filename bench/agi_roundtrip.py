@@ -1,6 +1,7 @@
-"""FastAGI round trip: the controller's FastAGI server (header limits, time budget, one command
-at a time) against a bare asyncio responder that does the same exchange with no checks, both
-driven over loopback by the same client, at 1, 10 and 50 concurrent requests.
+"""FastAGI round trip: the controller's FastAGI server (peer credential check, header limits,
+time budget, one command at a time) against a bare asyncio responder that does the same
+exchange with no checks, both driven over loopback by the same client, at 1, 10 and 50
+concurrent requests.
 
     .venv/bin/python -m bench.agi_roundtrip
 """
@@ -8,21 +9,18 @@ driven over loopback by the same client, at 1, 10 and 50 concurrent requests.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from appliance.asterisk.fastagi import FastAgiServer
 from bench.harness import report
 
 HEADERS = (
-    b"agi_network: yes\nagi_network_script: inbound\nagi_channel: PJSIP/carrier-00000001\n"
-    b"agi_callerid: 13125550111\nagi_calleridname: Jane\nagi_arg_1: 12025550123\n"
+    b"agi_network: yes\nagi_network_script: route\nagi_channel: PJSIP/carrier-00000001\n"
+    b"agi_callerid: 13125550111\nagi_calleridname: Jane\nagi_arg_1: 7\n"
     b"agi_arg_2: 1700000000.1\n\n"
 )
-ANSWER = {
-    "APPLIANCE_CALL_ID": "0" * 32,
-    "APPLIANCE_DIAL": "PJSIP/+12025550199@carrier",
-    "APPLIANCE_RING_TIMEOUT": "30",
-}
+ANSWER = {"APPLIANCE_CONNECT": "7", "APPLIANCE_AFTER_HOURS": "", "APPLIANCE_READY": "1"}
 
 
 async def bare_responder(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -55,7 +53,7 @@ async def main() -> None:
     async def handler(_request: object) -> dict[str, str]:
         return ANSWER
 
-    controller = FastAgiServer({"inbound": handler}, timeout=1.5)
+    controller = FastAgiServer({"route": handler}, timeout=1.0, allowed_uids={os.getuid()})
     await controller.start("127.0.0.1", 0)
     bare = await asyncio.start_server(bare_responder, "127.0.0.1", 0)
     bare_port = bare.sockets[0].getsockname()[1]

@@ -1,17 +1,13 @@
-"""The floor: a bare asyncio FastAGI responder that sets the same variables as the controller,
-with no checks, no routing and no records. Run as a process: python -m bench.bare_agi PORT"""
+"""The floor of any FastAGI decision: a bare asyncio responder that sets the same variables as
+the controller's dynamic-route answer, with no checks, no routing and no records. Run as a
+process: python -m bench.bare_agi PORT"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-ANSWER = (
-    ("APPLIANCE_CALL_ID", "0" * 32),
-    ("APPLIANCE_DIAL", "PJSIP/+12025550199@carrier"),
-    ("APPLIANCE_DIAL_COUNT", "1"),
-    ("APPLIANCE_RING_TIMEOUT", "30"),
-)
+ANSWER = (("APPLIANCE_CONNECT", "1"), ("APPLIANCE_AFTER_HOURS", ""), ("APPLIANCE_READY", "1"))
 
 
 async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

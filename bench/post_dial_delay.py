@@ -1,11 +1,15 @@
 """Post-dial delay: INVITE sent by the carrier -> 180 Ringing seen, through the real Asterisk.
 
-Candidate: a tracking number routed by the controller over FastAGI (lookup, decision, call
-record written). Baselines, in the same run against the same Asterisk: a static extension that
-dials the same destination without AGI, and the same dialplan asking a bare asyncio FastAGI
-responder (bench/bare_agi.py), which is the floor any FastAGI controller starts from.
-Bursts of 1, 10 and 50 concurrent call setups, one second apart, the three paths taking turns;
-times come from SIPp's message trace (microseconds).
+Two comparisons in the same run against the same Asterisk, with the controller running and
+recording every call:
+- a tracking number whose route is compiled into the dialplan, against a static extension
+  that dials the same destination (the cost of the appliance's dialplan: tagging the call,
+  the route's user event, its CDR fields);
+- a tracking number whose route is dynamic (the controller answers over FastAGI, then the
+  compiled route connects), against the same exchange with a bare asyncio FastAGI responder
+  (bench/bare_agi.py), the floor any FastAGI decision starts from.
+Bursts of 1, 10 and 50 concurrent call setups, one second apart, the paths taking turns; times
+come from SIPp's message trace (microseconds).
 
     .venv/bin/python -m bench.post_dial_delay
 """
@@ -25,6 +29,7 @@ from tests.harness import SIPP_DIR, Stack, asterisk_root, free_port, sipp_call
 
 STATIC = "12025550100"
 ROUTED = "12025550123"
+DYNAMIC = "12025550124"
 BARE = "12025550111"
 _STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
 
@@ -34,16 +39,19 @@ def setup(stack: Stack, bare_port: int) -> None:
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
-    stack.appliance("route", "add", "Bench", "--forward", "+12025550199", "--trunk", "carrier")
+    forward = ("--forward", "+12025550199", "--trunk", "carrier")
+    stack.appliance("route", "add", "Bench", *forward)
+    stack.appliance("route", "add", "Hook", *forward, "--dynamic")
     stack.appliance("number", "add", f"+{ROUTED}", "--route", "Bench")
+    stack.appliance("number", "add", f"+{DYNAMIC}", "--route", "Hook")
     stack.appliance("config", "render")
     local = stack.asterisk_dir_on_host / "etc" / "extensions_local.conf"
-    agi = f"agi://127.0.0.1:{bare_port}/inbound,{BARE},${{CHANNEL(linkedid)}}"
+    agi = f"agi://127.0.0.1:{bare_port}/route,1,${{CHANNEL(linkedid)}}"
     local.write_text(
         "[appliance-inbound](+)\n"
         f"exten => {STATIC},1,Dial(PJSIP/+12025550199@carrier,30)\n"
         f"exten => {BARE},1,AGI({agi})\n"
-        " same => n,Dial(${APPLIANCE_DIAL},${APPLIANCE_RING_TIMEOUT})\n"
+        " same => n,Dial(PJSIP/+12025550199@carrier,30)\n"
     )
     stack.start_asterisk()
     stack.start_controller()
@@ -111,7 +119,7 @@ def main() -> None:
             time.sleep(0.5)
             versus_static, versus_bare = [], []
             for size, rounds in ((1, 20), (10, 5), (50, 4)):
-                samples: dict[str, list[float]] = {STATIC: [], BARE: [], ROUTED: []}
+                samples: dict[str, list[float]] = {STATIC: [], ROUTED: [], BARE: [], DYNAMIC: []}
                 for number in samples:  # warm up every path
                     burst(stack, number, size)
                 for _ in range(rounds):
@@ -119,11 +127,11 @@ def main() -> None:
                         values += burst(stack, number, size)
                         time.sleep(1)  # let every call of the burst end and be written
                 versus_static.append((f"{size} concurrent", samples[STATIC], samples[ROUTED]))
-                versus_bare.append((f"{size} concurrent", samples[BARE], samples[ROUTED]))
+                versus_bare.append((f"{size} concurrent", samples[BARE], samples[DYNAMIC]))
             title = "Post-dial delay, INVITE sent -> 180 Ringing seen"
-            print(report(title, "ms", versus_static, "static dialplan", "controller"))
+            print(report(title, "ms", versus_static, "static dialplan", "compiled route"))
             print()
-            print(report(title, "ms", versus_bare, "bare FastAGI", "controller"))
+            print(report(title, "ms", versus_bare, "bare FastAGI", "dynamic route"))
         finally:
             bare.kill()
             bare.wait()

@@ -55,11 +55,6 @@ class FastAgiServer:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    @property
-    def in_flight(self) -> int:
-        """Requests being answered right now."""
-        return len(self._writers)
-
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()

@@ -202,7 +202,7 @@ def write(config: Config, trunks: list[TrunkView], routes: str) -> Path:
     files = render_files(context(config, trunks, user))
     base = config.asterisk_dir_on_host
     base.mkdir(parents=True, exist_ok=True, mode=0o750)
-    _own(base, user.uid, user.gid, 0o750)
+    _own(base, 0, user.gid, 0o750)  # root's, so Asterisk cannot swap etc/ for its own
     for sub in ASTERISK_DIRS:
         _directory(base / sub, user.uid, user.gid, 0o750)
     _directory(base / CDR_DIR, user.uid, user.gid, 0o2770)

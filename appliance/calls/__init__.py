@@ -1,1 +1,2 @@
-"""The call path: routing decisions, the inbound AGI handler and the call records."""
+"""The call path: routing decisions compiled into the dialplan, calls followed over AMI and
+reconciled from CDRs, and the call records."""
