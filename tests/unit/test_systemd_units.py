@@ -77,7 +77,12 @@ def test_controller_has_exactly_the_capability_to_bind_a_low_port(controller):
 def test_controller_sandbox(controller):
     assert single(controller, "ProtectSystem") == "strict"
     assert words(controller, "ReadWritePaths") == {"-/run/appliance-recordings"}
-    assert words(controller, "RestrictAddressFamilies") == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert words(controller, "RestrictAddressFamilies") == {
+        "AF_INET",
+        "AF_INET6",
+        "AF_UNIX",
+        "AF_NETLINK",
+    }
     assert "@system-service" in words(controller, "SystemCallFilter")
     for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "RestrictNamespaces"):
         assert single(controller, key) == "yes", key
