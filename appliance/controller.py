@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class Controller:
             allowed_uids=asterisk,
             max_backoff=config.ami.max_backoff,
         )
-        writer = CallWriter(self.store, bus)
+        writer = CallWriter(self.store, bus, busy=lambda: calls.busy)
         calls = CallFollower(writer)
         vault = RecordingVault(
             self.store.sessions,
@@ -231,7 +232,11 @@ async def _first(*waits: Awaitable[object]) -> None:
             waiter.cancel()
 
 
+NICENESS = 10  # calls first: Asterisk wins the CPUs whenever both want them
+
+
 async def serve(config: Config) -> int:
+    os.nice(NICENESS - os.nice(0))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -118,7 +118,7 @@ def main() -> None:
             )
             time.sleep(0.5)
             versus_static, versus_bare = [], []
-            for size, rounds in ((1, 20), (10, 5), (50, 4)):
+            for size, rounds in ((1, 50), (10, 20), (50, 8)):
                 samples: dict[str, list[float]] = {STATIC: [], ROUTED: [], BARE: [], DYNAMIC: []}
                 for number in samples:  # warm up every path
                     burst(stack, number, size)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from appliance.calls import variables as var
 from appliance.calls.model import parse_id
 from appliance.calls.outcome import CallOutcome
 
@@ -21,10 +22,7 @@ FIELDS = {
     "linkedid": "linkedid",
     "uniqueid": "uniqueid",
     "channel": "channel",
-    "dnid": "appliance_dnid",
-    "number": "appliance_number",
-    "route": "appliance_route",
-    "after_hours": "appliance_after_hours",
+    "appliance": var.CDR_FIELD,  # the parts of var.CDR_PARTS, set by the hangup handler
     "src": "src",
     "clid": "clid",
     "dstchannel": "dstchannel",
@@ -34,8 +32,6 @@ FIELDS = {
     "answer": "answer,u",
     "end": "end,u",
     "disposition": "disposition",
-    "cause": "appliance_cause",
-    "hangup_source": "appliance_hangup_source",
 }
 COLUMNS = tuple(FIELDS)
 _DISPOSITIONS = {
@@ -87,7 +83,9 @@ def parse(text: str) -> tuple[list[CdrRow], int]:
             continue
         values = dict(zip(COLUMNS, fields, strict=True))
         times = {key: _epoch(values.pop(key)) for key in ("start", "answer", "end")}
-        rows.append(CdrRow(**values, **times))  # type: ignore[arg-type]
+        parts = values.pop("appliance").split("|", len(var.CDR_PARTS) - 1)
+        tagged = dict(zip(var.CDR_PARTS, parts + [""] * len(var.CDR_PARTS), strict=False))
+        rows.append(CdrRow(**values, **times, **tagged))  # type: ignore[arg-type]
     return rows, bad
 
 
@@ -126,7 +124,7 @@ def outcome(rows: list[CdrRow]) -> CallOutcome:
     cause = next((r.cause for r in rows if r.cause.isdigit()), "")
     return CallOutcome(
         linkedid=inbound.linkedid,
-        dialled=inbound.dnid,
+        dialled=next((r.dnid for r in rows if r.dnid), ""),
         caller_number=inbound.src,
         caller_name=name.group(1) if name else "",
         started=min(starts) if starts else 0.0,
@@ -137,7 +135,7 @@ def outcome(rows: list[CdrRow]) -> CallOutcome:
         hangup_cause=int(cause) if cause else None,
         hangup_party=hangup_party(rows, inbound, disposition),
         answered_by=_dial_target(answered_rows[0].lastdata) if answered_rows else None,
-        number_id=parse_id(inbound.number),
+        number_id=next((i for r in rows if (i := parse_id(r.number))), None),
         route_id=next((i for r in rows if (i := parse_id(r.route))), None),
         after_hours=any(r.after_hours == "yes" for r in rows),
         reconciled=True,

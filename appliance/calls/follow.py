@@ -3,6 +3,7 @@ happened (a call started, a call ended) goes to the call writer."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from appliance.calls.tracker import CallTracker, LiveCall
@@ -10,11 +11,20 @@ from appliance.calls.writer import CallWriter
 
 
 class CallFollower:
+    QUIET = 0.3  # seconds without call events after which calls are not being set up
+
     def __init__(self, writer: CallWriter) -> None:
         self.writer = writer
         self.tracker = CallTracker()
+        self.last_event = 0.0
+
+    @property
+    def busy(self) -> bool:
+        """Calls are being set up right now (their events are still coming in)."""
+        return time.monotonic() - self.last_event < self.QUIET
 
     def on_event(self, event: Mapping[str, str]) -> None:
+        self.last_event = time.monotonic()
         item = self.tracker.feed(event)
         if item is not None:
             self.writer.submit(item)

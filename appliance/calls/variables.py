@@ -27,8 +27,6 @@ VARIABLES = {
 }
 
 # Contexts ------------------------------------------------------------------------------------
-NUMBER_SUB = "appliance-number"  # Gosub(dialled, number id): tags the call
-ROUTE_SUB = "appliance-route"  # Gosub(route id, recording mode): tags and reports the route
 RECORD_SUB = "appliance-record"  # Gosub(prompt, opt-out, start): notice, opt-out, MixMonitor
 RECORD_NOW = "appliance-record-now"  # on-demand recording, run by the dynamic feature
 WHISPER = "appliance-whisper"  # Dial option U(): a prompt for whoever answers
@@ -36,7 +34,7 @@ HANGUP = "appliance-hangup"  # hangup handler: cause and hangup source into the 
 ENTRY = "appliance-entry-"  # + route id: business hours (and the dynamic step)
 CONNECT_CTX = "appliance-connect-"  # + route id: announcement, recording, Dial
 
-CONTEXTS = (NUMBER_SUB, ROUTE_SUB, RECORD_SUB, RECORD_NOW, WHISPER, HANGUP)
+CONTEXTS = (RECORD_SUB, RECORD_NOW, WHISPER, HANGUP)  # the template's; the rest are compiled
 
 # AMI user events the dialplan sends ------------------------------------------------------------
 EVENT_ROUTE = "ApplianceRoute"  # Route, Number, Dialled, AfterHours, Recording
@@ -46,12 +44,7 @@ EVENT_RECORDING = "ApplianceRecording"  # State: started|refused, Reason
 # The dynamic feature (features.conf applicationmap) that starts an on-demand recording
 RECORD_FEATURE = "appliance_record"
 
-# CDR fields the dialplan sets, read back by reconciliation
-CDR_FIELDS = (
-    "appliance_dnid",
-    "appliance_number",
-    "appliance_route",
-    "appliance_after_hours",
-    "appliance_cause",
-    "appliance_hangup_source",
-)
+# The one CDR variable the dialplan sets (at hangup), read back by reconciliation: dialled
+# number, tracking number id, route id, after hours, hangup cause, hangup source, '|' between
+CDR_FIELD = "appliance"
+CDR_PARTS = ("dnid", "number", "route", "after_hours", "cause", "hangup_source")

@@ -30,7 +30,7 @@ def test_answered_call_with_its_route_and_who_hung_up():
         "Jane",
     )
     assert call.answered_by == "+12025550199@carrier" and call.reconciled
-    assert abs(call.talk_seconds - 0.5) < 0.01
+    assert abs(call.talk_seconds - 0.51) < 0.01
 
 
 def test_busy_is_the_callee_and_no_answer_the_system():

@@ -47,17 +47,19 @@ def context(text: str, name: str) -> list[str]:
 
 def test_every_form_of_a_number_enters_its_route_and_the_rest_the_default():
     text = compiled(NumberInfo(3, 1, "+442071234567", OFFICE))
+    push = "Set(CHANNEL(hangup_handler_push)=appliance-hangup,s,1)"
     for form in ("+442071234567", "442071234567", "2071234567", "02071234567"):
-        assert f"exten => {form},1,Gosub(appliance-number,s,1(+442071234567,3))" in text
-    assert text.count("Goto(appliance-entry-1,s,1)") == 4
-    assert "exten => _X.,1,Gosub(appliance-number,s,1(${FILTER(0-9,${EXTEN})},0))" in text
-    assert " same => n,Goto(appliance-entry-2,s,1)" in text
+        assert f"exten => {form},1,{push}" in text
+    assert text.count(" same => n,MSet(APPLIANCE_DNID=+442071234567,APPLIANCE_NUMBER=3)") == 4
+    assert text.count("Goto(appliance-entry-1,s,1)") == 4  # Office has hours
+    assert "n,MSet(APPLIANCE_DNID=${FILTER(0-9,${EXTEN})},APPLIANCE_NUMBER=0)" in text
+    assert " same => n,Goto(appliance-connect-2,s,1)" in text  # Night has none: straight on
 
 
 def test_without_a_default_route_unknown_numbers_are_unallocated():
     text = compiled(NumberInfo(3, 1, "+12025550123", None), default=None)
     assert text.count("Hangup(1)") == 5  # three forms of the number, and _X. and _+X.
-    assert "appliance-entry" not in text
+    assert "appliance-entry" not in text and "appliance-connect" not in text
 
 
 def test_a_national_form_two_numbers_share_is_left_to_the_default():
@@ -79,7 +81,9 @@ def test_business_hours_become_goto_if_time_with_the_end_minute_inclusive():
 def test_sequential_route_dials_each_target_in_turn():
     steps = context(compiled(NumberInfo(3, 1, "+12025550123", OFFICE)), "appliance-connect-1")
     assert steps == [
-        "Gosub(appliance-route,s,1(1,never))",
+        "MSet(APPLIANCE_ROUTE=1,APPLIANCE_RECORDING=never)",
+        "UserEvent(ApplianceRoute,Route: 1,Number: ${APPLIANCE_NUMBER},"
+        "Dialled: ${APPLIANCE_DNID},AfterHours: ${APPLIANCE_AFTER_HOURS},Recording: never)",
         "Dial(PJSIP/+12025550199@carrier,12,)",
         'GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)',
         "Dial(PJSIP/desk-1,12,)",
@@ -99,8 +103,7 @@ def test_recording_notice_announcement_and_whisper():
         whisper="beep",
     )
     steps = context(compiled(NumberInfo(3, 1, "+12025550123", plan)), "appliance-connect-5")
-    assert steps == [
-        "Gosub(appliance-route,s,1(5,always))",
+    assert steps[2:] == [
         "Gosub(appliance-record,s,1(custom/notice,yes,yes))",
         "Playback(welcome)",
         "Dial(PJSIP/desk-1,30,U(appliance-whisper^beep))",
@@ -108,10 +111,13 @@ def test_recording_notice_announcement_and_whisper():
     ]
     on_demand = RoutePlan(id=6, name="Sales", targets=DESK, recording=RecordingMode.ON_DEMAND)
     steps = context(compiled(NumberInfo(3, 1, "+12025550123", on_demand)), "appliance-connect-6")
-    assert steps[:2] == [
-        "Gosub(appliance-route,s,1(6,on_demand))",
-        "Gosub(appliance-record,s,1(,no,no))",
-    ]
+    assert steps[0] == "MSet(APPLIANCE_ROUTE=6,APPLIANCE_RECORDING=on_demand)"
+    assert steps[2:4] == ["Set(DYNAMIC_FEATURES=appliance_record)", "Dial(PJSIP/desk-1,30,)"]
+    noticed = RoutePlan(
+        id=6, name="Sales", targets=DESK, recording=RecordingMode.ON_DEMAND, consent_prompt="b"
+    )
+    steps = context(compiled(NumberInfo(3, 1, "+12025550123", noticed)), "appliance-connect-6")
+    assert steps[3] == "Gosub(appliance-record,s,1(b,no,no))"  # the notice, no recording yet
 
 
 def test_a_full_account_records_nothing_until_there_is_room():
@@ -120,7 +126,7 @@ def test_a_full_account_records_nothing_until_there_is_room():
     )
     text = compiled(NumberInfo(3, 9, "+12025550123", plan), paused_accounts=frozenset({9}))
     assert "appliance-record," not in text
-    assert "Gosub(appliance-route,s,1(5,never))" in text
+    assert "MSet(APPLIANCE_ROUTE=5,APPLIANCE_RECORDING=never)" in text
 
 
 def test_dynamic_route_takes_only_a_complete_answer_naming_a_compiled_route():
@@ -151,7 +157,7 @@ def test_hostile_route_names_stay_inside_one_comment(name):
     plan = RoutePlan(id=9, name=name, targets=DESK)
     text = compiled(NumberInfo(3, 1, "+12025550123", plan), default=plan)
     comments = [line for line in text.splitlines() if "  ; " in line]
-    assert len(comments) == (2 if name else 0) and all(
+    assert len(comments) == (1 if name else 0) and all(
         ";" not in c.split("  ; ", 1)[-1] for c in comments
     )
 
@@ -160,8 +166,9 @@ def test_names_shared_with_the_templates():
     text = compiled(NumberInfo(3, 1, "+12025550123", OFFICE))
     used = set(re.findall(r"\b(APPLIANCE_[A-Z_]+)\b", text))
     assert used <= set(var.VARIABLES.values())
-    called = set(re.findall(r"Gosub\(([a-z-]+),", text))
+    called = set(re.findall(r"Gosub\(([a-z-]+),", text)) | {"appliance-hangup"}
     assert called <= set(var.CONTEXTS)
+    assert set(re.findall(r"UserEvent\((\w+),", text)) == {var.EVENT_ROUTE}
 
 
 @pytest.mark.parametrize(
