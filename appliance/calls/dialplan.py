@@ -121,6 +121,7 @@ def _first_context(plan: RoutePlan) -> str:
         return f"{var.ENTRY}{plan.id}"
     return f"{var.CONNECT_CTX}{plan.id}"
 
+
 def _entry(plan: RoutePlan, chain: HoursChain, settings: Settings) -> str:
     steps: list[str] = []
     if plan.dynamic:
