@@ -86,7 +86,7 @@ class AsteriskConfig:
     )
     dir: str = setting(
         "{data_dir}/asterisk",
-        "Directory, as seen inside the root, for the rendered config, spool, logs and AstDB.",
+        "Directory, as seen inside the root, for the rendered config, compiled routes and logs.",
     )
     user: str = setting("asterisk", "System user Asterisk runs as.")
     sip_host: str = setting("127.0.0.1", "Address of the PJSIP UDP transport.")

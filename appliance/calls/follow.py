@@ -31,6 +31,3 @@ class CallFollower:
 
     def live(self, linkedid: str) -> LiveCall | None:
         return self.tracker.live(linkedid)
-
-    def active_linkedids(self) -> set[str]:
-        return set(self.tracker.calls)

@@ -37,7 +37,7 @@ def test_missing_script_is_refused():
 
 def test_values_are_quoted_and_stripped_of_control_characters():
     assert quote('a "b" \\ c\nd') == '"a \\"b\\" \\\\ cd"'
-    assert set_variable("APPLIANCE_DIAL", "PJSIP/x") == 'SET VARIABLE APPLIANCE_DIAL "PJSIP/x"\n'
+    assert set_variable("APPLIANCE_CONNECT", "7") == 'SET VARIABLE APPLIANCE_CONNECT "7"\n'
     with pytest.raises(ValueError):
         set_variable("BAD NAME", "x")
 
