@@ -101,10 +101,11 @@ class Controller:
         listeners first, then the background tasks, then the last call writes, then AMI."""
         self.check_database()
         secret = resolve_secret("ami.secret", self.config.ami.secret)
-        asterisk = {0, render.asterisk_uid(self.config)}  # root, or Asterisk's own user
+        uid = render.asterisk_uid(self.config)
+        asterisk = {0, uid}  # the peers trusted on AMI and FastAGI: root, or Asterisk's user
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
-            features = self.features(secret, asterisk)
+            features = self.features(secret, asterisk, uid)
             stack.push_async_callback(features.ami.close)
             stack.push_async_callback(features.writer.flush)
             tasks = Supervisor()
@@ -124,7 +125,7 @@ class Controller:
             return EXIT_AMI_AUTH if features.ami.auth_failed.is_set() else 0
         return 0
 
-    def features(self, secret: str, asterisk: set[int]) -> Features:
+    def features(self, secret: str, asterisk: set[int], uid: int) -> Features:
         config, bus = self.config, EventBus()
         ami = AmiClient(
             config.ami.host,
@@ -141,7 +142,7 @@ class Controller:
             Path(config.recordings.store_dir),
             Path(config.recordings.key_file),
             key_passphrase(config),
-            spool_owners={render.asterisk_uid(config)},
+            spool_owners={uid},
         )
         features = Features(
             ami=ami,

@@ -19,7 +19,6 @@ caller typed reaches the text without passing routing.py's patterns.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from appliance.calls import schedule
@@ -61,16 +60,21 @@ class Compiled:
 
 
 def compile_routes(table: RoutingTable, settings: Settings) -> Compiled:
-    problems: list[str] = []
-    chunks = [HEADER, *_inbound(table, settings.inbound_context, problems)]
     entries = {plan.id: plan for plan in map(table.entry, table.numbers) if plan is not None}
     if table.default is not None:
         entries[table.default.id] = table.default
-    for plan in sorted(entries.values(), key=lambda p: p.id):
-        chain = hours_chain(plan)
-        problems += chain.problems
-        if _needs_entry(plan, chain):
-            chunks.append(_entry(plan, chain, settings))
+    chains = {route_id: hours_chain(plan) for route_id, plan in sorted(entries.items())}
+    # where a call entering a route goes first: its hours (or dynamic step), else connecting it
+    first = {
+        route_id: f"{var.ENTRY if plan.dynamic or chains[route_id].steps else var.CONNECT_CTX}"
+        f"{route_id}"
+        for route_id, plan in entries.items()
+    }
+    problems = [problem for chain in chains.values() for problem in chain.problems]
+    chunks = [HEADER, _inbound(table, settings.inbound_context, first, problems)]
+    for route_id, chain in chains.items():
+        if first[route_id].startswith(var.ENTRY):
+            chunks.append(_entry(entries[route_id], chain, settings))
     for plan in sorted(table.routes.values(), key=lambda p: p.id):
         paused = plan.account_id in table.paused_accounts
         try:
@@ -82,7 +86,7 @@ def compile_routes(table: RoutingTable, settings: Settings) -> Compiled:
 
 
 # the inbound context ----------------------------------------------------------------------------
-def _inbound(table: RoutingTable, context: str, problems: list[str]) -> Iterator[str]:
+def _inbound(table: RoutingTable, context: str, first: dict[int, str], problems: list[str]) -> str:
     lines = [f"[{context}]"]
     owners: dict[str, list[NumberInfo]] = {}
     for number in table.numbers:
@@ -93,15 +97,19 @@ def _inbound(table: RoutingTable, context: str, problems: list[str]) -> Iterator
             shared = ", ".join(n.e164 for n in numbers)
             problems.append(f"{form} could be any of {shared}: calls to it take the default route")
             continue
-        lines += _extension(form, numbers[0].e164, numbers[0].id, table.entry(numbers[0]))
+        entry = table.entry(numbers[0])
+        target = first[entry.id] if entry else None
+        lines += _extension(form, numbers[0].e164, numbers[0].id, target)
     digits = "${FILTER(0-9,${EXTEN})}"
-    lines += _extension("_X.", digits, 0, table.default)
-    lines += _extension("_+X.", f"+{digits}", 0, table.default)
-    yield "\n".join(lines) + "\n"
+    default = first[table.default.id] if table.default else None
+    lines += _extension("_X.", digits, 0, default)
+    lines += _extension("_+X.", f"+{digits}", 0, default)
+    return "\n".join(lines) + "\n"
 
 
-def _extension(exten: str, dialled: str, number_id: int, entry: RoutePlan | None) -> list[str]:
-    then = f"Goto({_first_context(entry)},s,1)" if entry else f"Hangup({CAUSE_UNALLOCATED})"
+def _extension(exten: str, dialled: str, number_id: int, target: str | None) -> list[str]:
+    """One form of a number: tag the call, then its route (or unallocated: no route at all)."""
+    then = f"Goto({target},s,1)" if target else f"Hangup({CAUSE_UNALLOCATED})"
     return [
         f"exten => {exten},1,Set(CHANNEL(hangup_handler_push)={var.HANGUP},s,1)",
         f" same => n,MSet({var.DNID}={dialled},{var.NUMBER}={number_id})",
@@ -110,18 +118,6 @@ def _extension(exten: str, dialled: str, number_id: int, entry: RoutePlan | None
 
 
 # which route ------------------------------------------------------------------------------------
-def _needs_entry(plan: RoutePlan, chain: HoursChain) -> bool:
-    return plan.dynamic or bool(chain.steps)
-
-
-def _first_context(plan: RoutePlan) -> str:
-    """Where a call entering `plan` goes first: its hours (or dynamic step), else straight to
-    connecting it."""
-    if _needs_entry(plan, hours_chain(plan)):
-        return f"{var.ENTRY}{plan.id}"
-    return f"{var.CONNECT_CTX}{plan.id}"
-
-
 def _entry(plan: RoutePlan, chain: HoursChain, settings: Settings) -> str:
     steps: list[str] = []
     if plan.dynamic:
