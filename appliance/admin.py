@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -10,24 +11,29 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.asterisk.render import TrunkView
+from appliance import accounts, audit
+from appliance.access import AGENCY_ROLES, DEFAULT_SCOPES, parse_scopes
+from appliance.asterisk.render import EndpointView, TrunkView
 from appliance.calls import routing, schedule
 from appliance.db.models import (
     Account,
     ApiKey,
-    AuditEntry,
+    Endpoint,
     Route,
     RouteTarget,
     Source,
     TrackingNumber,
     Trunk,
     User,
+    utcnow,
 )
 from appliance.numbers import to_e164
-from appliance.secrets import SecretBox, hash_password, new_token, token_hash
+from appliance.secrets import SecretBox, hash_password, new_password, new_token, token_hash
 from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, values
 
 TRUNK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+PJSIP_NAME = TRUNK_NAME  # trunks and endpoints share PJSIP's section names
+SECTION_SUFFIXES = ("-auth", "-reg", "-identify")  # what the pjsip template adds to a name
 ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 USERNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,200}")
 HOST = re.compile(r"[A-Za-z0-9.-]{1,255}")
@@ -59,7 +65,9 @@ def get_account(session: Session, account_id: int | None) -> Account:
     return account
 
 
-def add_account(session: Session, name: str, parent_id: int | None) -> Account:
+def add_account(
+    session: Session, name: str, parent_id: int | None, actor: str = "system"
+) -> Account:
     name = name.strip()
     if not name or len(name) > 200:
         raise AdminError("account name must be 1 to 200 characters")
@@ -69,28 +77,59 @@ def add_account(session: Session, name: str, parent_id: int | None) -> Account:
     account = Account(name=name, parent_id=parent.id, timezone=parent.timezone)
     session.add(account)
     session.flush()
+    audit.record(session, actor, "account.add", str(account.id), detail=name, account_id=parent.id)
     return account
 
 
 def add_user(
-    session: Session, username: str, password: str, role: str, account_id: int | None = None
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    account_id: int | None = None,
+    actor: str = "system",
 ) -> User:
+    """A user who must choose a new password at first sign-in."""
     if not USERNAME.fullmatch(username):
         raise AdminError(f"username {username[:40]!r} may only use letters, digits and _.@+-")
     if role not in ROLES:
         raise AdminError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < 12:
-        raise AdminError("password must be at least 12 characters")
+    try:
+        accounts.check_new_password(username, password)
+    except accounts.PasswordRejected as exc:
+        raise AdminError(str(exc)) from None
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise AdminError(f"user {username!r} already exists")
+    account = get_account(session, account_id)
+    if account.parent_id is not None and role in AGENCY_ROLES:
+        raise AdminError(f"a client account's users may be analysts or client viewers, not {role}s")
     user = User(
-        username=username,
-        password_hash=hash_password(password),
-        role=role,
-        account_id=get_account(session, account_id).id,
+        username=username, password_hash=hash_password(password), role=role, account_id=account.id
     )
     session.add(user)
     session.flush()
+    audit.record(session, actor, "user.add", username, detail=f"role={role}", account_id=account.id)
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username[:200]))
+    if user is None:
+        raise AdminError(f"no user {username[:60]!r}")
+    return user
+
+
+def set_user_password(
+    session: Session, username: str, password: str, temporary: bool, actor: str
+) -> User:
+    """An admin sets a password (and unlocks the user); a temporary one must be changed at the
+    next sign-in."""
+    user = get_user(session, username)
+    try:
+        accounts.set_password(session, user, password, actor)
+    except accounts.PasswordRejected as exc:
+        raise AdminError(str(exc)) from None
+    user.must_change_password = temporary
     return user
 
 
@@ -106,10 +145,13 @@ class TrunkRequest:
 
 
 def add_trunk(
-    session: Session, box: SecretBox, request: TrunkRequest, account_id: int | None = None
+    session: Session,
+    box: SecretBox,
+    request: TrunkRequest,
+    account_id: int | None = None,
+    actor: str = "system",
 ) -> Trunk:
-    if not TRUNK_NAME.fullmatch(request.name):
-        raise AdminError("trunk name must be lowercase letters, digits, _ or -, up to 40")
+    _free_pjsip_name(session, request.name, "trunk")
     if request.kind not in ("ip", "registration"):
         raise AdminError("trunk kind must be 'ip' or 'registration'")
     if not HOST.fullmatch(request.host):
@@ -123,8 +165,6 @@ def add_trunk(
     if request.password and any(ch in request.password for ch in "\r\n;"):
         raise AdminError("trunk password may not contain newlines or ';'")
     match = [_network(m) for m in (request.match or [request.host])]
-    if session.scalar(select(Trunk.id).where(Trunk.name == request.name)) is not None:
-        raise AdminError(f"trunk {request.name!r} already exists")
     trunk = Trunk(
         name=request.name,
         kind=request.kind,
@@ -137,7 +177,92 @@ def add_trunk(
     )
     session.add(trunk)
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "trunk.add",
+        trunk.name,
+        detail=f"{trunk.kind} {trunk.host}:{trunk.port} from {trunk.match}",
+        account_id=trunk.account_id,
+    )
     return trunk
+
+
+def _free_pjsip_name(session: Session, name: str, kind: str) -> None:
+    if not PJSIP_NAME.fullmatch(name) or name.endswith(SECTION_SUFFIXES):
+        raise AdminError(
+            f"{kind} name must be lowercase letters, digits, _ or -, up to 40, starting with a "
+            f"letter and not ending in {', '.join(SECTION_SUFFIXES)}"
+        )
+    if session.scalar(select(Trunk.id).where(Trunk.name == name)) is not None:
+        raise AdminError(f"a trunk {name!r} already exists")
+    if session.scalar(select(Endpoint.id).where(Endpoint.name == name)) is not None:
+        raise AdminError(f"an endpoint {name!r} already exists")
+
+
+def add_endpoint(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    label: str | None = None,
+    account_id: int | None = None,
+    actor: str = "system",
+) -> tuple[Endpoint, str]:
+    """A phone of the appliance with a generated SIP password (returned once, stored sealed)."""
+    _free_pjsip_name(session, name, "endpoint")
+    if label is not None and len(label) > 120:
+        raise AdminError("an endpoint label is at most 120 characters")
+    password = new_password() + new_password()
+    endpoint = Endpoint(
+        name=name,
+        label=label.strip() or None if label else None,
+        password_sealed=box.seal(password),
+        account_id=get_account(session, account_id).id,
+    )
+    session.add(endpoint)
+    session.flush()
+    audit.record(session, actor, "endpoint.add", name, account_id=endpoint.account_id)
+    return endpoint, password
+
+
+def endpoints(session: Session) -> list[Endpoint]:
+    return list(session.scalars(select(Endpoint).order_by(Endpoint.name)))
+
+
+def new_endpoint_password(session: Session, box: SecretBox, name: str, actor: str) -> str:
+    endpoint = _endpoint(session, name)
+    password = new_password() + new_password()
+    endpoint.password_sealed = box.seal(password)
+    audit.record(session, actor, "endpoint.password", name, account_id=endpoint.account_id)
+    return password
+
+
+def remove_endpoint(session: Session, name: str, actor: str) -> None:
+    endpoint = _endpoint(session, name)
+    using = session.scalars(
+        select(Route.name)
+        .join(RouteTarget)
+        .where(RouteTarget.kind == TargetKind.ENDPOINT, RouteTarget.value == name)
+        .distinct()
+    ).all()
+    if using:
+        raise AdminError(f"routes ring endpoint {name!r}: {', '.join(sorted(using))}")
+    audit.record(session, actor, "endpoint.remove", name, account_id=endpoint.account_id)
+    session.delete(endpoint)
+
+
+def _endpoint(session: Session, name: str) -> Endpoint:
+    endpoint = session.scalar(select(Endpoint).where(Endpoint.name == name[:60]))
+    if endpoint is None:
+        raise AdminError(f"no endpoint {name[:60]!r}")
+    return endpoint
+
+
+def endpoint_views(session: Session, box: SecretBox) -> list[EndpointView]:
+    """The endpoints as the pjsip template needs them, passwords unsealed."""
+    return [
+        EndpointView(name=e.name, password=box.open(e.password_sealed)) for e in endpoints(session)
+    ]
 
 
 def _network(text: str) -> str:
@@ -178,7 +303,11 @@ class RouteRequest:
 
 
 def add_route(
-    session: Session, request: RouteRequest, account_id: int | None = None, region: str = "US"
+    session: Session,
+    request: RouteRequest,
+    account_id: int | None = None,
+    region: str = "US",
+    actor: str = "system",
 ) -> Route:
     account = get_account(session, account_id)
     name = request.name.strip()
@@ -237,6 +366,10 @@ def add_route(
     )
     session.add(route)
     session.flush()
+    targets_text = ", ".join(t.value for t in route.targets)
+    audit.record(
+        session, actor, "route.add", name, detail=f"to {targets_text}", account_id=account.id
+    )
     return route
 
 
@@ -249,13 +382,23 @@ class NumberRequest:
 
 
 def add_number(
-    session: Session, request: NumberRequest, account_id: int | None = None, region: str = "US"
+    session: Session,
+    request: NumberRequest,
+    account_id: int | None = None,
+    region: str = "US",
+    actor: str = "system",
 ) -> TrackingNumber:
     account = get_account(session, account_id)
     e164 = to_e164(request.number, region)
-    if session.scalar(select(TrackingNumber.id).where(TrackingNumber.e164 == e164)):
+    number = session.scalar(select(TrackingNumber).where(TrackingNumber.e164 == e164))
+    if number is not None and number.released_at is None:
         raise AdminError(f"tracking number {e164} already exists")
-    number = TrackingNumber(e164=e164, account_id=account.id, label=request.label)
+    if number is not None and number.account_id != account.id:
+        raise AdminError(f"tracking number {e164} was released by another account")
+    if number is None:
+        number = TrackingNumber(e164=e164, account_id=account.id)
+    number.released_at = None
+    number.label = request.label
     if request.source:
         number.source_id = _source(session, account.id, request.source).id
     if request.route:
@@ -267,6 +410,14 @@ def add_number(
         number.route_id = route.id
     session.add(number)
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "number.add",
+        e164,
+        detail=f"route={request.route} source={request.source}",
+        account_id=account.id,
+    )
     return number
 
 
@@ -320,19 +471,76 @@ def trunk_views(session: Session, box: SecretBox) -> list[TrunkView]:
     ]
 
 
-def add_api_key(session: Session, username: str) -> str:
-    """A new API token for a user; returned once, stored only as a hash."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise AdminError(f"no user {username[:60]!r}")
+def add_api_key(
+    session: Session,
+    username: str,
+    actor: str,
+    scopes: Sequence[str] = DEFAULT_SCOPES,
+    days: int | None = None,
+    name: str | None = None,
+) -> tuple[ApiKey, str]:
+    """A new API token for a user; returned once, stored only as a hash. Its scopes narrow what
+    the user's role allows; it ends after `days` when given."""
+    user = get_user(session, username)
+    try:
+        scopes = parse_scopes(" ".join(scopes))
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+    if not scopes:
+        raise AdminError("a token needs at least one scope")
+    if days is not None and not 1 <= days <= 3650:
+        raise AdminError("a token lasts 1 to 3650 days")
+    if name is not None and not 0 < len(name.strip()) <= 80:
+        raise AdminError("a token name is 1 to 80 characters")
     token = new_token()
-    session.add(ApiKey(user_id=user.id, token_hash=token_hash(token)))
-    session.add(AuditEntry(actor="cli", action="apikey.add", subject=username))
-    return token
+    key = ApiKey(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        scopes=" ".join(scopes),
+        expires_at=utcnow() + dt.timedelta(days=days) if days else None,
+        name=name.strip() if name else None,
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "apikey.add",
+        username,
+        detail=f"token {key.id}: {key.scopes}; expires {key.expires_at or 'never'}",
+        account_id=user.account_id,
+    )
+    return key, token
+
+
+def api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_api_key(session: Session, key_id: int, actor: str) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise AdminError(f"no API token {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record(
+            session,
+            actor,
+            "apikey.revoke",
+            key.user.username,
+            detail=f"token {key.id}",
+            account_id=key.user.account_id,
+        )
+    return key
 
 
 def set_recording_limits(
-    session: Session, account_id: int | None, quota_mb: int | None, days: int | None, when_full: str
+    session: Session,
+    account_id: int | None,
+    quota_mb: int | None,
+    days: int | None,
+    when_full: str,
+    actor: str,
 ) -> Account:
     account = get_account(session, account_id)
     if quota_mb is not None and quota_mb < 1:
@@ -341,15 +549,180 @@ def set_recording_limits(
         raise AdminError("recordings must be kept at least 1 day")
     if when_full not in ("delete_oldest", "pause"):
         raise AdminError("when full: 'delete_oldest' or 'pause'")
+    before = _limits(account)
     account.recording_quota_mb = quota_mb
     account.recording_days = days
     account.recording_when_full = when_full
-    session.add(
-        AuditEntry(
-            actor="cli",
-            action="account.limits",
-            subject=str(account.id),
-            detail=f"quota_mb={quota_mb} days={days} when_full={when_full}",
-        )
+    audit.record(
+        session,
+        actor,
+        "account.limits",
+        str(account.id),
+        detail=audit.change(before, _limits(account)),
+        account_id=account.id,
     )
     return account
+
+
+def _limits(account: Account) -> dict[str, object]:
+    return {
+        "quota_mb": account.recording_quota_mb,
+        "days": account.recording_days,
+        "when_full": account.recording_when_full,
+    }
+
+
+# listing, changing and removing ---------------------------------------------------------------
+def users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.account_id, User.username)))
+
+
+def set_role(session: Session, username: str, role: str, actor: str) -> User:
+    user = get_user(session, username)
+    if role not in ROLES:
+        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+    account = get_account(session, user.account_id)
+    if account.parent_id is not None and role in AGENCY_ROLES:
+        raise AdminError(f"a client account's users may be analysts or client viewers, not {role}s")
+    if user.role == "owner" and role != "owner":
+        _keep_an_owner(session, user)
+    before = user.role
+    user.role = role
+    audit.record(
+        session,
+        actor,
+        "user.role",
+        username,
+        detail=audit.change({"role": before}, {"role": role}),
+        account_id=user.account_id,
+    )
+    return user
+
+
+def remove_user(session: Session, username: str, actor: str) -> None:
+    user = get_user(session, username)
+    if user.role == "owner":
+        _keep_an_owner(session, user)
+    audit.record(
+        session,
+        actor,
+        "user.remove",
+        username,
+        detail=f"role={user.role}",
+        account_id=user.account_id,
+    )
+    session.delete(user)
+
+
+def _keep_an_owner(session: Session, leaving: User) -> None:
+    others = session.scalar(
+        select(User.id).where(User.role == "owner", User.id != leaving.id).limit(1)
+    )
+    if others is None:
+        raise AdminError(f"{leaving.username} is the last owner: make someone else owner first")
+
+
+def trunks(session: Session) -> list[Trunk]:
+    return list(session.scalars(select(Trunk).order_by(Trunk.name)))
+
+
+def remove_trunk(session: Session, name: str, actor: str) -> None:
+    trunk = session.scalar(select(Trunk).where(Trunk.name == name))
+    if trunk is None:
+        raise AdminError(f"no trunk {name[:60]!r}")
+    using = session.scalars(
+        select(Route.name).join(RouteTarget).where(RouteTarget.trunk_id == trunk.id).distinct()
+    ).all()
+    if using:
+        raise AdminError(f"routes forward over trunk {name!r}: {', '.join(sorted(using))}")
+    audit.record(session, actor, "trunk.remove", name, account_id=trunk.account_id)
+    session.delete(trunk)
+
+
+def routes(session: Session) -> list[Route]:
+    return list(session.scalars(select(Route).order_by(Route.account_id, Route.name)))
+
+
+def _route(session: Session, name: str, account_id: int | None) -> Route:
+    account = get_account(session, account_id)
+    route = session.scalar(select(Route).where(Route.account_id == account.id, Route.name == name))
+    if route is None:
+        raise AdminError(f"no route {name[:60]!r} in account {account.id}")
+    return route
+
+
+def remove_route(session: Session, name: str, account_id: int | None, actor: str) -> None:
+    route = _route(session, name, account_id)
+    numbers = session.scalars(
+        select(TrackingNumber.e164).where(TrackingNumber.route_id == route.id)
+    ).all()
+    if numbers:
+        raise AdminError(f"numbers take route {name!r}: {', '.join(sorted(numbers))}")
+    before = session.scalars(select(Route.name).where(Route.after_hours_route_id == route.id))
+    if names := before.all():
+        raise AdminError(f"routes use {name!r} after hours: {', '.join(sorted(names))}")
+    audit.record(session, actor, "route.remove", name, account_id=route.account_id)
+    session.delete(route)
+
+
+def numbers(session: Session) -> list[TrackingNumber]:
+    return list(session.scalars(select(TrackingNumber).order_by(TrackingNumber.e164)))
+
+
+def _number(session: Session, number: str, region: str) -> TrackingNumber:
+    e164 = to_e164(number, region)
+    found = session.scalar(select(TrackingNumber).where(TrackingNumber.e164 == e164))
+    if found is None:
+        raise AdminError(f"no tracking number {e164}")
+    return found
+
+
+def edit_number(
+    session: Session,
+    number: str,
+    actor: str,
+    region: str = "US",
+    route: str | None = None,
+    source: str | None = None,
+    label: str | None = None,
+) -> TrackingNumber:
+    """Change a number's route, source or label ('' clears the source or the label)."""
+    found = _number(session, number, region)
+    before = _number_fields(session, found)
+    if route is not None:
+        found.route_id = _route(session, route, found.account_id).id
+    if source is not None:
+        found.source_id = _source(session, found.account_id, source).id if source else None
+    if label is not None:
+        found.label = label.strip()[:120] or None
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "number.edit",
+        found.e164,
+        detail=audit.change(before, _number_fields(session, found)),
+        account_id=found.account_id,
+    )
+    return found
+
+
+def _number_fields(session: Session, number: TrackingNumber) -> dict[str, object]:
+    route = session.get(Route, number.route_id) if number.route_id else None
+    source = session.get(Source, number.source_id) if number.source_id else None
+    return {
+        "route": route.name if route else None,
+        "source": source.name if source else None,
+        "label": number.label,
+    }
+
+
+def release_number(session: Session, number: str, actor: str, region: str = "US") -> None:
+    """The number takes no more calls; its calls keep their source. Adding it again takes it
+    back."""
+    found = _number(session, number, region)
+    if found.released_at is not None:
+        raise AdminError(f"tracking number {found.e164} is already released")
+    found.released_at = utcnow()
+    found.route_id = None
+    audit.record(session, actor, "number.release", found.e164, account_id=found.account_id)

@@ -54,7 +54,7 @@ def initialise(config: Config, admin_username: str = "admin") -> InitResult:
     if not key_file.exists():
         keys.create(key_file)
         created.append(f"recording master key {key_file}")
-    if config.http.tls and tls.ensure_certificate(config.data_dir):
+    if config.http.tls and tls.ensure_certificate(config):
         created.append("self-signed TLS certificate")
     engine = db.make_engine(config.database.url)
     try:
@@ -64,7 +64,7 @@ def initialise(config: Config, admin_username: str = "admin") -> InitResult:
             admin.default_account(session)
             if session.scalar(select(User.id).limit(1)) is None:
                 password = new_password()
-                admin.add_user(session, admin_username, password, "admin")
+                admin.add_user(session, admin_username, password, "owner")
                 created.append(f"admin user {admin_username!r}")
     finally:
         engine.dispose()

@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import __version__, admin, bootstrap, doctor
+from appliance import __version__, admin, audit, bootstrap, doctor, tls
+from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
 from appliance.asterisk import render
+from appliance.calls import log as call_log
 from appliance.calls.dialplan import compile_routes
 from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
@@ -76,10 +78,30 @@ def _session(config: Config) -> AbstractContextManager[Session]:
 def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
     password = _read_password(args) or new_password()
     with _session(config) as session:
-        user = admin.add_user(session, args.username, password, args.role, args.account)
-        print(f"user {user.username} ({user.role}) added")
+        user = admin.add_user(
+            session, args.username, password, args.role, args.account, audit.cli_actor()
+        )
+        print(f"user {user.username} ({user.role}) added; the password is changed at first sign-in")
     if not (args.password_stdin or args.password_prompt):
         print(f"one-time password: {password}")
+    return 0
+
+
+def cmd_user_passwd(config: Config, args: argparse.Namespace) -> int:
+    """Set a user's password on the box (and unlock the user): typed, or a one-time one."""
+    typed = _read_password(args)
+    password = typed or new_password()
+    with _session(config) as session:
+        admin.set_user_password(
+            session,
+            args.username,
+            password,
+            temporary=typed is None,
+            actor=audit.cli_actor(),
+        )
+    print(f"password of {args.username} set; the user's sessions have ended")
+    if typed is None:
+        print(f"one-time password: {password}  (changed at the next sign-in)")
     return 0
 
 
@@ -94,7 +116,12 @@ def _read_password(args: argparse.Namespace) -> str | None:
 def cmd_account_limits(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         account = admin.set_recording_limits(
-            session, args.account_id, args.quota_mb, args.days, args.when_full
+            session,
+            args.account_id,
+            args.quota_mb,
+            args.days,
+            args.when_full,
+            audit.cli_actor(),
         )
         print(
             f"account {account.id}: recordings limited to {args.quota_mb or 'any'} MB and "
@@ -105,14 +132,56 @@ def cmd_account_limits(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_apikey_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
-        token = admin.add_api_key(session, args.username)
+        key, token = admin.add_api_key(
+            session,
+            args.username,
+            audit.cli_actor(),
+            args.scope or DEFAULT_SCOPES,
+            args.days,
+            args.name,
+        )
+        print(f"token {key.id} for {args.username}: {key.scopes}", file=sys.stderr)
     print(f"API token for {args.username} (shown once): {token}")
+    return 0
+
+
+def cmd_apikey_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        print("id\tuser\tname\tscopes\tcreated\texpires\tlast used\tstate")
+        for key in admin.api_keys(session):
+            state = "revoked" if key.revoked_at else "active"
+            print(
+                "\t".join(
+                    str(v)
+                    for v in (
+                        key.id,
+                        key.user.username,
+                        key.name or "-",
+                        key.scopes,
+                        _day(key.created_at),
+                        _day(key.expires_at),
+                        _day(key.last_used_at),
+                        state,
+                    )
+                )
+            )
+    return 0
+
+
+def _day(moment: object) -> str:
+    return moment.strftime("%Y-%m-%d") if hasattr(moment, "strftime") else "-"
+
+
+def cmd_apikey_revoke(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        key = admin.revoke_api_key(session, args.key_id, audit.cli_actor())
+        print(f"token {key.id} of {key.user.username} revoked")
     return 0
 
 
 def cmd_account_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
-        account = admin.add_account(session, args.name, args.parent)
+        account = admin.add_account(session, args.name, args.parent, audit.cli_actor())
         print(f"account {account.id} {account.name!r} added under {account.parent_id}")
     return 0
 
@@ -128,7 +197,9 @@ def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
         match=args.match or (),
     )
     with _session(config) as session:
-        trunk = admin.add_trunk(session, bootstrap.secret_box(config), request, args.account)
+        trunk = admin.add_trunk(
+            session, bootstrap.secret_box(config), request, args.account, audit.cli_actor()
+        )
         print(f"trunk {trunk.name} ({trunk.kind}, {trunk.host}:{trunk.port}) added")
     print("run 'appliance config render' and reload Asterisk to use it")
     return 0
@@ -154,7 +225,7 @@ def cmd_route_add(config: Config, args: argparse.Namespace) -> int:
         dynamic=args.dynamic,
     )
     with _session(config) as session:
-        route = admin.add_route(session, request, args.account, args.region)
+        route = admin.add_route(session, request, args.account, args.region, audit.cli_actor())
         note = " (default for numbers without a route)" if route.is_default else ""
         print(f"route {route.name!r} added{note}")
     return 0
@@ -165,7 +236,7 @@ def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
         number=args.number, label=args.label, source=args.source, route=args.route
     )
     with _session(config) as session:
-        number = admin.add_number(session, request, args.account, args.region)
+        number = admin.add_number(session, request, args.account, args.region, audit.cli_actor())
         print(f"tracking number {number.e164} added")
     return 0
 
@@ -179,15 +250,11 @@ def _vault(config: Config) -> RecordingVault:
     )
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
 def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
     fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            seconds = _vault(config).export_wav(args.call_id, out, _actor())
+            seconds = _vault(config).export_wav(args.call_id, out, audit.cli_actor())
     except BaseException:
         os.unlink(args.output)
         raise
@@ -196,13 +263,13 @@ def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_recording_delete(config: Config, args: argparse.Namespace) -> int:
-    _vault(config).delete(args.call_id, _actor())
+    _vault(config).delete(args.call_id, audit.cli_actor())
     print(f"recording of call {args.call_id} erased")
     return 0
 
 
 def cmd_keys_rotate(config: Config, _args: argparse.Namespace) -> int:
-    key_id, count = _vault(config).rotate_keys(_actor())
+    key_id, count = _vault(config).rotate_keys(audit.cli_actor())
     print(f"master key {key_id} is current; {count} recording key(s) re-wrapped")
     return 0
 
@@ -221,15 +288,216 @@ def cmd_keys_seal(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Tab-separated, one line a row: for people and for cut/awk alike."""
+    print("\t".join(header))
+    for row in rows:
+        print("\t".join("-" if v is None or v == "" else _clean(str(v)) for v in row))
+
+
+def _clean(text: str) -> str:
+    """Values come from callers and users: no tabs, newlines or terminal controls."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def cmd_user_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("user", "role", "account", "must change password", "locked until"),
+            [
+                (u.username, u.role, u.account_id, "yes" if u.must_change_password else "no",
+                 _day(u.locked_until))
+                for u in admin.users(session)
+            ],
+        )  # fmt: skip
+    return 0
+
+
+def cmd_user_role(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        user = admin.set_role(session, args.username, args.role, audit.cli_actor())
+        print(f"{user.username} is now {user.role}")
+    return 0
+
+
+def cmd_user_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.remove_user(session, args.username, audit.cli_actor())
+    print(f"user {args.username} removed; their sessions and tokens ended")
+    return 0
+
+
+def cmd_trunk_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("trunk", "kind", "host", "port", "username", "takes calls from"),
+            [(t.name, t.kind, t.host, t.port, t.username, t.match) for t in admin.trunks(session)],
+        )
+    return 0
+
+
+def cmd_trunk_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.remove_trunk(session, args.name, audit.cli_actor())
+    print(f"trunk {args.name} removed; run 'appliance config render' and reload Asterisk")
+    return 0
+
+
+def cmd_route_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("route", "account", "targets", "strategy", "hours", "recording", "default"),
+            [
+                (
+                    r.name,
+                    r.account_id,
+                    " ".join(t.value for t in r.targets),
+                    r.strategy,
+                    f"{r.hours} {r.timezone}" if r.hours else None,
+                    r.recording,
+                    "yes" if r.is_default else None,
+                )
+                for r in admin.routes(session)
+            ],
+        )
+    return 0
+
+
+def cmd_route_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.remove_route(session, args.name, args.account, audit.cli_actor())
+    print(f"route {args.name!r} removed")
+    return 0
+
+
+def cmd_number_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("number", "account", "label", "source", "route", "state"),
+            [
+                (
+                    n.e164,
+                    n.account_id,
+                    n.label,
+                    n.source.name if n.source else None,
+                    n.route.name if n.route else None,
+                    "released" if n.released_at else "active",
+                )
+                for n in admin.numbers(session)
+            ],
+        )
+    return 0
+
+
+def cmd_number_edit(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        number = admin.edit_number(
+            session,
+            args.number,
+            audit.cli_actor(),
+            args.region,
+            route=args.route,
+            source=args.source,
+            label=args.label,
+        )
+        print(f"tracking number {number.e164} changed")
+    return 0
+
+
+def cmd_number_release(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.release_number(session, args.number, audit.cli_actor(), args.region)
+    print(f"tracking number {args.number} released: it takes no calls; its calls stay")
+    return 0
+
+
+def cmd_calls_list(config: Config, args: argparse.Namespace) -> int:
+    fields = {"from": args.since, "to": args.until, "number": args.number}
+    fields |= {"source": args.source, "disposition": args.disposition, "q": args.search}
+    wanted = call_log.parse_filter({k: v for k, v in fields.items() if v})
+    with _sessions(config)() as session:
+        box = the_box(session, audit.cli_actor())
+        rows, _ = call_log.page(session, box, wanted, None, args.limit)
+    _table(
+        ("call", "started (UTC)", "caller", "name", "dialled", "source", "route", "outcome",
+         "talk s", "recorded"),
+        [
+            (r.id, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.caller_number, r.caller_name,
+             r.dialled, r.source, r.route, r.disposition,
+             None if r.talk_seconds is None else round(r.talk_seconds),
+             "yes" if r.recorded else "no")
+            for r in rows
+        ],
+    )  # fmt: skip
+    return 0
+
+
+def cmd_endpoint_add(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        endpoint, password = admin.add_endpoint(
+            session,
+            bootstrap.secret_box(config),
+            args.name,
+            args.label,
+            args.account,
+            audit.cli_actor(),
+        )
+        print(f"endpoint {endpoint.name} added: set up the phone with")
+    _phone_settings(config, args.name, password)
+    return 0
+
+
+def _phone_settings(config: Config, name: str, password: str) -> None:
+    print(f"  SIP server: {config.asterisk.sip_host}:{config.asterisk.sip_port} (UDP)")
+    print(f"  user name and auth name: {name}")
+    print(f"  password (shown once): {password}")
+    print("run 'appliance config render' and reload Asterisk to use it")
+
+
+def cmd_endpoint_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("endpoint", "account", "label", "created"),
+            [(e.name, e.account_id, e.label, _day(e.created_at)) for e in admin.endpoints(session)],
+        )
+    return 0
+
+
+def cmd_endpoint_passwd(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        password = admin.new_endpoint_password(
+            session, bootstrap.secret_box(config), args.name, audit.cli_actor()
+        )
+    print(f"endpoint {args.name} has a new password:")
+    _phone_settings(config, args.name, password)
+    return 0
+
+
+def cmd_endpoint_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.remove_endpoint(session, args.name, audit.cli_actor())
+    print(f"endpoint {args.name} removed; run 'appliance config render' and reload Asterisk")
+    return 0
+
+
 def cmd_config_render(config: Config, _args: argparse.Namespace) -> int:
     sessions = _sessions(config)
     with sessions.begin() as session:
         trunks = admin.trunk_views(session, bootstrap.secret_box(config))
+        endpoints = admin.endpoint_views(session, bootstrap.secret_box(config))
     compiled = compile_routes(CallStore(sessions).routing_table(), render.dialplan_settings(config))
-    path = render.write(config, trunks, compiled.text)
+    path = render.write(config, trunks, compiled.text, endpoints)
     for problem in compiled.problems:
         print(f"warning: {problem}", file=sys.stderr)
     print(f"Asterisk config written to {path}; routes compiled into {render.routes_path(config)}")
+    return 0
+
+
+def cmd_tls_install(config: Config, args: argparse.Namespace) -> int:
+    tls.install(config, Path(args.cert), Path(args.key))
+    with _session(config) as session:
+        audit.record(session, audit.cli_actor(), "tls.install", detail=str(args.cert))
+    print("certificate installed; restart the controller to serve it")
     return 0
 
 
@@ -271,8 +539,22 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     p = command("add", cmd_user_add, "add a user (prints a generated password)", user)
     p.add_argument("username")
-    p.add_argument("--role", default="viewer", choices=admin.ROLES)
+    p.add_argument("--role", default="analyst", choices=admin.ROLES)
     p.add_argument("--account", type=int, help="account id (default: the agency)")
+    password_options(p)
+    command("list", cmd_user_list, "list users", user)
+    p = command("role", cmd_user_role, "change a user's role", user)
+    p.add_argument("username")
+    p.add_argument("role", choices=admin.ROLES)
+    p = command("remove", cmd_user_remove, "remove a user (never the last owner)", user)
+    p.add_argument("username")
+    p = command(
+        "passwd",
+        cmd_user_passwd,
+        "set a user's password and unlock it (a one-time one unless typed)",
+        user,
+    )
+    p.add_argument("username")
     password_options(p)
 
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
@@ -294,6 +576,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--match", action="append", help="address or network calls come from")
     p.add_argument("--account", type=int)
     password_options(p)
+
+    command("list", cmd_trunk_list, "list trunks (never their passwords)", trunk)
+    p = command("remove", cmd_trunk_remove, "remove a trunk no route forwards over", trunk)
+    p.add_argument("name")
+
+    endpoint = sub.add_parser("endpoint", help="desk and soft phones").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("add", cmd_endpoint_add, "add a phone; prints its SIP password once", endpoint)
+    p.add_argument("name", help="its SIP user name, e.g. desk-1")
+    p.add_argument("--label", help="e.g. 'Front desk, room 2'")
+    p.add_argument("--account", type=int)
+    command("list", cmd_endpoint_list, "list phones (never their passwords)", endpoint)
+    p = command("passwd", cmd_endpoint_passwd, "give a phone a new password", endpoint)
+    p.add_argument("name")
+    p = command("remove", cmd_endpoint_remove, "remove a phone no route rings", endpoint)
+    p.add_argument("name")
 
     route = sub.add_parser("route", help="manage routes").add_subparsers(
         dest="action", required=True
@@ -322,6 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
 
+    command("list", cmd_route_list, "list routes", route)
+    p = command("remove", cmd_route_remove, "remove a route no number takes", route)
+    p.add_argument("name")
+    p.add_argument("--account", type=int)
+
     number = sub.add_parser("number", help="manage tracking numbers").add_subparsers(
         dest="action", required=True
     )
@@ -332,6 +636,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--route", help="route its calls take (see 'appliance route add')")
     p.add_argument("--region", default="US", help="region for numbers without +country code")
     p.add_argument("--account", type=int)
+
+    command("list", cmd_number_list, "list tracking numbers", number)
+    p = command("edit", cmd_number_edit, "change a number's route, source or label", number)
+    p.add_argument("number")
+    p.add_argument("--route")
+    p.add_argument("--source", help="'' for none")
+    p.add_argument("--label", help="'' for none")
+    p.add_argument("--region", default="US")
+    p = command("release", cmd_number_release, "stop taking calls on a number", number)
+    p.add_argument("number")
+    p.add_argument("--region", default="US")
+
+    calls = sub.add_parser("calls", help="the call log").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("list", cmd_calls_list, "the latest calls, newest first", calls)
+    p.add_argument("--from", dest="since", help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--to", dest="until", help="last day, YYYY-MM-DD (UTC)")
+    p.add_argument("--number", help="digits of the dialled or the caller's number")
+    p.add_argument("--source")
+    p.add_argument("--disposition", choices=call_log.DISPOSITIONS)
+    p.add_argument("--search", help="caller name or number, route")
+    p.add_argument("--limit", type=int, default=50, help="at most 200")
 
     p = command("limits", cmd_account_limits, "recording storage limits of an account", account)
     p.add_argument("account_id", type=int)
@@ -344,6 +671,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = command("add", cmd_apikey_add, "create an API token for a user (shown once)", apikey)
     p.add_argument("username")
+    p.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        help=f"what the token may do, within its user's role (default: {' '.join(DEFAULT_SCOPES)})",
+    )
+    p.add_argument("--days", type=int, help="the token ends after this many days")
+    p.add_argument("--name", help="what the token is for")
+    command("list", cmd_apikey_list, "list API tokens (never the tokens themselves)", apikey)
+    p = command("revoke", cmd_apikey_revoke, "revoke an API token at once", apikey)
+    p.add_argument("key_id", type=int)
 
     recordings = sub.add_parser("recordings", help="call recordings").add_subparsers(
         dest="action", required=True
@@ -359,6 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
     command("rotate", cmd_keys_rotate, "new master key; re-wrap every recording key", keys_parser)
     p = command("seal", cmd_keys_seal, "seal the key file under a passphrase", keys_parser)
     password_options(p)
+
+    tls_parser = sub.add_parser("tls", help="the admin UI's certificate").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("install", cmd_tls_install, "serve your own certificate and key", tls_parser)
+    p.add_argument("cert", help="PEM certificate (with its chain)")
+    p.add_argument("key", help="PEM private key")
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(
         dest="action", required=True
@@ -382,10 +727,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileExistsError as exc:
         print(f"appliance: {exc.filename} already exists", file=sys.stderr)
         return 2
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        print(f"appliance: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     except RecordingNotFound as exc:
         print(f"appliance: no recording for call {exc}", file=sys.stderr)
         return 2
-    except (ConfigError, admin.AdminError, InvalidNumber, KeyProblem, RecordingError) as exc:
+    except (
+        ConfigError,
+        admin.AdminError,
+        InvalidNumber,
+        KeyProblem,
+        RecordingError,
+        call_log.BadFilter,
+    ) as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 2
     except OperationalError as exc:

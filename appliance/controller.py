@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance import sdnotify
+from appliance import bootstrap, sdnotify
 from appliance.asterisk import render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
@@ -39,7 +39,6 @@ from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
 from appliance.supervisor import Supervisor
 from appliance.tls import server_context
-from appliance.web import api
 from appliance.web.app import init_app
 
 log = logging.getLogger(__name__)
@@ -201,8 +200,15 @@ class Controller:
             "recordings": lambda: features.sweeper.healthy,
             "routes": lambda: features.routes.healthy,
         }
-        app = init_app(checks, lambda: counters(features, agi))
-        api.add_routes(app, self.store.sessions, features.vault, features.live)
+        app = init_app(
+            checks,
+            lambda: counters(features, agi),
+            self.store.sessions,
+            features.vault,
+            features.live,
+            tls=config.http.tls,
+            box=bootstrap.secret_box(config),
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

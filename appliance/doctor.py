@@ -143,9 +143,13 @@ def check_ami(config: Config) -> Finding:
 
 
 def check_port(name: str, host: str, port: int) -> Finding:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        listening = sock.connect_ex((host, port)) == 0
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            listening = True
+    except socket.gaierror as exc:
+        return Finding(FAIL, name, f"{host!r} is not a host this machine can find ({exc})")
+    except OSError:
+        listening = False
     if listening:
         return Finding(OK, name, f"{host}:{port} is listening")
     return Finding(
@@ -230,7 +234,15 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_recordings(config),
         lambda: check_disk(config),
     ]
-    return [check() for check in checks]
+    return [_safely(check) for check in checks]
+
+
+def _safely(check: Callable[[], Finding]) -> Finding:
+    """A check that breaks is a finding too, never a traceback."""
+    try:
+        return check()
+    except Exception as exc:
+        return Finding(FAIL, "doctor", f"a check could not run: {type(exc).__name__}: {exc}")
 
 
 def run(config: Config) -> int:

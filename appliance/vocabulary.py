@@ -10,11 +10,16 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """What a user may do: admins change everything, managers handle calls, viewers read."""
+    """What a user may do (appliance/access.py holds what each role is allowed).
 
+    Owners and admins run the appliance, managers handle calls, analysts read everything of
+    their account, client viewers read the calls of their client account."""
+
+    OWNER = "owner"
     ADMIN = "admin"
     MANAGER = "manager"
-    VIEWER = "viewer"
+    ANALYST = "analyst"
+    CLIENT_VIEWER = "client_viewer"
 
 
 class RecordingMode(StrEnum):

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Stack, asterisk_root, free_port, sipp_phone, wait_for
+from tests.harness import Stack, asterisk_root, sipp_phone, wait_for
+from tests.postgres_server import temporary_server
 
 TRUNK_PORT_ENV = "APPLIANCE_TEST_TRUNK_PORT"
 
@@ -44,55 +40,11 @@ def running(stack: Stack):
     return stack
 
 
-def _pg_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not found:
-        raise RuntimeError("PostgreSQL is not installed (scripts/test installs it)")
-    return Path(found[-1]).parent
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server on loopback, for the whole session, removed afterwards."""
-    bindir = _pg_bin()
-    base = Path(tempfile.mkdtemp(prefix="appliance-pg-"))
-    port = free_port()
-    user = None
-    if os.geteuid() == 0:
-        user = "postgres"
-        shutil.chown(base, user=pwd.getpwnam(user).pw_uid)
-
-    def run(*argv: str) -> None:
-        command = ["runuser", "-u", user, "--", *argv] if user else list(argv)
-        subprocess.run(command, check=True, capture_output=True, cwd=base)
-
-    run(
-        str(bindir / "initdb"),
-        "-D",
-        str(base / "data"),
-        "-U",
-        "appliance",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-    )
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(base / "data"),
-        "-l",
-        str(base / "log"),
-        "-w",
-        "start",
-        "-o",
-        f"-h 127.0.0.1 -p {port} -k {base} -F",
-    )
-    try:
-        url = f"postgresql+psycopg://appliance@127.0.0.1:{port}/postgres"
+    with temporary_server() as url:
         yield url
-    finally:
-        run(str(bindir / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

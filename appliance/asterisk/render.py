@@ -68,6 +68,7 @@ ASTERISK_DIRS = ("db", "keys", "spool", "run", "log")
 CDR_DIR = "log/cdr-custom"  # the controller moves and deletes the CDR files it reconciled
 ROUTES_DIR = "routes"
 ROUTES_FILE = "extensions_routes.conf"
+PHONES_CONTEXT = "appliance-phones"  # where calls from the appliance's phones land: nowhere
 
 
 def templates_dir() -> Path:
@@ -85,6 +86,14 @@ class TrunkView:
     username: str = ""
     password: str = ""
     match: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """What the pjsip template needs of a phone; the password is already unsealed."""
+
+    name: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,12 @@ def asterisk_uid(config: Config) -> int:
     return lookup_user(Path(config.asterisk.root), config.asterisk.user).uid
 
 
-def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[str, Any]:
+def context(
+    config: Config,
+    trunks: list[TrunkView],
+    user: SystemUser,
+    endpoints: list[EndpointView] | None = None,
+) -> dict[str, Any]:
     root = Path(config.asterisk.root)
     spool = config.recordings.spool_dir.rstrip("/")
     raw, done = (
@@ -179,6 +193,8 @@ def context(config: Config, trunks: list[TrunkView], user: SystemUser) -> dict[s
         "rtp_end": config.asterisk.rtp_end,
         "inbound_context": config.asterisk.inbound_context,
         "trunks": trunks,
+        "endpoints": endpoints or [],
+        "phones_context": PHONES_CONTEXT,
     }
 
 
@@ -196,10 +212,15 @@ def render_files(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def write(config: Config, trunks: list[TrunkView], routes: str) -> Path:
+def write(
+    config: Config,
+    trunks: list[TrunkView],
+    routes: str,
+    endpoints: list[EndpointView] | None = None,
+) -> Path:
     """Render and write the config and the compiled routes; create Asterisk's directories."""
     user = lookup_user(Path(config.asterisk.root), config.asterisk.user)
-    files = render_files(context(config, trunks, user))
+    files = render_files(context(config, trunks, user, endpoints))
     base = config.asterisk_dir_on_host
     base.mkdir(parents=True, exist_ok=True, mode=0o750)
     _own(base, 0, user.gid, 0o750)  # root's, so Asterisk cannot swap etc/ for its own

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from appliance.calls.tracker import CallTracker, LiveCall
+from appliance.calls.tracker import CallTracker, InProgress, LiveCall
 from appliance.calls.writer import CallWriter
 
 
@@ -31,3 +31,6 @@ class CallFollower:
 
     def live(self, linkedid: str) -> LiveCall | None:
         return self.tracker.live(linkedid)
+
+    def in_progress(self) -> list[InProgress]:
+        return self.tracker.in_progress()

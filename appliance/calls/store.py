@@ -37,7 +37,8 @@ class CallStore:
         with self.sessions() as session:
             plans: dict[int | None, RoutePlan | None] = {None: None}
             numbers = []
-            for number in session.scalars(select(TrackingNumber).order_by(TrackingNumber.id)):
+            active = select(TrackingNumber).where(TrackingNumber.released_at.is_(None))
+            for number in session.scalars(active.order_by(TrackingNumber.id)):
                 if number.route_id not in plans:
                     plans[number.route_id] = _plan(session, number.route)
                 info = NumberInfo(number.id, number.account_id, number.e164, plans[number.route_id])
@@ -125,7 +126,11 @@ class CallStore:
         number = session.get(TrackingNumber, number_id) if number_id else None
         if number is None:  # the dialplan did not say (an unknown number, an older CDR)
             dialled = fields["dialled"]
-            number = session.scalar(select(TrackingNumber).where(TrackingNumber.e164 == dialled))
+            number = session.scalar(
+                select(TrackingNumber).where(
+                    TrackingNumber.e164 == dialled, TrackingNumber.released_at.is_(None)
+                )
+            )
         record = Call(
             **fields,
             tracking_number_id=number.id if number else None,

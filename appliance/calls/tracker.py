@@ -76,6 +76,19 @@ class LiveCall:
     connected: bool  # answered by a destination: the caller is in the bridge
 
 
+@dataclass(frozen=True)
+class InProgress:
+    """A call going on now, as the live calls page shows it."""
+
+    linkedid: str
+    started: float  # epoch seconds
+    caller_number: str
+    caller_name: str
+    dialled: str
+    answered: float | None
+    recording: bool
+
+
 class CallTracker:
     def __init__(self) -> None:
         self.calls: dict[str, _Call] = {}
@@ -109,6 +122,25 @@ class CallTracker:
             opted_out=call.recording_opted_out,
             recording=call.recording_on,
             connected=call.answered is not None,
+        )
+
+    def in_progress(self) -> list[InProgress]:
+        """Every call not ended yet, the oldest first."""
+        return sorted(
+            (
+                InProgress(
+                    linkedid=c.linkedid,
+                    started=c.started,
+                    caller_number=c.caller_number,
+                    caller_name=c.caller_name,
+                    dialled=c.dialled,
+                    answered=c.answered,
+                    recording=c.recording_on,
+                )
+                for c in self.calls.values()
+                if c.ended is None and c.channel
+            ),
+            key=lambda c: c.started,
         )
 
     # events --------------------------------------------------------------------------

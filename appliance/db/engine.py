@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ def make_engine(url: str) -> Engine:
                 raise ConfigError(
                     f"database.url: directory {folder} does not exist (run 'appliance init')"
                 )
+            _private(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": 15}
     try:
         engine = create_engine(parsed, **kwargs)
@@ -35,6 +38,23 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _private(database: Path) -> None:
+    """The database file and its journals are readable by the appliance's user only (SQLite
+    gives the journals the database file's mode)."""
+    fd = os.open(database, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for journal in (
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        if journal.exists() and not journal.is_symlink():
+            journal.chmod(0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -71,9 +72,16 @@ class User(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     username: Mapped[str] = mapped_column(String(200), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    role: Mapped[str] = mapped_column(String(16), default="analyst")
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # the TOTP secret of the second sign-in step, sealed; the last time step used (no replay)
+    totp_sealed: Mapped[str | None] = mapped_column(String(512))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+
+    account: Mapped[Account] = relationship()
 
 
 class Trunk(Base):
@@ -90,6 +98,19 @@ class Trunk(Base):
     username: Mapped[str | None] = mapped_column(String(128))
     password_sealed: Mapped[str | None] = mapped_column(String(512))
     match: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Endpoint(Base):
+    """A desk or soft phone of the appliance: it registers with a generated password (sealed
+    here) and can only receive calls."""
+
+    __tablename__ = "endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    label: Mapped[str | None] = mapped_column(String(120))
+    password_sealed: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -170,6 +191,8 @@ class TrackingNumber(Base):
     route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
     trunk_id: Mapped[int | None] = mapped_column(ForeignKey("trunks.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a released number takes no calls; it stays so that its calls keep their attribution
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     route: Mapped[Route | None] = relationship()
     source: Mapped[Source | None] = relationship()
@@ -185,6 +208,9 @@ class Call(Base):
             name="disposition",
         ),
         Index("ix_calls_account_caller", "account_id", "caller_number"),
+        # the call log: newest first, one tenant's or all, read a page at a time
+        Index("ix_calls_account_started", "account_id", "started_at", "id"),
+        Index("ix_calls_started", "started_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_call_id)
     account_id: Mapped[int | None] = mapped_column(
@@ -236,7 +262,7 @@ class Recording(Base):
 
 
 class AuditEntry(Base):
-    """Every access to a recording and every admin change."""
+    """Every sign-in, refused request, access to a recording and admin change."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -246,15 +272,41 @@ class AuditEntry(Base):
     subject: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(500))
+    # whose data it concerns, so each tenant reads its own part of the log
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
 
 
 class ApiKey(Base):
-    """A bearer token for the API; only its SHA-256 is stored."""
+    """A bearer token for the API; only its SHA-256 is stored. Its scopes narrow what its
+    user's role allows."""
 
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    name: Mapped[str | None] = mapped_column(String(80))
+    scopes: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    client: Mapped[str | None] = mapped_column(String(64))
+    # False until the second step (a TOTP code) is done, for users who have one
+    verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     user: Mapped[User] = relationship()

@@ -314,7 +314,12 @@ class RecordingVault:
 
     # reading ---------------------------------------------------------------------------
     def load(
-        self, call_id: str, actor: str, action: str, client: str | None = None
+        self,
+        call_id: str,
+        actor: str,
+        action: str,
+        client: str | None = None,
+        account_id: int | None = None,
     ) -> tuple[SealedRecording, BinaryIO]:
         """Open a recording for reading (the caller closes the stream); the access is written
         to the audit log before a byte is decrypted."""
@@ -322,7 +327,15 @@ class RecordingVault:
             row = session.get(Recording, call_id)
             if row is None:
                 raise RecordingNotFound(call_id)
-            session.add(AuditEntry(actor=actor, action=action, subject=call_id, client=client))
+            session.add(
+                AuditEntry(
+                    actor=actor,
+                    action=action,
+                    subject=call_id,
+                    client=client,
+                    account_id=account_id,
+                )
+            )
             session.expunge(row)
         ring = self.ring()
         file_id = bytes.fromhex(row.file_id)
@@ -355,11 +368,17 @@ class RecordingVault:
         subject: str,
         client: str | None = None,
         detail: str | None = None,
+        account_id: int | None = None,
     ) -> None:
         with self.sessions.begin() as session:
             session.add(
                 AuditEntry(
-                    actor=actor, action=action, subject=subject, client=client, detail=detail
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    client=client,
+                    detail=detail,
+                    account_id=account_id,
                 )
             )
 

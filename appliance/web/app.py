@@ -1,18 +1,28 @@
-"""The aiohttp application: health endpoint and the admin pages."""
+"""The aiohttp application: /health, the admin pages and the REST API, with the hardening and
+authentication every request goes through."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Callable
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__
+from appliance.access import Permission, Principal
+from appliance.recordings.live import LiveRecordings
+from appliance.recordings.vault import RecordingVault
 from appliance.resources import shipped_dir
+from appliance.secrets import SecretBox
+from appliance.web import api, auth, pages, playback
+from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
+from appliance.web.keys import PRINCIPAL
+from appliance.web.render import render
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHECKS: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("checks", dict)
 Counters = Callable[[], dict[str, int]]
 COUNTERS: web.AppKey[Counters] = web.AppKey("counters")
@@ -43,32 +53,42 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if healthy else 503)
 
 
-@aiohttp_jinja2.template("status.html")
-async def index(request: web.Request) -> dict[str, object]:
-    return {"checks": await run_checks(request.app), "version": __version__}
+async def status(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CONFIG_READ)
+    return render(request, "status.html", checks=await run_checks(request.app))
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Content-Security-Policy", "default-src 'self'")
-    return response
-
-
-def init_app(checks: dict[str, Callable[[], object]], counters: Counters = dict) -> web.Application:
+def init_app(
+    checks: dict[str, Callable[[], object]],
+    counters: Counters,
+    sessions: sessionmaker[Session],
+    vault: RecordingVault,
+    live: LiveRecordings | None = None,
+    tls: bool = True,
+    box: SecretBox | None = None,
+) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
-    app = web.Application(middlewares=[security_headers], client_max_size=1024**2)
+    app = web.Application(middlewares=[errors, auth.authenticate], client_max_size=256 * 1024)
     app[CHECKS] = checks
     app[COUNTERS] = counters
+    app[auth.SESSIONS] = sessions
+    app[auth.THROTTLE] = auth.Throttle()
+    app[auth.BOX] = box or SecretBox(secrets.token_bytes(32))
+    app[REFUSALS] = RefusalLog(sessions)
+    app[playback.VAULT] = vault
+    app.on_response_prepare.append(secure_headers(tls))
+    web_dir = shipped_dir("web")
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(shipped_dir("web") / "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
+        loader=jinja2.FileSystemLoader(web_dir / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
     )
     app.router.add_get("/health", health)
-    app.router.add_get("/", index)
+    app.router.add_get("/status", status)
+    app.router.add_static("/static/", web_dir / "static", follow_symlinks=False)
+    pages.add_routes(app)
+    api.add_routes(app, live)
     return app

@@ -1,5 +1,7 @@
 """Schema and migrations, on SQLite and on a real PostgreSQL server."""
 
+import dataclasses
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -131,3 +133,34 @@ def test_a_call_learnt_from_the_cdrs_gets_a_random_id_and_its_number(engine):
         call = session.get(Call, call_id)
         assert (call.via, call.dialled, call.account_id) == ("reconciled", "+12025550123", 1)
         assert call.tracking_number_id is not None
+
+
+def test_a_released_number_takes_no_calls_and_keeps_its_calls(engine):
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        admin.add_number(session, admin.NumberRequest("+12025550123", source="Flyer"))
+    store = CallStore(sessions)
+    (info,) = store.routing_table().numbers
+    before = CallOutcome(
+        linkedid="1700000000.1",
+        dialled="12025550123",
+        caller_number="13125550111",
+        caller_name="Jane",
+        started=1.0,
+        ended=3.0,
+        answered=None,
+        ring_started=None,
+        disposition="no_answer",
+        hangup_party="caller",
+    )
+    store.write([before])
+    with sessions.begin() as session:
+        admin.release_number(session, "+12025550123", "test")
+    assert store.routing_table().numbers == ()
+    after = dataclasses.replace(before, linkedid="1700000000.2", started=5.0, ended=6.0)
+    store.write([after])
+    with sessions() as session:
+        calls = {c.linkedid: c for c in session.scalars(select(Call))}
+    assert calls["1700000000.1"].tracking_number_id == info.id  # the attribution stays
+    assert calls["1700000000.2"].tracking_number_id is None  # a released number is nobody's

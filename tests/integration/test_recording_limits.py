@@ -58,7 +58,7 @@ def test_quota_erases_the_oldest_and_warns(world, caplog):
     sessions, vault, account_id, tmp_path = world
     ids = [record_call(sessions, vault, account_id, tmp_path, n, 10) for n in range(4)]
     with sessions.begin() as session:
-        admin.set_recording_limits(session, account_id, 1, None, "delete_oldest")  # 1 MB
+        admin.set_recording_limits(session, account_id, 1, None, "delete_oldest", "test")  # 1 MB
     with caplog.at_level(logging.WARNING):
         verdicts = RetentionJob(sessions, vault).apply()
     assert verdicts[account_id].delete == (ids[0],)  # 4 x 320 kB > 1 MB: the oldest goes
@@ -72,7 +72,7 @@ def test_full_account_with_pause_stops_recording_new_calls(world, caplog):
     for n in range(2):
         record_call(sessions, vault, account_id, tmp_path, n, 20)
     with sessions.begin() as session:
-        admin.set_recording_limits(session, account_id, 1, None, "pause")
+        admin.set_recording_limits(session, account_id, 1, None, "pause", "test")
     with caplog.at_level(logging.WARNING):
         RetentionJob(sessions, vault).apply()
     assert len(stored(sessions)) == 2
@@ -92,7 +92,7 @@ def test_age_limit(world):
     sessions, vault, account_id, tmp_path = world
     call_id = record_call(sessions, vault, account_id, tmp_path, 1, 1)
     with sessions.begin() as session:
-        admin.set_recording_limits(session, account_id, None, 30, "delete_oldest")
+        admin.set_recording_limits(session, account_id, None, 30, "delete_oldest", "test")
     job = RetentionJob(sessions, vault)
     job.apply()
     assert stored(sessions) == [call_id]

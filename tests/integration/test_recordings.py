@@ -266,7 +266,10 @@ def http_get(stack: Stack, path: str, token: str | None = None, range_: str | No
 
 
 def token_for(stack: Stack, username: str) -> str:
-    return stack.appliance("apikey", "add", username).stdout.rsplit(" ", 1)[1].strip()
+    """A token with every scope: the user's role decides."""
+    scopes = ("--scope", "calls:read", "--scope", "recordings:read")
+    scopes += ("--scope", "recordings:control")
+    return stack.appliance("apikey", "add", username, *scopes).stdout.rsplit(" ", 1)[1].strip()
 
 
 def test_playback_over_https_with_ranges_roles_and_audit(recorded: Stack, phone, tmp_path):
@@ -276,14 +279,14 @@ def test_playback_over_https_with_ranges_roles_and_audit(recorded: Stack, phone,
         "add",
         "reader",
         "--role",
-        "viewer",
+        "analyst",
         "--password-stdin",
         input="a-long-enough-password\n",
     )
     viewer, admin = token_for(recorded, "reader"), token_for(recorded, "admin")
     recorded.appliance("recordings", "export", row["call_id"], str(tmp_path / "call.wav"))
     whole = (tmp_path / "call.wav").read_bytes()
-    path = f"/api/calls/{row['call_id']}/recording"
+    path = f"/api/v1/calls/{row['call_id']}/recording"
 
     status, headers, body = http_get(recorded, path, viewer)
     assert status == 200 and body == whole
@@ -303,18 +306,19 @@ def test_playback_over_https_with_ranges_roles_and_audit(recorded: Stack, phone,
 
     assert http_get(recorded, path)[0] == 401
     assert http_get(recorded, path, "apk_not-a-token")[0] == 401
-    assert http_get(recorded, path + "?download=1", viewer)[0] == 403
-    status, headers, body = http_get(recorded, path + "?download=1", admin)
-    assert status == 200 and body == whole and headers["Content-Disposition"].startswith("attach")
-    assert http_get(recorded, f"/api/calls/{'0' * 32}/recording", viewer)[0] == 404
+    for token in (viewer, admin):  # hearing and saving are one permission
+        status, headers, body = http_get(recorded, path + "?download=1", token)
+        assert status == 200 and body == whole
+        assert headers["Content-Disposition"].startswith("attachment")
+    assert http_get(recorded, f"/api/v1/calls/{'0' * 32}/recording", viewer)[0] == 404
 
     plays = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.play'")
     assert len(plays) == 6
     assert {(p["actor"], p["client"], p["subject"]) for p in plays} == {
         ("user:reader", "127.0.0.1", row["call_id"])
     }
-    (download,) = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.download'")
-    assert download["actor"] == "user:admin"
+    downloads = query(recorded, "SELECT * FROM audit_log WHERE action = 'recording.download'")
+    assert [d["actor"] for d in downloads] == ["user:reader", "user:admin"]
 
 
 def test_full_disk_keeps_the_plaintext_until_there_is_room(stack: Stack, phone, tmp_path):
@@ -391,7 +395,7 @@ def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
         "add",
         "reader",
         "--role",
-        "viewer",
+        "analyst",
         "--password-stdin",
         input="a-long-enough-password\n",
     )
@@ -400,14 +404,14 @@ def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
     caller = speaking(recorded, 7000)
     call_id = live_call_id(recorded)
     wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="the recording to start")
-    path = f"/api/calls/{call_id}/recording"
+    path = f"/api/v1/calls/{call_id}/recording"
     time.sleep(1.5)
     assert http_post(recorded, path + "/pause", viewer) == 403
     assert http_post(recorded, path + "/pause", manager) == 200
     time.sleep(2.5)
     assert http_post(recorded, path + "/resume", manager) == 200
     assert caller.wait(30) == 0
-    assert http_post(recorded, path + "/pause", manager) == 404  # the call is over
+    assert http_post(recorded, path + "/pause", manager) == 409  # the call is over
     wait_for(lambda: query(recorded, "SELECT * FROM recordings"), timeout=20, what="sealing")
     spool_emptied(recorded)
     recorded.appliance("recordings", "export", call_id, str(tmp_path / "call.wav"))
@@ -445,7 +449,7 @@ def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
     phone(scenario="phone_speech.xml")
     caller = speaking(stack, 4000)
     call_id = live_call_id(stack)
-    path = f"/api/calls/{call_id}/recording"
+    path = f"/api/v1/calls/{call_id}/recording"
     time.sleep(1.0)
     assert list(stack.spool_on_host.iterdir()) == []  # nothing recorded until asked
     assert http_post(stack, path + "/pause", admin) == 409  # nothing to pause yet
@@ -472,14 +476,14 @@ def test_on_demand_recording_respects_the_route_and_the_caller(stack: Stack, pho
     phone(scenario="phone_speech.xml", calls=2)
     plain = stack.sipp_background("12025550124", talk_ms=3000, scenario="carrier_speech.xml")
     call_id = live_call_id(stack)
-    assert http_post(stack, f"/api/calls/{call_id}/recording/start", admin) == 409
+    assert http_post(stack, f"/api/v1/calls/{call_id}/recording/start", admin) == 409
     assert plain.wait(30) == 0
     opted = stack.sipp_background("12025550123", talk_ms=4000, scenario="carrier_optout.xml")
     wait_for(lambda: len(stack.calls()) == 2, what="the second call's record")
     second = [r["id"] for r in stack.calls() if r["id"] != call_id][0]
     wait_for(
         lambda: (
-            http_post(stack, f"/api/calls/{second}/recording/start", admin) == 409
+            http_post(stack, f"/api/v1/calls/{second}/recording/start", admin) == 409
             and audited(stack, "recording.start.refused")[-1]["detail"]
             == "the caller opted out of recording"
         ),

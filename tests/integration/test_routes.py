@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
+import subprocess
 import threading
 import time
 from zoneinfo import ZoneInfo
@@ -17,7 +18,16 @@ from appliance import admin
 from appliance.calls.routing import RoutePlan, decide
 from appliance.calls.schedule import DAYS
 from appliance.db.engine import make_engine, session_factory
-from tests.harness import Stack, first, free_port, invited, sip_messages, sipp_call, wait_for
+from tests.harness import (
+    SIPP_DIR,
+    Stack,
+    first,
+    free_port,
+    invited,
+    sip_messages,
+    sipp_call,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 CALLER = "13125550111"
@@ -334,3 +344,37 @@ def test_a_call_from_another_address_claiming_the_trunk_is_refused(
     assert allowed.returncode == 0 and invited(carrier.trace) == [CARRIER_TARGET]
     (call,) = stack.finished()  # the refused INVITE left no call behind
     assert call["caller_number"] == CALLER
+
+
+def register(stack: Stack, name: str, password: str, port: int) -> subprocess.CompletedProcess:
+    """SIPp as the phone `name` registering from 127.0.0.1:port with its password."""
+    return subprocess.run(
+        ["sipp", f"127.0.0.1:{stack.sip_port}", "-sf", str(SIPP_DIR / "phone_register.xml"),
+         "-i", "127.0.0.1", "-p", str(port), "-s", name, "-au", name, "-ap", password,
+         "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_an_appliance_phone_registers_with_its_password_and_takes_calls(stack: Stack, phone):
+    added = stack.appliance("endpoint", "add", "desk-9", "--label", "Front desk")
+    password = added.stdout.split("password (shown once): ")[1].split()[0]
+    assert password not in stack.appliance("endpoint", "list").stdout
+    # the carrier sends from another address than the phone: an address is one trunk's
+    stack.appliance("trunk", "add", "carrier", "--host", "127.0.0.2")
+    stack.appliance("route", "add", "Desk", "--endpoint", "desk-9")
+    stack.appliance("number", "add", "+12025550106", "--route", "Desk")
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    port = free_port(socket.SOCK_DGRAM)
+    assert register(stack, "desk-9", "not-" + password, port).returncode != 0
+    assert register(stack, "desk-8", password, port).returncode != 0
+    result = register(stack, "desk-9", password, port)
+    assert result.returncode == 0, result.stdout + result.stderr
+    desk = phone(port=port)
+    answered = sipp_call(stack, "12025550106", CALLER, "Jane", talk_ms=300, source="127.0.0.2")
+    assert answered.returncode == 0, answered.output
+    (call,) = stack.finished()
+    assert call["answered_by"] == "desk-9" and call["route_name"] == "Desk"
+    assert invited(desk.trace) == ["desk-9"]

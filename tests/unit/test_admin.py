@@ -37,11 +37,11 @@ def test_users_are_validated(session):
     with pytest.raises(admin.AdminError, match="already exists"):
         admin.add_user(session, "ops@example.com", "a-long-password", "admin")
     with pytest.raises(admin.AdminError, match="at least 12"):
-        admin.add_user(session, "short", "short", "viewer")
+        admin.add_user(session, "short", "short", "analyst")
     with pytest.raises(admin.AdminError, match="role"):
         admin.add_user(session, "x", "a-long-password", "root")
     with pytest.raises(admin.AdminError, match="may only use"):
-        admin.add_user(session, "<script>", "a-long-password", "viewer")
+        admin.add_user(session, "<script>", "a-long-password", "analyst")
 
 
 def test_trunk_password_is_sealed_and_views_unseal_it(session, box):

@@ -1,11 +1,14 @@
 """The appliance command, run as an admin would run it."""
 
+import getpass
 import os
 import stat
 import subprocess
 import sys
 
 import pytest
+
+from appliance.db.migrate import head_revision
 
 
 @pytest.fixture
@@ -95,8 +98,8 @@ def test_admin_commands_and_their_errors(run):
 def test_migrate_reports_the_revision(run):
     result = run("migrate")
     assert result.returncode == 0
-    assert "database at revision 0006 (was None)" in result.stdout
-    assert "database at revision 0006" in run("migrate").stdout
+    assert f"database at revision {head_revision()} (was None)" in result.stdout
+    assert f"database at revision {head_revision()}" in run("migrate").stdout
 
 
 @pytest.mark.parametrize(
@@ -144,3 +147,108 @@ def test_sealing_the_key_file_and_unlocking_it(run):
     assert "is sealed" in run("doctor").stdout  # rotation kept it sealed
     wrong = run("keys", "rotate", APPLIANCE_RECORDINGS_KEY_PASSPHRASE="nope")
     assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
+
+
+def test_passwords_tokens_and_the_audit_of_who_did_it(run, tmp_path):
+    import sqlite3
+
+    assert run("init").returncode == 0
+    database = tmp_path / "data" / "appliance.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert (
+        run("user", "add", "reader", "--password-stdin", stdin="a-long-password-1\n").returncode
+        == 0
+    )
+    generated = run("user", "passwd", "reader")
+    assert generated.returncode == 0 and "one-time password: " in generated.stdout
+    typed = run("user", "passwd", "reader", "--password-stdin", stdin="reader\n")
+    assert typed.returncode == 2 and "at least 12" in typed.stderr
+    assert run("user", "passwd", "nobody", "--password-stdin", stdin="x" * 20).returncode == 2
+
+    added = run("apikey", "add", "reader", "--scope", "calls:read", "--days", "30", "--name", "BI")
+    assert added.returncode == 0 and added.stdout.count("apk_") == 1
+    bad = run("apikey", "add", "reader", "--days", "0")
+    assert bad.returncode == 2 and "1 to 3650 days" in bad.stderr
+    listed = run("apikey", "list").stdout
+    assert "apk_" not in listed
+    assert "\treader\tBI\tcalls:read\t" in listed and listed.rstrip().endswith("active")
+    assert run("apikey", "revoke", "1").returncode == 0
+    assert run("apikey", "list").stdout.rstrip().endswith("revoked")
+    assert run("apikey", "revoke", "99").returncode == 2
+
+    connection = sqlite3.connect(database)
+    rows = connection.execute("SELECT actor, action, subject FROM audit_log").fetchall()
+    me = os.environ.get("SUDO_USER") or getpass.getuser()
+    assert rows[0] == ("system", "user.add", "admin")  # appliance init
+    assert {actor for actor, _, _ in rows[1:]} == {f"cli:{me}"}
+    assert [a for _, a, _ in rows] == [
+        "user.add",
+        "user.add",
+        "user.password",
+        "apikey.add",
+        "apikey.revoke",
+    ]
+
+
+def test_missing_folders_and_unknown_hosts_end_in_one_line(run, tmp_path):
+    assert run("init").returncode == 0
+    export = run("recordings", "export", "0" * 32, str(tmp_path / "no" / "such" / "x.wav"))
+    assert export.returncode == 2 and "No such file or directory" in export.stderr
+    assert "Traceback" not in export.stderr
+    doctor = run("doctor", APPLIANCE_HTTP_HOST="no-such-host.invalid")
+    assert "Traceback" not in doctor.stderr + doctor.stdout
+    assert "'no-such-host.invalid' is not a host this machine can find" in doctor.stdout
+
+
+def test_lists_edits_and_removals(run, tmp_path):
+    assert run("init").returncode == 0
+    assert run("trunk", "add", "carrier", "--host", "127.0.0.1").returncode == 0
+    forward = ("--forward", "+12025550199", "--trunk", "carrier")
+    assert run("route", "add", "Front desk", *forward).returncode == 0
+    assert run("route", "add", "Night", *forward).returncode == 0
+    number = ("+12025550123", "--route", "Front desk", "--source", "Ads", "--label", "Spring")
+    assert run("number", "add", *number).returncode == 0
+    assert run("user", "add", "ops", "--role", "manager").returncode == 0
+
+    assert "carrier\tip\t127.0.0.1\t5060\t-\t127.0.0.1/32" in run("trunk", "list").stdout
+    assert "Front desk\t1\t+12025550199\tsimultaneous" in run("route", "list").stdout
+    assert "+12025550123\t1\tSpring\tAds\tFront desk\tactive" in run("number", "list").stdout
+    users = run("user", "list").stdout
+    assert "admin\towner\t1\tyes" in users and "ops\tmanager\t1\tyes" in users
+
+    for args, message in [
+        (("trunk", "remove", "carrier"), "routes forward over trunk 'carrier'"),
+        (("route", "remove", "Front desk"), "numbers take route 'Front desk': +12025550123"),
+        (("user", "remove", "admin"), "admin is the last owner"),
+        (("user", "role", "admin", "analyst"), "admin is the last owner"),
+        (("number", "edit", "+12025550123", "--route", "Nope"), "no route 'Nope'"),
+        (("number", "release", "+12025550000"), "no tracking number +12025550000"),
+        (("calls", "list", "--from", "yesterday"), "from: a date as YYYY-MM-DD"),
+    ]:
+        result = run(*args)
+        assert result.returncode == 2, args
+        assert message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+    edit = run("number", "edit", "(202) 555-0123", "--route", "Night", "--source", "")
+    assert edit.returncode == 0, edit.stderr
+    assert "+12025550123\t1\tSpring\t-\tNight\tactive" in run("number", "list").stdout
+    assert run("route", "remove", "Front desk").returncode == 0
+    assert run("number", "release", "+12025550123").returncode == 0
+    assert "\treleased" in run("number", "list").stdout
+    again = run("number", "add", "+12025550123", "--route", "Night")
+    assert again.returncode == 0 and "\tactive" in run("number", "list").stdout
+    assert run("user", "role", "ops", "owner").returncode == 0
+    assert run("user", "remove", "admin").returncode == 0
+    assert run("calls", "list").stdout.startswith("call\tstarted (UTC)")
+
+    import sqlite3
+
+    connection = sqlite3.connect(tmp_path / "data" / "appliance.db")
+    changes = dict(
+        connection.execute(
+            "SELECT action, detail FROM audit_log WHERE action IN ('number.edit', 'user.role')"
+        ).fetchall()
+    )
+    assert changes["number.edit"] == "route: 'Front desk' -> 'Night'; source: 'Ads' -> None"
+    assert changes["user.role"] == "role: 'manager' -> 'owner'"

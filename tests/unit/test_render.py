@@ -1,7 +1,15 @@
 import re
 from pathlib import Path
 
-from appliance.asterisk.render import AMI_EVENTS, NOLOAD, TrunkView, render_files, templates_dir
+from appliance.asterisk.render import (
+    AMI_EVENTS,
+    NOLOAD,
+    PHONES_CONTEXT,
+    EndpointView,
+    TrunkView,
+    render_files,
+    templates_dir,
+)
 from appliance.calls import cdr
 from appliance.calls import variables as var
 from appliance.calls.tracker import CallTracker
@@ -37,6 +45,8 @@ VALUES = {
         TrunkView("carrier", "ip", "203.0.113.5", 5060, match=("203.0.113.0/24",)),
         TrunkView("voip", "registration", "sip.example.net", 5060, "acme", "pw"),
     ],
+    "endpoints": [EndpointView("desk-1", "generated-secret")],
+    "phones_context": PHONES_CONTEXT,
 }
 TEMPLATE = (templates_dir() / "extensions.conf.j2").read_text()
 
@@ -66,7 +76,7 @@ def test_trunks_are_identified_by_address_only():
     assert "[voip-reg]" in pjsip and "server_uri = sip:sip.example.net:5060" in pjsip
     assert "outbound_auth = voip-auth" in pjsip
     assert pjsip.count("identify_by = ip\n") == 2
-    assert pjsip.count("direct_media = no") == 2
+    assert pjsip.count("direct_media = no") == 3  # the two trunks and the phone
     assert pjsip.count("context = appliance-inbound") == 2
 
 
@@ -125,3 +135,15 @@ def test_the_record_code_is_unguessable_and_starts_with_a_key_phones_lack():
     code = record_code("s3cret")
     assert code.startswith("D") and len(code) == 8 and code != record_code("other")
     assert set(code[1:]) <= set("0123456789ABC*#")
+
+
+def test_phones_authenticate_register_once_and_reach_nothing():
+    files = render_files(VALUES)
+    pjsip = files["pjsip.conf"]
+    phone = pjsip[pjsip.index("[desk-1]") : pjsip.index("; Your own endpoints")]
+    assert "auth = desk-1-auth" in phone and "password = generated-secret" in phone
+    assert f"context = {PHONES_CONTEXT}" in phone and "max_contacts = 1" in phone
+    extensions = files["extensions.conf"]
+    context = extensions.split(f"[{PHONES_CONTEXT}]\n", 1)[1].split("\n[", 1)[0]
+    lines = [line.strip() for line in context.splitlines()]
+    assert not [line for line in lines if line.startswith(("exten", "same", "include"))]

@@ -1,0 +1,300 @@
+"""Signing in: passwords, browser sessions, lockout and API tokens. Blocking calls (database,
+bcrypt); the web layer runs them in threads.
+
+Session ids and API tokens are random and stored only as SHA-256 hashes. A user whose password
+is refused five times in a row is locked for a quarter of an hour; whether a name exists, is
+locked or had the wrong password all read the same to the person trying.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance import audit, totp
+from appliance.access import Principal, principal_for
+from appliance.db.models import ApiKey, User, WebSession, utcnow
+from appliance.secrets import SecretBox, check_password, hash_password, token_hash
+
+LOCK_AFTER = 5
+LOCK_FOR = dt.timedelta(minutes=15)
+IDLE = dt.timedelta(hours=1)
+LIFETIME = dt.timedelta(hours=12)
+TOUCH_EVERY = dt.timedelta(minutes=1)
+PASSWORD_MIN = 12
+PASSWORD_MAX = 1000
+
+
+@functools.cache
+def _decoy() -> str:
+    """A bcrypt check of a name that does not exist costs the same as one that does."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+class PasswordRejected(ValueError):
+    """A new password that may not be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str  # for the cookie; only its hash is stored
+    principal: Principal
+    must_change_password: bool
+    needs_code: bool = False  # the password was right; a TOTP code must follow
+
+
+@dataclass(frozen=True)
+class SessionState:
+    principal: Principal
+    must_change_password: bool
+    verified: bool  # False while the TOTP code of the sign-in is awaited
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes: they were written in UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+def sign_in(
+    sessions: sessionmaker[Session], username: str, password: str, client: str | None
+) -> SignedIn | None:
+    now = utcnow()
+    with sessions.begin() as session:
+        user = session.scalar(select(User).where(User.username == username[:200]))
+        if user is None:
+            check_password(password, _decoy())
+            audit.record(session, "anonymous", "signin.refused", username[:64], client=client)
+            return None
+        locked = (_aware(user.locked_until) or now) > now
+        if locked or not check_password(password, user.password_hash):
+            if not locked:
+                user.failed_logins += 1
+                if user.failed_logins >= LOCK_AFTER:
+                    user.locked_until = now + LOCK_FOR
+                    user.failed_logins = 0
+            why = "locked" if locked else "wrong password"
+            audit.record(
+                session,
+                f"user:{user.username}",
+                "signin.refused",
+                user.username,
+                client=client,
+                detail=why,
+                account_id=user.account_id,
+            )
+            return None
+        needs_code = user.totp_sealed is not None
+        if not needs_code:
+            user.failed_logins = 0
+            user.locked_until = None
+        token = secrets.token_urlsafe(32)
+        session.add(
+            WebSession(
+                token_hash=token_hash(token),
+                user_id=user.id,
+                client=client,
+                verified=not needs_code,
+            )
+        )
+        audit.record(
+            session,
+            f"user:{user.username}",
+            "signin.password" if needs_code else "signin",
+            user.username,
+            client=client,
+            account_id=user.account_id,
+        )
+        return SignedIn(token, principal_for(session, user), user.must_change_password, needs_code)
+
+
+def check_code(
+    sessions: sessionmaker[Session], box: SecretBox, token: str, code: str, client: str | None
+) -> str | None:
+    """The second step: a right TOTP code, used once, turns the pending session into a new,
+    signed-in one (its token is returned). A wrong code counts as a wrong password."""
+    now = utcnow()
+    with sessions.begin() as session:
+        row = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
+        sealed = row.user.totp_sealed if row is not None and not row.verified else None
+        if row is None or sealed is None:
+            return None
+        user = row.user
+        step = totp.matching_step(box.open(sealed), code, now)
+        locked = (_aware(user.locked_until) or now) > now
+        if locked or step is None or step <= (user.totp_last_step or -1):
+            if not locked:
+                user.failed_logins += 1
+                if user.failed_logins >= LOCK_AFTER:
+                    user.locked_until = now + LOCK_FOR
+                    user.failed_logins = 0
+                    session.delete(row)
+            audit.record(
+                session,
+                f"user:{user.username}",
+                "signin.refused",
+                user.username,
+                client=client,
+                detail="locked" if locked else "wrong code",
+                account_id=user.account_id,
+            )
+            return None
+        user.totp_last_step = step
+        user.failed_logins = 0
+        user.locked_until = None
+        session.delete(row)
+        fresh = secrets.token_urlsafe(32)
+        session.add(WebSession(token_hash=token_hash(fresh), user_id=user.id, client=client))
+        audit.record(
+            session,
+            f"user:{user.username}",
+            "signin",
+            user.username,
+            client=client,
+            detail="with code",
+            account_id=user.account_id,
+        )
+        return fresh
+
+
+def set_totp(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    user_id: int,
+    password: str,
+    secret: str | None,
+    code: str,
+    client: str | None,
+) -> None:
+    """Turn the second step on (with a new secret and a code from it) or off (secret None):
+    both need the current password."""
+    with sessions.begin() as session:
+        user = session.get(User, user_id)
+        if user is None or not check_password(password, user.password_hash):
+            raise PasswordRejected("the current password is not right")
+        if secret is not None:
+            if not totp.valid_secret(secret):
+                raise PasswordRejected("that set-up key is not one this page made; start again")
+            step = totp.matching_step(secret, code, utcnow())
+            if step is None:
+                raise PasswordRejected("that code is not right; check the phone's clock")
+            user.totp_sealed = box.seal(secret)
+            user.totp_last_step = step
+        else:
+            user.totp_sealed = None
+            user.totp_last_step = None
+        audit.record(
+            session,
+            f"user:{user.username}",
+            "user.totp.on" if secret else "user.totp.off",
+            user.username,
+            client=client,
+            account_id=user.account_id,
+        )
+
+
+def session_user(sessions: sessionmaker[Session], token: str) -> SessionState | None:
+    """The principal of a browser session, whether it must change its password first and
+    whether its sign-in is complete."""
+    now = utcnow()
+    with sessions.begin() as session:
+        row = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
+        if row is None:
+            return None
+        seen, created = _aware(row.last_seen_at), _aware(row.created_at)
+        assert seen is not None and created is not None
+        if now - seen > IDLE or now - created > LIFETIME:
+            session.delete(row)
+            return None
+        if now - seen > TOUCH_EVERY:
+            row.last_seen_at = now
+        return SessionState(
+            principal_for(session, row.user), row.user.must_change_password, row.verified
+        )
+
+
+def sign_out(sessions: sessionmaker[Session], token: str, client: str | None) -> None:
+    with sessions.begin() as session:
+        row = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
+        if row is not None:
+            audit.record(
+                session,
+                f"user:{row.user.username}",
+                "signout",
+                row.user.username,
+                client=client,
+                account_id=row.user.account_id,
+            )
+            session.delete(row)
+
+
+def csrf_token(session_token: str) -> str:
+    """The form token of a session: derived from its id, which only the browser holds."""
+    return hashlib.sha256(b"csrf\0" + session_token.encode("ascii")).hexdigest()
+
+
+def csrf_ok(session_token: str, sent: str) -> bool:
+    return secrets.compare_digest(csrf_token(session_token), sent)
+
+
+def check_new_password(username: str, password: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise PasswordRejected(f"the password must be at least {PASSWORD_MIN} characters")
+    if len(password) > PASSWORD_MAX:
+        raise PasswordRejected(f"the password may be at most {PASSWORD_MAX} characters")
+    if username.lower() in password.lower():
+        raise PasswordRejected("the password may not contain the user name")
+
+
+def set_password(session: Session, user: User, password: str, actor: str) -> None:
+    """A new password: other sessions of the user end, and it is no longer temporary unless an
+    admin set it for someone else."""
+    check_new_password(user.username, password)
+    if check_password(password, user.password_hash):
+        raise PasswordRejected("the new password must differ from the old one")
+    user.password_hash = hash_password(password)
+    user.must_change_password = actor != f"user:{user.username}"
+    user.failed_logins = 0
+    user.locked_until = None
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    audit.record(session, actor, "user.password", user.username, account_id=user.account_id)
+
+
+def change_own_password(
+    sessions: sessionmaker[Session], user_id: int, current: str, new: str, client: str | None
+) -> str:
+    """Returns the token of a fresh session (all the user's sessions end with the change)."""
+    with sessions.begin() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise PasswordRejected("this user no longer exists")
+        if not check_password(current, user.password_hash):
+            raise PasswordRejected("the current password is not right")
+        set_password(session, user, new, f"user:{user.username}")
+        token = secrets.token_urlsafe(32)
+        session.add(WebSession(token_hash=token_hash(token), user_id=user.id, client=client))
+        return token
+
+
+def token_user(sessions: sessionmaker[Session], token: str) -> Principal | None:
+    """The principal of an API token, narrowed to the token's scopes; None when the token is
+    unknown, revoked or expired."""
+    now = utcnow()
+    with sessions.begin() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash(token)))
+        if key is None or key.revoked_at is not None:
+            return None
+        expires = _aware(key.expires_at)
+        if expires is not None and expires <= now:
+            return None
+        used = _aware(key.last_used_at)
+        if used is None or now - used > TOUCH_EVERY:
+            key.last_used_at = now
+        return principal_for(session, key.user, key.scopes.split())

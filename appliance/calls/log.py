@@ -1,0 +1,236 @@
+"""The call log as the admin UI, the API and exports read it: filtered, newest first, a page at
+a time (keyset pagination, so a page deep in the list costs what the first one does), and never
+beyond what the principal may see."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from appliance.access import Principal
+from appliance.calls.model import is_call_id
+from appliance.db.models import Account, Call, Recording, Source, TrackingNumber
+
+DISPOSITIONS = ("answered", "no_answer", "busy", "failed", "abandoned")
+PAGE_MAX = 200
+TEXT_MAX = 100
+
+
+class BadFilter(ValueError):
+    """A filter that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    since: dt.date | None = None  # first day included, in UTC
+    until: dt.date | None = None  # last day included, in UTC
+    number: str | None = None  # part of the tracking number or of the caller's number
+    source: str | None = None
+    disposition: str | None = None
+    search: str | None = None  # caller name or number, route
+    account_id: int | None = None
+
+
+def parse_filter(fields: Any) -> CallFilter:
+    """A filter from query parameters (a mapping of str), each checked."""
+
+    def text(name: str) -> str | None:
+        value = (fields.get(name) or "").strip()
+        if len(value) > TEXT_MAX:
+            raise BadFilter(f"{name}: at most {TEXT_MAX} characters")
+        return value or None
+
+    def day(name: str) -> dt.date | None:
+        value = text(name)
+        try:
+            return dt.date.fromisoformat(value) if value else None
+        except ValueError:
+            raise BadFilter(f"{name}: a date as YYYY-MM-DD") from None
+
+    disposition = text("disposition")
+    if disposition is not None and disposition not in DISPOSITIONS:
+        raise BadFilter(f"disposition: one of {', '.join(DISPOSITIONS)}")
+    account = text("account")
+    if account is not None and not account.isdigit():
+        raise BadFilter("account: an account id")
+    number = text("number")
+    if number is not None:
+        number = "".join(ch for ch in number if ch.isdigit()) or None
+    return CallFilter(
+        since=day("from"),
+        until=day("to"),
+        number=number,
+        source=text("source"),
+        disposition=disposition,
+        search=text("q"),
+        account_id=int(account) if account else None,
+    )
+
+
+@dataclass(frozen=True)
+class CallRow:
+    id: str
+    account_id: int | None
+    account: str | None
+    started_at: dt.datetime
+    dialled: str
+    caller_number: str | None
+    caller_name: str | None
+    source: str | None
+    route: str | None
+    disposition: str | None
+    ring_seconds: float | None
+    talk_seconds: float | None
+    first_time: bool | None
+    after_hours: bool
+    recorded: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "started_at": self.started_at.isoformat(),
+            "dialled": self.dialled,
+            "caller_number": self.caller_number,
+            "caller_name": self.caller_name,
+            "source": self.source,
+            "route": self.route,
+            "disposition": self.disposition,
+            "ring_seconds": self.ring_seconds,
+            "talk_seconds": self.talk_seconds,
+            "first_time": self.first_time,
+            "after_hours": self.after_hours,
+            "recorded": self.recorded,
+        }
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _query(principal: Principal, wanted: CallFilter) -> Select:
+    query = (
+        select(
+            Call,
+            Account.name,
+            Source.name,
+            Recording.call_id,
+        )
+        .outerjoin(Account, Account.id == Call.account_id)
+        .outerjoin(TrackingNumber, TrackingNumber.id == Call.tracking_number_id)
+        .outerjoin(Source, Source.id == TrackingNumber.source_id)
+        .outerjoin(Recording, Recording.call_id == Call.id)
+        .where(principal.where(Call.account_id))
+    )
+    if wanted.account_id is not None:
+        query = query.where(Call.account_id == wanted.account_id)
+    if wanted.since is not None:
+        query = query.where(Call.started_at >= _midnight(wanted.since))
+    if wanted.until is not None:
+        query = query.where(Call.started_at < _midnight(wanted.until + dt.timedelta(days=1)))
+    if wanted.disposition is not None:
+        query = query.where(Call.disposition == wanted.disposition)
+    if wanted.source is not None:
+        query = query.where(Source.name == wanted.source)
+    if wanted.number is not None:
+        query = query.where(
+            or_(
+                Call.dialled.contains(wanted.number, autoescape=True),
+                Call.caller_number.contains(wanted.number, autoescape=True),
+            )
+        )
+    if wanted.search is not None:
+        query = query.where(
+            or_(
+                Call.caller_name.contains(wanted.search, autoescape=True),
+                Call.caller_number.contains(wanted.search, autoescape=True),
+                Call.route_name.contains(wanted.search, autoescape=True),
+            )
+        )
+    return query
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def _row(call: Call, account: str | None, source: str | None, recorded: str | None) -> CallRow:
+    return CallRow(
+        id=call.id,
+        account_id=call.account_id,
+        account=account,
+        started_at=_aware(call.started_at),
+        dialled=call.dialled,
+        caller_number=call.caller_number,
+        caller_name=call.caller_name,
+        source=source,
+        route=call.route_name,
+        disposition=call.disposition,
+        ring_seconds=call.ring_seconds,
+        talk_seconds=call.talk_seconds,
+        first_time=call.first_time,
+        after_hours=call.after_hours,
+        recorded=recorded is not None,
+    )
+
+
+def encode_cursor(row: CallRow) -> str:
+    raw = f"{row.started_at.astimezone(dt.UTC).isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        moment, call_id = raw.split("|")
+        started = dt.datetime.fromisoformat(moment)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadFilter("cursor: not a cursor this call log gave out") from None
+    if not is_call_id(call_id) or started.tzinfo is None:
+        raise BadFilter("cursor: not a cursor this call log gave out")
+    return started, call_id
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    wanted: CallFilter,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[CallRow], str | None]:
+    """One page of calls and the cursor of the next page (None on the last one)."""
+    limit = max(1, min(limit, PAGE_MAX))
+    query = _query(principal, wanted)
+    if cursor:
+        started, call_id = decode_cursor(cursor)
+        started = started.astimezone(dt.UTC)
+        query = query.where(
+            or_(Call.started_at < started, and_(Call.started_at == started, Call.id < call_id))
+        )
+    query = query.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit + 1)
+    rows = [_row(*found) for found in session.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+def every(session: Session, principal: Principal, wanted: CallFilter) -> Iterator[CallRow]:
+    """All matching calls, newest first, for an export."""
+    query = _query(principal, wanted).order_by(Call.started_at.desc(), Call.id.desc())
+    for found in session.execute(query.execution_options(yield_per=500)):
+        yield _row(*found)
+
+
+def one(session: Session, principal: Principal, call_id: str) -> CallRow | None:
+    """A call the principal may see, or None (whether it exists elsewhere is not told)."""
+    if not is_call_id(call_id):
+        return None
+    found = session.execute(_query(principal, CallFilter()).where(Call.id == call_id)).first()
+    return _row(*found) if found else None

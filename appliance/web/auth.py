@@ -1,0 +1,132 @@
+"""Who is asking: an API token under /api, a browser session cookie elsewhere. Forms that change
+anything carry the session's CSRF token; sign-in attempts are throttled per client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance import accounts
+from appliance.access import Principal
+from appliance.secrets import SecretBox
+from appliance.web.hardening import Handler, Refused
+from appliance.web.keys import PRINCIPAL, SESSION
+
+COOKIE = "__Host-appliance"
+SESSIONS: web.AppKey[sessionmaker[Session]] = web.AppKey("sessions", sessionmaker)
+PUBLIC = ("/login", "/health", "/static/")
+BOX: web.AppKey[SecretBox] = web.AppKey("box", SecretBox)  # seals TOTP secrets
+SAFE = ("GET", "HEAD", "OPTIONS")
+# pages a user who must change the password may still open
+WHILE_TEMPORARY = ("/password", "/logout", "/static/")
+CODE_PAGE = "/login/code"  # the second step of signing in
+
+
+def _public(path: str) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
+
+
+async def bearer(request: web.Request) -> Principal | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not 0 < len(token) <= 200:
+        return None
+    return await asyncio.to_thread(accounts.token_user, request.app[SESSIONS], token)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    sessions = request.app[SESSIONS]
+    if request.path.startswith("/api/"):
+        principal = await bearer(request)
+        if principal is None:
+            raise Refused(
+                401, "a valid API token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        request[PRINCIPAL] = principal
+        return await handler(request)
+    token = request.cookies.get(COOKIE, "")
+    found = None
+    if 0 < len(token) <= 100:
+        found = await asyncio.to_thread(accounts.session_user, sessions, token)
+    if found is not None:
+        request[SESSION] = token
+        if found.verified:
+            request[PRINCIPAL] = found.principal
+    if request.method not in SAFE:
+        await _check_form(request, token if found else None)
+    if found is not None and not found.verified:  # the password was right; the code is due
+        if request.path in (CODE_PAGE, "/logout") or request.path.startswith("/static/"):
+            return await handler(request)
+        raise web.HTTPSeeOther(CODE_PAGE)
+    if _public(request.path):
+        return await handler(request)
+    if found is None:
+        if request.method in SAFE:
+            raise web.HTTPSeeOther("/login?" + urllib.parse.urlencode({"next": request.path_qs}))
+        raise Refused(401, "sign in first")
+    if found.must_change_password and not request.path.startswith(WHILE_TEMPORARY):
+        raise web.HTTPSeeOther("/password")
+    return await handler(request)
+
+
+async def _check_form(request: web.Request, session_token: str | None) -> None:
+    """A state-changing request must come from the appliance's own pages: the browser says so
+    (Sec-Fetch-Site, Origin), and a signed-in browser also sends its session's CSRF token."""
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None and site != "same-origin":
+        raise Refused(403, "this form was sent from another site")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise Refused(403, "this form was sent from another site")
+    if session_token is None:
+        return
+    form = await request.post()
+    sent = form.get("csrf")
+    if not isinstance(sent, str) or not accounts.csrf_ok(session_token, sent):
+        raise Refused(403, "this form has expired; reload the page and send it again")
+
+
+def local_path(target: str | None, default: str = "/calls") -> str:
+    """Where to go after signing in: only a path on this appliance."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def set_session_cookie(response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(COOKIE, token, path="/", secure=True, httponly=True, samesite="Strict")
+
+
+def clear_session_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+
+
+class Throttle:
+    """At most `burst` sign-in attempts a client at once, one more every `refill` seconds; and
+    no more than `concurrent` password checks at a time, so a flood cannot take the CPUs."""
+
+    def __init__(self, burst: int = 10, refill: float = 20.0, concurrent: int = 1) -> None:
+        self.burst = burst
+        self.refill = refill
+        self.checks = asyncio.Semaphore(concurrent)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, client: str) -> bool:
+        now = time.monotonic()
+        tokens, since = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - since) / self.refill)
+        if len(self._buckets) > 10_000:
+            self._buckets.clear()
+        if tokens < 1:
+            self._buckets[client] = (tokens, now)
+            return False
+        self._buckets[client] = (tokens - 1, now)
+        return True
+
+
+THROTTLE: web.AppKey[Throttle] = web.AppKey("throttle", Throttle)

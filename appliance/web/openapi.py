@@ -1,0 +1,198 @@
+"""The API's OpenAPI 3.1 document, served at /api/v1/openapi.json. A test checks that it names
+exactly the routes the application serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from appliance import __version__
+from appliance.calls.log import DISPOSITIONS
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    words = {
+        400: "a filter or cursor that cannot be used; the message names the field",
+        401: "no valid token (unknown, revoked or expired)",
+        403: "the token's role or scopes do not allow it; the message names the permission",
+        404: "no such call, or a call of another account",
+        409: "the call is not in progress, or the recording may not be controlled now",
+        416: "the range lies outside the recording",
+        503: "the recording cannot be opened now",
+    }
+    return {
+        str(s): {
+            "description": words[s],
+            "content": {"application/json": {"schema": ERROR}},
+        }
+        for s in statuses
+    }
+
+
+CALL_ID = {
+    "name": "call_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string", "maxLength": 100},
+    }
+
+
+CALL = {
+    "type": "object",
+    "required": ["id", "started_at", "dialled", "after_hours", "recorded"],
+    "properties": {
+        "id": {"type": "string"},
+        "account_id": {"type": ["integer", "null"]},
+        "started_at": {"type": "string", "format": "date-time"},
+        "dialled": {"type": "string"},
+        "caller_number": {"type": ["string", "null"]},
+        "caller_name": {"type": ["string", "null"]},
+        "source": {"type": ["string", "null"]},
+        "route": {"type": ["string", "null"]},
+        "disposition": {"type": ["string", "null"], "enum": [*DISPOSITIONS, None]},
+        "ring_seconds": {"type": ["number", "null"]},
+        "talk_seconds": {"type": ["number", "null"]},
+        "first_time": {"type": ["boolean", "null"]},
+        "after_hours": {"type": "boolean"},
+        "recorded": {"type": "boolean"},
+    },
+}
+
+
+def document(with_live_control: bool) -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/calls": {
+            "get": {
+                "summary": "Calls, newest first, a page at a time (needs calls:read)",
+                "parameters": [
+                    _query("from", "first day, YYYY-MM-DD (UTC)", type="string", format="date"),
+                    _query("to", "last day, YYYY-MM-DD (UTC)", type="string", format="date"),
+                    _query("number", "digits of the dialled or the caller's number"),
+                    _query("source", "marketing source name"),
+                    _query("disposition", "outcome", type="string", enum=list(DISPOSITIONS)),
+                    _query("q", "caller name or number, or route"),
+                    _query("account", "account id", type="string", pattern="^[0-9]+$"),
+                    _query("cursor", "next_cursor of the previous page"),
+                    _query("limit", "calls a page", type="integer", minimum=1, maximum=200),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a page of calls",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "calls": {"type": "array", "items": CALL},
+                                        "next_cursor": {"type": ["string", "null"]},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/api/v1/calls/{call_id}": {
+            "get": {
+                "summary": "One call (needs calls:read)",
+                "parameters": [CALL_ID],
+                "responses": {
+                    "200": {
+                        "description": "the call",
+                        "content": {"application/json": {"schema": CALL}},
+                    },
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+        "/api/v1/calls/{call_id}/recording": {
+            "get": {
+                "summary": "The recording as WAV, seekable with Range (needs recordings:read)",
+                "parameters": [
+                    CALL_ID,
+                    _query("download", "1: as an attachment", type="string", enum=["1"]),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the whole recording",
+                        "content": {"audio/wav": {}},
+                    },
+                    "206": {"description": "the range asked for", "content": {"audio/wav": {}}},
+                    **_errors(401, 403, 404, 416, 503),
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1"}, **_errors(401)},
+            }
+        },
+    }
+    if with_live_control:
+        paths["/api/v1/calls/{call_id}/recording/{verb}"] = {
+            "post": {
+                "summary": "Pause, resume or start the recording of a call in progress "
+                "(needs recordings:control)",
+                "parameters": [
+                    CALL_ID,
+                    {
+                        "name": "verb",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["pause", "resume", "start"]},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "done"},
+                    **_errors(401, 403, 404, 409),
+                },
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Call-tracking appliance API", "version": __version__},
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+        "security": [{"token": []}],
+        "paths": paths,
+    }
+
+
+DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
+
+
+async def serve(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DOCUMENT])

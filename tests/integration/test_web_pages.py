@@ -1,0 +1,429 @@
+"""The admin pages over the real application: signing in (forced password change, lockout,
+throttling, CSRF, foreign origins, open redirects), the call log and a call's page, with
+hostile caller names shown as text."""
+
+import csv
+import datetime as dt
+import html
+import html.parser
+import io
+import re
+import urllib.parse
+
+import pytest
+from sqlalchemy import select
+
+from appliance.db.models import AuditEntry, User, WebSession
+from appliance.secrets import token_hash
+from appliance.web.auth import COOKIE, THROTTLE
+from tests.hostile import CATEGORIES, STRINGS
+from tests.web_world import PASSWORD, Browser, build_world, client_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def world(tmp_path):
+    return build_world(tmp_path)
+
+
+@pytest.fixture
+async def client(world):
+    client = await client_for(world)
+    yield client
+    await client.close()
+
+
+async def test_pages_need_a_session_and_send_back_to_where_you_were(client):
+    browser = Browser(client)
+    response, _ = await browser.get("/calls?disposition=answered")
+    assert response.status == 303
+    location = urllib.parse.urlsplit(response.headers["Location"])
+    assert location.path == "/login"
+    assert urllib.parse.parse_qs(location.query) == {"next": ["/calls?disposition=answered"]}
+    response = await browser.sign_in("alice")
+    assert response.status == 303 and response.headers["Location"] == "/calls"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    for attribute in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/"):
+        assert attribute in cookie
+    response, body = await browser.get("/calls")
+    assert response.status == 200 and "Caller a" in body
+
+
+async def test_the_session_id_is_stored_only_as_a_hash(world, client):
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    with world.sessions() as session:
+        stored = session.scalars(select(WebSession.token_hash)).all()
+    assert stored == [token_hash(browser.cookie)]
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil", "x"])
+async def test_after_sign_in_only_local_pages(client, target):
+    browser = Browser(client)
+    await browser.get("/login")
+    response, _ = await browser.post(
+        "/login", {"username": "alice", "password": PASSWORD, "next": target}
+    )
+    assert response.headers["Location"] == "/calls"
+
+
+async def test_first_sign_in_forces_a_new_password(world, client):
+    with world.sessions.begin() as session:
+        session.scalar(select(User).where(User.username == "alice")).must_change_password = True
+    browser = Browser(client)
+    response = await browser.sign_in("alice")
+    assert response.headers["Location"] == "/password"
+    response, _ = await browser.get("/calls")
+    assert response.status == 303 and response.headers["Location"] == "/password"
+    response, _ = await browser.get(f"/calls/{world.calls['a']}/recording")
+    assert response.status == 303
+    await browser.get("/password")
+    for new, again, why in [
+        ("short", "short", "at least 12"),
+        ("a-new-password-1", "a-new-password-2", "differ"),
+        ("alice-is-my-password", "alice-is-my-password", "user name"),
+        (PASSWORD, PASSWORD, "differ from the old"),
+    ]:
+        response, body = await browser.post(
+            "/password", {"current": PASSWORD, "new": new, "again": again}
+        )
+        assert response.status == 400 and why in body
+    old_cookie = browser.cookie
+    response, _ = await browser.post(
+        "/password", {"current": PASSWORD, "new": "a much better one", "again": "a much better one"}
+    )
+    assert response.status == 303 and browser.cookie != old_cookie
+    response, body = await browser.get("/calls")
+    assert response.status == 200
+    stale = Browser(client)
+    stale.cookie = old_cookie  # the change ended every other session
+    assert (await stale.get("/calls"))[0].status == 303
+    assert (await Browser(client).sign_in("alice")).status == 401
+    assert (await Browser(client).sign_in("alice", "a much better one")).status == 303
+
+
+async def test_wrong_passwords_lock_the_user_for_a_while(world, client):
+    for _ in range(5):
+        response = await Browser(client).sign_in("alice", "not the password")
+        assert response.status == 401
+    # locked: even the right password is refused, with the same words
+    response = await Browser(client).sign_in("alice")
+    assert response.status == 401
+    unknown = await Browser(client).sign_in("nobody-at-all")
+    assert unknown.status == 401
+    assert (await response.text()).count("Wrong user name or password") == 1
+    with world.sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "signin.refused")
+        ).all()
+    assert actions == ["wrong password"] * 5 + ["locked", None]
+
+
+async def test_a_flood_of_sign_ins_is_throttled(client):
+    statuses = []
+    for _ in range(14):
+        statuses.append((await Browser(client).sign_in("owner", "guess")).status)
+    assert statuses[:10] == [401] * 10
+    assert set(statuses[10:]) == {429}
+
+
+async def test_forms_need_the_csrf_token_and_our_own_origin(world, client):
+    browser = Browser(client)
+    await browser.sign_in("owner")
+    response, body = await browser.post("/logout", {}, csrf=False)
+    assert response.status == 403 and "expired" in body
+    response, _ = await browser.post("/logout", {"csrf": "0" * 64}, csrf=False)
+    assert response.status == 403
+    for foreign in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # a sandboxed frame or a data: page
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # another host of the same domain
+    ):
+        response, _ = await browser.post("/logout", {}, headers=foreign)
+        assert response.status == 403, foreign
+    response = await Browser(client).client.post(
+        "/login",
+        data={"username": "owner", "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    response, _ = await browser.post("/logout", {})
+    assert response.status == 303
+    assert (await browser.get("/calls"))[0].status == 303
+    with world.sessions() as session:
+        refused = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "request.refused")
+        ).all()
+    assert len(refused) == 7
+
+
+TEMPLATE_TAGS = set(
+    "html head meta title link body header a nav form input span button main h1 h2 label "
+    "select option div table thead tbody tr th td p footer section dl dt dd audio".split()
+)
+
+
+class Page(html.parser.HTMLParser):
+    """What a browser would build from a page: its elements, attributes and text."""
+
+    def __init__(self, body: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.attributes: list[tuple[str, str]] = []
+        self.texts: list[str] = []
+        self.feed(body)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attributes += [(k, v or "") for k, v in attrs]
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+async def test_hostile_caller_names_are_shown_as_text(world, client):
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    for name in STRINGS:
+        call_id = world.add_call("a", caller_name=name[:128], caller_number=name[:64])
+        search = "/calls?" + urllib.parse.urlencode({"q": name[:2000]})
+        for path in ("/calls", f"/calls/{call_id}", search):
+            response, body = await browser.get(path)
+            if response.status == 400:  # a search term too long is refused, and says why
+                assert "at most 100 characters" in body, name
+                continue
+            assert response.status == 200, (path, name)
+            page = Page(body)
+            assert page.tags <= TEMPLATE_TAGS, (path, name)
+            assert not [k for k, _ in page.attributes if k.startswith("on")], name
+            links = [v for k, v in page.attributes if k in ("href", "src", "action")]
+            assert not [v for v in links if not v.startswith(("/", "#"))], (links, name)
+            shown = name[:128]
+            if path.startswith("/calls/") and shown.isprintable() and shown.strip() == shown:
+                assert shown in "".join(page.texts), name
+
+
+async def test_call_page_plays_only_what_the_role_and_tenant_allow(world, client):
+    browser = Browser(client)
+    await browser.sign_in("viewer-b")
+    response, _ = await browser.get(f"/calls/{world.calls['a']}")
+    assert response.status == 404
+    response, _ = await browser.get(f"/calls/{world.calls['a']}/recording")
+    assert response.status == 404
+    response, body = await browser.get(f"/calls/{world.calls['b']}")
+    assert response.status == 200 and f'src="/calls/{world.calls["b"]}/recording"' in body
+    response, _ = await browser.get(
+        f"/calls/{world.calls['b']}/recording", headers={"Range": "bytes=0-99"}
+    )
+    assert response.status == 206 and len(await response.read()) == 100
+
+
+async def test_csv_export_is_scoped_and_defuses_formulas(world, client):
+    for formula in CATEGORIES["csv_formula"]:
+        world.add_call("a", caller_name=formula)
+    world.add_call("b", caller_name="=secret of client B")
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    response, body = await browser.get("/calls.csv")
+    assert response.status == 200
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    names = [r["caller_name"] for r in rows]
+    assert "=secret of client B" not in " ".join(names) and "'=secret of client B" not in names
+    for formula in CATEGORIES["csv_formula"]:
+        assert "'" + formula in names
+    assert not any(re.match(r"[=+\-@\t\r]", n) for n in names)
+    with world.sessions() as session:
+        (export,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "calls.export")
+        ).all()
+    assert export.actor == "user:alice" and export.detail == f"{len(rows)} calls"
+
+
+async def test_the_dashboard_counts_only_what_the_user_may_see(world, client):
+    today = dt.datetime.now(dt.UTC).replace(hour=12)
+    for days_ago, account, disposition, first in [
+        (0, "a", "answered", True),
+        (1, "a", "no_answer", False),
+        (1, "a", "answered", True),
+        (2, "b", "answered", True),
+        (200, "a", "answered", True),  # outside the 90 days
+    ]:
+        world.add_call(
+            account,
+            started=today - dt.timedelta(days=days_ago),
+            disposition=disposition,
+            first_time=first,
+            tracked=True,
+        )
+    alice = Browser(client)
+    await alice.sign_in("alice")
+    response, body = await alice.get("/")
+    assert response.status == 200
+    page = Page(body)
+    text = " ".join(" ".join(page.texts).split())
+    # client A: 3 tracked calls + the recorded one of the world (no source), not B's
+    assert "4 calls" in text and "75% answered" in text and "2 first-time callers" in text
+    assert "Google Ads" in text and "Spring sale" in text and "Billboard" not in text
+    assert body.count("<rect ") >= 3  # bars for 3 days, plus the legend
+    response, _ = await alice.get(f"/?account={world.accounts['b']}")
+    assert response.status == 400
+    owner = Browser(client)
+    await owner.sign_in("owner")
+    _, body = await owner.get(f"/?account={world.accounts['b']}")
+    text = " ".join(" ".join(Page(body).texts).split())
+    assert "<b>Billboard</b>" in text and "Google Ads" not in text  # markup shown as text
+    assert "<b>" not in body
+    for bad in (
+        "from=2026-13-01",
+        "from=2026-02-01&to=2026-01-01",
+        "from=2020-01-01&to=2026-01-01",
+    ):
+        assert (await owner.get(f"/?{bad}"))[0].status == 400
+
+
+async def test_the_audit_log_is_for_admins_scoped_filtered_and_exportable(world, client):
+    from appliance import audit
+
+    with world.sessions.begin() as session:
+        audit.record(session, "user:x", "recording.play", "c" * 32, account_id=world.accounts["a"])
+        audit.record(
+            session, "user:y", "recording.play", "d" * 32, detail="<script>alert(1)</script>",
+            account_id=world.accounts["b"],
+        )  # fmt: skip
+        audit.record(session, "cli:root", "trunk.add", "carrier", detail="=cmd|' /C calc'!A0")
+    viewer = Browser(client)
+    await viewer.sign_in("alice")
+    assert (await viewer.get("/audit"))[0].status == 403
+    assert (await viewer.get("/audit.csv"))[0].status == 403
+    owner = Browser(client)
+    await owner.sign_in("owner")
+    response, body = await owner.get("/audit?action=recording.")
+    assert response.status == 200
+    text = " ".join(Page(body).texts)
+    assert "user:x" in text and "user:y" in text and "trunk.add" not in text
+    assert "<script>alert(1)</script>" in text and "<script>alert" not in body
+    response, body = await owner.get("/audit.csv?actor=cli:root")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [r["action"] for r in rows] == ["trunk.add"]
+    assert rows[0]["detail"] == "'=cmd|' /C calc'!A0"
+    for bad in ("from=soon", "before=x", "actor=" + "x" * 101):
+        assert (await owner.get(f"/audit?{bad}"))[0].status == 400
+    with world.sessions() as session:
+        exports = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "audit.export")
+        ).all()
+    assert [(e.actor, e.detail) for e in exports] == [("user:owner", "1 entries")]
+
+
+async def test_users_are_managed_within_the_admins_reach(world, client):
+    from appliance import admin
+
+    with world.sessions.begin() as session:
+        admin.add_user(session, "ada", PASSWORD, "admin").must_change_password = False
+    manager = Browser(client)
+    await manager.sign_in("manager")
+    assert (await manager.get("/users"))[0].status == 403
+    ada = Browser(client)
+    await ada.sign_in("ada")
+    response, body = await ada.get("/users")
+    assert response.status == 200 and "viewer-b" in body
+
+    async def act(browser, **form):
+        await browser.get("/users")
+        return await browser.post("/users", form)
+
+    response, body = await act(
+        ada, action="add", username="carol", role="client_viewer", account=world.accounts["a"]
+    )
+    assert response.status == 200
+    one_time = re.search(r"One-time password \(shown once\): (\S+)<", body).group(1)
+    assert (await Browser(client).sign_in("carol", one_time)).headers["Location"] == "/password"
+    client_a = world.accounts["a"]
+    for form, status, words in [
+        ({"action": "add", "username": "<b>x</b>", "role": "analyst", "account": "1"}, 400,
+         "may only use"),
+        ({"action": "add", "username": "dan", "role": "owner", "account": "1"}, 403, "only owners"),
+        ({"action": "add", "username": "dan", "role": "admin", "account": client_a}, 400,
+         "client account"),
+        ({"action": "role", "username": "owner", "role": "analyst"}, 403, "only owners"),
+        ({"action": "role", "username": "ada", "role": "analyst"}, 400, "your own user"),
+        ({"action": "remove", "username": "nobody"}, 400, "no user"),
+        ({"action": "explode", "username": "carol"}, 400, "unknown action"),
+    ]:  # fmt: skip
+        response, body = await act(ada, **form)
+        assert response.status == status, form
+        assert words in html.unescape(body), form
+    response, _ = await act(ada, action="role", username="carol", role="analyst")
+    assert response.status == 200
+    response, _ = await act(ada, action="remove", username="carol")
+    assert response.status == 200
+    with world.sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == "user:ada")
+        ).all()
+    assert [a for a in actions if a.startswith("user.")] == ["user.add", "user.role", "user.remove"]
+
+
+async def test_two_step_sign_in_with_a_totp_code(world, client):
+    import time
+
+    import pyotp
+
+    owner = Browser(client)
+    await owner.sign_in("owner")
+    await owner.get("/account")
+    response, body = await owner.post("/account", {"action": "begin"})
+    key = re.search(r'name="setup_key" value="([A-Z2-7]{32})"', body).group(1)
+    generator = pyotp.TOTP(key)
+    response, body = await owner.post(
+        "/account",
+        {"action": "confirm", "setup_key": key, "code": generator.now(), "password": "wrong"},
+    )
+    assert response.status == 400 and "current password is not right" in body
+    response, body = await owner.post(
+        "/account",
+        {"action": "confirm", "setup_key": "A" * 31 + "!", "code": "123456", "password": PASSWORD},
+    )
+    assert response.status == 400 and "set-up key" in body
+    enrolled_with = generator.now()
+    response, body = await owner.post(
+        "/account",
+        {"action": "confirm", "setup_key": key, "code": enrolled_with, "password": PASSWORD},
+    )
+    assert response.status == 200 and "Two-step sign-in is on." in body
+
+    second = Browser(client)
+    response = await second.sign_in("owner")
+    assert response.headers["Location"].startswith("/login/code")
+    for path in ("/calls", "/password", f"/calls/{world.calls['a']}/recording"):
+        response, _ = await second.get(path)
+        assert response.status == 303 and response.headers["Location"] == "/login/code", path
+    await second.get("/login/code")
+    for wrong in ("000000", "12345", "<script>", enrolled_with):  # the last: used already
+        if wrong == generator.now() and wrong != enrolled_with:
+            continue
+        response, body = await second.post("/login/code", {"code": wrong, "next": "/calls"})
+        assert response.status == 401, wrong
+    later = generator.at(time.time() + 30)  # the next step's code, within the window
+    response, _ = await second.post("/login/code", {"code": later, "next": "/calls"})
+    assert response.status == 303 and response.headers["Location"] == "/calls"
+    assert (await second.get("/calls"))[0].status == 200
+
+    client.server.app[THROTTLE]._buckets.clear()  # the attempts above used this client's share
+    third = Browser(client)
+    await third.sign_in("owner")
+    for _ in range(5):
+        response, _ = await third.post("/login/code", {"code": "000000", "next": "/calls"})
+        assert response.status == 401
+    response, _ = await third.get("/calls")
+    assert response.status == 303 and response.headers["Location"].startswith("/login")
+    with world.sessions() as session:
+        refusals = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "signin.refused")
+        ).all()
+    assert refusals.count("wrong code") == 4 + 5
