@@ -35,6 +35,7 @@ from appliance.secrets import new_password
 from appliance.vocabulary import RecordingMode, RingStrategy, values
 
 Command = Callable[[Config, argparse.Namespace], int]
+APPLIED = "the running controller gives it to Asterisk within 5 seconds"
 
 
 def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
@@ -201,7 +202,7 @@ def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
             session, bootstrap.secret_box(config), request, args.account, audit.cli_actor()
         )
         print(f"trunk {trunk.name} ({trunk.kind}, {trunk.host}:{trunk.port}) added")
-    print("run 'appliance config render' and reload Asterisk to use it")
+    print(APPLIED)
     return 0
 
 
@@ -339,7 +340,7 @@ def cmd_trunk_list(config: Config, _args: argparse.Namespace) -> int:
 def cmd_trunk_remove(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         admin.remove_trunk(session, args.name, audit.cli_actor())
-    print(f"trunk {args.name} removed; run 'appliance config render' and reload Asterisk")
+    print(f"trunk {args.name} removed; {APPLIED}")
     return 0
 
 
@@ -451,7 +452,7 @@ def _phone_settings(config: Config, name: str, password: str) -> None:
     print(f"  SIP server: {config.asterisk.sip_host}:{config.asterisk.sip_port} (UDP)")
     print(f"  user name and auth name: {name}")
     print(f"  password (shown once): {password}")
-    print("run 'appliance config render' and reload Asterisk to use it")
+    print(APPLIED)
 
 
 def cmd_endpoint_list(config: Config, _args: argparse.Namespace) -> int:
@@ -476,7 +477,7 @@ def cmd_endpoint_passwd(config: Config, args: argparse.Namespace) -> int:
 def cmd_endpoint_remove(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         admin.remove_endpoint(session, args.name, audit.cli_actor())
-    print(f"endpoint {args.name} removed; run 'appliance config render' and reload Asterisk")
+    print(f"endpoint {args.name} removed; {APPLIED}")
     return 0
 
 

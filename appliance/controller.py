@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance import bootstrap, sdnotify
+from appliance import admin, bootstrap, sdnotify
 from appliance.asterisk import render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
@@ -78,6 +78,14 @@ class Controller:
         self.config = config
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine))
+
+    def pjsip_sections(self) -> str:
+        """The trunks and phones in the database, as PJSIP sections (passwords unsealed)."""
+        box = bootstrap.secret_box(self.config)
+        with self.store.sessions() as session:
+            trunks = admin.trunk_views(session, box)
+            phones = admin.endpoint_views(session, box)
+        return render.pjsip_sections(trunks, phones, self.config.asterisk.inbound_context)
 
     def check_database(self) -> None:
         try:
@@ -148,7 +156,11 @@ class Controller:
             writer=writer,
             calls=calls,
             routes=DialplanPublisher(
-                self.store, render.routes_path(config), render.dialplan_settings(config), ami
+                self.store,
+                render.routes_path(config),
+                render.dialplan_settings(config),
+                ami,
+                pjsip=(render.pjsip_path(config), self.pjsip_sections),
             ),
             reconciler=Reconciler(
                 self.store,
@@ -225,6 +237,7 @@ def counters(features: Features, agi: FastAgiServer) -> dict[str, int]:
         "agi_answered": agi.answered,
         "agi_refused": agi.refused,
         "dialplan_reloads": features.routes.reloads,
+        "pjsip_reloads": features.routes.pjsip_reloads,
         "reconciled_calls": features.reconciler.reconciled,
         "spool_refused": features.sweeper.refused,
     }

@@ -69,6 +69,8 @@ CDR_DIR = "log/cdr-custom"  # the controller moves and deletes the CDR files it 
 ROUTES_DIR = "routes"
 ROUTES_FILE = "extensions_routes.conf"
 PHONES_CONTEXT = "appliance-phones"  # where calls from the appliance's phones land: nowhere
+PJSIP_FILE = "pjsip_appliance.conf"  # trunks and phones, rewritten by the controller
+PJSIP_TEMPLATE = PJSIP_FILE + ".j2"
 
 
 def templates_dir() -> Path:
@@ -148,6 +150,11 @@ def routes_path(config: Config) -> Path:
     return config.asterisk_dir_on_host / ROUTES_DIR / ROUTES_FILE
 
 
+def pjsip_path(config: Config) -> Path:
+    """The trunks and phones file, as the controller sees it."""
+    return config.asterisk_dir_on_host / ROUTES_DIR / PJSIP_FILE
+
+
 def dialplan_settings(config: Config) -> Settings:
     return Settings(config.asterisk.inbound_context, f"agi://{config.agi.host}:{config.agi.port}")
 
@@ -156,12 +163,7 @@ def asterisk_uid(config: Config) -> int:
     return lookup_user(Path(config.asterisk.root), config.asterisk.user).uid
 
 
-def context(
-    config: Config,
-    trunks: list[TrunkView],
-    user: SystemUser,
-    endpoints: list[EndpointView] | None = None,
-) -> dict[str, Any]:
+def context(config: Config, user: SystemUser) -> dict[str, Any]:
     root = Path(config.asterisk.root)
     spool = config.recordings.spool_dir.rstrip("/")
     raw, done = (
@@ -182,6 +184,7 @@ def context(
         "ami_secret": ami_secret,
         "record_code": record_code(ami_secret),
         "routes_file": f"{config.asterisk.dir.rstrip('/')}/{ROUTES_DIR}/{ROUTES_FILE}",
+        "pjsip_file": f"{config.asterisk.dir.rstrip('/')}/{ROUTES_DIR}/{PJSIP_FILE}",
         "mixmonitor": f"{raw},D,/bin/touch {done}",
         "cdr_fields": tuple(cdr.FIELDS.values()),
         "ami_events": AMI_EVENTS,
@@ -192,24 +195,43 @@ def context(
         "rtp_start": config.asterisk.rtp_start,
         "rtp_end": config.asterisk.rtp_end,
         "inbound_context": config.asterisk.inbound_context,
-        "trunks": trunks,
-        "endpoints": endpoints or [],
         "phones_context": PHONES_CONTEXT,
     }
 
 
-def render_files(values: dict[str, Any]) -> dict[str, str]:
-    """Pure: template values in, file name -> text out."""
-    env = jinja2.Environment(
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir()),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - Asterisk config, not HTML; values are validated
     )
+
+
+def render_files(values: dict[str, Any]) -> dict[str, str]:
+    """Pure: template values in, file name -> text out (the root-owned config in etc/)."""
+    env = _environment()
     return {
         name[: -len(".j2")]: env.get_template(name).render(values)
         for name in env.list_templates(extensions=["j2"])
+        if name != PJSIP_TEMPLATE
     }
+
+
+def pjsip_sections(
+    trunks: list[TrunkView], endpoints: list[EndpointView], inbound_context: str
+) -> str:
+    """Pure: the trunks and phones as PJSIP sections (the file the controller rewrites)."""
+    return (
+        _environment()
+        .get_template(PJSIP_TEMPLATE)
+        .render(
+            trunks=trunks,
+            endpoints=endpoints,
+            inbound_context=inbound_context,
+            phones_context=PHONES_CONTEXT,
+        )
+    )
 
 
 def write(
@@ -220,7 +242,7 @@ def write(
 ) -> Path:
     """Render and write the config and the compiled routes; create Asterisk's directories."""
     user = lookup_user(Path(config.asterisk.root), config.asterisk.user)
-    files = render_files(context(config, trunks, user, endpoints))
+    files = render_files(context(config, user))
     base = config.asterisk_dir_on_host
     base.mkdir(parents=True, exist_ok=True, mode=0o750)
     _own(base, 0, user.gid, 0o750)  # root's, so Asterisk cannot swap etc/ for its own
@@ -237,6 +259,8 @@ def write(
     controller = config.data_dir.stat().st_uid
     _directory(base / ROUTES_DIR, controller, user.gid, 0o2750)
     _write(routes_path(config), routes, controller, user.gid)
+    sections = pjsip_sections(trunks, endpoints or [], config.asterisk.inbound_context)
+    _write(pjsip_path(config), sections, controller, user.gid)
     return etc
 
 

@@ -1,13 +1,14 @@
-"""Routes into Asterisk: read the routing table, compile it, write the routes file and have
-Asterisk reload its dialplan. Whoever changes routes (admin UI, CLI, another appliance sharing
-the database), Asterisk has them within one refresh interval; calls in progress are not
-touched by a dialplan reload."""
+"""Routes, trunks and phones into Asterisk: read them from the database, write the routes file
+and the PJSIP file, and have Asterisk reload what changed (its dialplan, PJSIP). Whoever
+changes them (admin UI, CLI, another appliance sharing the database), Asterisk has them within
+one refresh interval; calls in progress are not touched by either reload."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.asterisk.ami import AmiClient, AmiError
@@ -45,17 +46,21 @@ class DialplanPublisher:
         settings: Settings,
         ami: AmiClient,
         interval: float = 5.0,
+        pjsip: tuple[Path, Callable[[], str]] | None = None,
     ) -> None:
+        """`pjsip`: where the trunks and phones file goes, and what makes its text."""
         self.store = store
         self.path = path
         self.settings = settings
         self.ami = ami
         self.interval = interval
+        self.pjsip = pjsip
         self.table = RoutingTable()
         self.problems: tuple[str, ...] = ()
-        self.unwritable: str | None = None  # why the routes file could not be written
-        self.reload_pending = True
+        self.unwritable: str | None = None  # why a file could not be written
+        self.pending: set[str] = {"pbx_config", "res_pjsip.so"}  # modules to reload
         self.reloads = 0  # dialplan reloads Asterisk confirmed since start
+        self.pjsip_reloads = 0
 
     async def run(self) -> None:
         while True:
@@ -69,21 +74,26 @@ class DialplanPublisher:
         self.table = await asyncio.to_thread(self.store.routing_table)
         compiled = compile_routes(self.table, self.settings)
         self._report(compiled)
-        try:
-            changed = await asyncio.to_thread(write_routes, self.path, compiled.text)
-        except OSError as exc:
-            if self.unwritable is None:
-                log.error(
-                    "routes file %s cannot be written (%s); run 'appliance config render'",
-                    self.path,
-                    exc.strerror,
-                )
-            self.unwritable = exc.strerror or str(exc)
-            return
+        files = [(self.path, compiled.text, "pbx_config")]
+        if self.pjsip is not None:
+            path, make = self.pjsip
+            files.append((path, await asyncio.to_thread(make), "res_pjsip.so"))
+        for path, text, module in files:
+            try:
+                changed = await asyncio.to_thread(write_routes, path, text)
+            except OSError as exc:
+                if self.unwritable is None:
+                    log.error(
+                        "%s cannot be written (%s); run 'appliance config render'",
+                        path,
+                        exc.strerror,
+                    )
+                self.unwritable = exc.strerror or str(exc)
+                return
+            if changed:
+                log.info("%s rewritten from the database", path)
+                self.pending.add(module)
         self.unwritable = None
-        if changed:
-            log.info("routes compiled into %s", self.path)
-            self.reload_pending = True
         await self.reload()
 
     @property
@@ -92,20 +102,26 @@ class DialplanPublisher:
         return not self.problems and self.unwritable is None
 
     async def on_login(self) -> None:
-        """Asterisk may have (re)started since: make sure it runs the current routes."""
-        self.reload_pending = True
+        """Asterisk may have (re)started since: make sure it runs the current files."""
+        self.pending = {"pbx_config", "res_pjsip.so"} if self.pjsip else {"pbx_config"}
         await self.refresh()
 
     async def reload(self) -> None:
-        if not self.reload_pending or not self.ami.is_connected:
+        if not self.ami.is_connected:
             return
-        try:
-            await self.ami.action({"Action": "Reload", "Module": "pbx_config"})
-        except AmiError as exc:
-            log.warning("dialplan reload failed (%s); retrying at the next refresh", exc)
-            return
-        self.reload_pending = False
-        self.reloads += 1
+        if self.pjsip is None:
+            self.pending.discard("res_pjsip.so")
+        for module in sorted(self.pending):
+            try:
+                await self.ami.action({"Action": "Reload", "Module": module})
+            except AmiError as exc:
+                log.warning("%s reload failed (%s); retrying at the next refresh", module, exc)
+                continue
+            self.pending.discard(module)
+            if module == "pbx_config":
+                self.reloads += 1
+            else:
+                self.pjsip_reloads += 1
 
     def _report(self, compiled: Compiled) -> None:
         if compiled.problems != self.problems:

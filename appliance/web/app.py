@@ -18,7 +18,7 @@ from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
 from appliance.resources import shipped_dir
 from appliance.secrets import SecretBox
-from appliance.web import api, auth, pages, playback
+from appliance.web import api, auth, configure, manage, pages, playback, signin
 from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
 from appliance.web.keys import PRINCIPAL
 from appliance.web.render import render
@@ -89,6 +89,9 @@ def init_app(
     app.router.add_get("/health", health)
     app.router.add_get("/status", status)
     app.router.add_static("/static/", web_dir / "static", follow_symlinks=False)
+    signin.add_routes(app)
     pages.add_routes(app)
+    manage.add_routes(app)
+    configure.add_routes(app)
     api.add_routes(app, live)
     return app

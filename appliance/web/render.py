@@ -3,14 +3,20 @@ page gets what its frame needs (who is signed in, the form token)."""
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__, accounts
-from appliance.access import Permission
+from appliance.access import Permission, Principal
+from appliance.db.models import Account
 from appliance.web.keys import PRINCIPAL, SESSION
+
+CSV_MAX_ROWS = 100_000  # an export stops there
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
@@ -22,3 +28,27 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
         "Permission": Permission,
     }
     return aiohttp_jinja2.render_template(template, request, frame | values, status=status)
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def zone_named(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def account_zone(sessions: sessionmaker[Session], principal: Principal) -> str:
+    """The time zone of the principal's account: pages show times in it."""
+    with sessions() as session:
+        account = session.get(Account, principal.account_id)
+        return account.timezone if account else "UTC"
+
+
+def csv_cell(value: object) -> str:
+    """Spreadsheets run cells that start like a formula: such text gets a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text

@@ -357,6 +357,11 @@ def register(stack: Stack, name: str, password: str, port: int) -> subprocess.Co
 
 
 def test_an_appliance_phone_registers_with_its_password_and_takes_calls(stack: Stack, phone):
+    """Trunks and phones added while everything runs reach Asterisk without a render."""
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    reloads = stack.counter("pjsip_reloads")
     added = stack.appliance("endpoint", "add", "desk-9", "--label", "Front desk")
     password = added.stdout.split("password (shown once): ")[1].split()[0]
     assert password not in stack.appliance("endpoint", "list").stdout
@@ -364,9 +369,20 @@ def test_an_appliance_phone_registers_with_its_password_and_takes_calls(stack: S
     stack.appliance("trunk", "add", "carrier", "--host", "127.0.0.2")
     stack.appliance("route", "add", "Desk", "--endpoint", "desk-9")
     stack.appliance("number", "add", "+12025550106", "--route", "Desk")
-    stack.appliance("config", "render")
-    stack.start_asterisk()
-    stack.start_controller()
+    wait_for(
+        lambda: (
+            "desk-9" in stack.asterisk_cli("pjsip show endpoints").stdout
+            and "carrier" in stack.asterisk_cli("pjsip show endpoints").stdout
+        ),
+        timeout=15,
+        what="Asterisk to have the new phone and trunk",
+    )
+    wait_for(
+        lambda: "+12025550106" in stack.asterisk_cli("dialplan show appliance-inbound").stdout,
+        timeout=15,
+        what="the number compiled",
+    )
+    assert stack.counter("pjsip_reloads") > reloads
     port = free_port(socket.SOCK_DGRAM)
     assert register(stack, "desk-9", "not-" + password, port).returncode != 0
     assert register(stack, "desk-8", password, port).returncode != 0

@@ -427,3 +427,127 @@ async def test_two_step_sign_in_with_a_totp_code(world, client):
             select(AuditEntry.detail).where(AuditEntry.action == "signin.refused")
         ).all()
     assert refusals.count("wrong code") == 4 + 5
+
+
+async def test_numbers_and_routes_are_configured_from_their_pages(world, client):
+    from appliance import admin
+    from appliance.calls.store import CallStore
+    from appliance.secrets import SecretBox
+
+    with world.sessions.begin() as session:
+        admin.add_trunk(
+            session, SecretBox(b"k" * 32), admin.TrunkRequest("carrier", "ip", "127.0.0.1")
+        )
+    for name, status in (("alice", 403), ("viewer-a", 403), ("analyst", 200)):
+        browser = Browser(client)
+        await browser.sign_in(name)
+        assert (await browser.get("/numbers"))[0].status == status, name
+        assert (await browser.get("/routes"))[0].status == status, name
+        if status == 200:
+            response, _ = await browser.post(
+                "/numbers", {"action": "release", "number": "+12025550123"}
+            )
+            assert response.status == 403
+    owner = Browser(client)
+    await owner.sign_in("owner")
+
+    async def post(path, **form):
+        await owner.get(path)
+        return await owner.post(path, form)
+
+    agency = str(world.accounts["agency"])
+    response, body = await post(
+        "/routes", action="add", name="<i>Front</i> desk", account=agency,
+        forward="+1 202 555 0199, (202) 555-0198", trunk="carrier", ring_timeout="20",
+    )  # fmt: skip
+    assert response.status == 200, body
+    assert "&lt;i&gt;Front&lt;/i&gt; desk" in body and "<i>Front" not in body
+    response, body = await post(
+        "/routes", action="add", name="Bad", account=agency, forward="+12025550199",
+        trunk="carrier", ring_timeout="ten",
+    )  # fmt: skip
+    assert response.status == 400 and "ring timeout" in body
+    response, body = await post(
+        "/numbers", action="add", number="(202) 555-0142", account=agency,
+        route="<i>Front</i> desk", source="Radio",
+    )  # fmt: skip
+    assert response.status == 200 and "+12025550142 added" in body
+    response, body = await post("/numbers", action="add", number="<script>", account=agency)
+    assert response.status == 400 and "is not a phone number" in html.unescape(body)
+    response, body = await post("/numbers", action="add", number="+12025550143", account=str(10**6))
+    assert response.status == 403  # an account that is not the owner's
+    table = CallStore(world.sessions).routing_table()
+    (number,) = [n for n in table.numbers if n.e164 == "+12025550142"]
+    assert number.route is not None and [t.value for t in number.route.targets] == [
+        "+12025550199",
+        "+12025550198",
+    ]
+    response, body = await post(
+        "/numbers", action="edit", number="+12025550142", source="", label="Spring <b>"
+    )
+    assert response.status == 200
+    response, body = await post(
+        "/routes", action="remove", name="<i>Front</i> desk", account=agency
+    )
+    assert response.status == 400 and "numbers take route" in html.unescape(body)
+    response, body = await post("/numbers", action="release", number="+12025550142")
+    assert response.status == 200 and "released" in body
+    response, body = await post(
+        "/routes", action="remove", name="<i>Front</i> desk", account=agency
+    )
+    assert response.status == 200
+    with world.sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == "user:owner")
+        ).all()
+    assert [a for a in actions if a.split(".")[0] in ("route", "number")] == [
+        "route.add", "number.add", "number.edit", "number.release", "route.remove",
+    ]  # fmt: skip
+
+
+async def test_trunks_and_phones_are_added_from_their_page(world, client):
+    analyst = Browser(client)
+    await analyst.sign_in("analyst")
+    assert (await analyst.get("/sip"))[0].status == 200
+    assert (await analyst.post("/sip", {"action": "add_phone", "name": "x"}))[0].status == 403
+    owner = Browser(client)
+    await owner.sign_in("owner")
+
+    async def post(**form):
+        await owner.get("/sip")
+        return await owner.post("/sip", form)
+
+    agency = str(world.accounts["agency"])
+    response, body = await post(
+        action="add_phone", name="desk-1", label="<b>Desk</b>", account=agency
+    )
+    assert response.status == 200
+    secret = re.search(r'<code class="key">([^<]+)</code>', body).group(1)
+    assert len(secret) >= 30
+    response, body = await owner.get("/sip")
+    assert secret not in body and "&lt;b&gt;Desk&lt;/b&gt;" in body  # shown once, as text
+    for form, words in [
+        ({"action": "add_phone", "name": "desk-1", "account": agency}, "already exists"),
+        ({"action": "add_phone", "name": "Desk 2;", "account": agency}, "lowercase letters"),
+        ({"action": "add_phone", "name": "desk-1-auth", "account": agency}, "not ending in"),
+        ({"action": "add_trunk", "name": "any", "host": "203.0.113.5", "match": "0.0.0.0/0",
+          "account": agency}, "from anywhere"),
+        ({"action": "add_trunk", "name": "desk-1", "host": "203.0.113.5", "account": agency},
+         "an endpoint 'desk-1' already exists"),
+        ({"action": "remove_phone", "name": "nobody"}, "no phone"),
+    ]:  # fmt: skip
+        response, body = await post(**form)
+        assert response.status == 400, form
+        assert words in html.unescape(body), form
+    response, body = await post(action="phone_password", name="desk-1")
+    assert response.status == 200
+    assert re.search(r'<code class="key">([^<]+)</code>', body).group(1) != secret
+    response, _ = await post(
+        action="add_trunk", name="carrier", host="203.0.113.5", match="203.0.113.0/24",
+        account=agency,
+    )  # fmt: skip
+    assert response.status == 200
+    response, _ = await post(action="remove_trunk", name="carrier")
+    assert response.status == 200
+    response, _ = await post(action="remove_phone", name="desk-1")
+    assert response.status == 200

@@ -7,6 +7,7 @@ from appliance.asterisk.render import (
     PHONES_CONTEXT,
     EndpointView,
     TrunkView,
+    pjsip_sections,
     render_files,
     templates_dir,
 )
@@ -41,13 +42,20 @@ VALUES = {
     "sip_host": "127.0.0.1",
     "sip_port": 5060,
     "inbound_context": "appliance-inbound",
-    "trunks": [
-        TrunkView("carrier", "ip", "203.0.113.5", 5060, match=("203.0.113.0/24",)),
-        TrunkView("voip", "registration", "sip.example.net", 5060, "acme", "pw"),
-    ],
-    "endpoints": [EndpointView("desk-1", "generated-secret")],
+    "pjsip_file": "/var/lib/appliance/asterisk/routes/pjsip_appliance.conf",
     "phones_context": PHONES_CONTEXT,
 }
+TRUNKS = [
+    TrunkView("carrier", "ip", "203.0.113.5", 5060, match=("203.0.113.0/24",)),
+    TrunkView("voip", "registration", "sip.example.net", 5060, "acme", "pw"),
+]
+PHONES = [EndpointView("desk-1", "generated-secret")]
+
+
+def sections() -> str:
+    return pjsip_sections(TRUNKS, PHONES, "appliance-inbound")
+
+
 TEMPLATE = (templates_dir() / "extensions.conf.j2").read_text()
 
 
@@ -71,7 +79,8 @@ def test_modules_that_run_programs_or_dial_on_their_own_are_not_loaded():
 
 
 def test_trunks_are_identified_by_address_only():
-    pjsip = render_files(VALUES)["pjsip.conf"]
+    pjsip = sections()
+    assert f'#tryinclude "{VALUES["pjsip_file"]}"' in render_files(VALUES)["pjsip.conf"]
     assert "match = 203.0.113.0/24" in pjsip
     assert "[voip-reg]" in pjsip and "server_uri = sip:sip.example.net:5060" in pjsip
     assert "outbound_auth = voip-auth" in pjsip
@@ -113,7 +122,8 @@ def test_cdr_columns_are_the_reconciler_s():
 def test_every_template_renders():
     files = render_files(VALUES)
     expected = {p.name[:-3] for p in Path(templates_dir()).glob("*.j2")}
-    assert set(files) == expected
+    assert set(files) | {"pjsip_appliance.conf"} == expected  # that one is the controller's
+    assert "[carrier]" in sections()
 
 
 def test_ami_event_filter_lets_through_every_event_the_tracker_reads():
@@ -139,8 +149,8 @@ def test_the_record_code_is_unguessable_and_starts_with_a_key_phones_lack():
 
 def test_phones_authenticate_register_once_and_reach_nothing():
     files = render_files(VALUES)
-    pjsip = files["pjsip.conf"]
-    phone = pjsip[pjsip.index("[desk-1]") : pjsip.index("; Your own endpoints")]
+    pjsip = sections()
+    phone = pjsip[pjsip.index("[desk-1]") :]
     assert "auth = desk-1-auth" in phone and "password = generated-secret" in phone
     assert f"context = {PHONES_CONTEXT}" in phone and "max_contacts = 1" in phone
     extensions = files["extensions.conf"]

@@ -1,0 +1,190 @@
+"""Pages that run the appliance: users and the audit log (and, in time, its configuration)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance import admin, audit, audit_log
+from appliance.access import Permission, Principal, may_manage
+from appliance.db.models import Account, AuditEntry
+from appliance.secrets import new_password
+from appliance.web.auth import SESSIONS
+from appliance.web.hardening import Refused
+from appliance.web.keys import PRINCIPAL
+from appliance.web.render import CSV_MAX_ROWS, account_zone, csv_cell, render, zone_named
+
+
+def _users(
+    sessions: sessionmaker[Session], principal: Principal
+) -> tuple[list[tuple[str, str, str, bool]], list[tuple[int, str]]]:
+    with sessions() as session:
+        accounts_seen = session.execute(
+            select(Account.id, Account.name)
+            .where(Account.id.in_(sorted(principal.accounts)))
+            .order_by(Account.parent_id.is_not(None), Account.name)
+        ).all()
+        names = dict(accounts_seen)
+        people = [
+            (u.username, u.role, names[u.account_id], u.must_change_password)
+            for u in admin.users(session)
+            if u.account_id in names
+        ]
+        return people, [(i, n) for i, n in accounts_seen]
+
+
+async def users_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.USERS_MANAGE)
+    people, choices = await asyncio.to_thread(_users, request.app[SESSIONS], principal)
+    return render(
+        request, "users.html", status, people=people, accounts=choices, roles=admin.ROLES, **shown
+    )
+
+
+def _change_user(
+    sessions: sessionmaker[Session], principal: Principal, form: dict[str, str], client: str
+) -> str:
+    """Carries out one form of the users page; returns what to tell the admin."""
+    action, username = form.get("action", ""), form.get("username", "")[:200]
+    actor = principal.actor
+    with sessions.begin() as session:
+        if action == "add":
+            role, account = form.get("role", ""), form.get("account", "")
+            if not account.isdigit():
+                raise admin.AdminError("choose an account")
+            may_manage(principal, int(account), role)
+            password = new_password()
+            admin.add_user(session, username, password, role, int(account), actor)
+            return f"User {username} added. One-time password (shown once): {password}"
+        user = admin.get_user(session, username)
+        if user.id == principal.user_id:
+            raise admin.AdminError("change your own user on the box or ask another admin")
+        if action == "role":
+            may_manage(principal, user.account_id, user.role, form.get("role", ""))
+            admin.set_role(session, username, form.get("role", ""), actor)
+            return f"{username} is now {form.get('role')}."
+        if action == "password":
+            may_manage(principal, user.account_id, user.role)
+            password = new_password()
+            admin.set_user_password(session, username, password, temporary=True, actor=actor)
+            return f"New one-time password for {username} (shown once): {password}"
+        if action == "remove":
+            may_manage(principal, user.account_id, user.role)
+            admin.remove_user(session, username, actor)
+            return f"User {username} removed."
+    raise admin.AdminError("unknown action")
+
+
+async def users_change(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.USERS_MANAGE)
+    form = {k: str(v)[:1000] for k, v in (await request.post()).items()}
+    try:
+        said = await asyncio.to_thread(
+            _change_user, request.app[SESSIONS], principal, form, request.remote or "?"
+        )
+    except admin.AdminError as exc:
+        return await users_page(request, 400, error=str(exc))
+    return await users_page(request, notice=said)
+
+
+def _audit_page(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    wanted: audit_log.AuditFilter,
+    before: int | None,
+) -> tuple[list[AuditEntry], int | None]:
+    with sessions() as session:
+        rows, after = audit_log.page(session, principal, wanted, before)
+        session.expunge_all()
+        return rows, after
+
+
+async def audit_entries(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.AUDIT_READ)
+    before_text = request.query.get("before", "")
+    try:
+        wanted = audit_log.parse_filter(request.query)
+        if before_text and not before_text.isdigit():
+            raise audit_log.BadFilter("before: an entry number")
+    except audit_log.BadFilter as exc:
+        raise Refused(400, str(exc)) from None
+    before = int(before_text) if before_text else None
+    rows, after = await asyncio.to_thread(
+        _audit_page, request.app[SESSIONS], principal, wanted, before
+    )
+    kept = {k: v for k, v in request.query.items() if k != "before" and v}
+    zone = await asyncio.to_thread(account_zone, request.app[SESSIONS], principal)
+    return render(
+        request,
+        "audit.html",
+        rows=rows,
+        query=kept,
+        zone=zone_named(zone),
+        utc=dt.UTC,
+        next_url="/audit?" + urllib.parse.urlencode({**kept, "before": after}) if after else None,
+        csv_url="/audit.csv?" + urllib.parse.urlencode(kept),
+    )
+
+
+AUDIT_COLUMNS = ("id", "at", "actor", "action", "subject", "client", "account_id", "detail")
+
+
+def _audit_csv(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    wanted: audit_log.AuditFilter,
+    client: str | None,
+) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(AUDIT_COLUMNS)
+    with sessions.begin() as session:
+        count = 0
+        for count, entry in enumerate(audit_log.every(session, principal, wanted), 1):
+            if count > CSV_MAX_ROWS:
+                break
+            writer.writerow([csv_cell(getattr(entry, c)) for c in AUDIT_COLUMNS])
+        audit.record(
+            session,
+            principal.actor,
+            "audit.export",
+            client=client,
+            detail=f"{min(count, CSV_MAX_ROWS)} entries",
+            account_id=principal.account_id,
+        )
+    return out.getvalue()
+
+
+async def audit_csv(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.AUDIT_READ)
+    try:
+        wanted = audit_log.parse_filter(request.query)
+    except audit_log.BadFilter as exc:
+        raise Refused(400, str(exc)) from None
+    text = await asyncio.to_thread(
+        _audit_csv, request.app[SESSIONS], principal, wanted, request.remote
+    )
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/users", users_page)
+    app.router.add_post("/users", users_change)
+    app.router.add_get("/audit", audit_entries)
+    app.router.add_get("/audit.csv", audit_csv)
