@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.access import Permission, Principal
 from appliance.asterisk.ami import AmiError
 from appliance.calls import log as call_log
+from appliance.db.models import Endpoint, Route, Source, TrackingNumber
 from appliance.recordings.live import CallNotLive, LiveRecordings, RecordingRefused
 from appliance.web import openapi, playback
 from appliance.web.auth import SESSIONS
@@ -99,7 +102,79 @@ async def control(request: web.Request) -> web.Response:
     return web.json_response({"call_id": found.id, "recording": verb})
 
 
+def _configuration(
+    sessions: sessionmaker[Session], principal: Principal, kind: str
+) -> list[dict[str, object]]:
+    """Numbers, sources, routes or phones of the principal's accounts (never secrets)."""
+    with sessions() as session:
+        mine = sorted(principal.accounts)
+        if kind == "numbers":
+            return [
+                {
+                    "number": n.e164,
+                    "account_id": n.account_id,
+                    "label": n.label,
+                    "source": n.source.name if n.source else None,
+                    "route": n.route.name if n.route else None,
+                    "released": n.released_at is not None,
+                }
+                for n in session.scalars(
+                    select(TrackingNumber)
+                    .where(TrackingNumber.account_id.in_(mine))
+                    .order_by(TrackingNumber.e164)
+                )
+            ]
+        if kind == "sources":
+            return [
+                {"id": s.id, "account_id": s.account_id, "name": s.name, "medium": s.medium}
+                for s in session.scalars(
+                    select(Source).where(Source.account_id.in_(mine)).order_by(Source.name)
+                )
+            ]
+        if kind == "routes":
+            return [
+                {
+                    "id": r.id,
+                    "account_id": r.account_id,
+                    "name": r.name,
+                    "targets": [t.value for t in r.targets],
+                    "strategy": r.strategy,
+                    "ring_timeout": r.ring_timeout,
+                    "hours": r.hours,
+                    "timezone": r.timezone,
+                    "recording": r.recording,
+                    "default": r.is_default,
+                    "dynamic": r.dynamic,
+                }
+                for r in session.scalars(
+                    select(Route).where(Route.account_id.in_(mine)).order_by(Route.name)
+                )
+            ]
+        return [
+            {"name": e.name, "account_id": e.account_id, "label": e.label}
+            for e in session.scalars(
+                select(Endpoint).where(Endpoint.account_id.in_(mine)).order_by(Endpoint.name)
+            )
+        ]
+
+
+def configuration(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        principal: Principal = request[PRINCIPAL]
+        principal.require(Permission.CONFIG_READ)
+        items = await asyncio.to_thread(_configuration, request.app[SESSIONS], principal, kind)
+        return web.json_response({kind: items})
+
+    handler.__doc__ = f"GET /api/v1/{kind}"
+    return handler
+
+
+CONFIGURATION = ("numbers", "sources", "routes", "endpoints")
+
+
 def add_routes(app: web.Application, live: LiveRecordings | None) -> None:
+    for kind in CONFIGURATION:
+        app.router.add_get(f"/api/v1/{kind}", configuration(kind))
     app[openapi.DOCUMENT] = openapi.document(with_live_control=live is not None)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
     app.router.add_get("/api/v1/calls", calls)

@@ -137,6 +137,21 @@ def document(with_live_control: bool) -> dict[str, Any]:
                 },
             }
         },
+        **{
+            f"/api/v1/{kind}": {
+                "get": {
+                    "summary": f"The {kind} of the token's accounts (needs config:read)",
+                    "responses": {
+                        "200": {
+                            "description": f'{{"{kind}": [...]}}',
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_errors(401, 403),
+                    },
+                }
+            }
+            for kind in ("numbers", "sources", "routes", "endpoints")
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "summary": "This document",

@@ -27,6 +27,10 @@ API_ROUTES = {
     ("GET", "/api/v1/calls/{call_id}"),
     ("GET", "/api/v1/calls/{call_id}/recording"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/numbers"),
+    ("GET", "/api/v1/sources"),
+    ("GET", "/api/v1/routes"),
+    ("GET", "/api/v1/endpoints"),
 }
 
 
@@ -332,3 +336,28 @@ async def test_live_control_refuses_before_touching_the_call(world, live_client,
     response = await live_client.get(path, headers=bearer(world.tokens["manager"]))
     assert response.status == 405
     assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("kind", ["numbers", "sources", "routes", "endpoints"])
+async def test_configuration_lists_are_scoped_and_need_config_read(world, client, kind):
+    from appliance import admin
+    from appliance.secrets import SecretBox
+
+    with world.sessions.begin() as session:
+        admin.add_endpoint(session, SecretBox(b"k" * 32), "desk-b", "B", world.accounts["b"])
+        admin.add_route(
+            session, admin.RouteRequest("B desk", endpoints=["desk-b"]), world.accounts["b"]
+        )
+    response = await client.get(f"/api/v1/{kind}", headers=bearer(world.tokens["analyst"]))
+    items = (await response.json())[kind]
+    assert response.status == 200 and {i["account_id"] for i in items} >= {world.accounts["b"]}
+    assert "password" not in json.dumps(items).lower()
+    for username in ("alice", "viewer-b"):  # client accounts read calls, not configuration
+        response = await client.get(f"/api/v1/{kind}", headers=bearer(world.tokens[username]))
+        assert response.status == 403
+    from appliance import admin as admin_module
+
+    with world.sessions.begin() as session:
+        _, narrow = admin_module.add_api_key(session, "owner", "test", ["calls:read"])
+    response = await client.get(f"/api/v1/{kind}", headers=bearer(narrow))
+    assert response.status == 403
