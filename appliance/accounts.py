@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit, totp
 from appliance.access import Principal, principal_for
-from appliance.db.models import ApiKey, User, WebSession, utcnow
+from appliance.db.models import ApiKey, User, UserLink, WebSession, utcnow
 from appliance.secrets import SecretBox, check_password, hash_password, token_hash
 
 LOCK_AFTER = 5
@@ -298,3 +298,90 @@ def token_user(sessions: sessionmaker[Session], token: str) -> Principal | None:
         if used is None or now - used > TOUCH_EVERY:
             key.last_used_at = now
         return principal_for(session, key.user, key.scopes.split())
+
+
+# links mailed to set a password ---------------------------------------------------------------
+LINK_LIFETIME = {"invite": dt.timedelta(days=3), "reset": dt.timedelta(hours=1)}
+
+
+def issue_link(session: Session, user: User, purpose: str) -> str:
+    """A new link of `purpose` for the user (the older ones of that purpose stop working);
+    returns its token, which only the mail carries."""
+    session.execute(
+        delete(UserLink).where(UserLink.user_id == user.id, UserLink.purpose == purpose)
+    )
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserLink(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            purpose=purpose,
+            expires_at=utcnow() + LINK_LIFETIME[purpose],
+        )
+    )
+    return token
+
+
+def _live_link(session: Session, token: str) -> UserLink | None:
+    link = session.scalar(select(UserLink).where(UserLink.token_hash == token_hash(token)))
+    if link is None or link.used_at is not None:
+        return None
+    expires = _aware(link.expires_at)
+    return link if expires is not None and expires > utcnow() else None
+
+
+def link_user(sessions: sessionmaker[Session], token: str) -> str | None:
+    """Whose link this is, while it can be used."""
+    with sessions() as session:
+        link = _live_link(session, token)
+        return link.user.username if link else None
+
+
+def use_link(
+    sessions: sessionmaker[Session], token: str, password: str, client: str | None
+) -> str | None:
+    """Set the password a link was sent for; the link is used up and a session starts (its
+    token is returned). None when the link is unknown, used or expired."""
+    with sessions.begin() as session:
+        link = _live_link(session, token)
+        if link is None:
+            return None
+        user = link.user
+        set_password(session, user, password, f"user:{user.username}")
+        user.must_change_password = False
+        link.used_at = utcnow()
+        fresh = secrets.token_urlsafe(32)
+        session.add(WebSession(token_hash=token_hash(fresh), user_id=user.id, client=client))
+        audit.record(
+            session,
+            f"user:{user.username}",
+            f"user.{link.purpose}.used",
+            user.username,
+            client=client,
+            account_id=user.account_id,
+        )
+        return fresh
+
+
+def reset_request(
+    sessions: sessionmaker[Session], who: str, client: str | None
+) -> tuple[str, str] | None:
+    """A reset link for the user named or addressed `who`, if it has an address: (address,
+    token). The caller mails it and tells the asker the same thing either way."""
+    who = who.strip()[:254]
+    with sessions.begin() as session:
+        user = session.scalar(
+            select(User).where((User.username == who) | (User.email == who.lower()))
+        )
+        audit.record(
+            session,
+            "anonymous",
+            "user.reset.asked",
+            (user.username if user else who)[:64],
+            client=client,
+            detail=None if user and user.email else "no such user or no address",
+            account_id=user.account_id if user else None,
+        )
+        if user is None or not user.email:
+            return None
+        return user.email, issue_link(session, user, "reset")

@@ -15,6 +15,7 @@ from appliance import accounts, audit
 from appliance.access import AGENCY_ROLES, DEFAULT_SCOPES, parse_scopes
 from appliance.asterisk.render import EndpointView, TrunkView
 from appliance.calls import routing, schedule
+from appliance.config import EMAIL
 from appliance.db.models import (
     Account,
     ApiKey,
@@ -88,8 +89,12 @@ def add_user(
     role: str,
     account_id: int | None = None,
     actor: str = "system",
+    email: str | None = None,
 ) -> User:
     """A user who must choose a new password at first sign-in."""
+    email = email.strip().lower() if email else None
+    if email is not None and not EMAIL.fullmatch(email):
+        raise AdminError(f"{email[:60]!r} is not an e-mail address")
     if not USERNAME.fullmatch(username):
         raise AdminError(f"username {username[:40]!r} may only use letters, digits and _.@+-")
     if role not in ROLES:
@@ -104,7 +109,11 @@ def add_user(
     if account.parent_id is not None and role in AGENCY_ROLES:
         raise AdminError(f"a client account's users may be analysts or client viewers, not {role}s")
     user = User(
-        username=username, password_hash=hash_password(password), role=role, account_id=account.id
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        account_id=account.id,
+        email=email,
     )
     session.add(user)
     session.flush()

@@ -80,7 +80,13 @@ def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
     password = _read_password(args) or new_password()
     with _session(config) as session:
         user = admin.add_user(
-            session, args.username, password, args.role, args.account, audit.cli_actor()
+            session,
+            args.username,
+            password,
+            args.role,
+            args.account,
+            audit.cli_actor(),
+            args.email,
         )
         print(f"user {user.username} ({user.role}) added; the password is changed at first sign-in")
     if not (args.password_stdin or args.password_prompt):
@@ -542,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--role", default="analyst", choices=admin.ROLES)
     p.add_argument("--account", type=int, help="account id (default: the agency)")
+    p.add_argument("--email", help="for password resets and (owners, admins) alerts")
     password_options(p)
     command("list", cmd_user_list, "list users", user)
     p = command("role", cmd_user_role, "change a user's role", user)

@@ -113,6 +113,18 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True)
+class SmtpConfig:
+    host: str = setting(
+        "", "SMTP server for invitations, password resets and alerts; empty: no mail is sent."
+    )
+    port: int = setting(587, "Its port (587 submission with STARTTLS, 465 TLS, 25 relay).")
+    security: str = setting("starttls", "starttls, tls or none (only for a relay on loopback).")
+    username: str = setting("", "User name to log in with; empty: no login.")
+    password: str = setting("", "Its password: inline, file:/path or env:NAME.")
+    sender: str = setting("", "From address, e.g. calls@example.com.")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -126,6 +138,7 @@ class Config:
     ami: AmiConfig = field(default_factory=AmiConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
 
@@ -296,10 +309,19 @@ def validate(config: Config) -> None:
                 f"{section}.{key}: {value[:80]!r} must be an absolute path of letters, digits "
                 "and . _ - /"
             )
+    if config.smtp.security not in ("starttls", "tls", "none"):
+        raise ConfigError("smtp.security: starttls, tls or none")
+    if config.smtp.security == "none" and config.smtp.host and not _loopback(config.smtp.host):
+        raise ConfigError("smtp.security: none is only for a relay on this machine (loopback)")
+    if config.smtp.host and not EMAIL.fullmatch(config.smtp.sender):
+        raise ConfigError("smtp.sender: an e-mail address, e.g. calls@example.com")
     if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
         raise ConfigError(
             "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"
         )
+
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 
 
 def _loopback(host: str) -> bool:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.events import EventBus
+from appliance.mail import AlertMail, Mailer
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -79,6 +82,12 @@ class Controller:
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine))
 
+    @functools.cached_property
+    def mailer(self) -> Mailer:
+        smtp = self.config.smtp
+        password = resolve_secret("smtp.password", smtp.password) if smtp.password else ""
+        return Mailer(smtp, password)
+
     def pjsip_sections(self) -> str:
         """The trunks and phones in the database, as PJSIP sections (passwords unsealed)."""
         box = bootstrap.secret_box(self.config)
@@ -112,6 +121,10 @@ class Controller:
         asterisk = {0, uid}  # the peers trusted on AMI and FastAGI: root, or Asterisk's user
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.engine.dispose)
+            alerts = AlertMail(self.mailer, self.store.sessions)  # ALERT lines go out by mail
+            logging.getLogger().addHandler(alerts)
+            stack.callback(logging.getLogger().removeHandler, alerts)
+            stack.callback(alerts.close)
             features = self.features(secret, asterisk, uid)
             stack.push_async_callback(features.ami.close)
             stack.push_async_callback(features.writer.flush)
@@ -220,6 +233,8 @@ class Controller:
             features.live,
             tls=config.http.tls,
             box=bootstrap.secret_box(config),
+            mailer=self.mailer,
+            base_url=base_url(config),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -227,6 +242,17 @@ class Controller:
         ssl_context = server_context(config.data_dir) if config.http.tls else None
         site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
         await _listen("http.port", config.http.host, config.http.port, site.start())
+
+
+def base_url(config: Config) -> str:
+    """What links the appliance mails start with: the public URL, else this host's name."""
+    if config.http.public_url:
+        return config.http.public_url
+    host = config.http.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a comparison, not a bind
+        host = socket.getfqdn()
+    scheme = "https" if config.http.tls else "http"
+    return f"{scheme}://{host}:{config.http.port}"
 
 
 def counters(features: Features, agi: FastAgiServer) -> dict[str, int]:

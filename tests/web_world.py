@@ -165,7 +165,7 @@ def _build(tmp_path: Path) -> World:
     return world
 
 
-def app_for(world: World, checks: dict | None = None, live: bool = False):
+def app_for(world: World, checks: dict | None = None, live: bool = False, mailer=None):
     """The application as the controller builds it; `live` adds the control of recordings in
     progress (which needs Asterisk: tests of it run the whole stack)."""
     return init_app(
@@ -175,11 +175,13 @@ def app_for(world: World, checks: dict | None = None, live: bool = False):
         world.vault,
         LiveRecordings(None, None, None, "") if live else None,  # type: ignore[arg-type]
         tls=True,
+        mailer=mailer,
+        base_url="https://calls.example.com:8443",
     )
 
 
-async def client_for(world: World) -> TestClient:
-    client = TestClient(TestServer(app_for(world)))
+async def client_for(world: World, mailer=None) -> TestClient:
+    client = TestClient(TestServer(app_for(world, mailer=mailer)))
     await client.start_server()
     return client
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__
 from appliance.access import Permission, Principal
+from appliance.config import SmtpConfig
+from appliance.mail import Mailer
 from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
 from appliance.resources import shipped_dir
@@ -67,6 +69,8 @@ def init_app(
     live: LiveRecordings | None = None,
     tls: bool = True,
     box: SecretBox | None = None,
+    mailer: Mailer | None = None,
+    base_url: str = "https://localhost:8443",
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
@@ -76,6 +80,8 @@ def init_app(
     app[auth.SESSIONS] = sessions
     app[auth.THROTTLE] = auth.Throttle()
     app[auth.BOX] = box or SecretBox(secrets.token_bytes(32))
+    app[auth.MAILER] = mailer or Mailer(SmtpConfig())
+    app[auth.BASE_URL] = base_url.rstrip("/")
     app[REFUSALS] = RefusalLog(sessions)
     app[playback.VAULT] = vault
     app.on_response_prepare.append(secure_headers(tls))

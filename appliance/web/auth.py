@@ -12,14 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import accounts
 from appliance.access import Principal
+from appliance.mail import Mailer
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
 from appliance.web.keys import PRINCIPAL, SESSION
 
 COOKIE = "__Host-appliance"
 SESSIONS: web.AppKey[sessionmaker[Session]] = web.AppKey("sessions", sessionmaker)
-PUBLIC = ("/login", "/health", "/static/")
+PUBLIC = ("/login", "/health", "/static/", "/reset", "/link/")
 BOX: web.AppKey[SecretBox] = web.AppKey("box", SecretBox)  # seals TOTP secrets
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer", Mailer)
+BASE_URL: web.AppKey[str] = web.AppKey("base_url", str)  # what mailed links start with
 SAFE = ("GET", "HEAD", "OPTIONS")
 # pages a user who must change the password may still open
 WHILE_TEMPORARY = ("/password", "/logout", "/static/")

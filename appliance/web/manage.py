@@ -7,17 +7,19 @@ import csv
 import datetime as dt
 import io
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import admin, audit, audit_log
+from appliance import accounts, admin, audit, audit_log
 from appliance.access import Permission, Principal, may_manage
 from appliance.db.models import Account, AuditEntry
+from appliance.mail import Mail, MailError
 from appliance.secrets import new_password
-from appliance.web.auth import SESSIONS
+from appliance.web.auth import BASE_URL, MAILER, SESSIONS
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
 from appliance.web.render import CSV_MAX_ROWS, account_zone, csv_cell, render, zone_named
@@ -51,9 +53,13 @@ async def users_page(request: web.Request, status: int = 200, **shown: Any) -> w
 
 
 def _change_user(
-    sessions: sessionmaker[Session], principal: Principal, form: dict[str, str], client: str
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    form: dict[str, str],
+    invite: Callable[[str, str], None] | None,
 ) -> str:
-    """Carries out one form of the users page; returns what to tell the admin."""
+    """Carries out one form of the users page; returns what to tell the admin. `invite` mails
+    a link to an address (when mail is configured)."""
     action, username = form.get("action", ""), form.get("username", "")[:200]
     actor = principal.actor
     with sessions.begin() as session:
@@ -63,7 +69,12 @@ def _change_user(
                 raise admin.AdminError("choose an account")
             may_manage(principal, int(account), role)
             password = new_password()
-            admin.add_user(session, username, password, role, int(account), actor)
+            email = form.get("email") or None
+            user = admin.add_user(session, username, password, role, int(account), actor, email)
+            if invite is not None and user.email:
+                token = accounts.issue_link(session, user, "invite")
+                invite(user.email, token)  # a mail that fails undoes the whole addition
+                return f"User {username} added and invited by mail to {user.email}."
             return f"User {username} added. One-time password (shown once): {password}"
         user = admin.get_user(session, username)
         if user.id == principal.user_id:
@@ -88,9 +99,26 @@ async def users_change(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.USERS_MANAGE)
     form = {k: str(v)[:1000] for k, v in (await request.post()).items()}
+    mailer, base = request.app[MAILER], request.app[BASE_URL]
+
+    def invite(address: str, token: str) -> None:
+        words = (
+            f"{principal.username} invites you to the call tracking appliance.\n\n"
+            f"Your user name: {form.get('username', '')[:200]}\n"
+            f"Choose your password within three days here:\n{base}/link/{token}\n"
+        )
+        try:
+            mailer.send(Mail(address, "Your call tracking appliance user", words))
+        except MailError as exc:
+            raise admin.AdminError(f"the invitation could not be mailed: {exc}") from None
+
     try:
         said = await asyncio.to_thread(
-            _change_user, request.app[SESSIONS], principal, form, request.remote or "?"
+            _change_user,
+            request.app[SESSIONS],
+            principal,
+            form,
+            invite if mailer.enabled else None,
         )
     except admin.AdminError as exc:
         return await users_page(request, 400, error=str(exc))

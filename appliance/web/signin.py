@@ -4,6 +4,7 @@ the user's own settings."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.parse
 from typing import Any
 
@@ -13,9 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import accounts, totp
 from appliance.access import Principal
 from appliance.db.models import User
+from appliance.mail import Mail, MailError
 from appliance.web.auth import (
+    BASE_URL,
     BOX,
     CODE_PAGE,
+    MAILER,
     SESSIONS,
     THROTTLE,
     clear_session_cookie,
@@ -25,6 +29,8 @@ from appliance.web.auth import (
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL, SESSION
 from appliance.web.render import render, see_other
+
+log = logging.getLogger(__name__)
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -180,7 +186,76 @@ async def password(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# links mailed to set a password -------------------------------------------------------------
+async def reset_form(request: web.Request) -> web.Response:
+    return render(request, "reset.html", mail=request.app[MAILER].enabled)
+
+
+async def reset(request: web.Request) -> web.Response:
+    form = await request.post()
+    client = request.remote or "?"
+    if not request.app[THROTTLE].allow(client):
+        raise Refused(429, "too many attempts; wait a minute and try again", {"Retry-After": "60"})
+    mailer = request.app[MAILER]
+    if mailer.enabled:
+        found = await asyncio.to_thread(
+            accounts.reset_request, request.app[SESSIONS], str(form.get("who", "")), client
+        )
+        if found is not None:
+            address, token = found
+            link = f"{request.app[BASE_URL]}/link/{token}"
+            words = (
+                "Someone asked to reset the password of your call tracking appliance user.\n\n"
+                f"To choose a new password, open this link within an hour:\n{link}\n\n"
+                "If it was not you, ignore this mail: your password stays as it is."
+            )
+            try:
+                await asyncio.to_thread(mailer.send, Mail(address, "Reset your password", words))
+            except MailError as exc:
+                log.warning("password reset link not mailed: %s", exc)
+    return render(request, "reset.html", mail=mailer.enabled, sent=True)
+
+
+async def link_form(request: web.Request) -> web.Response:
+    token = request.match_info["token"]
+    username = None
+    if 0 < len(token) <= 100:
+        username = await asyncio.to_thread(accounts.link_user, request.app[SESSIONS], token)
+    if username is None:
+        raise Refused(404, "this link is used up or has expired; ask for a new one")
+    return render(request, "link.html", username=username)
+
+
+async def link(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    form = await request.post()
+    new, again = (str(form.get(k, ""))[:1000] for k in ("new", "again"))
+    username = await asyncio.to_thread(accounts.link_user, request.app[SESSIONS], token[:100])
+    if username is None:
+        raise Refused(404, "this link is used up or has expired; ask for a new one")
+    error = "The two passwords differ." if new != again else None
+    if error is None:
+        try:
+            async with request.app[THROTTLE].checks:
+                fresh = await asyncio.to_thread(
+                    accounts.use_link, request.app[SESSIONS], token, new, request.remote
+                )
+        except accounts.PasswordRejected as exc:
+            error = str(exc).capitalize() + "."
+        else:
+            if fresh is None:
+                raise Refused(404, "this link is used up or has expired; ask for a new one")
+            response = see_other("/calls")
+            set_session_cookie(response, fresh)
+            return response
+    return render(request, "link.html", status=400, username=username, error=error)
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/reset", reset_form)
+    app.router.add_post("/reset", reset)
+    app.router.add_get("/link/{token}", link_form)
+    app.router.add_post("/link/{token}", link)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)

@@ -1,4 +1,5 @@
-"""roles for agencies and clients, browser sessions, sign-in lockout and second step, token
+"""roles for agencies and clients, browser sessions, sign-in lockout and second step, e-mail
+addresses and mailed links, token
 scopes and expiry, the account of each audit entry, call log indexes, released tracking
 numbers, SIP endpoints
 
@@ -30,6 +31,7 @@ def upgrade() -> None:
             sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False)
         )
         batch_op.add_column(sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
         batch_op.add_column(sa.Column("totp_sealed", sa.String(length=512), nullable=True))
         batch_op.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
@@ -71,6 +73,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_web_sessions_token_hash")),
     )
     op.create_index(op.f("ix_web_sessions_user_id"), "web_sessions", ["user_id"], unique=False)
+    op.create_table(
+        "user_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("purpose", sa.String(length=8), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("purpose IN ('invite', 'reset')", name=op.f("ck_user_links_purpose")),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_user_links_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_user_links")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_user_links_token_hash")),
+    )
+    op.create_index(op.f("ix_user_links_user_id"), "user_links", ["user_id"], unique=False)
     op.create_index(
         "ix_calls_account_started", "calls", ["account_id", "started_at", "id"], unique=False
     )
@@ -102,6 +121,8 @@ def downgrade() -> None:
         batch_op.drop_column("released_at")
     op.drop_index("ix_calls_started", table_name="calls")
     op.drop_index("ix_calls_account_started", table_name="calls")
+    op.drop_index(op.f("ix_user_links_user_id"), table_name="user_links")
+    op.drop_table("user_links")
     op.drop_index(op.f("ix_web_sessions_user_id"), table_name="web_sessions")
     op.drop_table("web_sessions")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
@@ -112,6 +133,7 @@ def downgrade() -> None:
         for column in ("last_used_at", "revoked_at", "expires_at", "scopes", "name"):
             batch_op.drop_column(column)
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("email")
         batch_op.drop_column("totp_last_step")
         batch_op.drop_column("totp_sealed")
         batch_op.drop_column("locked_until")
