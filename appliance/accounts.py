@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit, totp
 from appliance.access import Principal, principal_for
+from appliance.brand import Brand, brand_for
 from appliance.db.models import ApiKey, User, UserLink, WebSession, utcnow
 from appliance.secrets import SecretBox, check_password, hash_password, token_hash
 
@@ -54,6 +55,7 @@ class SessionState:
     principal: Principal
     must_change_password: bool
     verified: bool  # False while the TOTP code of the sign-in is awaited
+    brand: Brand = Brand()
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:
@@ -216,7 +218,10 @@ def session_user(sessions: sessionmaker[Session], token: str) -> SessionState | 
         if now - seen > TOUCH_EVERY:
             row.last_seen_at = now
         return SessionState(
-            principal_for(session, row.user), row.user.must_change_password, row.verified
+            principal_for(session, row.user),
+            row.user.must_change_password,
+            row.verified,
+            brand_for(session, row.user.account_id),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ def record(
     )
 
 
-def change(before: dict[str, object], after: dict[str, object]) -> str:
+def change(before: Mapping[str, object], after: Mapping[str, object]) -> str:
     """An admin change as 'field: old -> new' for each field that changed."""
     return "; ".join(
         f"{key}: {before.get(key)!r} -> {after.get(key)!r}"

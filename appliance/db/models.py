@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
@@ -61,6 +62,11 @@ class Account(Base):
         String(16), default="delete_oldest", server_default="delete_oldest"
     )
     recording_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # white label: what an agency's clients (and its own users) see
+    brand_name: Mapped[str | None] = mapped_column(String(80))
+    brand_colour: Mapped[str | None] = mapped_column(String(7))
+    brand_logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    brand_logo_type: Mapped[str | None] = mapped_column(String(16))
 
     parent: Mapped[Account | None] = relationship(remote_side=[id])
 

@@ -15,11 +15,11 @@ from appliance.access import Principal
 from appliance.mail import Mailer
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
-from appliance.web.keys import PRINCIPAL, SESSION
+from appliance.web.keys import BRAND, PRINCIPAL, SESSION
 
 COOKIE = "__Host-appliance"
 SESSIONS: web.AppKey[sessionmaker[Session]] = web.AppKey("sessions", sessionmaker)
-PUBLIC = ("/login", "/health", "/static/", "/reset", "/link/")
+PUBLIC = ("/login", "/health", "/static/", "/reset", "/link/", "/brand.css")
 BOX: web.AppKey[SecretBox] = web.AppKey("box", SecretBox)  # seals TOTP secrets
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer", Mailer)
 BASE_URL: web.AppKey[str] = web.AppKey("base_url", str)  # what mailed links start with
@@ -60,6 +60,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         request[SESSION] = token
         if found.verified:
             request[PRINCIPAL] = found.principal
+            request[BRAND] = found.brand
     if request.method not in SAFE:
         await _check_form(request, token if found else None)
     if found is not None and not found.verified:  # the password was right; the code is due

@@ -11,17 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import accounts, admin, audit, audit_log
-from appliance.access import Permission, Principal, may_manage
+from appliance import accounts, admin, audit, audit_log, brand
+from appliance.access import Denied, Permission, Principal, may_manage
 from appliance.db.models import Account, AuditEntry
 from appliance.mail import Mail, MailError
 from appliance.secrets import new_password
 from appliance.web.auth import BASE_URL, MAILER, SESSIONS
 from appliance.web.hardening import Refused
-from appliance.web.keys import PRINCIPAL
+from appliance.web.keys import BRAND, PRINCIPAL
 from appliance.web.render import CSV_MAX_ROWS, account_zone, csv_cell, render, zone_named
 
 
@@ -211,7 +212,87 @@ async def audit_csv(request: web.Request) -> web.Response:
     )
 
 
+# white label -------------------------------------------------------------------------------
+def _brand(sessions: sessionmaker[Session], principal: Principal) -> brand.Brand:
+    with sessions() as session:
+        return brand.brand_for(session, principal.account_id)
+
+
+async def brand_css(request: web.Request) -> web.Response:
+    found = request.get(BRAND) or brand.Brand()
+    return web.Response(
+        text=brand.stylesheet(found),
+        content_type="text/css",
+        headers={"Cache-Control": "private, no-cache"},
+    )
+
+
+def _logo(sessions: sessionmaker[Session], principal: Principal) -> tuple[bytes, str] | None:
+    with sessions() as session:
+        agency = brand.agency_of(session, principal.account_id)
+        if agency is None or agency.brand_logo is None or agency.brand_logo_type is None:
+            return None
+        return agency.brand_logo, agency.brand_logo_type
+
+
+async def brand_logo(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    found = await asyncio.to_thread(_logo, request.app[SESSIONS], principal)
+    if found is None:
+        raise Refused(404, "no logo")
+    data, kind = found
+    return web.Response(
+        body=data, content_type=kind, headers={"Cache-Control": "private, max-age=300"}
+    )
+
+
+async def settings_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CONFIG_WRITE)
+    current = await asyncio.to_thread(_brand, request.app[SESSIONS], principal)
+    return render(request, "settings.html", status, brand=current, **shown)
+
+
+def _save_brand(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    fields: dict[str, str],
+    logo: bytes | None,
+) -> None:
+    with sessions.begin() as session:
+        agency = brand.agency_of(session, principal.account_id)
+        if agency is None or agency.id != principal.account_id:
+            raise Denied("only the agency's users set its brand")
+        brand.set_brand(
+            session,
+            agency,
+            fields.get("name", ""),
+            fields.get("colour", ""),
+            logo,
+            principal.actor,
+            remove_logo=fields.get("remove_logo") == "yes",
+        )
+
+
+async def settings_change(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CONFIG_WRITE)
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    upload = form.get("logo")
+    logo = upload.file.read(brand.LOGO_MAX + 1) if isinstance(upload, FileField) else None
+    try:
+        await asyncio.to_thread(_save_brand, request.app[SESSIONS], principal, fields, logo or None)
+    except brand.BrandRejected as exc:
+        return await settings_page(request, 400, error=str(exc).capitalize() + ".")
+    return await settings_page(request, notice="Saved.")
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/brand.css", brand_css)
+    app.router.add_get("/brand/logo", brand_logo)
+    app.router.add_get("/settings", settings_page)
+    app.router.add_post("/settings", settings_change)
     app.router.add_get("/users", users_page)
     app.router.add_post("/users", users_change)
     app.router.add_get("/audit", audit_entries)

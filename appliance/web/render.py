@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__, accounts
 from appliance.access import Permission, Principal
+from appliance.brand import Brand
 from appliance.db.models import Account
-from appliance.web.keys import PRINCIPAL, SESSION
+from appliance.web.keys import BRAND, PRINCIPAL, SESSION
 
 CSV_MAX_ROWS = 100_000  # an export stops there
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -26,6 +27,7 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
         "csrf": accounts.csrf_token(token) if token else "",
         "version": __version__,
         "Permission": Permission,
+        "brand": request.get(BRAND) or Brand(),
     }
     return aiohttp_jinja2.render_template(template, request, frame | values, status=status)
 

@@ -551,3 +551,56 @@ async def test_trunks_and_phones_are_added_from_their_page(world, client):
     assert response.status == 200
     response, _ = await post(action="remove_phone", name="desk-1")
     assert response.status == 200
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99"
+    b"=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+async def test_the_agency_brand_is_what_its_clients_see(world, client):
+    import aiohttp
+
+    owner = Browser(client)
+    await owner.sign_in("owner")
+
+    async def save(name, colour, logo=None, kind="image/png"):
+        await owner.get("/settings")
+        form = aiohttp.FormData()
+        form.add_field("csrf", owner.csrf)
+        form.add_field("name", name)
+        form.add_field("colour", colour)
+        if logo is not None:
+            form.add_field("logo", logo, filename="logo", content_type=kind)
+        response = await client.post(
+            "/settings", data=form, headers=owner._headers(), allow_redirects=False
+        )
+        return response.status, await response.text()
+
+    for name, colour, logo, words in [
+        ("Acme", "red;} body{display:none", None, "#rrggbb"),
+        ("Acme", "#123456", b"<svg onload=alert(1)>", "png or jpeg"),
+        ("Acme", "#123456", PNG + b"x" * 210_000, "at most 200 kb"),
+        ("A\x07cme", "#123456", None, "printable"),
+    ]:
+        status, body = await save(name, colour, logo)
+        assert status == 400 and words in html.unescape(body).lower(), name
+    status, _ = await save("<b>Acme</b> Marketing", "#AA3300", PNG)
+    assert status == 200
+    viewer = Browser(client)
+    await viewer.sign_in("viewer-b")
+    _, body = await viewer.get("/calls")
+    assert "&lt;b&gt;Acme&lt;/b&gt; Marketing" in body and '<img class="logo"' in body
+    response = await viewer.client.get("/brand.css", headers=viewer._headers())
+    assert await response.text() == ":root { --accent: #aa3300; }\n"
+    response = await viewer.client.get("/brand/logo", headers=viewer._headers())
+    assert response.headers["Content-Type"] == "image/png" and await response.read() == PNG
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    anonymous = await client.get("/brand.css")
+    assert "#1f5fbf" in await anonymous.text()  # nobody's brand before signing in
+    assert (await client.get("/brand/logo", allow_redirects=False)).status == 303
+    alice = Browser(client)
+    await alice.sign_in("alice")  # a client's analyst may not set the agency's brand
+    assert (await alice.get("/settings"))[0].status == 403

@@ -1,7 +1,7 @@
 """roles for agencies and clients, browser sessions, sign-in lockout and second step, e-mail
 addresses and mailed links, token
 scopes and expiry, the account of each audit entry, call log indexes, released tracking
-numbers, SIP endpoints
+numbers, SIP endpoints, white label
 
 Revision ID: 0007
 Revises: 0006
@@ -96,6 +96,11 @@ def upgrade() -> None:
     op.create_index("ix_calls_started", "calls", ["started_at", "id"], unique=False)
     with op.batch_alter_table("tracking_numbers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("released_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("brand_name", sa.String(length=80), nullable=True))
+        batch_op.add_column(sa.Column("brand_colour", sa.String(length=7), nullable=True))
+        batch_op.add_column(sa.Column("brand_logo", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("brand_logo_type", sa.String(length=16), nullable=True))
     op.create_table(
         "endpoints",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -116,6 +121,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        for column in ("brand_logo_type", "brand_logo", "brand_colour", "brand_name"):
+            batch_op.drop_column(column)
     op.drop_table("endpoints")
     with op.batch_alter_table("tracking_numbers", schema=None) as batch_op:
         batch_op.drop_column("released_at")
