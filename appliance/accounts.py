@@ -75,8 +75,9 @@ def sign_in(
             check_password(password, _decoy())
             audit.record(session, "anonymous", "signin.refused", username[:64], client=client)
             return None
+        right = check_password(password, user.password_hash)  # always: the same time
         locked = (_aware(user.locked_until) or now) > now
-        if locked or not check_password(password, user.password_hash):
+        if locked or not right:
             if not locked:
                 user.failed_logins += 1
                 if user.failed_logins >= LOCK_AFTER:
@@ -174,9 +175,10 @@ def set_totp(
     secret: str | None,
     code: str,
     client: str | None,
+    keep: str = "",
 ) -> None:
     """Turn the second step on (with a new secret and a code from it) or off (secret None):
-    both need the current password."""
+    both need the current password. The user's other sessions (all but `keep`) end."""
     with sessions.begin() as session:
         user = session.get(User, user_id)
         if user is None or not check_password(password, user.password_hash):
@@ -192,6 +194,11 @@ def set_totp(
         else:
             user.totp_sealed = None
             user.totp_last_step = None
+        session.execute(
+            delete(WebSession).where(
+                WebSession.user_id == user.id, WebSession.token_hash != token_hash(keep)
+            )
+        )
         audit.record(
             session,
             f"user:{user.username}",
@@ -307,6 +314,7 @@ def token_user(sessions: sessionmaker[Session], token: str) -> Principal | None:
 
 # links mailed to set a password ---------------------------------------------------------------
 LINK_LIFETIME = {"invite": dt.timedelta(days=3), "reset": dt.timedelta(hours=1)}
+RESET_EVERY = dt.timedelta(minutes=5)
 
 
 def issue_link(session: Session, user: User, purpose: str) -> str:
@@ -344,9 +352,10 @@ def link_user(sessions: sessionmaker[Session], token: str) -> str | None:
 
 def use_link(
     sessions: sessionmaker[Session], token: str, password: str, client: str | None
-) -> str | None:
+) -> SignedIn | None:
     """Set the password a link was sent for; the link is used up and a session starts (its
-    token is returned). None when the link is unknown, used or expired."""
+    token is returned); a user with a second step still owes the code. None when the link is
+    unknown, used or expired."""
     with sessions.begin() as session:
         link = _live_link(session, token)
         if link is None:
@@ -355,8 +364,16 @@ def use_link(
         set_password(session, user, password, f"user:{user.username}")
         user.must_change_password = False
         link.used_at = utcnow()
+        needs_code = user.totp_sealed is not None
         fresh = secrets.token_urlsafe(32)
-        session.add(WebSession(token_hash=token_hash(fresh), user_id=user.id, client=client))
+        session.add(
+            WebSession(
+                token_hash=token_hash(fresh),
+                user_id=user.id,
+                client=client,
+                verified=not needs_code,
+            )
+        )
         audit.record(
             session,
             f"user:{user.username}",
@@ -365,7 +382,7 @@ def use_link(
             client=client,
             account_id=user.account_id,
         )
-        return fresh
+        return SignedIn(fresh, principal_for(session, user), False, needs_code)
 
 
 def reset_request(
@@ -388,5 +405,15 @@ def reset_request(
             account_id=user.account_id if user else None,
         )
         if user is None or not user.email:
+            return None
+        recent = session.scalar(
+            select(UserLink.id).where(
+                UserLink.user_id == user.id,
+                UserLink.purpose == "reset",
+                UserLink.used_at.is_(None),
+                UserLink.created_at > utcnow() - RESET_EVERY,
+            )
+        )
+        if recent is not None:  # one mail every few minutes at most: no inbox flooding
             return None
         return user.email, issue_link(session, user, "reset")

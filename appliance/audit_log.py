@@ -13,13 +13,11 @@ from sqlalchemy.orm import Session
 
 from appliance.access import Principal
 from appliance.db.models import AuditEntry
+from appliance.forms import BadFilter, day, text
+
+__all__ = ["AuditFilter", "BadFilter", "every", "page", "parse_filter"]
 
 PAGE = 100
-TEXT_MAX = 100
-
-
-class BadFilter(ValueError):
-    """A filter that cannot be used; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -32,20 +30,13 @@ class AuditFilter:
 
 
 def parse_filter(fields: Any) -> AuditFilter:
-    def text(name: str) -> str | None:
-        value = (fields.get(name) or "").strip()
-        if len(value) > TEXT_MAX:
-            raise BadFilter(f"{name}: at most {TEXT_MAX} characters")
-        return value or None
-
-    def day(name: str) -> dt.date | None:
-        value = text(name)
-        try:
-            return dt.date.fromisoformat(value) if value else None
-        except ValueError:
-            raise BadFilter(f"{name}: a date as YYYY-MM-DD") from None
-
-    return AuditFilter(text("actor"), text("action"), text("subject"), day("from"), day("to"))
+    return AuditFilter(
+        text(fields, "actor"),
+        text(fields, "action"),
+        text(fields, "subject"),
+        day(fields, "from"),
+        day(fields, "to"),
+    )
 
 
 def _query(principal: Principal, wanted: AuditFilter) -> Select[Any]:

@@ -6,6 +6,7 @@ Every process started here is stopped by the fixture that started it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -192,12 +193,20 @@ class Stack:
         path = self.data_dir / "controller.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    @functools.cached_property
+    def monitor_token(self) -> str:
+        """A token that may read /health's counters (what monitoring would use)."""
+        made = self.appliance("apikey", "add", "admin", "--scope", "config:read", "--name", "tests")
+        return made.stdout.rsplit(" ", 1)[1].strip()
+
     def health(self) -> dict | None:
         context = ssl.create_default_context(cafile=str(self.data_dir / "tls" / "cert.pem"))
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.http_port}/health",
+            headers={"Authorization": f"Bearer {self.monitor_token}"},
+        )
         try:
-            with urllib.request.urlopen(
-                f"https://127.0.0.1:{self.http_port}/health", context=context, timeout=2
-            ) as response:
+            with urllib.request.urlopen(request, context=context, timeout=2) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return json.loads(exc.read())

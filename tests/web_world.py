@@ -165,7 +165,7 @@ def _build(tmp_path: Path) -> World:
     return world
 
 
-def app_for(world: World, checks: dict | None = None, live: bool = False, mailer=None):
+def app_for(world: World, checks: dict | None = None, live: bool = False, mailer=None, box=None):
     """The application as the controller builds it; `live` adds the control of recordings in
     progress (which needs Asterisk: tests of it run the whole stack)."""
     return init_app(
@@ -176,6 +176,7 @@ def app_for(world: World, checks: dict | None = None, live: bool = False, mailer
         LiveRecordings(None, None, None, "") if live else None,  # type: ignore[arg-type]
         tls=True,
         mailer=mailer,
+        box=box,
         base_url="https://calls.example.com:8443",
     )
 

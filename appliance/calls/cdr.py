@@ -121,7 +121,7 @@ def outcome(rows: list[CdrRow]) -> CallOutcome:
     starts = [r.start for r in rows if r.start]
     ends = [r.end for r in rows if r.end]
     name = _CLID_NAME.match(inbound.clid)
-    cause = next((r.cause for r in rows if r.cause.isdigit()), "")
+    cause = next((r.cause for r in rows if r.cause.isascii() and r.cause.isdigit()), "")
     return CallOutcome(
         linkedid=inbound.linkedid,
         dialled=next((r.dnid for r in rows if r.dnid), ""),

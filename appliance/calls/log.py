@@ -17,14 +17,12 @@ from sqlalchemy.orm import Session
 from appliance.access import Principal
 from appliance.calls.model import is_call_id
 from appliance.db.models import Account, Call, Recording, Source, TrackingNumber
+from appliance.forms import BadFilter, day, text, whole
+
+__all__ = ["BadFilter", "CallFilter", "CallRow", "every", "one", "page", "parse_filter"]
 
 DISPOSITIONS = ("answered", "no_answer", "busy", "failed", "abandoned")
 PAGE_MAX = 200
-TEXT_MAX = 100
-
-
-class BadFilter(ValueError):
-    """A filter that cannot be used; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -40,36 +38,22 @@ class CallFilter:
 
 def parse_filter(fields: Any) -> CallFilter:
     """A filter from query parameters (a mapping of str), each checked."""
-
-    def text(name: str) -> str | None:
-        value = (fields.get(name) or "").strip()
-        if len(value) > TEXT_MAX:
-            raise BadFilter(f"{name}: at most {TEXT_MAX} characters")
-        return value or None
-
-    def day(name: str) -> dt.date | None:
-        value = text(name)
-        try:
-            return dt.date.fromisoformat(value) if value else None
-        except ValueError:
-            raise BadFilter(f"{name}: a date as YYYY-MM-DD") from None
-
-    disposition = text("disposition")
+    disposition = text(fields, "disposition")
     if disposition is not None and disposition not in DISPOSITIONS:
         raise BadFilter(f"disposition: one of {', '.join(DISPOSITIONS)}")
-    account = text("account")
-    if account is not None and not account.isdigit():
+    account = text(fields, "account")
+    if account is not None and not whole(account):
         raise BadFilter("account: an account id")
-    number = text("number")
+    number = text(fields, "number")
     if number is not None:
-        number = "".join(ch for ch in number if ch.isdigit()) or None
+        number = "".join(ch for ch in number if ch in "0123456789") or None
     return CallFilter(
-        since=day("from"),
-        until=day("to"),
+        since=day(fields, "from"),
+        until=day(fields, "to"),
         number=number,
-        source=text("source"),
+        source=text(fields, "source"),
         disposition=disposition,
-        search=text("q"),
+        search=text(fields, "q"),
         account_id=int(account) if account else None,
     )
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from appliance.web import openapi, playback
 from appliance.web.auth import SESSIONS
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
+from appliance.web.offload import offload
 
 LIVE: web.AppKey[LiveRecordings] = web.AppKey("live", LiveRecordings)
 
@@ -41,8 +41,14 @@ async def calls(request: web.Request) -> web.Response:
     try:
         wanted = call_log.parse_filter(request.query)
         limit = int(request.query.get("limit", "50"))
-        rows, cursor = await asyncio.to_thread(
-            _page, request.app[SESSIONS], principal, wanted, request.query.get("cursor"), limit
+        rows, cursor = await offload(
+            request,
+            _page,
+            request.app[SESSIONS],
+            principal,
+            wanted,
+            request.query.get("cursor"),
+            limit,
         )
     except call_log.BadFilter as exc:
         raise Refused(400, str(exc)) from None
@@ -79,7 +85,8 @@ async def control(request: web.Request) -> web.Response:
     except CallNotLive:
         raise Refused(409, "this call is not in progress") from None
     except (RecordingRefused, AmiError) as exc:
-        await asyncio.to_thread(
+        await offload(
+            request,
             vault.audit,
             principal.actor,
             f"recording.{verb}.refused",
@@ -90,7 +97,8 @@ async def control(request: web.Request) -> web.Response:
         )
         reason = str(exc) if isinstance(exc, RecordingRefused) else "Asterisk refused it"
         raise Refused(409, f"refused: {reason}") from None
-    await asyncio.to_thread(
+    await offload(
+        request,
         vault.audit,
         principal.actor,
         f"recording.{verb}",
@@ -162,7 +170,7 @@ def configuration(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]
     async def handler(request: web.Request) -> web.Response:
         principal: Principal = request[PRINCIPAL]
         principal.require(Permission.CONFIG_READ)
-        items = await asyncio.to_thread(_configuration, request.app[SESSIONS], principal, kind)
+        items = await offload(request, _configuration, request.app[SESSIONS], principal, kind)
         return web.json_response({kind: items})
 
     handler.__doc__ = f"GET /api/v1/{kind}"

@@ -20,7 +20,7 @@ from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
 from appliance.resources import shipped_dir
 from appliance.secrets import SecretBox
-from appliance.web import api, auth, configure, manage, pages, playback, signin
+from appliance.web import api, auth, configure, manage, offload, pages, playback, signin
 from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
 from appliance.web.keys import PRINCIPAL
 from appliance.web.render import render
@@ -44,14 +44,15 @@ async def run_checks(app: web.Application) -> dict[str, bool]:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Whether each feature works, for anyone (load balancers, monitoring); the version and
+    what happened since start only for a token that may read the configuration."""
     checks = await run_checks(request.app)
     healthy = all(checks.values())
-    body = {
-        "status": "ok" if healthy else "degraded",
-        "version": __version__,
-        "checks": checks,
-        "counters": request.app[COUNTERS](),
-    }
+    body: dict[str, object] = {"status": "ok" if healthy else "degraded", "checks": checks}
+    if "Authorization" in request.headers:
+        principal = await auth.bearer(request)
+        if principal is not None and principal.can(Permission.CONFIG_READ):
+            body |= {"version": __version__, "counters": request.app[COUNTERS]()}
     return web.json_response(body, status=200 if healthy else 503)
 
 
@@ -82,9 +83,11 @@ def init_app(
     app[auth.BOX] = box or SecretBox(secrets.token_bytes(32))
     app[auth.MAILER] = mailer or Mailer(SmtpConfig())
     app[auth.BASE_URL] = base_url.rstrip("/")
+    app[auth.MAILING] = set()
     app[REFUSALS] = RefusalLog(sessions)
     app[playback.VAULT] = vault
     app.on_response_prepare.append(secure_headers(tls))
+    offload.setup(app)
     web_dir = shipped_dir("web")
     aiohttp_jinja2.setup(
         app,

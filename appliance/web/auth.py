@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
+from collections import OrderedDict
 
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,12 +17,14 @@ from appliance.mail import Mailer
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
 from appliance.web.keys import BRAND, PRINCIPAL, SESSION
+from appliance.web.offload import offload
 
 COOKIE = "__Host-appliance"
 SESSIONS: web.AppKey[sessionmaker[Session]] = web.AppKey("sessions", sessionmaker)
 PUBLIC = ("/login", "/health", "/static/", "/reset", "/link/", "/brand.css")
 BOX: web.AppKey[SecretBox] = web.AppKey("box", SecretBox)  # seals TOTP secrets
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer", Mailer)
+MAILING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("mailing", set)  # mails going out
 BASE_URL: web.AppKey[str] = web.AppKey("base_url", str)  # what mailed links start with
 SAFE = ("GET", "HEAD", "OPTIONS")
 # pages a user who must change the password may still open
@@ -38,7 +41,7 @@ async def bearer(request: web.Request) -> Principal | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not 0 < len(token) <= 200:
         return None
-    return await asyncio.to_thread(accounts.token_user, request.app[SESSIONS], token)
+    return await offload(request, accounts.token_user, request.app[SESSIONS], token)
 
 
 @web.middleware
@@ -55,7 +58,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     token = request.cookies.get(COOKIE, "")
     found = None
     if 0 < len(token) <= 100:
-        found = await asyncio.to_thread(accounts.session_user, sessions, token)
+        found = await offload(request, accounts.session_user, sessions, token)
     if found is not None:
         request[SESSION] = token
         if found.verified:
@@ -99,6 +102,8 @@ def local_path(target: str | None, default: str = "/calls") -> str:
     """Where to go after signing in: only a path on this appliance."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target):  # browsers drop tabs: "/\t/x"
+        return default
     return target
 
 
@@ -118,14 +123,14 @@ class Throttle:
         self.burst = burst
         self.refill = refill
         self.checks = asyncio.Semaphore(concurrent)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def allow(self, client: str) -> bool:
         now = time.monotonic()
-        tokens, since = self._buckets.get(client, (float(self.burst), now))
+        tokens, since = self._buckets.pop(client, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - since) / self.refill)
-        if len(self._buckets) > 10_000:
-            self._buckets.clear()
+        while len(self._buckets) >= 10_000:  # forget the longest-quiet clients, not all
+            self._buckets.popitem(last=False)
         if tokens < 1:
             self._buckets[client] = (tokens, now)
             return False

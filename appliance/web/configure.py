@@ -4,7 +4,6 @@ and has it reload them), without a restart and without touching calls in progres
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import admin
 from appliance.access import Denied, Permission, Principal
 from appliance.db.models import Account, Endpoint, Route, TrackingNumber, Trunk
+from appliance.forms import whole
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.secrets import SecretBox
 from appliance.vocabulary import RecordingMode, RingStrategy, values
 from appliance.web.auth import BOX, SESSIONS
 from appliance.web.keys import PRINCIPAL
+from appliance.web.offload import offload
 from appliance.web.render import render
 
 Form = dict[str, str]
@@ -40,7 +41,7 @@ def _own(principal: Principal, account_id: int) -> None:
 
 def _account_field(form: Form, principal: Principal) -> int:
     text = form.get("account", "")
-    if not text.isdigit():
+    if not whole(text):
         raise admin.AdminError("choose an account")
     _own(principal, int(text))
     return int(text)
@@ -77,7 +78,7 @@ def _numbers(sessions: sessionmaker[Session], principal: Principal) -> dict[str,
 async def numbers_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
-    values = await asyncio.to_thread(_numbers, request.app[SESSIONS], principal)
+    values = await offload(request, _numbers, request.app[SESSIONS], principal)
     return render(request, "numbers.html", status, **values, **shown)
 
 
@@ -119,7 +120,7 @@ async def numbers_change(request: web.Request) -> web.Response:
     principal.require(Permission.CONFIG_WRITE)
     form = {k: str(v)[:500] for k, v in (await request.post()).items()}
     try:
-        said = await asyncio.to_thread(_change_number, request.app[SESSIONS], principal, form)
+        said = await offload(request, _change_number, request.app[SESSIONS], principal, form)
     except (admin.AdminError, InvalidNumber) as exc:
         return await numbers_page(request, 400, error=str(exc))
     return await numbers_page(request, notice=said)
@@ -158,7 +159,7 @@ def _routes(sessions: sessionmaker[Session], principal: Principal) -> dict[str, 
 async def routes_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
-    values_ = await asyncio.to_thread(_routes, request.app[SESSIONS], principal)
+    values_ = await offload(request, _routes, request.app[SESSIONS], principal)
     return render(request, "routes.html", status, **values_, **shown)
 
 
@@ -172,7 +173,7 @@ def _change_route(sessions: sessionmaker[Session], principal: Principal, form: F
         account_id = _account_field(form, principal)
         if action == "add":
             timeout = form.get("ring_timeout", "30")
-            if not timeout.isdigit():
+            if not whole(timeout):
                 raise admin.AdminError("ring timeout: a number of seconds")
             request = admin.RouteRequest(
                 name=form.get("name", ""),
@@ -202,7 +203,7 @@ async def routes_change(request: web.Request) -> web.Response:
     principal.require(Permission.CONFIG_WRITE)
     form = {k: str(v)[:500] for k, v in (await request.post()).items()}
     try:
-        said = await asyncio.to_thread(_change_route, request.app[SESSIONS], principal, form)
+        said = await offload(request, _change_route, request.app[SESSIONS], principal, form)
     except (admin.AdminError, InvalidNumber) as exc:
         return await routes_page(request, 400, error=str(exc))
     return await routes_page(request, notice=said)
@@ -227,7 +228,7 @@ def _sip(sessions: sessionmaker[Session], principal: Principal) -> dict[str, Any
 async def sip_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
-    values_ = await asyncio.to_thread(_sip, request.app[SESSIONS], principal)
+    values_ = await offload(request, _sip, request.app[SESSIONS], principal)
     return render(request, "sip.html", status, **values_, **shown)
 
 
@@ -247,7 +248,7 @@ def _change_sip(
         if action == "add_trunk":
             account_id = _account_field(form, principal)
             port = form.get("port") or "5060"
-            if not port.isdigit():
+            if not whole(port):
                 raise admin.AdminError("port: a number")
             request = admin.TrunkRequest(
                 name=name,
@@ -291,8 +292,8 @@ async def sip_change(request: web.Request) -> web.Response:
     principal.require(Permission.CONFIG_WRITE)
     form = {k: str(v)[:500] for k, v in (await request.post()).items()}
     try:
-        shown = await asyncio.to_thread(
-            _change_sip, request.app[SESSIONS], request.app[BOX], principal, form
+        shown = await offload(
+            request, _change_sip, request.app[SESSIONS], request.app[BOX], principal, form
         )
     except admin.AdminError as exc:
         return await sip_page(request, 400, error=str(exc))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import audit
 from appliance.access import Denied, Principal
 from appliance.web.keys import PRINCIPAL
+from appliance.web.offload import offload
 from appliance.web.render import render
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class RefusalLog:
         if skipped:
             detail += f" (and {skipped} more refused before, not written)"
         try:
-            await asyncio.to_thread(self._write, principal, client, detail)
+            await offload(request, self._write, principal, client, detail)
         except Exception:
             log.exception("audit log unavailable for a refused request")
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import csv
 import datetime as dt
-import io
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import accounts, admin, audit, audit_log, brand
 from appliance.access import Denied, Permission, Principal, may_manage
 from appliance.db.models import Account, AuditEntry
+from appliance.forms import whole
 from appliance.mail import Mail, MailError
 from appliance.secrets import new_password
 from appliance.web.auth import BASE_URL, MAILER, SESSIONS
 from appliance.web.hardening import Refused
 from appliance.web.keys import BRAND, PRINCIPAL
-from appliance.web.render import CSV_MAX_ROWS, account_zone, csv_cell, render, zone_named
+from appliance.web.offload import EXPORTS, offload
+from appliance.web.render import account_zone, csv_response, csv_text, render, zone_named
 
 
 def _users(
@@ -47,7 +46,7 @@ def _users(
 async def users_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.USERS_MANAGE)
-    people, choices = await asyncio.to_thread(_users, request.app[SESSIONS], principal)
+    people, choices = await offload(request, _users, request.app[SESSIONS], principal)
     return render(
         request, "users.html", status, people=people, accounts=choices, roles=admin.ROLES, **shown
     )
@@ -66,7 +65,7 @@ def _change_user(
     with sessions.begin() as session:
         if action == "add":
             role, account = form.get("role", ""), form.get("account", "")
-            if not account.isdigit():
+            if not whole(account):
                 raise admin.AdminError("choose an account")
             may_manage(principal, int(account), role)
             password = new_password()
@@ -114,7 +113,8 @@ async def users_change(request: web.Request) -> web.Response:
             raise admin.AdminError(f"the invitation could not be mailed: {exc}") from None
 
     try:
-        said = await asyncio.to_thread(
+        said = await offload(
+            request,
             _change_user,
             request.app[SESSIONS],
             principal,
@@ -144,16 +144,16 @@ async def audit_entries(request: web.Request) -> web.Response:
     before_text = request.query.get("before", "")
     try:
         wanted = audit_log.parse_filter(request.query)
-        if before_text and not before_text.isdigit():
+        if before_text and not whole(before_text):
             raise audit_log.BadFilter("before: an entry number")
     except audit_log.BadFilter as exc:
         raise Refused(400, str(exc)) from None
     before = int(before_text) if before_text else None
-    rows, after = await asyncio.to_thread(
-        _audit_page, request.app[SESSIONS], principal, wanted, before
+    rows, after = await offload(
+        request, _audit_page, request.app[SESSIONS], principal, wanted, before
     )
     kept = {k: v for k, v in request.query.items() if k != "before" and v}
-    zone = await asyncio.to_thread(account_zone, request.app[SESSIONS], principal)
+    zone = await offload(request, account_zone, request.app[SESSIONS], principal)
     return render(
         request,
         "audit.html",
@@ -175,24 +175,21 @@ def _audit_csv(
     wanted: audit_log.AuditFilter,
     client: str | None,
 ) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AUDIT_COLUMNS)
     with sessions.begin() as session:
-        count = 0
-        for count, entry in enumerate(audit_log.every(session, principal, wanted), 1):
-            if count > CSV_MAX_ROWS:
-                break
-            writer.writerow([csv_cell(getattr(entry, c)) for c in AUDIT_COLUMNS])
+        rows = (
+            {c: getattr(e, c) for c in AUDIT_COLUMNS}
+            for e in audit_log.every(session, principal, wanted)
+        )
+        text, count = csv_text(AUDIT_COLUMNS, rows)
         audit.record(
             session,
             principal.actor,
             "audit.export",
             client=client,
-            detail=f"{min(count, CSV_MAX_ROWS)} entries",
+            detail=f"{count} entries",
             account_id=principal.account_id,
         )
-    return out.getvalue()
+    return text
 
 
 async def audit_csv(request: web.Request) -> web.Response:
@@ -202,14 +199,11 @@ async def audit_csv(request: web.Request) -> web.Response:
         wanted = audit_log.parse_filter(request.query)
     except audit_log.BadFilter as exc:
         raise Refused(400, str(exc)) from None
-    text = await asyncio.to_thread(
-        _audit_csv, request.app[SESSIONS], principal, wanted, request.remote
-    )
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
-    )
+    async with request.app[EXPORTS]:
+        text = await offload(
+            request, _audit_csv, request.app[SESSIONS], principal, wanted, request.remote
+        )
+    return csv_response(text, "audit.csv")
 
 
 # white label -------------------------------------------------------------------------------
@@ -237,7 +231,7 @@ def _logo(sessions: sessionmaker[Session], principal: Principal) -> tuple[bytes,
 
 async def brand_logo(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
-    found = await asyncio.to_thread(_logo, request.app[SESSIONS], principal)
+    found = await offload(request, _logo, request.app[SESSIONS], principal)
     if found is None:
         raise Refused(404, "no logo")
     data, kind = found
@@ -249,7 +243,7 @@ async def brand_logo(request: web.Request) -> web.Response:
 async def settings_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_WRITE)
-    current = await asyncio.to_thread(_brand, request.app[SESSIONS], principal)
+    current = await offload(request, _brand, request.app[SESSIONS], principal)
     return render(request, "settings.html", status, brand=current, **shown)
 
 
@@ -282,7 +276,7 @@ async def settings_change(request: web.Request) -> web.Response:
     upload = form.get("logo")
     logo = upload.file.read(brand.LOGO_MAX + 1) if isinstance(upload, FileField) else None
     try:
-        await asyncio.to_thread(_save_brand, request.app[SESSIONS], principal, fields, logo or None)
+        await offload(request, _save_brand, request.app[SESSIONS], principal, fields, logo or None)
     except brand.BrandRejected as exc:
         return await settings_page(request, 400, error=str(exc).capitalize() + ".")
     return await settings_page(request, notice="Saved.")

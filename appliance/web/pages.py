@@ -4,10 +4,7 @@ autoescaping."""
 
 from __future__ import annotations
 
-import asyncio
-import csv
 import datetime as dt
-import io
 import time
 import urllib.parse
 
@@ -21,19 +18,15 @@ from appliance.calls import dashboard
 from appliance.calls import log as call_log
 from appliance.calls.tracker import InProgress
 from appliance.db.models import Account, Call
+from appliance.forms import whole
 from appliance.web import api, charts, playback
 from appliance.web.auth import (
     SESSIONS,
 )
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
-from appliance.web.render import (
-    CSV_MAX_ROWS,
-    account_zone,
-    csv_cell,
-    render,
-    zone_named,
-)
+from appliance.web.offload import EXPORTS, offload
+from appliance.web.render import account_zone, csv_response, csv_text, render, zone_named
 
 CSV_COLUMNS = (
     "id",
@@ -76,8 +69,13 @@ async def calls(request: web.Request) -> web.Response:
     principal.require(Permission.CALLS_READ)
     try:
         wanted = call_log.parse_filter(request.query)
-        rows, after, zone = await asyncio.to_thread(
-            _log_page, request.app[SESSIONS], principal, wanted, request.query.get("cursor")
+        rows, after, zone = await offload(
+            request,
+            _log_page,
+            request.app[SESSIONS],
+            principal,
+            wanted,
+            request.query.get("cursor"),
         )
     except call_log.BadFilter as exc:
         raise Refused(400, str(exc)) from None
@@ -103,26 +101,18 @@ def _csv(
     wanted: call_log.CallFilter,
     client: str | None,
 ) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    columns = CSV_COLUMNS
-    writer.writerow(columns)
     with sessions.begin() as session:
-        count = 0
-        for count, row in enumerate(call_log.every(session, principal, wanted), 1):
-            if count > CSV_MAX_ROWS:
-                break
-            values = row.as_json()
-            writer.writerow([csv_cell(values[c]) for c in columns])
+        rows = (row.as_json() for row in call_log.every(session, principal, wanted))
+        text, count = csv_text(CSV_COLUMNS, rows)
         audit.record(
             session,
             principal.actor,
             "calls.export",
             client=client,
-            detail=f"{min(count, CSV_MAX_ROWS)} calls",
+            detail=f"{count} calls",
             account_id=principal.account_id,
         )
-    return out.getvalue()
+    return text
 
 
 async def calls_csv(request: web.Request) -> web.Response:
@@ -132,19 +122,18 @@ async def calls_csv(request: web.Request) -> web.Response:
         wanted = call_log.parse_filter(request.query)
     except call_log.BadFilter as exc:
         raise Refused(400, str(exc)) from None
-    text = await asyncio.to_thread(_csv, request.app[SESSIONS], principal, wanted, request.remote)
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
-    )
+    async with request.app[EXPORTS]:
+        text = await offload(
+            request, _csv, request.app[SESSIONS], principal, wanted, request.remote
+        )
+    return csv_response(text, "calls.csv")
 
 
 async def call(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CALLS_READ)
     found = await playback.call_for(request, request.app[SESSIONS])
-    zone = await asyncio.to_thread(account_zone, request.app[SESSIONS], principal)
+    zone = await offload(request, account_zone, request.app[SESSIONS], principal)
     return render(request, "call.html", call=found, zone=zone_named(zone))
 
 
@@ -177,13 +166,13 @@ async def home(request: web.Request) -> web.Response:
     account = query.get("account", "")
     try:
         since, until = dashboard.date_range(query.get("from"), query.get("to"))
-        if account and not (account.isdigit() and principal.sees(int(account))):
+        if account and not (whole(account) and principal.sees(int(account))):
             raise dashboard.BadRange("no such account")
     except dashboard.BadRange as exc:
         raise Refused(400, str(exc)) from None
     account_id = int(account) if account else None
-    board, accounts = await asyncio.to_thread(
-        _dashboard, request.app[SESSIONS], principal, since, until, account_id
+    board, accounts = await offload(
+        request, _dashboard, request.app[SESSIONS], principal, since, until, account_id
     )
     chart = charts.stacked_by_day(board.per_day, board.days)
     return render(
@@ -213,7 +202,7 @@ async def live_calls(request: web.Request) -> web.Response:
     principal.require(Permission.CALLS_READ)
     live = request.app.get(api.LIVE)
     going = live.calls.in_progress() if live is not None else None
-    rows = await asyncio.to_thread(_live, request.app[SESSIONS], principal, going or [])
+    rows = await offload(request, _live, request.app[SESSIONS], principal, going or [])
     return render(request, "live.html", rows=rows, following=going is not None, now=time.time())
 
 

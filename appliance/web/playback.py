@@ -3,8 +3,6 @@ seekable with Range, never cached, and written to the audit log before the first
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +15,7 @@ from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.web import ranges
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
+from appliance.web.offload import offload
 
 VAULT: web.AppKey[RecordingVault] = web.AppKey("vault", RecordingVault)
 
@@ -32,7 +31,7 @@ async def call_for(request: web.Request, sessions: sessionmaker[Session]) -> cal
     """The call named in the path, if this principal may see it; 404 whether it does not
     exist or belongs to someone else."""
     principal: Principal = request[PRINCIPAL]
-    call = await asyncio.to_thread(visible_call, sessions, principal, request.match_info["call_id"])
+    call = await offload(request, visible_call, sessions, principal, request.match_info["call_id"])
     if call is None:
         raise Refused(404, "no such call")
     return call
@@ -47,7 +46,8 @@ async def stream(request: web.Request, sessions: sessionmaker[Session]) -> web.S
     download = request.query.get("download") == "1"
     action = "recording.download" if download else "recording.play"
     try:
-        sealed, source = await asyncio.to_thread(
+        sealed, source = await offload(
+            request,
             request.app[VAULT].load,
             call.id,
             principal.actor,
@@ -81,7 +81,7 @@ async def stream(request: web.Request, sessions: sessionmaker[Session]) -> web.S
         await response.prepare(request)
         if request.method != "HEAD":
             pieces = wav.read(sealed, start, stop)
-            while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            while (piece := await offload(request, next, pieces, None)) is not None:
                 await response.write(piece)
         await response.write_eof()
         return response

@@ -3,7 +3,11 @@ page gets what its frame needs (who is signed in, the form token)."""
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import zoneinfo
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp_jinja2
@@ -54,3 +58,23 @@ def csv_cell(value: object) -> str:
     """Spreadsheets run cells that start like a formula: such text gets a leading quote."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> tuple[str, int]:
+    """An export: at most CSV_MAX_ROWS rows, formula-safe cells; the text and its row count."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    count = 0
+    for row in itertools.islice(rows, CSV_MAX_ROWS):
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
+        count += 1
+    return out.getvalue(), count
+
+
+def csv_response(text: str, filename: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import accounts, totp
 from appliance.access import Principal
 from appliance.db.models import User
-from appliance.mail import Mail, MailError
+from appliance.mail import Mail, Mailer, MailError
 from appliance.web.auth import (
     BASE_URL,
     BOX,
     CODE_PAGE,
     MAILER,
+    MAILING,
     SESSIONS,
     THROTTLE,
     clear_session_cookie,
@@ -28,6 +29,7 @@ from appliance.web.auth import (
 )
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL, SESSION
+from appliance.web.offload import offload
 from appliance.web.render import render, see_other
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             429, "too many sign-in attempts; wait a minute and try again", {"Retry-After": "60"}
         )
     async with throttle.checks:
-        signed = await asyncio.to_thread(
-            accounts.sign_in, request.app[SESSIONS], username, password[:1000], client
+        signed = await offload(
+            request, accounts.sign_in, request.app[SESSIONS], username, password[:1000], client
         )
     if signed is None:
         return render(
@@ -82,7 +84,8 @@ async def code(request: web.Request) -> web.StreamResponse:
     throttle = request.app[THROTTLE]
     if not throttle.allow(client):
         raise Refused(429, "too many attempts; wait a minute and try again", {"Retry-After": "60"})
-    token = await asyncio.to_thread(
+    token = await offload(
+        request,
         accounts.check_code,
         request.app[SESSIONS],
         request.app[BOX],
@@ -111,7 +114,7 @@ def _has_totp(sessions: sessionmaker[Session], user_id: int) -> bool:
 
 async def settings_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
-    enabled = await asyncio.to_thread(_has_totp, request.app[SESSIONS], principal.user_id)
+    enabled = await offload(request, _has_totp, request.app[SESSIONS], principal.user_id)
     return render(request, "account.html", status, totp_on=enabled, **shown)
 
 
@@ -129,7 +132,8 @@ async def settings_change(request: web.Request) -> web.Response:
     secret = form.get("setup_key", "") if action == "confirm" else None
     try:
         async with request.app[THROTTLE].checks:
-            await asyncio.to_thread(
+            await offload(
+                request,
                 accounts.set_totp,
                 request.app[SESSIONS],
                 request.app[BOX],
@@ -138,6 +142,7 @@ async def settings_change(request: web.Request) -> web.Response:
                 secret,
                 form.get("code", ""),
                 request.remote,
+                request[SESSION],
             )
     except accounts.PasswordRejected as exc:
         kept = {}
@@ -151,7 +156,7 @@ async def settings_change(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.StreamResponse:
     token = request.get(SESSION)
     if token:
-        await asyncio.to_thread(accounts.sign_out, request.app[SESSIONS], token, request.remote)
+        await offload(request, accounts.sign_out, request.app[SESSIONS], token, request.remote)
     response = see_other("/login")
     clear_session_cookie(response)
     return response
@@ -169,7 +174,8 @@ async def password(request: web.Request) -> web.StreamResponse:
     if error is None:
         try:
             async with request.app[THROTTLE].checks:
-                token = await asyncio.to_thread(
+                token = await offload(
+                    request,
                     accounts.change_own_password,
                     request.app[SESSIONS],
                     principal.user_id,
@@ -198,8 +204,8 @@ async def reset(request: web.Request) -> web.Response:
         raise Refused(429, "too many attempts; wait a minute and try again", {"Retry-After": "60"})
     mailer = request.app[MAILER]
     if mailer.enabled:
-        found = await asyncio.to_thread(
-            accounts.reset_request, request.app[SESSIONS], str(form.get("who", "")), client
+        found = await offload(
+            request, accounts.reset_request, request.app[SESSIONS], str(form.get("who", "")), client
         )
         if found is not None:
             address, token = found
@@ -209,18 +215,26 @@ async def reset(request: web.Request) -> web.Response:
                 f"To choose a new password, open this link within an hour:\n{link}\n\n"
                 "If it was not you, ignore this mail: your password stays as it is."
             )
-            try:
-                await asyncio.to_thread(mailer.send, Mail(address, "Reset your password", words))
-            except MailError as exc:
-                log.warning("password reset link not mailed: %s", exc)
+            # mailed in the background: how long the answer takes tells nothing
+            mail = Mail(address, "Reset your password", words)
+            task = asyncio.create_task(_mail(request, mailer, mail))
+            request.app[MAILING].add(task)
+            task.add_done_callback(request.app[MAILING].discard)
     return render(request, "reset.html", mail=mailer.enabled, sent=True)
+
+
+async def _mail(request: web.Request, mailer: Mailer, mail: Mail) -> None:
+    try:
+        await offload(request, mailer.send, mail)
+    except MailError as exc:
+        log.warning("password reset link not mailed: %s", exc)
 
 
 async def link_form(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     username = None
     if 0 < len(token) <= 100:
-        username = await asyncio.to_thread(accounts.link_user, request.app[SESSIONS], token)
+        username = await offload(request, accounts.link_user, request.app[SESSIONS], token)
     if username is None:
         raise Refused(404, "this link is used up or has expired; ask for a new one")
     return render(request, "link.html", username=username)
@@ -230,23 +244,23 @@ async def link(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     form = await request.post()
     new, again = (str(form.get(k, ""))[:1000] for k in ("new", "again"))
-    username = await asyncio.to_thread(accounts.link_user, request.app[SESSIONS], token[:100])
+    username = await offload(request, accounts.link_user, request.app[SESSIONS], token[:100])
     if username is None:
         raise Refused(404, "this link is used up or has expired; ask for a new one")
     error = "The two passwords differ." if new != again else None
     if error is None:
         try:
             async with request.app[THROTTLE].checks:
-                fresh = await asyncio.to_thread(
-                    accounts.use_link, request.app[SESSIONS], token, new, request.remote
+                fresh = await offload(
+                    request, accounts.use_link, request.app[SESSIONS], token, new, request.remote
                 )
         except accounts.PasswordRejected as exc:
             error = str(exc).capitalize() + "."
         else:
             if fresh is None:
                 raise Refused(404, "this link is used up or has expired; ask for a new one")
-            response = see_other("/calls")
-            set_session_cookie(response, fresh)
+            response = see_other(f"{CODE_PAGE}?next=/calls" if fresh.needs_code else "/calls")
+            set_session_cookie(response, fresh.token)
             return response
     return render(request, "link.html", status=400, username=username, error=error)
 

@@ -159,3 +159,47 @@ def test_alerts_are_mailed_to_owners_and_admins_once_an_hour(world, smtp):
     assert sorted(r[0] for r, _ in messages) == ["ada@example.com", "o@example.com"]
     assert all("cannot be sealed" in m["Subject"] for _, m in messages)
     assert handler.mailed == 2
+
+
+async def test_a_reset_link_still_asks_for_the_code_and_mails_are_spaced(world, smtp):
+    import pyotp
+
+    from appliance import totp
+    from appliance.secrets import SecretBox
+    from tests.web_world import app_for
+
+    inbox, mailer = smtp
+    secret = totp.new_secret()
+    box = SecretBox(b"b" * 32)
+    with world.sessions.begin() as session:
+        session.execute(
+            update(User)
+            .where(User.username == "owner")
+            .values(email="o@example.com", totp_sealed=box.seal(secret))
+        )
+    from aiohttp.test_utils import TestClient, TestServer
+
+    client = TestClient(TestServer(app_for(world, mailer=mailer, box=box)))
+    await client.start_server()
+    try:
+        for _ in range(2):
+            browser = Browser(client)
+            await browser.get("/reset")
+            await browser.post("/reset", {"who": "owner"}, csrf=False)
+        ((_, message),) = inbox.wait()
+        assert len(inbox.messages) == 1  # the second ask, minutes later at most, mails nothing
+        path = re.search(r"(/link/\S+)", message.get_content()).group(1)
+        browser = Browser(client)
+        await browser.get(path)
+        response, _ = await browser.post(
+            path, {"new": "another long password", "again": "another long password"}, csrf=False
+        )
+        assert response.status == 303 and response.headers["Location"].startswith("/login/code")
+        assert (await browser.get("/users"))[0].headers["Location"] == "/login/code"
+        await browser.get("/login/code")
+        response, _ = await browser.post(
+            "/login/code", {"code": pyotp.TOTP(secret).now(), "next": "/users"}
+        )
+        assert response.status == 303 and (await browser.get("/users"))[0].status == 200
+    finally:
+        await client.close()

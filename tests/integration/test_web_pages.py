@@ -604,3 +604,39 @@ async def test_the_agency_brand_is_what_its_clients_see(world, client):
     alice = Browser(client)
     await alice.sign_in("alice")  # a client's analyst may not set the agency's brand
     assert (await alice.get("/settings"))[0].status == 403
+
+
+async def test_review_fixes_hold(world, client):
+    """Turning the second step on ends the other sessions; numbers that only look like digits
+    are a clear 400; /health tells anonymous callers no version and no counters."""
+    import pyotp
+
+    other = Browser(client)
+    await other.sign_in("owner")
+    owner = Browser(client)
+    await owner.sign_in("owner")
+    await owner.get("/account")
+    _, body = await owner.post("/account", {"action": "begin"})
+    key = re.search(r'name="setup_key" value="([A-Z2-7]{32})"', body).group(1)
+    response, _ = await owner.post(
+        "/account",
+        {
+            "action": "confirm",
+            "setup_key": key,
+            "code": pyotp.TOTP(key).now(),
+            "password": PASSWORD,
+        },
+    )
+    assert response.status == 200
+    assert (await owner.get("/calls"))[0].status == 200  # this session stays
+    assert (await other.get("/calls"))[0].status == 303  # the other one ended
+    for path in ("/?account=²", "/audit?before=²", "/calls?account=١"):
+        response, body = await owner.get(path)
+        assert response.status == 400, path
+    anonymous = await (await client.get("/health")).json()
+    assert set(anonymous) == {"status", "checks"}
+    token = world.tokens["analyst"]
+    known = await (await client.get("/health", headers={"Authorization": f"Bearer {token}"})).json()
+    assert "version" in known and "counters" in known
+    _, body = await Browser(client).get("/login")
+    assert "version" not in body

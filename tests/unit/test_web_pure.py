@@ -97,6 +97,9 @@ def test_hostile_filters_and_cursors_are_refused_or_harmless(value):
         ("/\\evil.example", "/calls"),
         ("https://evil.example/", "/calls"),
         ("javascript:alert(1)", "/calls"),
+        ("/\t/evil.example/", "/calls"),  # browsers drop the tab: //evil.example/
+        ("/\n/evil.example/", "/calls"),
+        ("/calls\x7f", "/calls"),
         ("", "/calls"),
         (None, "/calls"),
     ],
