@@ -67,6 +67,24 @@ def browser(stack: Stack):
             chromium.close()
 
 
+def sign_in(page, base: str, stack: Stack) -> None:
+    """As the admin with a one-time password: the call log sends to the sign-in page, which
+    asks for a new password before the call log opens."""
+    one_time = stack.appliance("user", "passwd", "admin").stdout.split("one-time password: ")[1]
+    one_time = one_time.split()[0]
+    page.goto(f"{base}/calls")
+    assert page.url.startswith(f"{base}/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", one_time)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/password")
+    page.fill("input[name=current]", one_time)
+    page.fill("input[name=new]", NEW_PASSWORD)
+    page.fill("input[name=again]", NEW_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/calls")
+
+
 def test_sign_in_call_log_player_and_stored_xss(stack: Stack, phone, browser):
     consent_stack(stack, consent=False)
     phone(scenario="phone_speech.xml")
@@ -85,8 +103,6 @@ def test_sign_in_call_log_player_and_stored_xss(stack: Stack, phone, browser):
     )
     (call,) = query(stack, "SELECT * FROM calls")
     assert "<img" in call["caller_name"]  # the markup reached the database as it was sent
-    one_time = stack.appliance("user", "passwd", "admin").stdout.split("one-time password: ")[1]
-    one_time = one_time.split()[0]
     base = f"https://127.0.0.1:{stack.http_port}"
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -102,17 +118,7 @@ def test_sign_in_call_log_player_and_stored_xss(stack: Stack, phone, browser):
 
     page.on("response", answered)
 
-    page.goto(f"{base}/calls")
-    assert page.url.startswith(f"{base}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", one_time)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/password")
-    page.fill("input[name=current]", one_time)
-    page.fill("input[name=new]", NEW_PASSWORD)
-    page.fill("input[name=again]", NEW_PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/calls")
+    sign_in(page, base, stack)
 
     # the caller's markup is text on the page, and nothing of it ran
     row = page.locator("table.calls tbody tr")
@@ -168,21 +174,6 @@ def test_sign_in_call_log_player_and_stored_xss(stack: Stack, phone, browser):
     signins = query(stack, "SELECT * FROM audit_log WHERE action = 'signin'")
     assert len(signins) == 1 and signins[0]["client"] == "127.0.0.1"
     context.close()
-
-
-def sign_in(page, base: str, stack: Stack) -> None:
-    one_time = stack.appliance("user", "passwd", "admin").stdout.split("one-time password: ")[1]
-    one_time = one_time.split()[0]
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", one_time)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/password")
-    page.fill("input[name=current]", one_time)
-    page.fill("input[name=new]", NEW_PASSWORD)
-    page.fill("input[name=again]", NEW_PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/calls")
 
 
 def test_live_calls_show_while_they_last(stack: Stack, phone, browser):
