@@ -218,6 +218,15 @@ class Call(Base):
         # the call log: newest first, one tenant's or all, read a page at a time
         Index("ix_calls_account_started", "account_id", "started_at", "id"),
         Index("ix_calls_started", "started_at", "id"),
+        # the dashboard reads days of calls from this index alone
+        Index(
+            "ix_calls_dashboard",
+            "started_at",
+            "account_id",
+            "tracking_number_id",
+            "disposition",
+            "first_time",
+        ),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_call_id)
     account_id: Mapped[int | None] = mapped_column(

@@ -164,3 +164,43 @@ def test_a_released_number_takes_no_calls_and_keeps_its_calls(engine):
         calls = {c.linkedid: c for c in session.scalars(select(Call))}
     assert calls["1700000000.1"].tracking_number_id == info.id  # the attribution stays
     assert calls["1700000000.2"].tracking_number_id is None  # a released number is nobody's
+
+
+def test_the_dashboard_counts_the_same_on_both_databases(engine):
+    """Days are UTC days on SQLite (text) and PostgreSQL (timestamptz) alike."""
+    import datetime as dt
+
+    from appliance.access import principal_for
+    from appliance.calls import dashboard
+    from appliance.db.models import Campaign, User
+
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        owner = admin.add_user(session, "owner-x", "a-long-password", "owner")
+        number = admin.add_number(session, admin.NumberRequest("+12025550123", source="Radio"))
+        campaign = Campaign(source_id=number.source_id, name="Spring")
+        session.add(campaign)
+        session.flush()
+        number.campaign_id = campaign.id
+        for hour, disposition in ((23, "answered"), (25, "no_answer"), (26, "answered")):
+            session.add(
+                Call(
+                    dialled="+12025550123",
+                    tracking_number_id=number.id,
+                    account_id=number.account_id,
+                    started_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC) + dt.timedelta(hours=hour),
+                    disposition=disposition,
+                    first_time=hour == 23,
+                )
+            )
+        session.add(Call(dialled="+12025550000", started_at=dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
+    with sessions() as session:
+        who = principal_for(session, session.get(User, owner.id))
+        board = dashboard.build(session, who, dt.date(2026, 3, 1), dt.date(2026, 3, 2))
+    assert (board.calls, board.answered, board.first_time) == (4, 2, 1)
+    assert board.per_day == {
+        "Radio": {"2026-03-01": 1, "2026-03-02": 2},
+        dashboard.NO_SOURCE: {"2026-03-02": 1},
+    }
+    assert [(r.name, r.calls, r.answered) for r in board.campaigns] == [("Spring", 3, 2)]

@@ -94,6 +94,12 @@ def upgrade() -> None:
         "ix_calls_account_started", "calls", ["account_id", "started_at", "id"], unique=False
     )
     op.create_index("ix_calls_started", "calls", ["started_at", "id"], unique=False)
+    op.create_index(
+        "ix_calls_dashboard",
+        "calls",
+        ["started_at", "account_id", "tracking_number_id", "disposition", "first_time"],
+        unique=False,
+    )
     with op.batch_alter_table("tracking_numbers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("released_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("accounts", schema=None) as batch_op:
@@ -127,6 +133,7 @@ def downgrade() -> None:
     op.drop_table("endpoints")
     with op.batch_alter_table("tracking_numbers", schema=None) as batch_op:
         batch_op.drop_column("released_at")
+    op.drop_index("ix_calls_dashboard", table_name="calls")
     op.drop_index("ix_calls_started", table_name="calls")
     op.drop_index("ix_calls_account_started", table_name="calls")
     op.drop_index(op.f("ix_user_links_user_id"), table_name="user_links")
