@@ -27,7 +27,7 @@ class InitResult:
 def prepare_data_dir(config: Config) -> None:
     path = config.data_dir
     try:
-        path.mkdir(mode=0o750, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()

@@ -15,16 +15,18 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from appliance import admin, bootstrap, sdnotify
+from appliance import admin, bootstrap, outage, sdnotify
 from appliance.asterisk import render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
+from appliance.asterisk.registrations import REGISTERED, Registrations
 from appliance.calls.dynamic import DynamicRoute
 from appliance.calls.follow import CallFollower
 from appliance.calls.publish import DialplanPublisher
@@ -36,6 +38,7 @@ from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.events import EventBus
 from appliance.mail import AlertMail, Mailer
+from appliance.outage import Outage
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -87,6 +90,39 @@ class Controller:
         smtp = self.config.smtp
         password = resolve_secret("smtp.password", smtp.password) if smtp.password else ""
         return Mailer(smtp, password)
+
+    @functools.cached_property
+    def registrations(self) -> Registrations:
+        return Registrations()
+
+    def registration_trunks(self) -> list[tuple[str, str, int]]:
+        with self.store.sessions() as session:
+            return [
+                (t.name, t.host, t.port) for t in admin.trunks(session) if t.kind == "registration"
+            ]
+
+    async def watch_registrations(self, every: float = 10.0) -> None:
+        """ALERT when a registration trunk stays unregistered (its carrier will not send calls
+        to the appliance) for a minute."""
+        watches: dict[str, Outage] = {}
+        while True:
+            try:
+                trunks = await asyncio.to_thread(self.registration_trunks)
+            except Exception:
+                log.exception("registration watch: trunks unreadable")
+                trunks = []
+            for name, host, port in trunks:
+                state = self.registrations.state_of(host, port)
+                watch = watches.setdefault(
+                    name, Outage(f"trunk {name}: not registered with its carrier")
+                )
+                up = state is None or state.status == REGISTERED
+                said = watch.feed(up, time.monotonic())
+                if said is not None and state is not None:
+                    (log.error if said.startswith("ALERT") else log.warning)(
+                        "%s (%s %s)", said, state.status, state.cause
+                    )
+            await asyncio.sleep(every)
 
     def pjsip_sections(self) -> str:
         """The trunks and phones in the database, as PJSIP sections (passwords unsealed)."""
@@ -185,7 +221,7 @@ class Controller:
             sweeper=SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids, bus),
             live=LiveRecordings(self.store, calls, ami, record_code(secret)),
         )
-        ami.handlers += [calls.on_event, features.live.on_event]
+        ami.handlers += [calls.on_event, features.live.on_event, self.registrations.on_event]
         return features
 
     def start(self, features: Features, tasks: Supervisor) -> None:
@@ -201,6 +237,9 @@ class Controller:
         tasks.spawn("reconciliation", features.reconciler.run())
         tasks.spawn("spool sweeper", features.sweeper.run())
         tasks.spawn("recording limits", RetentionJob(self.store.sessions, features.vault).run())
+        ami_down = Outage("Asterisk's manager interface (AMI): calls go on, but are not followed")
+        tasks.spawn("AMI watch", outage.watch(ami_down, lambda: features.ami.is_connected))
+        tasks.spawn("registration watch", self.watch_registrations())
 
     async def serve_fastagi(
         self, stack: contextlib.AsyncExitStack, features: Features, asterisk: set[int]
@@ -235,6 +274,7 @@ class Controller:
             box=bootstrap.secret_box(config),
             mailer=self.mailer,
             base_url=base_url(config),
+            registrations=self.registrations,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -61,6 +61,7 @@ AMI_EVENTS = (
     "UserEvent",
     "FullyBooted",
     "Shutdown",
+    "Registry",  # registration trunks: asterisk/registrations.py
 )
 
 # Directories Asterisk writes to; etc/ (root's) and routes/ (the controller's) are apart.

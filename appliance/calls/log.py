@@ -75,6 +75,12 @@ class CallRow:
     first_time: bool | None
     after_hours: bool
     recorded: bool
+    answered_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    hangup_party: str | None = None
+    answered_by: str | None = None
+    consent_announced: bool = False
+    recording_opted_out: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -92,6 +98,12 @@ class CallRow:
             "first_time": self.first_time,
             "after_hours": self.after_hours,
             "recorded": self.recorded,
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "hangup_party": self.hangup_party,
+            "answered_by": self.answered_by,
+            "consent_announced": self.consent_announced,
+            "recording_opted_out": self.recording_opted_out,
         }
 
 
@@ -162,6 +174,12 @@ def _row(call: Call, account: str | None, source: str | None, recorded: str | No
         first_time=call.first_time,
         after_hours=call.after_hours,
         recorded=recorded is not None,
+        answered_at=_aware(call.answered_at) if call.answered_at else None,
+        ended_at=_aware(call.ended_at) if call.ended_at else None,
+        hangup_party=call.hangup_party,
+        answered_by=call.answered_by,
+        consent_announced=call.consent_announced,
+        recording_opted_out=call.recording_opted_out,
     )
 
 

@@ -12,8 +12,9 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import __version__
+from appliance import __version__, admin
 from appliance.access import Permission, Principal
+from appliance.asterisk.registrations import Registrations
 from appliance.config import SmtpConfig
 from appliance.mail import Mailer
 from appliance.recordings.live import LiveRecordings
@@ -52,8 +53,20 @@ async def health(request: web.Request) -> web.Response:
     if "Authorization" in request.headers:
         principal = await auth.bearer(request)
         if principal is not None and principal.can(Permission.CONFIG_READ):
-            body |= {"version": __version__, "counters": request.app[COUNTERS]()}
+            trunks = await offload.offload(request, registration_states, request)
+            body |= {"version": __version__, "counters": request.app[COUNTERS](), "trunks": trunks}
     return web.json_response(body, status=200 if healthy else 503)
+
+
+def registration_states(request: web.Request) -> dict[str, str]:
+    """Each registration trunk's state with its carrier ('unknown' until Asterisk says)."""
+    with request.app[auth.SESSIONS]() as session:
+        trunks = [t for t in admin.trunks(session) if t.kind == "registration"]
+    found = request.app[auth.REGISTRATIONS]
+    return {
+        t.name: state.status if (state := found.state_of(t.host, t.port)) else "unknown"
+        for t in trunks
+    }
 
 
 async def status(request: web.Request) -> web.Response:
@@ -72,6 +85,7 @@ def init_app(
     box: SecretBox | None = None,
     mailer: Mailer | None = None,
     base_url: str = "https://localhost:8443",
+    registrations: Registrations | None = None,
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
@@ -84,6 +98,7 @@ def init_app(
     app[auth.MAILER] = mailer or Mailer(SmtpConfig())
     app[auth.BASE_URL] = base_url.rstrip("/")
     app[auth.MAILING] = set()
+    app[auth.REGISTRATIONS] = registrations or Registrations()
     app[REFUSALS] = RefusalLog(sessions)
     app[playback.VAULT] = vault
     app.on_response_prepare.append(secure_headers(tls))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import accounts
 from appliance.access import Principal
+from appliance.asterisk.registrations import Registrations
 from appliance.mail import Mailer
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
@@ -25,6 +26,7 @@ PUBLIC = ("/login", "/health", "/static/", "/reset", "/link/", "/brand.css")
 BOX: web.AppKey[SecretBox] = web.AppKey("box", SecretBox)  # seals TOTP secrets
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer", Mailer)
 MAILING: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("mailing", set)  # mails going out
+REGISTRATIONS: web.AppKey[Registrations] = web.AppKey("registrations", Registrations)
 BASE_URL: web.AppKey[str] = web.AppKey("base_url", str)  # what mailed links start with
 SAFE = ("GET", "HEAD", "OPTIONS")
 # pages a user who must change the password may still open

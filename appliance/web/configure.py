@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import admin
 from appliance.access import Denied, Permission, Principal
+from appliance.asterisk.registrations import Registrations
 from appliance.db.models import Account, Endpoint, Route, TrackingNumber, Trunk
 from appliance.forms import whole
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.secrets import SecretBox
 from appliance.vocabulary import RecordingMode, RingStrategy, values
-from appliance.web.auth import BOX, SESSIONS
+from appliance.web.auth import BOX, REGISTRATIONS, SESSIONS
 from appliance.web.keys import PRINCIPAL
 from appliance.web.offload import offload
 from appliance.web.render import render
@@ -210,10 +211,19 @@ async def routes_change(request: web.Request) -> web.Response:
 
 
 # trunks and phones -------------------------------------------------------------------------
-def _sip(sessions: sessionmaker[Session], principal: Principal) -> dict[str, Any]:
+def _sip(
+    sessions: sessionmaker[Session], principal: Principal, registrations: Registrations
+) -> dict[str, Any]:
     with sessions() as session:
         trunks = [
-            {"name": t.name, "kind": t.kind, "host": t.host, "port": t.port, "match": t.match}
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "host": t.host,
+                "port": t.port,
+                "match": t.match,
+                "state": _registration(registrations, t),
+            }
             for t in admin.trunks(session)
             if t.account_id in principal.accounts
         ]
@@ -225,10 +235,21 @@ def _sip(sessions: sessionmaker[Session], principal: Principal) -> dict[str, Any
         return {"trunks": trunks, "phones": phones, "accounts": _accounts(session, principal)}
 
 
+def _registration(registrations: Registrations, trunk: Trunk) -> str:
+    if trunk.kind != "registration":
+        return "takes calls from its addresses"
+    state = registrations.state_of(trunk.host, trunk.port)
+    if state is None:
+        return "registration not reported yet"
+    return f"{state.status} {state.cause}".strip()
+
+
 async def sip_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
-    values_ = await offload(request, _sip, request.app[SESSIONS], principal)
+    values_ = await offload(
+        request, _sip, request.app[SESSIONS], principal, request.app[REGISTRATIONS]
+    )
     return render(request, "sip.html", status, **values_, **shown)
 
 

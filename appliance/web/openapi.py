@@ -68,6 +68,12 @@ CALL = {
         "first_time": {"type": ["boolean", "null"]},
         "after_hours": {"type": "boolean"},
         "recorded": {"type": "boolean"},
+        "answered_at": {"type": ["string", "null"], "format": "date-time"},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        "hangup_party": {"type": ["string", "null"]},
+        "answered_by": {"type": ["string", "null"]},
+        "consent_announced": {"type": "boolean"},
+        "recording_opted_out": {"type": "boolean"},
     },
 }
 

@@ -394,3 +394,25 @@ def test_an_appliance_phone_registers_with_its_password_and_takes_calls(stack: S
     (call,) = stack.finished()
     assert call["answered_by"] == "desk-9" and call["route_name"] == "Desk"
     assert invited(desk.trace) == ["desk-9"]
+
+
+def test_registration_trunks_report_what_their_carrier_answered(stack: Stack, phone):
+    """Trunks added while everything runs register at once; /health (for a token) and the
+    trunks page say whether each carrier took the registration."""
+    stack.appliance("config", "render")
+    stack.start_asterisk()
+    stack.start_controller()
+    good_port, bad_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    phone(scenario="registrar_ok.xml", port=good_port)
+    phone(scenario="registrar_refuse.xml", port=bad_port)
+    for name, port, match in (("good", good_port, "127.0.0.3"), ("bad", bad_port, "127.0.0.4")):
+        stack.appliance(
+            "trunk", "add", name, "--kind", "registration", "--host", "127.0.0.1",
+            "--port", str(port), "--username", "acme", "--match", match, "--password-stdin",
+            input="a-carrier-password\n",
+        )  # fmt: skip
+    wait_for(
+        lambda: (stack.health() or {}).get("trunks") == {"bad": "Rejected", "good": "Registered"},
+        timeout=20,
+        what="both registrations reported",
+    )

@@ -640,3 +640,42 @@ async def test_review_fixes_hold(world, client):
     assert "version" in known and "counters" in known
     _, body = await Browser(client).get("/login")
     assert "version" not in body
+
+
+async def test_every_page_as_every_role_of_two_tenants_shows_only_their_own(world, client):
+    """Walks every page the application serves (a call's pages with each tenant's call) as each
+    role: a client's user never sees the other client's marker, and pages are 200 or a refusal,
+    never an error."""
+    from tests.web_world import PEOPLE, app_for
+
+    marker = {"a": "Caller a", "b": "Caller b"}  # the world's recorded calls' caller names
+    pages = set()
+    for route in app_for(world).router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if (
+            route.method != "GET"
+            or path.startswith(("/api/", "/static/"))
+            or path
+            in (
+                "/health",
+                "/brand.css",
+            )
+        ):
+            continue
+        pages.add(path)
+    assert {"/", "/calls", "/calls/{call_id}", "/users", "/audit", "/sip"} <= pages
+    for username, (_, account) in PEOPLE.items():
+        browser = Browser(client)
+        await browser.sign_in(username)
+        for path in sorted(pages):
+            for tenant, call_id in world.calls.items():
+                concrete = path.replace("{call_id}", call_id).replace("{token}", "x" * 43)
+                response, body = await browser.get(concrete)
+                assert response.status in (200, 206, 303, 403, 404), (username, concrete)
+                if account in ("a", "b"):
+                    other = "b" if account == "a" else "a"
+                    assert marker[other] not in body, (username, concrete)
+                    if "{call_id}" in path and tenant not in ("", account):
+                        assert response.status == 404, (username, concrete)
+                if "{" not in path:
+                    break  # one visit is enough for pages without a call in them

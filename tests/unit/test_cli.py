@@ -41,6 +41,7 @@ def test_init_is_idempotent_and_shows_the_password_once(run, tmp_path):
     for path in secrets.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "data" / "tls" / "key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
 
 
 def test_admin_commands_and_their_errors(run):
