@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import re
@@ -128,6 +129,24 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
+def set_email(session: Session, username: str, email: str, actor: str) -> User:
+    user = get_user(session, username)
+    email = email.strip().lower()
+    if email and not EMAIL.fullmatch(email):
+        raise AdminError(f"{email[:60]!r} is not an e-mail address")
+    before = {"email": user.email}
+    user.email = email or None
+    audit.record(
+        session,
+        actor,
+        "user.email",
+        username,
+        detail=audit.change(before, {"email": user.email}),
+        account_id=user.account_id,
+    )
+    return user
+
+
 def set_user_password(
     session: Session, username: str, password: str, temporary: bool, actor: str
 ) -> User:
@@ -161,6 +180,59 @@ def add_trunk(
     actor: str = "system",
 ) -> Trunk:
     _free_pjsip_name(session, request.name, "trunk")
+    trunk = Trunk(name=request.name, account_id=get_account(session, account_id).id)
+    _apply_trunk(box, trunk, request)
+    session.add(trunk)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "trunk.add",
+        trunk.name,
+        detail=f"{trunk.kind} {trunk.host}:{trunk.port} from {trunk.match}",
+        account_id=trunk.account_id,
+    )
+    return trunk
+
+
+def edit_trunk(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    actor: str,
+    host: str | None = None,
+    port: int | None = None,
+    match: Sequence[str] = (),
+    username: str | None = None,
+    password: str | None = None,
+) -> Trunk:
+    """Change where a trunk's carrier is, where its calls come from or how it registers; the
+    password stays unless a new one is given."""
+    trunk = session.scalar(select(Trunk).where(Trunk.name == name[:60]))
+    if trunk is None:
+        raise AdminError(f"no trunk {name[:60]!r}")
+    before = _trunk_fields(trunk)
+    request = TrunkRequest(
+        name=trunk.name,
+        kind=trunk.kind,
+        host=host or trunk.host,
+        port=port or trunk.port,
+        username=username if username is not None else trunk.username,
+        password=password or (box.open(trunk.password_sealed) if trunk.password_sealed else None),
+        match=match or (() if host else tuple((trunk.match or "").split(","))),
+    )
+    _apply_trunk(box, trunk, request)
+    detail = audit.change(before, _trunk_fields(trunk)) + ("; new password" if password else "")
+    audit.record(session, actor, "trunk.edit", name, detail=detail, account_id=trunk.account_id)
+    return trunk
+
+
+def _trunk_fields(trunk: Trunk) -> dict[str, object]:
+    return {"host": trunk.host, "port": trunk.port, "match": trunk.match, "user": trunk.username}
+
+
+def _apply_trunk(box: SecretBox, trunk: Trunk, request: TrunkRequest) -> None:
+    """Check a whole trunk request and write it onto `trunk` (new or being edited)."""
     if request.kind not in ("ip", "registration"):
         raise AdminError("trunk kind must be 'ip' or 'registration'")
     if not HOST.fullmatch(request.host):
@@ -174,27 +246,12 @@ def add_trunk(
     if request.password and any(ch in request.password for ch in "\r\n;"):
         raise AdminError("trunk password may not contain newlines or ';'")
     match = [_network(m) for m in (request.match or [request.host])]
-    trunk = Trunk(
-        name=request.name,
-        kind=request.kind,
-        host=request.host,
-        port=request.port,
-        username=request.username,
-        password_sealed=box.seal(request.password) if request.password else None,
-        match=",".join(match),
-        account_id=get_account(session, account_id).id,
-    )
-    session.add(trunk)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "trunk.add",
-        trunk.name,
-        detail=f"{trunk.kind} {trunk.host}:{trunk.port} from {trunk.match}",
-        account_id=trunk.account_id,
-    )
-    return trunk
+    trunk.kind = request.kind
+    trunk.host = request.host
+    trunk.port = request.port
+    trunk.username = request.username
+    trunk.password_sealed = box.seal(request.password) if request.password else None
+    trunk.match = ",".join(match)
 
 
 def _free_pjsip_name(session: Session, name: str, kind: str) -> None:
@@ -244,6 +301,23 @@ def new_endpoint_password(session: Session, box: SecretBox, name: str, actor: st
     endpoint.password_sealed = box.seal(password)
     audit.record(session, actor, "endpoint.password", name, account_id=endpoint.account_id)
     return password
+
+
+def set_endpoint_label(session: Session, name: str, label: str, actor: str) -> Endpoint:
+    endpoint = _endpoint(session, name)
+    if len(label) > 120:
+        raise AdminError("an endpoint label is at most 120 characters")
+    before = {"label": endpoint.label}
+    endpoint.label = label.strip() or None
+    audit.record(
+        session,
+        actor,
+        "endpoint.edit",
+        name,
+        detail=audit.change(before, {"label": endpoint.label}),
+        account_id=endpoint.account_id,
+    )
+    return endpoint
 
 
 def remove_endpoint(session: Session, name: str, actor: str) -> None:
@@ -319,10 +393,78 @@ def add_route(
     actor: str = "system",
 ) -> Route:
     account = get_account(session, account_id)
+    route = Route(account_id=account.id)
+    _apply_route(session, route, request, region)
+    session.add(route)
+    session.flush()
+    targets_text = ", ".join(t.value for t in route.targets)
+    audit.record(
+        session, actor, "route.add", route.name, detail=f"to {targets_text}", account_id=account.id
+    )
+    return route
+
+
+def route_request(session: Session, route: Route) -> RouteRequest:
+    """What a route is now, as a request: an edit changes some of it."""
+    after = session.get(Route, route.after_hours_route_id) if route.after_hours_route_id else None
+    trunk = next((t.trunk.name for t in route.targets if t.trunk is not None), None)
+    return RouteRequest(
+        name=route.name,
+        forward_to=tuple(t.value for t in route.targets if t.kind == TargetKind.NUMBER),
+        trunk=trunk,
+        endpoints=tuple(t.value for t in route.targets if t.kind == TargetKind.ENDPOINT),
+        ring_timeout=route.ring_timeout,
+        strategy=route.strategy,
+        announcement=route.announcement,
+        whisper=route.whisper,
+        hours=route.hours,
+        timezone=route.timezone,
+        after_hours=after.name if after else None,
+        default=route.is_default,
+        recording=route.recording,
+        consent_prompt=route.consent_prompt,
+        consent_opt_out=route.consent_opt_out,
+        dynamic=route.dynamic,
+    )
+
+
+def edit_route(
+    session: Session,
+    name: str,
+    changes: dict[str, object],
+    account_id: int | None = None,
+    region: str = "US",
+    actor: str = "system",
+) -> Route:
+    """Change some of a route's settings (the others stay); audited with before and after."""
+    route = route_by_name(session, name, account_id)
+    before = route_request(session, route)
+    unknown = set(changes) - {f.name for f in dataclasses.fields(RouteRequest)}
+    if unknown:
+        raise AdminError(f"routes have no setting {sorted(unknown)[0]!r}")
+    wanted = dataclasses.replace(before, **changes)  # type: ignore[arg-type]
+    _apply_route(session, route, wanted, region)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "route.edit",
+        route.name,
+        detail=audit.change(dataclasses.asdict(before), dataclasses.asdict(wanted)),
+        account_id=route.account_id,
+    )
+    return route
+
+
+def _apply_route(session: Session, route: Route, request: RouteRequest, region: str) -> None:
+    """Check a whole route request and write it onto `route` (a new one or one being edited)."""
     name = request.name.strip()
     if not name or len(name) > 120:
         raise AdminError("route name must be 1 to 120 characters")
-    if session.scalar(select(Route.id).where(Route.account_id == account.id, Route.name == name)):
+    same_name = select(Route.id).where(Route.account_id == route.account_id, Route.name == name)
+    if route.id is not None:
+        same_name = same_name.where(Route.id != route.id)
+    if session.scalar(same_name):
         raise AdminError(f"route {name!r} already exists")
     if request.strategy not in values(RingStrategy):
         raise AdminError(f"strategy must be one of {', '.join(values(RingStrategy))}")
@@ -347,39 +489,33 @@ def add_route(
     after_hours = None
     if request.after_hours:
         after_hours = session.scalar(
-            select(Route).where(Route.account_id == account.id, Route.name == request.after_hours)
+            select(Route).where(
+                Route.account_id == route.account_id, Route.name == request.after_hours
+            )
         )
         if after_hours is None:
             raise AdminError(f"no route {request.after_hours!r} for after hours")
+        if route.id is not None and after_hours.id == route.id:
+            raise AdminError("a route cannot be its own after-hours route")
     elif request.hours:
         raise AdminError("business hours need an after-hours route (--after-hours NAME)")
     if request.default:
         for other in session.scalars(select(Route).where(Route.is_default)):
             other.is_default = False
-    route = Route(
-        account_id=account.id,
-        name=name,
-        targets=targets,
-        ring_timeout=request.ring_timeout,
-        strategy=request.strategy,
-        announcement=request.announcement or None,
-        whisper=request.whisper or None,
-        hours=request.hours or None,
-        timezone=request.timezone,
-        after_hours_route_id=after_hours.id if after_hours else None,
-        is_default=request.default,
-        recording=request.recording,
-        consent_prompt=request.consent_prompt or None,
-        consent_opt_out=request.consent_opt_out,
-        dynamic=request.dynamic,
-    )
-    session.add(route)
-    session.flush()
-    targets_text = ", ".join(t.value for t in route.targets)
-    audit.record(
-        session, actor, "route.add", name, detail=f"to {targets_text}", account_id=account.id
-    )
-    return route
+    route.name = name
+    route.targets = targets
+    route.ring_timeout = request.ring_timeout
+    route.strategy = request.strategy
+    route.announcement = request.announcement or None
+    route.whisper = request.whisper or None
+    route.hours = request.hours or None
+    route.timezone = request.timezone
+    route.after_hours_route_id = after_hours.id if after_hours else None
+    route.is_default = request.default
+    route.recording = request.recording
+    route.consent_prompt = request.consent_prompt or None
+    route.consent_opt_out = request.consent_opt_out
+    route.dynamic = request.dynamic
 
 
 @dataclass(frozen=True)
@@ -652,7 +788,7 @@ def routes(session: Session) -> list[Route]:
     return list(session.scalars(select(Route).order_by(Route.account_id, Route.name)))
 
 
-def _route(session: Session, name: str, account_id: int | None) -> Route:
+def route_by_name(session: Session, name: str, account_id: int | None) -> Route:
     account = get_account(session, account_id)
     route = session.scalar(select(Route).where(Route.account_id == account.id, Route.name == name))
     if route is None:
@@ -661,7 +797,7 @@ def _route(session: Session, name: str, account_id: int | None) -> Route:
 
 
 def remove_route(session: Session, name: str, account_id: int | None, actor: str) -> None:
-    route = _route(session, name, account_id)
+    route = route_by_name(session, name, account_id)
     numbers = session.scalars(
         select(TrackingNumber.e164).where(TrackingNumber.route_id == route.id)
     ).all()
@@ -678,7 +814,7 @@ def numbers(session: Session) -> list[TrackingNumber]:
     return list(session.scalars(select(TrackingNumber).order_by(TrackingNumber.e164)))
 
 
-def _number(session: Session, number: str, region: str) -> TrackingNumber:
+def number_by_e164(session: Session, number: str, region: str = "US") -> TrackingNumber:
     e164 = to_e164(number, region)
     found = session.scalar(select(TrackingNumber).where(TrackingNumber.e164 == e164))
     if found is None:
@@ -696,10 +832,10 @@ def edit_number(
     label: str | None = None,
 ) -> TrackingNumber:
     """Change a number's route, source or label ('' clears the source or the label)."""
-    found = _number(session, number, region)
+    found = number_by_e164(session, number, region)
     before = _number_fields(session, found)
     if route is not None:
-        found.route_id = _route(session, route, found.account_id).id
+        found.route_id = route_by_name(session, route, found.account_id).id
     if source is not None:
         found.source_id = _source(session, found.account_id, source).id if source else None
     if label is not None:
@@ -729,7 +865,7 @@ def _number_fields(session: Session, number: TrackingNumber) -> dict[str, object
 def release_number(session: Session, number: str, actor: str, region: str = "US") -> None:
     """The number takes no more calls; its calls keep their source. Adding it again takes it
     back."""
-    found = _number(session, number, region)
+    found = number_by_e164(session, number, region)
     if found.released_at is not None:
         raise AdminError(f"tracking number {found.e164} is already released")
     found.released_at = utcnow()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import os
@@ -238,6 +239,54 @@ def cmd_route_add(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+ROUTE_EDITS = {  # option of 'route edit' -> setting of the route
+    "rename": "name",
+    "forward": "forward_to",
+    "trunk": "trunk",
+    "endpoint": "endpoints",
+    "ring_timeout": "ring_timeout",
+    "strategy": "strategy",
+    "announce": "announcement",
+    "whisper": "whisper",
+    "hours": "hours",
+    "timezone": "timezone",
+    "after_hours": "after_hours",
+    "default": "default",
+    "record": "recording",
+    "consent": "consent_prompt",
+    "opt_out": "consent_opt_out",
+    "dynamic": "dynamic",
+}
+
+
+def cmd_route_edit(config: Config, args: argparse.Namespace) -> int:
+    changes: dict[str, object] = {}
+    for option, setting in ROUTE_EDITS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if value in ("yes", "no") and setting in ("default", "consent_opt_out", "dynamic"):
+            value = value == "yes"
+        changes[setting] = "" if value == "-" else value  # '-' clears a prompt or the hours
+    if not changes:
+        raise admin.AdminError("nothing to change: give at least one option")
+    with _session(config) as session:
+        route = admin.edit_route(
+            session, args.name, changes, args.account, args.region, audit.cli_actor()
+        )
+        print(f"route {route.name!r} changed; calls take it within 5 seconds")
+    return 0
+
+
+def cmd_route_show(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        route = admin.route_by_name(session, args.name, args.account)
+        for key, value in dataclasses.asdict(admin.route_request(session, route)).items():
+            shown = ", ".join(value) if isinstance(value, tuple | list) else value
+            print(f"{key}: {_clean(str(shown)) if shown not in (None, '') else '-'}")
+    return 0
+
+
 def cmd_number_add(config: Config, args: argparse.Namespace) -> int:
     request = admin.NumberRequest(
         number=args.number, label=args.label, source=args.source, route=args.route
@@ -340,6 +389,95 @@ def cmd_trunk_list(config: Config, _args: argparse.Namespace) -> int:
             ("trunk", "kind", "host", "port", "username", "takes calls from"),
             [(t.name, t.kind, t.host, t.port, t.username, t.match) for t in admin.trunks(session)],
         )
+    return 0
+
+
+def cmd_trunk_edit(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        trunk = admin.edit_trunk(
+            session,
+            bootstrap.secret_box(config),
+            args.name,
+            audit.cli_actor(),
+            host=args.host,
+            port=args.port,
+            match=args.match or (),
+            username=args.username,
+            password=_read_password(args),
+        )
+        print(f"trunk {trunk.name} changed; {APPLIED}")
+    return 0
+
+
+def _show(pairs: Sequence[tuple[str, object]]) -> None:
+    for key, value in pairs:
+        print(f"{key}: {'-' if value in (None, '') else _clean(str(value))}")
+
+
+def cmd_trunk_show(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        trunk = next((t for t in admin.trunks(session) if t.name == args.name), None)
+        if trunk is None:
+            raise admin.AdminError(f"no trunk {args.name[:60]!r}")
+        _show(
+            [
+                ("trunk", trunk.name),
+                ("kind", trunk.kind),
+                ("carrier", f"{trunk.host}:{trunk.port}"),
+                ("username", trunk.username),
+                ("password", "set (sealed)" if trunk.password_sealed else None),
+                ("takes calls from", trunk.match),
+                ("account", trunk.account_id),
+            ]
+        )
+    return 0
+
+
+def cmd_user_show(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        user = admin.get_user(session, args.username)
+        _show(
+            [
+                ("user", user.username),
+                ("role", user.role),
+                ("account", user.account_id),
+                ("e-mail", user.email),
+                ("must change password", "yes" if user.must_change_password else "no"),
+                ("locked until", _day(user.locked_until) if user.locked_until else None),
+                ("two-step sign-in", "on" if user.totp_sealed else "off"),
+                ("created", _day(user.created_at)),
+            ]
+        )
+    return 0
+
+
+def cmd_user_email(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.set_email(session, args.username, args.email, audit.cli_actor())
+    print(f"e-mail address of {args.username} set")
+    return 0
+
+
+def cmd_number_show(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        number = admin.number_by_e164(session, args.number, args.region)
+        _show(
+            [
+                ("number", number.e164),
+                ("account", number.account_id),
+                ("label", number.label),
+                ("source", number.source.name if number.source else None),
+                ("route", number.route.name if number.route else None),
+                ("state", "released" if number.released_at else "active"),
+            ]
+        )
+    return 0
+
+
+def cmd_endpoint_edit(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        admin.set_endpoint_label(session, args.name, args.label, audit.cli_actor())
+    print(f"endpoint {args.name} changed")
     return 0
 
 
@@ -551,6 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", help="for password resets and (owners, admins) alerts")
     password_options(p)
     command("list", cmd_user_list, "list users", user)
+    p = command("show", cmd_user_show, "show a user", user)
+    p.add_argument("username")
+    p = command("email", cmd_user_email, "set a user's e-mail address ('' for none)", user)
+    p.add_argument("username")
+    p.add_argument("email")
     p = command("role", cmd_user_role, "change a user's role", user)
     p.add_argument("username")
     p.add_argument("role", choices=admin.ROLES)
@@ -586,6 +729,15 @@ def build_parser() -> argparse.ArgumentParser:
     password_options(p)
 
     command("list", cmd_trunk_list, "list trunks (never their passwords)", trunk)
+    p = command("show", cmd_trunk_show, "show a trunk (never its password)", trunk)
+    p.add_argument("name")
+    p = command("edit", cmd_trunk_edit, "change a trunk's carrier, addresses or login", trunk)
+    p.add_argument("name")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--match", action="append", help="address or network calls come from")
+    p.add_argument("--username")
+    password_options(p)
     p = command("remove", cmd_trunk_remove, "remove a trunk no route forwards over", trunk)
     p.add_argument("name")
 
@@ -597,6 +749,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="e.g. 'Front desk, room 2'")
     p.add_argument("--account", type=int)
     command("list", cmd_endpoint_list, "list phones (never their passwords)", endpoint)
+    p = command("edit", cmd_endpoint_edit, "change a phone's label", endpoint)
+    p.add_argument("name")
+    p.add_argument("--label", required=True)
     p = command("passwd", cmd_endpoint_passwd, "give a phone a new password", endpoint)
     p.add_argument("name")
     p = command("remove", cmd_endpoint_remove, "remove a phone no route rings", endpoint)
@@ -630,6 +785,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", type=int)
 
     command("list", cmd_route_list, "list routes", route)
+    p = command("show", cmd_route_show, "show everything about a route", route)
+    p.add_argument("name")
+    p.add_argument("--account", type=int)
+    p = command("edit", cmd_route_edit, "change some of a route's settings", route)
+    p.add_argument("name")
+    p.add_argument("--rename", help="a new name")
+    p.add_argument("--forward", action="append", help="E.164 number to forward to (replaces)")
+    p.add_argument("--trunk")
+    p.add_argument("--endpoint", action="append", help="SIP endpoint to ring (replaces)")
+    p.add_argument("--ring-timeout", type=int)
+    p.add_argument("--strategy", choices=values(RingStrategy))
+    p.add_argument("--announce", help="'-' for none")
+    p.add_argument("--whisper", help="'-' for none")
+    p.add_argument("--hours", help="'-' for always open")
+    p.add_argument("--timezone")
+    p.add_argument("--after-hours", help="'-' for none")
+    p.add_argument("--default", choices=("yes", "no"))
+    p.add_argument("--record", choices=values(RecordingMode))
+    p.add_argument("--consent", help="'-' for none")
+    p.add_argument("--opt-out", choices=("yes", "no"))
+    p.add_argument("--dynamic", choices=("yes", "no"))
+    p.add_argument("--region", default="US")
+    p.add_argument("--account", type=int)
     p = command("remove", cmd_route_remove, "remove a route no number takes", route)
     p.add_argument("name")
     p.add_argument("--account", type=int)
@@ -646,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", type=int)
 
     command("list", cmd_number_list, "list tracking numbers", number)
+    p = command("show", cmd_number_show, "show a tracking number", number)
+    p.add_argument("number")
+    p.add_argument("--region", default="US")
     p = command("edit", cmd_number_edit, "change a number's route, source or label", number)
     p.add_argument("number")
     p.add_argument("--route")

@@ -4,6 +4,7 @@ and has it reload them), without a restart and without touching calls in progres
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from appliance.numbers import InvalidNumber, to_e164
 from appliance.secrets import SecretBox
 from appliance.vocabulary import RecordingMode, RingStrategy, values
 from appliance.web.auth import BOX, REGISTRATIONS, SESSIONS
+from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
 from appliance.web.offload import offload
 from appliance.web.render import render
@@ -128,8 +130,17 @@ async def numbers_change(request: web.Request) -> web.Response:
 
 
 # routes -----------------------------------------------------------------------------------
-def _routes(sessions: sessionmaker[Session], principal: Principal) -> dict[str, Any]:
+def _routes(
+    sessions: sessionmaker[Session], principal: Principal, editing: tuple[str, int] | None = None
+) -> dict[str, Any]:
     with sessions() as session:
+        current = None
+        if editing is not None:
+            name, account_id = editing
+            _own(principal, account_id)
+            route = admin.route_by_name(session, name, account_id)
+            current = dataclasses.asdict(admin.route_request(session, route))
+            current["account_id"] = account_id
         routes = [
             {
                 "name": r.name,
@@ -149,6 +160,7 @@ def _routes(sessions: sessionmaker[Session], principal: Principal) -> dict[str, 
         ]
         trunks = list(session.scalars(select(Trunk.name).order_by(Trunk.name)))
         return {
+            "editing": current,
             "routes": routes,
             "trunks": trunks,
             "accounts": _accounts(session, principal),
@@ -160,7 +172,14 @@ def _routes(sessions: sessionmaker[Session], principal: Principal) -> dict[str, 
 async def routes_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
-    values_ = await offload(request, _routes, request.app[SESSIONS], principal)
+    editing = None
+    name, account = request.query.get("edit", ""), request.query.get("account", "")
+    if name and whole(account) and status == 200:
+        editing = (name[:120], int(account))
+    try:
+        values_ = await offload(request, _routes, request.app[SESSIONS], principal, editing)
+    except admin.AdminError as exc:
+        raise Refused(404, str(exc)) from None
     return render(request, "routes.html", status, **values_, **shown)
 
 
@@ -172,7 +191,7 @@ def _change_route(sessions: sessionmaker[Session], principal: Principal, form: F
     action, actor = form.get("action", ""), principal.actor
     with sessions.begin() as session:
         account_id = _account_field(form, principal)
-        if action == "add":
+        if action in ("add", "edit"):
             timeout = form.get("ring_timeout", "30")
             if not whole(timeout):
                 raise admin.AdminError("ring timeout: a number of seconds")
@@ -191,6 +210,14 @@ def _change_route(sessions: sessionmaker[Session], principal: Principal, form: F
                 consent_prompt=form.get("consent") or None,
                 consent_opt_out=form.get("opt_out") == "yes",
             )
+            if action == "edit":
+                changes = dataclasses.asdict(request)
+                for kept in ("dynamic", "announcement", "whisper"):  # set on the box only
+                    changes.pop(kept)
+                route = admin.edit_route(
+                    session, form.get("original", ""), changes, account_id, actor=actor
+                )
+                return f"Route {route.name} changed; calls take it within 5 seconds."
             route = admin.add_route(session, request, account_id, actor=actor)
             return f"Route {route.name} added; calls take it within 5 seconds."
         if action == "remove":

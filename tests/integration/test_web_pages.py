@@ -679,3 +679,40 @@ async def test_every_page_as_every_role_of_two_tenants_shows_only_their_own(worl
                         assert response.status == 404, (username, concrete)
                 if "{" not in path:
                     break  # one visit is enough for pages without a call in them
+
+
+async def test_a_route_is_changed_from_its_page_and_keeps_what_the_page_does_not_show(
+    world, client
+):
+    from appliance import admin
+    from appliance.secrets import SecretBox
+
+    agency = world.accounts["agency"]
+    with world.sessions.begin() as session:
+        admin.add_trunk(
+            session, SecretBox(b"k" * 32), admin.TrunkRequest("carrier", "ip", "127.0.0.1")
+        )
+        request = admin.RouteRequest(
+            "Desk", forward_to=["+12025550199"], trunk="carrier", whisper="beep"
+        )
+        admin.add_route(session, request, agency)
+    owner = Browser(client)
+    await owner.sign_in("owner")
+    response, body = await owner.get(f"/routes?edit=Desk&account={agency}")
+    assert response.status == 200 and 'name="original" value="Desk"' in body
+    assert 'value="+12025550199"' in body
+    response, body = await owner.post(
+        "/routes",
+        {"action": "edit", "original": "Desk", "account": str(agency), "name": "Front desk",
+         "forward": "+12025550198", "trunk": "carrier", "ring_timeout": "25",
+         "strategy": "sequential", "recording": "never", "timezone": "UTC"},
+    )  # fmt: skip
+    assert response.status == 200 and "Route Front desk changed" in body
+    with world.sessions() as session:
+        route = admin.route_by_name(session, "Front desk", agency)
+        assert (route.ring_timeout, route.strategy, route.whisper) == (25, "sequential", "beep")
+        assert [t.value for t in route.targets] == ["+12025550198"]
+    assert (await owner.get(f"/routes?edit=Nope&account={agency}"))[0].status == 404
+    viewer = Browser(client)
+    await viewer.sign_in("alice")
+    assert (await viewer.get(f"/routes?edit=Front%20desk&account={agency}"))[0].status == 403

@@ -253,3 +253,47 @@ def test_lists_edits_and_removals(run, tmp_path):
     )
     assert changes["number.edit"] == "route: 'Front desk' -> 'Night'; source: 'Ads' -> None"
     assert changes["user.role"] == "role: 'manager' -> 'owner'"
+
+
+def test_show_and_edit_what_is_there(run, tmp_path):
+    assert run("init").returncode == 0
+    assert run("trunk", "add", "carrier", "--host", "127.0.0.1").returncode == 0
+    forward = ("--forward", "+12025550199", "--trunk", "carrier")
+    assert run("route", "add", "Night", *forward).returncode == 0
+    assert run("route", "add", "Front", *forward, "--ring-timeout", "20").returncode == 0
+    assert run("number", "add", "+12025550123", "--route", "Front").returncode == 0
+    assert run("endpoint", "add", "desk-1").returncode == 0
+
+    hours = ("--hours", "mon-fri 09:00-17:00", "--after-hours", "Night")
+    edit = run("route", "edit", "Front", "--ring-timeout", "45", "--endpoint", "desk-1", *hours)
+    assert edit.returncode == 0, edit.stderr
+    shown = run("route", "show", "Front").stdout
+    assert "ring_timeout: 45" in shown and "endpoints: desk-1" in shown
+    assert "hours: mon-fri 09:00-17:00" in shown and "after_hours: Night" in shown
+    assert "forward_to: +12025550199" in shown  # what was not asked for stays
+    for args, words in [
+        (("route", "edit", "Front"), "nothing to change"),
+        (("route", "edit", "Front", "--after-hours", "Front"), "its own after-hours route"),
+        (("route", "edit", "Front", "--rename", "Night"), "already exists"),
+        (("route", "edit", "Front", "--ring-timeout", "0"), "1 to 600"),
+        (("trunk", "edit", "carrier", "--match", "0.0.0.0/0"), "from anywhere"),
+        (("user", "email", "admin", "not-an-address"), "not an e-mail address"),
+        (("route", "show", "Nope"), "no route 'Nope'"),
+    ]:
+        result = run(*args)
+        assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
+    assert run("route", "edit", "Front", "--hours", "-", "--after-hours", "-").returncode == 0
+    assert "hours: -" in run("route", "show", "Front").stdout
+
+    assert (
+        run("trunk", "edit", "carrier", "--host", "203.0.113.5", "--port", "5070").returncode == 0
+    )
+    trunk = run("trunk", "show", "carrier").stdout
+    assert "carrier: 203.0.113.5:5070" in trunk and "takes calls from: 203.0.113.5/32" in trunk
+    assert run("user", "email", "admin", "Ops@Example.com").returncode == 0
+    user = run("user", "show", "admin").stdout
+    assert "e-mail: ops@example.com" in user and "role: owner" in user
+    assert "two-step sign-in: off" in user
+    assert "route: Front" in run("number", "show", "(202) 555-0123").stdout
+    assert run("endpoint", "edit", "desk-1", "--label", "Front <desk>").returncode == 0
+    assert "\tFront <desk>\t" in run("endpoint", "list").stdout
