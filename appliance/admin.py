@@ -871,3 +871,42 @@ def release_number(session: Session, number: str, actor: str, region: str = "US"
     found.released_at = utcnow()
     found.route_id = None
     audit.record(session, actor, "number.release", found.e164, account_id=found.account_id)
+
+
+def sources(session: Session) -> list[Source]:
+    return list(session.scalars(select(Source).order_by(Source.account_id, Source.name)))
+
+
+def add_source(
+    session: Session, name: str, medium: str | None, account_id: int | None, actor: str
+) -> Source:
+    account = get_account(session, account_id)
+    name = " ".join(name.split())
+    if not name or len(name) > 120:
+        raise AdminError("a source name is 1 to 120 characters")
+    if medium is not None and len(medium) > 60:
+        raise AdminError("a medium is at most 60 characters")
+    if session.scalar(
+        select(Source.id).where(Source.account_id == account.id, Source.name == name)
+    ):
+        raise AdminError(f"source {name!r} already exists")
+    source = Source(account_id=account.id, name=name, medium=(medium or "").strip() or None)
+    session.add(source)
+    session.flush()
+    audit.record(session, actor, "source.add", name[:64], account_id=account.id)
+    return source
+
+
+def remove_source(session: Session, source_id: int, actor: str) -> Source:
+    """A source no tracking number uses (their calls keep theirs through the number)."""
+    source = session.get(Source, source_id)
+    if source is None:
+        raise AdminError(f"no source {source_id}")
+    using = session.scalars(
+        select(TrackingNumber.e164).where(TrackingNumber.source_id == source.id)
+    ).all()
+    if using:
+        raise AdminError(f"numbers have source {source.name!r}: {', '.join(sorted(using))}")
+    audit.record(session, actor, "source.remove", source.name[:64], account_id=source.account_id)
+    session.delete(source)
+    return source

@@ -556,6 +556,29 @@ def cmd_number_release(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_source_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("id", "source", "medium", "account"),
+            [(x.id, x.name, x.medium, x.account_id) for x in admin.sources(session)],
+        )
+    return 0
+
+
+def cmd_source_add(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        source = admin.add_source(session, args.name, args.medium, args.account, audit.cli_actor())
+        print(f"source {source.id} {source.name!r} added")
+    return 0
+
+
+def cmd_source_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        source = admin.remove_source(session, args.source_id, audit.cli_actor())
+        print(f"source {source.name!r} removed")
+    return 0
+
+
 def cmd_calls_list(config: Config, args: argparse.Namespace) -> int:
     fields = {"from": args.since, "to": args.until, "number": args.number}
     fields |= {"source": args.source, "disposition": args.disposition, "q": args.search}
@@ -836,6 +859,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("release", cmd_number_release, "stop taking calls on a number", number)
     p.add_argument("number")
     p.add_argument("--region", default="US")
+
+    source = sub.add_parser("source", help="marketing sources").add_subparsers(
+        dest="action", required=True
+    )
+    command("list", cmd_source_list, "list marketing sources", source)
+    p = command("add", cmd_source_add, "add a marketing source", source)
+    p.add_argument("name")
+    p.add_argument("--medium", help="e.g. cpc, print, radio")
+    p.add_argument("--account", type=int)
+    p = command("remove", cmd_source_remove, "remove a source no number has", source)
+    p.add_argument("source_id", type=int)
 
     calls = sub.add_parser("calls", help="the call log").add_subparsers(
         dest="action", required=True

@@ -1,6 +1,7 @@
-"""Pages that configure calls: tracking numbers, routes, trunks and phones. A change is saved
-and reaches Asterisk within five seconds (the controller rewrites its routes and PJSIP files
-and has it reload them), without a restart and without touching calls in progress."""
+"""Pages that configure calls: tracking numbers, sources, routes, trunks and phones. A change
+is saved and reaches Asterisk within five seconds (the controller rewrites its routes and
+PJSIP files and has it reload them), without a restart and without touching calls in
+progress."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import dataclasses
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import admin
 from appliance.access import Denied, Permission, Principal
 from appliance.asterisk.registrations import Registrations
-from appliance.db.models import Account, Endpoint, Route, TrackingNumber, Trunk
+from appliance.db.models import Account, Endpoint, Route, Source, TrackingNumber, Trunk
 from appliance.forms import whole
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.secrets import SecretBox
@@ -127,6 +128,66 @@ async def numbers_change(request: web.Request) -> web.Response:
     except (admin.AdminError, InvalidNumber) as exc:
         return await numbers_page(request, 400, error=str(exc))
     return await numbers_page(request, notice=said)
+
+
+# sources ----------------------------------------------------------------------------------
+def _sources(sessions: sessionmaker[Session], principal: Principal) -> dict[str, Any]:
+    with sessions() as session:
+        used = dict(
+            session.execute(
+                select(TrackingNumber.source_id, func.count())
+                .where(TrackingNumber.source_id.is_not(None))
+                .group_by(TrackingNumber.source_id)
+            ).all()
+        )
+        found = [
+            {"id": s.id, "name": s.name, "medium": s.medium or "", "numbers": used.get(s.id, 0)}
+            for s in admin.sources(session)
+            if s.account_id in principal.accounts
+        ]
+        return {"sources": found, "accounts": _accounts(session, principal)}
+
+
+async def sources_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CONFIG_READ)
+    values_ = await offload(request, _sources, request.app[SESSIONS], principal)
+    return render(request, "sources.html", status, **values_, **shown)
+
+
+def _change_source(sessions: sessionmaker[Session], principal: Principal, form: Form) -> str:
+    action = form.get("action", "")
+    with sessions.begin() as session:
+        if action == "add":
+            account_id = _account_field(form, principal)
+            source = admin.add_source(
+                session, form.get("name", ""), form.get("medium"), account_id, principal.actor
+            )
+            return f"Source {source.name} added."
+        if action == "remove":
+            text = form.get("id", "")
+            owner = (
+                session.scalar(select(Source.account_id).where(Source.id == int(text)))
+                if whole(text)
+                else None
+            )
+            if owner is None:
+                raise admin.AdminError("no such source")
+            _own(principal, owner)
+            source = admin.remove_source(session, int(text), principal.actor)
+            return f"Source {source.name} removed."
+    raise admin.AdminError("unknown action")
+
+
+async def sources_change(request: web.Request) -> web.Response:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CONFIG_WRITE)
+    form = {k: str(v)[:500] for k, v in (await request.post()).items()}
+    try:
+        said = await offload(request, _change_source, request.app[SESSIONS], principal, form)
+    except admin.AdminError as exc:
+        return await sources_page(request, 400, error=str(exc))
+    return await sources_page(request, notice=said)
 
 
 # routes -----------------------------------------------------------------------------------
@@ -353,5 +414,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sip", sip_change)
     app.router.add_get("/numbers", numbers_page)
     app.router.add_post("/numbers", numbers_change)
+    app.router.add_get("/sources", sources_page)
+    app.router.add_post("/sources", sources_change)
     app.router.add_get("/routes", routes_page)
     app.router.add_post("/routes", routes_change)

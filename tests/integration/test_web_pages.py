@@ -716,3 +716,31 @@ async def test_a_route_is_changed_from_its_page_and_keeps_what_the_page_does_not
     viewer = Browser(client)
     await viewer.sign_in("alice")
     assert (await viewer.get(f"/routes?edit=Front%20desk&account={agency}"))[0].status == 403
+
+
+async def test_sources_are_listed_added_and_removed_when_unused(world, client):
+    owner = Browser(client)
+    await owner.sign_in("owner")
+
+    async def post(**form):
+        await owner.get("/sources")
+        return await owner.post("/sources", form)
+
+    agency = str(world.accounts["agency"])
+    response, body = await post(
+        action="add", name="<i>Radio</i>", medium="broadcast", account=agency
+    )
+    assert response.status == 200 and "&lt;i&gt;Radio&lt;/i&gt;" in body
+    response, body = await post(action="add", name="<i>Radio</i>", account=agency)
+    assert response.status == 400 and "already exists" in html.unescape(body)
+    with world.sessions() as session:
+        from appliance.db.models import Source
+
+        ids = {s.name: s.id for s in session.scalars(select(Source))}
+    response, body = await post(action="remove", id=str(ids["Google Ads"]))  # a number uses it
+    assert response.status == 400 and "numbers have source" in html.unescape(body)
+    response, _ = await post(action="remove", id=str(ids["<i>Radio</i>"]))
+    assert response.status == 200
+    alice = Browser(client)
+    await alice.sign_in("alice")
+    assert (await alice.get("/sources"))[0].status == 403

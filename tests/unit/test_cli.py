@@ -295,5 +295,8 @@ def test_show_and_edit_what_is_there(run, tmp_path):
     assert "e-mail: ops@example.com" in user and "role: owner" in user
     assert "two-step sign-in: off" in user
     assert "route: Front" in run("number", "show", "(202) 555-0123").stdout
+    assert run("source", "add", "Radio", "--medium", "broadcast").returncode == 0
+    assert "\tRadio\tbroadcast\t" in run("source", "list").stdout
+    assert run("source", "remove", "99").returncode == 2
     assert run("endpoint", "edit", "desk-1", "--label", "Front <desk>").returncode == 0
     assert "\tFront <desk>\t" in run("endpoint", "list").stdout
