@@ -95,7 +95,7 @@ class AlertMail(logging.Handler):
     EVERY = 3600.0
 
     def __init__(self, mailer: Mailer, sessions: sessionmaker[Session]) -> None:
-        super().__init__(level=logging.ERROR)
+        super().__init__(level=logging.WARNING)  # the quota ALERT is a warning
         self.mailer = mailer
         self.sessions = sessions
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-mail")
