@@ -270,11 +270,12 @@ def _change_route(sessions: sessionmaker[Session], principal: Principal, form: F
                 recording=form.get("recording", RecordingMode.NEVER),
                 consent_prompt=form.get("consent") or None,
                 consent_opt_out=form.get("opt_out") == "yes",
+                announcement=form.get("announce") or None,
+                whisper=form.get("whisper") or None,
             )
             if action == "edit":
                 changes = dataclasses.asdict(request)
-                for kept in ("dynamic", "announcement", "whisper"):  # set on the box only
-                    changes.pop(kept)
+                changes.pop("dynamic")  # set on the box only: it asks the controller
                 route = admin.edit_route(
                     session, form.get("original", ""), changes, account_id, actor=actor
                 )

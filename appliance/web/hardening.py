@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiohttp import web
+from aiohttp import web, web_response
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit
@@ -67,6 +67,10 @@ class Refused(Exception):
 def secure_headers(
     tls: bool,
 ) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    # aiohttp's own answers to requests it cannot parse never reach this hook: they take the
+    # Server header from this module global, so it names no software version either
+    web_response.SERVER_SOFTWARE = "appliance"
+
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
         for name, value in HEADERS.items():

@@ -361,3 +361,16 @@ async def test_configuration_lists_are_scoped_and_need_config_read(world, client
         _, narrow = admin_module.add_api_key(session, "owner", "test", ["calls:read"])
     response = await client.get(f"/api/v1/{kind}", headers=bearer(narrow))
     assert response.status == 403
+
+
+async def test_even_requests_aiohttp_cannot_parse_name_no_server_version(client):
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET /" + b"A" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    answer = (await reader.read(4096)).decode("latin-1")
+    writer.close()
+    assert answer.startswith("HTTP/1.") and " 400 " in answer.split("\r\n")[0]
+    assert "Server: appliance" in answer
+    assert "Python" not in answer and "aiohttp" not in answer.lower()

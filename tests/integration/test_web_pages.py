@@ -705,7 +705,7 @@ async def test_a_route_is_changed_from_its_page_and_keeps_what_the_page_does_not
         "/routes",
         {"action": "edit", "original": "Desk", "account": str(agency), "name": "Front desk",
          "forward": "+12025550198", "trunk": "carrier", "ring_timeout": "25",
-         "strategy": "sequential", "recording": "never", "timezone": "UTC"},
+         "strategy": "sequential", "recording": "never", "timezone": "UTC", "whisper": "beep"},
     )  # fmt: skip
     assert response.status == 200 and "Route Front desk changed" in body
     with world.sessions() as session:
