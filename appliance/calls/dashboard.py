@@ -1,8 +1,12 @@
 """The dashboard's figures for a date range, within what the principal may see: calls per day
-by source, answered rate, first-time callers, top sources and campaigns. Days are UTC days.
+by source, answered rate, first-time callers, top sources and campaigns. Days are the days of
+a time zone (the account's).
 
 One pass over the calls, grouped by day and tracking number (from an index that holds every
-column it needs); sources and campaigns are looked up per number afterwards."""
+column it needs); sources and campaigns are looked up per number afterwards. PostgreSQL knows
+time zones; on SQLite the days are taken at the zone's offset of each local midnight, in runs
+of days that share it (so on the night a clock changes, the hour after the change can count
+to the day before)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.orm import Session
@@ -67,11 +72,39 @@ def date_range(
     return first, last
 
 
-def _day(session: Session) -> Any:
-    """The UTC day of a call, as each database does it cheaply."""
-    if session.get_bind().dialect.name == "sqlite":
-        return func.substr(Call.started_at, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS' in UTC
-    return cast(func.timezone("UTC", Call.started_at), Date)
+@dataclass(frozen=True)
+class Stretch:
+    """Local days [since, until) as UTC instants, and the zone's offset at their midnights."""
+
+    start: dt.datetime
+    stop: dt.datetime
+    minutes: int
+
+
+def stretches(since: dt.date, until: dt.date, zone: ZoneInfo) -> list[Stretch]:
+    """Pure: the local days from `since` to `until`, in runs that share a UTC offset."""
+    runs: list[Stretch] = []
+    day = since
+    while day <= until:
+        start = dt.datetime.combine(day, dt.time(), zone)
+        stop = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
+        offset = start.utcoffset()
+        minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+        if runs and runs[-1].minutes == minutes:
+            runs[-1] = Stretch(runs[-1].start, stop.astimezone(dt.UTC), minutes)
+        else:
+            runs.append(Stretch(start.astimezone(dt.UTC), stop.astimezone(dt.UTC), minutes))
+        day += dt.timedelta(days=1)
+    return runs
+
+
+def _day(session: Session, zone: ZoneInfo, minutes: int) -> Any:
+    """A call's local day, as each database does it cheaply."""
+    if session.get_bind().dialect.name != "sqlite":
+        return cast(func.timezone(zone.key, Call.started_at), Date)
+    if minutes == 0:  # stored as 'YYYY-MM-DD HH:MM:SS' in UTC
+        return func.substr(Call.started_at, 1, 10)
+    return func.substr(func.datetime(Call.started_at, f"{minutes:+d} minutes"), 1, 10)
 
 
 def build(
@@ -80,24 +113,34 @@ def build(
     since: dt.date,
     until: dt.date,
     account_id: int | None = None,
+    zone: ZoneInfo | None = None,
 ) -> Dashboard:
-    start = dt.datetime.combine(since, dt.time(), dt.UTC)
-    stop = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC)
-    scope = [principal.where(Call.account_id), Call.started_at >= start, Call.started_at < stop]
-    if account_id is not None:
-        scope.append(Call.account_id == account_id)
-    day = _day(session)
-    grouped = (
-        select(
-            day,
-            Call.tracking_number_id,
-            func.count(),
-            func.sum(case((Call.disposition == "answered", 1), else_=0)),
-            func.sum(case((Call.first_time.is_(True), 1), else_=0)),
+    zone = zone or ZoneInfo("UTC")
+    runs = stretches(since, until, zone)
+    if session.get_bind().dialect.name != "sqlite":  # one pass: the database knows the zone
+        runs = [Stretch(runs[0].start, runs[-1].stop, 0)]
+    rows: list[Any] = []
+    for run in runs:
+        scope = [
+            principal.where(Call.account_id),
+            Call.started_at >= run.start,
+            Call.started_at < run.stop,
+        ]
+        if account_id is not None:
+            scope.append(Call.account_id == account_id)
+        day = _day(session, zone, run.minutes)
+        grouped = (
+            select(
+                day,
+                Call.tracking_number_id,
+                func.count(),
+                func.sum(case((Call.disposition == "answered", 1), else_=0)),
+                func.sum(case((Call.first_time.is_(True), 1), else_=0)),
+            )
+            .where(*scope)
+            .group_by(day, Call.tracking_number_id)
         )
-        .where(*scope)
-        .group_by(day, Call.tracking_number_id)
-    )
+        rows += session.execute(grouped).all()
     names = {
         number: (source or NO_SOURCE, campaign)
         for number, source, campaign in session.execute(
@@ -110,7 +153,7 @@ def build(
     per_day: dict[str, Counter[str]] = {}
     calls, answered, first_time = Counter[str](), Counter[str](), 0
     campaign_calls, campaign_answered = Counter[str](), Counter[str]()
-    for when, number, count, took, first in session.execute(grouped):
+    for when, number, count, took, first in rows:
         source, campaign = names.get(number, (NO_SOURCE, None))
         per_day.setdefault(source, Counter())[str(when)[:10]] += count
         calls[source] += count

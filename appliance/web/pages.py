@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import urllib.parse
+import zoneinfo
 
 from aiohttp import web
 from sqlalchemy import select
@@ -147,9 +148,10 @@ def _dashboard(
     since: dt.date,
     until: dt.date,
     account_id: int | None,
+    zone: zoneinfo.ZoneInfo,
 ) -> tuple[dashboard.Dashboard, list[tuple[int, str]]]:
     with sessions() as session:
-        board = dashboard.build(session, principal, since, until, account_id)
+        board = dashboard.build(session, principal, since, until, account_id, zone)
         names = session.execute(
             select(Account.id, Account.name)
             .where(Account.id.in_(sorted(principal.accounts)))
@@ -159,24 +161,32 @@ def _dashboard(
 
 
 async def home(request: web.Request) -> web.Response:
-    """The dashboard."""
+    """The dashboard, in the days of the user's account's time zone."""
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CALLS_READ)
+    zone = zone_named(await offload(request, account_zone, request.app[SESSIONS], principal))
     query = request.query
     account = query.get("account", "")
     try:
-        since, until = dashboard.date_range(query.get("from"), query.get("to"))
+        today = dt.datetime.now(zone).date()
+        since, until = dashboard.date_range(query.get("from"), query.get("to"), today)
         if account and not (whole(account) and principal.sees(int(account))):
             raise dashboard.BadRange("no such account")
     except dashboard.BadRange as exc:
         raise Refused(400, str(exc)) from None
     account_id = int(account) if account else None
     board, accounts = await offload(
-        request, _dashboard, request.app[SESSIONS], principal, since, until, account_id
+        request, _dashboard, request.app[SESSIONS], principal, since, until, account_id, zone
     )
     chart = charts.stacked_by_day(board.per_day, board.days)
     return render(
-        request, "dashboard.html", board=board, chart=chart, accounts=accounts, account=account_id
+        request,
+        "dashboard.html",
+        board=board,
+        chart=chart,
+        accounts=accounts,
+        account=account_id,
+        zone=zone.key,
     )
 
 

@@ -167,8 +167,9 @@ def test_a_released_number_takes_no_calls_and_keeps_its_calls(engine):
 
 
 def test_the_dashboard_counts_the_same_on_both_databases(engine):
-    """Days are UTC days on SQLite (text) and PostgreSQL (timestamptz) alike."""
+    """Days are the same days on SQLite (UTC text) and PostgreSQL (timestamptz) alike."""
     import datetime as dt
+    from zoneinfo import ZoneInfo
 
     from appliance.access import principal_for
     from appliance.calls import dashboard
@@ -204,3 +205,11 @@ def test_the_dashboard_counts_the_same_on_both_databases(engine):
         dashboard.NO_SOURCE: {"2026-03-02": 1},
     }
     assert [(r.name, r.calls, r.answered) for r in board.campaigns] == [("Spring", 3, 2)]
+    with sessions() as session:  # 23:00 and 01:00 UTC are the evening before in New York
+        who = principal_for(session, session.get(User, owner.id))
+        zone = ZoneInfo("America/New_York")
+        local = dashboard.build(session, who, dt.date(2026, 3, 1), dt.date(2026, 3, 2), None, zone)
+    assert local.per_day == {
+        "Radio": {"2026-03-01": 3},
+        dashboard.NO_SOURCE: {"2026-03-01": 1},
+    }

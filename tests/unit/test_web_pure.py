@@ -129,3 +129,19 @@ def test_totp_codes_match_their_step_within_one_step_of_now():
     assert totp.matching_step(secret, f"{code[:3]} {code[3:]}", now) == step
     for bad in ("", "12345", "1234567", "abcdef", "١٢٣٤٥٦"):
         assert totp.matching_step(secret, bad, now) is None
+
+
+def test_local_days_come_in_runs_of_one_utc_offset():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from appliance.calls.dashboard import stretches
+
+    new_york = ZoneInfo("America/New_York")  # clocks go forward on 2026-03-08
+    runs = stretches(dt.date(2026, 3, 6), dt.date(2026, 3, 10), new_york)
+    assert [r.minutes for r in runs] == [-300, -240]
+    assert runs[0].start == dt.datetime(2026, 3, 6, 5, tzinfo=dt.UTC)
+    assert runs[0].stop == runs[1].start == dt.datetime(2026, 3, 9, 4, tzinfo=dt.UTC)
+    assert runs[1].stop == dt.datetime(2026, 3, 11, 4, tzinfo=dt.UTC)
+    (utc,) = stretches(dt.date(2026, 3, 6), dt.date(2026, 3, 10), ZoneInfo("UTC"))
+    assert (utc.minutes, utc.start.hour, utc.stop.day) == (0, 0, 11)
