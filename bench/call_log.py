@@ -182,7 +182,7 @@ def main() -> None:
             results[name] = measure(engine, args.repeat)
             engine.dispose()
     print(f"\ncall log and dashboard, {args.calls} calls, {ACCOUNTS} client accounts (ms)")
-XX{'PostgreSQL p50/p95':>22}{'PG/SQLite p95':>16}")
+    print(f"{'case':<30}{'SQLite p50/p95':>18}{'PostgreSQL p50/p95':>22}{'PG/SQLite p95':>16}")
     for case in results["SQLite"]:
         lite, pg = results["SQLite"][case], results["PostgreSQL"][case]
         print(
