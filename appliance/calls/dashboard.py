@@ -2,21 +2,18 @@
 by source, answered rate, first-time callers, top sources and campaigns. Days are the days of
 a time zone (the account's).
 
-One pass over the calls, grouped by day and tracking number (from an index that holds every
-column it needs); sources and campaigns are looked up per number afterwards. PostgreSQL knows
-time zones; on SQLite the days are taken at the zone's offset of each local midnight, in runs
-of days that share it (so on the night a clock changes, the hour after the change can count
-to the day before)."""
+One small query a day, from an index that holds every column it needs: the calls between the
+day's first and last instant (exact in any time zone, daylight saving included), grouped by
+tracking number; sources and campaigns are looked up per number afterwards."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from appliance.access import Principal
@@ -72,39 +69,18 @@ def date_range(
     return first, last
 
 
-@dataclass(frozen=True)
-class Stretch:
-    """Local days [since, until) as UTC instants, and the zone's offset at their midnights."""
-
-    start: dt.datetime
-    stop: dt.datetime
-    minutes: int
-
-
-def stretches(since: dt.date, until: dt.date, zone: ZoneInfo) -> list[Stretch]:
-    """Pure: the local days from `since` to `until`, in runs that share a UTC offset."""
-    runs: list[Stretch] = []
+def day_bounds(
+    since: dt.date, until: dt.date, zone: ZoneInfo
+) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """Pure: each local day from `since` to `until` with its first and next day's instant, UTC."""
+    days = []
     day = since
     while day <= until:
-        start = dt.datetime.combine(day, dt.time(), zone)
-        stop = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
-        offset = start.utcoffset()
-        minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-        if runs and runs[-1].minutes == minutes:
-            runs[-1] = Stretch(runs[-1].start, stop.astimezone(dt.UTC), minutes)
-        else:
-            runs.append(Stretch(start.astimezone(dt.UTC), stop.astimezone(dt.UTC), minutes))
+        start = dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
+        stop = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+        days.append((day.isoformat(), start, stop))
         day += dt.timedelta(days=1)
-    return runs
-
-
-def _day(session: Session, zone: ZoneInfo, minutes: int) -> Any:
-    """A call's local day, as each database does it cheaply."""
-    if session.get_bind().dialect.name != "sqlite":
-        return cast(func.timezone(zone.key, Call.started_at), Date)
-    if minutes == 0:  # stored as 'YYYY-MM-DD HH:MM:SS' in UTC
-        return func.substr(Call.started_at, 1, 10)
-    return func.substr(func.datetime(Call.started_at, f"{minutes:+d} minutes"), 1, 10)
+    return days
 
 
 def build(
@@ -116,31 +92,29 @@ def build(
     zone: ZoneInfo | None = None,
 ) -> Dashboard:
     zone = zone or ZoneInfo("UTC")
-    runs = stretches(since, until, zone)
-    if session.get_bind().dialect.name != "sqlite":  # one pass: the database knows the zone
-        runs = [Stretch(runs[0].start, runs[-1].stop, 0)]
-    rows: list[Any] = []
-    for run in runs:
-        scope = [
-            principal.where(Call.account_id),
-            Call.started_at >= run.start,
-            Call.started_at < run.stop,
-        ]
-        if account_id is not None:
-            scope.append(Call.account_id == account_id)
-        day = _day(session, zone, run.minutes)
-        grouped = (
-            select(
-                day,
-                Call.tracking_number_id,
-                func.count(),
-                func.sum(case((Call.disposition == "answered", 1), else_=0)),
-                func.sum(case((Call.first_time.is_(True), 1), else_=0)),
-            )
-            .where(*scope)
-            .group_by(day, Call.tracking_number_id)
+    scope = [
+        principal.where(Call.account_id),
+        Call.started_at >= bindparam("start"),
+        Call.started_at < bindparam("stop"),
+    ]
+    if account_id is not None:
+        scope.append(Call.account_id == account_id)
+    one_day = (
+        select(
+            Call.tracking_number_id,
+            func.count(),
+            func.sum(case((Call.disposition == "answered", 1), else_=0)),
+            func.sum(case((Call.first_time.is_(True), 1), else_=0)),
         )
-        rows += session.execute(grouped).all()
+        .where(*scope)
+        .group_by(Call.tracking_number_id)
+    )
+    days = day_bounds(since, until, zone)
+    rows = [
+        (name, *row)
+        for name, start, stop in days
+        for row in session.execute(one_day, {"start": start, "stop": stop})
+    ]
     names = {
         number: (source or NO_SOURCE, campaign)
         for number, source, campaign in session.execute(
@@ -155,14 +129,13 @@ def build(
     campaign_calls, campaign_answered = Counter[str](), Counter[str]()
     for when, number, count, took, first in rows:
         source, campaign = names.get(number, (NO_SOURCE, None))
-        per_day.setdefault(source, Counter())[str(when)[:10]] += count
+        per_day.setdefault(source, Counter())[when] += count
         calls[source] += count
         answered[source] += took or 0
         first_time += first or 0
         if campaign:
             campaign_calls[campaign] += count
             campaign_answered[campaign] += took or 0
-    days = [(since + dt.timedelta(days=n)).isoformat() for n in range((until - since).days + 1)]
     return Dashboard(
         since=since,
         until=until,
@@ -170,7 +143,7 @@ def build(
         answered=sum(answered.values()),
         first_time=first_time,
         per_day={source: dict(counts) for source, counts in per_day.items()},
-        days=days,
+        days=[name for name, _, _ in days],
         sources=_top(calls, answered),
         campaigns=_top(campaign_calls, campaign_answered),
     )

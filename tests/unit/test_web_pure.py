@@ -131,17 +131,18 @@ def test_totp_codes_match_their_step_within_one_step_of_now():
         assert totp.matching_step(secret, bad, now) is None
 
 
-def test_local_days_come_in_runs_of_one_utc_offset():
+def test_local_days_are_bounded_by_their_own_midnights():
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from appliance.calls.dashboard import stretches
+    from appliance.calls.dashboard import day_bounds
 
-    new_york = ZoneInfo("America/New_York")  # clocks go forward on 2026-03-08
-    runs = stretches(dt.date(2026, 3, 6), dt.date(2026, 3, 10), new_york)
-    assert [r.minutes for r in runs] == [-300, -240]
-    assert runs[0].start == dt.datetime(2026, 3, 6, 5, tzinfo=dt.UTC)
-    assert runs[0].stop == runs[1].start == dt.datetime(2026, 3, 9, 4, tzinfo=dt.UTC)
-    assert runs[1].stop == dt.datetime(2026, 3, 11, 4, tzinfo=dt.UTC)
-    (utc,) = stretches(dt.date(2026, 3, 6), dt.date(2026, 3, 10), ZoneInfo("UTC"))
-    assert (utc.minutes, utc.start.hour, utc.stop.day) == (0, 0, 11)
+    new_york = ZoneInfo("America/New_York")  # clocks go forward on 2026-03-08: a 23-hour day
+    days = day_bounds(dt.date(2026, 3, 7), dt.date(2026, 3, 9), new_york)
+    assert [name for name, _, _ in days] == ["2026-03-07", "2026-03-08", "2026-03-09"]
+    assert days[0][1] == dt.datetime(2026, 3, 7, 5, tzinfo=dt.UTC)
+    assert days[1][1] == days[0][2] == dt.datetime(2026, 3, 8, 5, tzinfo=dt.UTC)
+    assert days[1][2] - days[1][1] == dt.timedelta(hours=23)
+    assert days[2][2] == dt.datetime(2026, 3, 10, 4, tzinfo=dt.UTC)
+    ((_, start, stop),) = day_bounds(dt.date(2026, 3, 8), dt.date(2026, 3, 8), ZoneInfo("UTC"))
+    assert (start.hour, stop - start) == (0, dt.timedelta(days=1))
