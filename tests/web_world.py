@@ -39,6 +39,7 @@ PEOPLE = {
     "viewer-a": ("client_viewer", "a"),
     "viewer-b": ("client_viewer", "b"),
 }
+SOURCES = {"a": "Google Ads", "b": "<b>Billboard</b>"}  # of each client's tracking number
 # what every WAV recording in the world holds (before the 44-byte header)
 AUDIO = bytes(range(256)) * 400
 
@@ -81,6 +82,7 @@ class World:
                     talk_seconds=42.0,
                     first_time=first_time,
                     tracking_number_id=self.numbers[account] if tracked and account else None,
+                    source_name=SOURCES[account] if tracked and account else None,
                 )
             )
         if record:
@@ -143,8 +145,8 @@ def _build(tmp_path: Path) -> World:
     world = World(sessions, vault, spool, ids)
     with sessions.begin() as session:
         for key, number, source, campaign in (
-            ("a", "+12025550123", "Google Ads", "Spring sale"),
-            ("b", "+12025550124", "<b>Billboard</b>", None),
+            ("a", "+12025550123", SOURCES["a"], "Spring sale"),
+            ("b", "+12025550124", SOURCES["b"], None),
         ):
             tracking = admin.add_number(
                 session, admin.NumberRequest(number, source=source), ids[key]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from appliance.access import Principal
 from appliance.calls.model import is_call_id
-from appliance.db.models import Account, Call, Recording, Source, TrackingNumber
+from appliance.db.models import Account, Call, Recording
 from appliance.forms import BadFilter, day, text, whole
 
 __all__ = ["BadFilter", "CallFilter", "CallRow", "every", "one", "page", "parse_filter"]
@@ -69,12 +69,14 @@ class CallRow:
     caller_name: str | None
     source: str | None
     route: str | None
+    medium: str | None
     disposition: str | None
     ring_seconds: float | None
     talk_seconds: float | None
     first_time: bool | None
     after_hours: bool
     recorded: bool
+    campaign: str | None = None
     answered_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     hangup_party: str | None = None
@@ -91,6 +93,8 @@ class CallRow:
             "caller_number": self.caller_number,
             "caller_name": self.caller_name,
             "source": self.source,
+            "medium": self.medium,
+            "campaign": self.campaign,
             "route": self.route,
             "disposition": self.disposition,
             "ring_seconds": self.ring_seconds,
@@ -113,15 +117,8 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 
 def _query(principal: Principal, wanted: CallFilter) -> Select:
     query = (
-        select(
-            Call,
-            Account.name,
-            Source.name,
-            Recording.call_id,
-        )
+        select(Call, Account.name, Recording.call_id)
         .outerjoin(Account, Account.id == Call.account_id)
-        .outerjoin(TrackingNumber, TrackingNumber.id == Call.tracking_number_id)
-        .outerjoin(Source, Source.id == TrackingNumber.source_id)
         .outerjoin(Recording, Recording.call_id == Call.id)
         .where(principal.where(Call.account_id))
     )
@@ -134,7 +131,7 @@ def _query(principal: Principal, wanted: CallFilter) -> Select:
     if wanted.disposition is not None:
         query = query.where(Call.disposition == wanted.disposition)
     if wanted.source is not None:
-        query = query.where(Source.name == wanted.source)
+        query = query.where(Call.source_name == wanted.source)
     if wanted.number is not None:
         query = query.where(
             or_(
@@ -157,7 +154,7 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
-def _row(call: Call, account: str | None, source: str | None, recorded: str | None) -> CallRow:
+def _row(call: Call, account: str | None, recorded: str | None) -> CallRow:
     return CallRow(
         id=call.id,
         account_id=call.account_id,
@@ -166,7 +163,9 @@ def _row(call: Call, account: str | None, source: str | None, recorded: str | No
         dialled=call.dialled,
         caller_number=call.caller_number,
         caller_name=call.caller_name,
-        source=source,
+        source=call.source_name,
+        medium=call.medium,
+        campaign=call.campaign_name,
         route=call.route_name,
         disposition=call.disposition,
         ring_seconds=call.ring_seconds,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from appliance.calls.model import CallStarted, CallWrite, NumberInfo, RoutingTable, new_call_id
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import RoutePlan, Target
-from appliance.db.models import Account, Call, Route, RouteTarget, TrackingNumber
+from appliance.db.models import Account, Call, Campaign, Route, RouteTarget, TrackingNumber
 from appliance.numbers import dialled_to_e164
 from appliance.vocabulary import RecordingMode, RingStrategy, TargetKind
 
@@ -136,6 +136,12 @@ class CallStore:
             tracking_number_id=number.id if number else None,
             account_id=number.account_id if number else None,
         )
+        if number is not None:  # the marketing behind the number now, kept with the call
+            source = number.source
+            campaign = session.get(Campaign, number.campaign_id) if number.campaign_id else None
+            record.source_name = source.name if source else None
+            record.medium = source.medium if source else None
+            record.campaign_name = campaign.name if campaign else None
         record.first_time = _first_time(session, record)
         session.add(record)
         return record

@@ -258,6 +258,11 @@ class Call(Base):
     recording_opted_out: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # the marketing that produced the call, as it stood when the call came in: a number that
+    # changes source or campaign later does not rewrite history
+    source_name: Mapped[str | None] = mapped_column(String(120))
+    medium: Mapped[str | None] = mapped_column(String(60))
+    campaign_name: Mapped[str | None] = mapped_column(String(120))
 
 
 class Recording(Base):

@@ -61,6 +61,8 @@ CALL = {
         "caller_number": {"type": ["string", "null"]},
         "caller_name": {"type": ["string", "null"]},
         "source": {"type": ["string", "null"]},
+        "medium": {"type": ["string", "null"]},
+        "campaign": {"type": ["string", "null"]},
         "route": {"type": ["string", "null"]},
         "disposition": {"type": ["string", "null"], "enum": [*DISPOSITIONS, None]},
         "ring_seconds": {"type": ["number", "null"]},

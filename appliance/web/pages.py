@@ -36,6 +36,8 @@ CSV_COLUMNS = (
     "caller_number",
     "caller_name",
     "source",
+    "medium",
+    "campaign",
     "route",
     "disposition",
     "ring_seconds",

@@ -213,3 +213,36 @@ def test_the_dashboard_counts_the_same_on_both_databases(engine):
         "Radio": {"2026-03-01": 3},
         dashboard.NO_SOURCE: {"2026-03-01": 1},
     }
+
+
+def test_a_call_keeps_the_marketing_it_came_in_under(engine):
+    from appliance.access import the_box
+    from appliance.calls import log as call_log
+    from appliance.db.models import Campaign, Source
+
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        number = admin.add_number(session, admin.NumberRequest("+12025550123", source="Radio"))
+        session.get(Source, number.source_id).medium = "broadcast"
+        campaign = Campaign(source_id=number.source_id, name="Spring")
+        session.add(campaign)
+        session.flush()
+        number.campaign_id = campaign.id
+    store = CallStore(sessions)
+    (info,) = store.routing_table().numbers
+    started = CallStarted(
+        linkedid="1700000000.9", call_id="b" * 32, dialled="12025550123",
+        caller_number="13125550111", caller_name="Jane", started=1.0, number_id=info.id,
+        route_id=None, after_hours=False,
+    )  # fmt: skip
+    store.write([started])
+    with sessions.begin() as session:  # later the number is given to another source
+        admin.edit_number(session, "+12025550123", "test", source="Billboard")
+    with sessions() as session:
+        (row,), _ = call_log.page(session, the_box(session, "test"), call_log.CallFilter())
+        by_source = call_log.page(
+            session, the_box(session, "test"), call_log.CallFilter(source="Radio")
+        )[0]
+    assert (row.source, row.medium, row.campaign) == ("Radio", "broadcast", "Spring")
+    assert [r.id for r in by_source] == ["b" * 32]
