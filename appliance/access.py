@@ -137,3 +137,13 @@ def may_manage(principal: Principal, account_id: int, *roles: str) -> None:
         raise Denied("that account is not yours")
     if Role.OWNER in roles and principal.role != Role.OWNER:
         raise Denied("only owners may make or change owners")
+
+
+def account_names(session: Session, principal: Principal) -> list[tuple[int, str]]:
+    """The principal's accounts as (id, name), the agency first."""
+    rows = session.execute(
+        select(Account.id, Account.name)
+        .where(Account.id.in_(sorted(principal.accounts)))
+        .order_by(Account.parent_id.is_not(None), Account.name)
+    ).all()
+    return [(i, n) for i, n in rows]

@@ -65,6 +65,15 @@ def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
+def _start_session(session: Session, user: User, client: str | None, verified: bool = True) -> str:
+    """A new browser session for the user; returns its id (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(token_hash=token_hash(token), user_id=user.id, client=client, verified=verified)
+    )
+    return token
+
+
 def sign_in(
     sessions: sessionmaker[Session], username: str, password: str, client: str | None
 ) -> SignedIn | None:
@@ -98,15 +107,7 @@ def sign_in(
         if not needs_code:
             user.failed_logins = 0
             user.locked_until = None
-        token = secrets.token_urlsafe(32)
-        session.add(
-            WebSession(
-                token_hash=token_hash(token),
-                user_id=user.id,
-                client=client,
-                verified=not needs_code,
-            )
-        )
+        token = _start_session(session, user, client, verified=not needs_code)
         audit.record(
             session,
             f"user:{user.username}",
@@ -153,8 +154,7 @@ def check_code(
         user.failed_logins = 0
         user.locked_until = None
         session.delete(row)
-        fresh = secrets.token_urlsafe(32)
-        session.add(WebSession(token_hash=token_hash(fresh), user_id=user.id, client=client))
+        fresh = _start_session(session, user, client)
         audit.record(
             session,
             f"user:{user.username}",
@@ -290,9 +290,7 @@ def change_own_password(
         if not check_password(current, user.password_hash):
             raise PasswordRejected("the current password is not right")
         set_password(session, user, new, f"user:{user.username}")
-        token = secrets.token_urlsafe(32)
-        session.add(WebSession(token_hash=token_hash(token), user_id=user.id, client=client))
-        return token
+        return _start_session(session, user, client)
 
 
 def token_user(sessions: sessionmaker[Session], token: str) -> Principal | None:
@@ -365,15 +363,7 @@ def use_link(
         user.must_change_password = False
         link.used_at = utcnow()
         needs_code = user.totp_sealed is not None
-        fresh = secrets.token_urlsafe(32)
-        session.add(
-            WebSession(
-                token_hash=token_hash(fresh),
-                user_id=user.id,
-                client=client,
-                verified=not needs_code,
-            )
-        )
+        fresh = _start_session(session, user, client, verified=not needs_code)
         audit.record(
             session,
             f"user:{user.username}",

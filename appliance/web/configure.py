@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import admin
-from appliance.access import Denied, Permission, Principal
+from appliance.access import Denied, Permission, Principal, account_names
 from appliance.asterisk.registrations import Registrations
-from appliance.db.models import Account, Endpoint, Route, Source, TrackingNumber, Trunk
+from appliance.db.models import Endpoint, Route, Source, TrackingNumber, Trunk
 from appliance.forms import whole
 from appliance.numbers import InvalidNumber, to_e164
 from appliance.secrets import SecretBox
@@ -27,15 +27,6 @@ from appliance.web.offload import offload
 from appliance.web.render import render
 
 Form = dict[str, str]
-
-
-def _accounts(session: Session, principal: Principal) -> list[tuple[int, str]]:
-    rows = session.execute(
-        select(Account.id, Account.name)
-        .where(Account.id.in_(sorted(principal.accounts)))
-        .order_by(Account.parent_id.is_not(None), Account.name)
-    ).all()
-    return [(i, n) for i, n in rows]
 
 
 def _own(principal: Principal, account_id: int) -> None:
@@ -76,7 +67,7 @@ def _numbers(sessions: sessionmaker[Session], principal: Principal) -> dict[str,
             .order_by(Route.name)
         ):
             routes.setdefault(account_id, []).append(name)
-        return {"numbers": numbers, "routes": routes, "accounts": _accounts(session, principal)}
+        return {"numbers": numbers, "routes": routes, "accounts": account_names(session, principal)}
 
 
 async def numbers_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
@@ -145,7 +136,7 @@ def _sources(sessions: sessionmaker[Session], principal: Principal) -> dict[str,
             for s in admin.sources(session)
             if s.account_id in principal.accounts
         ]
-        return {"sources": found, "accounts": _accounts(session, principal)}
+        return {"sources": found, "accounts": account_names(session, principal)}
 
 
 async def sources_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
@@ -224,7 +215,7 @@ def _routes(
             "editing": current,
             "routes": routes,
             "trunks": trunks,
-            "accounts": _accounts(session, principal),
+            "accounts": account_names(session, principal),
             "strategies": values(RingStrategy),
             "recordings": values(RecordingMode),
         }
@@ -321,7 +312,7 @@ def _sip(
             for e in admin.endpoints(session)
             if e.account_id in principal.accounts
         ]
-        return {"trunks": trunks, "phones": phones, "accounts": _accounts(session, principal)}
+        return {"trunks": trunks, "phones": phones, "accounts": account_names(session, principal)}
 
 
 def _registration(registrations: Registrations, trunk: Trunk) -> str:

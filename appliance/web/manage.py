@@ -9,12 +9,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import FileField
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import accounts, admin, audit, audit_log, brand
-from appliance.access import Denied, Permission, Principal, may_manage
-from appliance.db.models import Account, AuditEntry
+from appliance.access import Denied, Permission, Principal, account_names, may_manage
+from appliance.db.models import AuditEntry
 from appliance.forms import whole
 from appliance.mail import Mail, MailError
 from appliance.secrets import new_password
@@ -29,18 +28,14 @@ def _users(
     sessions: sessionmaker[Session], principal: Principal
 ) -> tuple[list[tuple[str, str, str, bool]], list[tuple[int, str]]]:
     with sessions() as session:
-        accounts_seen = session.execute(
-            select(Account.id, Account.name)
-            .where(Account.id.in_(sorted(principal.accounts)))
-            .order_by(Account.parent_id.is_not(None), Account.name)
-        ).all()
+        accounts_seen = account_names(session, principal)
         names = dict(accounts_seen)
         people = [
             (u.username, u.role, names[u.account_id], u.must_change_password)
             for u in admin.users(session)
             if u.account_id in names
         ]
-        return people, [(i, n) for i, n in accounts_seen]
+        return people, accounts_seen
 
 
 async def users_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:

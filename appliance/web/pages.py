@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit
-from appliance.access import Permission, Principal
+from appliance.access import Permission, Principal, account_names
 from appliance.calls import dashboard
 from appliance.calls import log as call_log
 from appliance.calls.tracker import InProgress
@@ -154,12 +154,7 @@ def _dashboard(
 ) -> tuple[dashboard.Dashboard, list[tuple[int, str]]]:
     with sessions() as session:
         board = dashboard.build(session, principal, since, until, account_id, zone)
-        names = session.execute(
-            select(Account.id, Account.name)
-            .where(Account.id.in_(sorted(principal.accounts)))
-            .order_by(Account.parent_id.is_not(None), Account.name)
-        ).all()
-        return board, [(i, n) for i, n in names]
+        return board, account_names(session, principal)
 
 
 async def home(request: web.Request) -> web.Response:
