@@ -22,10 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import __version__, admin, audit, bootstrap, doctor, tls
 from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
 from appliance.asterisk import render
+from appliance.attribution import sites
 from appliance.calls import log as call_log
 from appliance.calls.dialplan import compile_routes
 from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
+from appliance.controller import tracking_url
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
 from appliance.numbers import InvalidNumber
@@ -579,6 +581,108 @@ def cmd_source_remove(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_request(args: argparse.Namespace, site: Any = None) -> sites.SiteRequest:
+    """The request from the options given, the site's current settings for those not given."""
+
+    def given(option: Any, current: Any) -> Any:
+        return current if option is None else option
+
+    return sites.SiteRequest(
+        name=given(getattr(args, "rename", None), site.name if site else args.name),
+        origins=tuple(given(args.origin, site.origins.split() if site else [])),
+        replace=tuple(given(args.replace, site.replace_numbers.split() if site else [])),
+        consent_required=given(args.consent, site.consent_required if site else False),
+        hold_minutes=given(args.hold, site.hold_minutes if site else 30),
+        forms=tuple(given(args.form, site.forms.split() if site else [])),
+    )
+
+
+def cmd_site_add(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        site = sites.add_site(session, _site_request(args), args.account, audit.cli_actor())
+        print(f"site {site.name!r} added; put this in its pages:\n{snippet_tag(config, site.key)}")
+    return 0
+
+
+def snippet_tag(config: Config, key: str) -> str:
+    return f'<script src="{tracking_url(config)}/t/v1/snippet.js" data-site="{key}" async></script>'
+
+
+def cmd_site_edit(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        site = sites.site_named(session, args.name)
+        sites.edit_site(session, site, _site_request(args, site), audit.cli_actor())
+        print(f"site {site.name!r} changed; {APPLIED}")
+    return 0
+
+
+def cmd_site_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        _table(
+            ("site", "account", "origins", "pool", "rules"),
+            [
+                (s.name, s.account_id, s.origins, len(sites.pool(session, s)), len(s.rules))
+                for s in sites.sites(session)
+            ],
+        )
+    return 0
+
+
+def cmd_site_show(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        site = sites.site_named(session, args.name)
+        _show(
+            [
+                ("site", site.name),
+                ("account", site.account_id),
+                ("origins", site.origins),
+                ("numbers swapped", site.replace_numbers),
+                ("consent required", "yes" if site.consent_required else "no"),
+                ("hold (minutes)", site.hold_minutes),
+                ("forms tracked", site.forms or "-"),
+                ("pool", " ".join(n.e164 for n in sites.pool(session, site)) or "-"),
+                *[
+                    (f"rule {r.id}", f"{r.field} contains {r.value!r} -> {r.number.e164}")
+                    for r in site.rules
+                ],
+                ("snippet", snippet_tag(config, site.key)),
+            ]
+        )
+    return 0
+
+
+def cmd_site_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        sites.remove_site(session, sites.site_named(session, args.name), audit.cli_actor())
+    print(f"site {args.name!r} removed; its pool numbers are ordinary numbers again")
+    return 0
+
+
+def cmd_site_pool(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        site = sites.site_named(session, args.name)
+        sites.set_pool(session, site, args.numbers, audit.cli_actor(), args.region)
+        print(f"site {site.name!r}: {len(args.numbers)} pool number(s); {APPLIED}")
+    return 0
+
+
+def cmd_site_rule_add(config: Config, args: argparse.Namespace) -> int:
+    field, _, value = args.when.partition("=")
+    with _session(config) as session:
+        site = sites.site_named(session, args.name)
+        rule = sites.add_rule(session, site, field, value, args.number, audit.cli_actor())
+        print(f"rule {rule.id} added to site {site.name!r}; {APPLIED}")
+    return 0
+
+
+def cmd_site_rule_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        site = sites.site_named(session, args.name)
+        sites.remove_rule(session, site, args.rule_id, audit.cli_actor())
+    print(f"rule {args.rule_id} removed")
+    return 0
+
+
 def cmd_calls_list(config: Config, args: argparse.Namespace) -> int:
     fields = {"from": args.since, "to": args.until, "number": args.number}
     fields |= {"source": args.source, "disposition": args.disposition, "q": args.search}
@@ -870,6 +974,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", type=int)
     p = command("remove", cmd_source_remove, "remove a source no number has", source)
     p.add_argument("source_id", type=int)
+
+    site = sub.add_parser("site", help="websites showing tracking numbers").add_subparsers(
+        dest="action", required=True
+    )
+
+    def site_options(p: argparse.ArgumentParser, adding: bool) -> None:
+        p.add_argument("name")
+        p.add_argument(
+            "--origin",
+            action="append",
+            required=adding,
+            help="https://host[:port] of its pages (repeat for each)",
+        )
+        p.add_argument(
+            "--replace",
+            action="append",
+            required=adding,
+            help="a number its pages show, to be swapped (repeat for each)",
+        )
+        consent = p.add_mutually_exclusive_group()
+        consent.add_argument("--consent", action="store_true", default=None, help="need consent")
+        consent.add_argument("--no-consent", dest="consent", action="store_false")
+        p.add_argument("--hold", type=int, help="minutes a pool number stays after the last beat")
+        p.add_argument("--form", action="append", help="name or id of a form to track")
+
+    p = command("add", cmd_site_add, "add a website and print its snippet", site)
+    site_options(p, adding=True)
+    p.add_argument("--account", type=int)
+    p = command("edit", cmd_site_edit, "change a website's settings", site)
+    site_options(p, adding=False)
+    p.add_argument("--rename")
+    command("list", cmd_site_list, "list websites", site)
+    p = command("show", cmd_site_show, "show a website, its pool, rules and snippet", site)
+    p.add_argument("name")
+    p = command("remove", cmd_site_remove, "remove a website and its visits", site)
+    p.add_argument("name")
+    p = command("pool", cmd_site_pool, "set the numbers of a website's pool", site)
+    p.add_argument("name")
+    p.add_argument("numbers", nargs="*")
+    p.add_argument("--region", default="US")
+    rule = command("rule", cmd_site_rule_add, "swap rules", site).add_subparsers(
+        dest="rule_action", required=True
+    )
+    p = command("add", cmd_site_rule_add, "visits whose FIELD contains TEXT see NUMBER", rule)
+    p.add_argument("name")
+    p.add_argument("when", help="FIELD=TEXT, FIELD one of " + ", ".join(sites.RULE_FIELDS))
+    p.add_argument("number")
+    p = command("remove", cmd_site_rule_remove, "remove a swap rule", rule)
+    p.add_argument("name")
+    p.add_argument("rule_id", type=int)
 
     calls = sub.add_parser("calls", help="the call log").add_subparsers(
         dest="action", required=True

@@ -125,6 +125,39 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = setting(
+        True, "Serve the website snippet and its endpoints (dynamic number insertion, forms)."
+    )
+    host: str = setting(
+        "127.0.0.1",
+        "Address the tracking endpoints listen on: the only listener meant for the internet "
+        "(0.0.0.0, or keep loopback behind a reverse proxy).",
+    )
+    port: int = setting(8444, "Port of the tracking endpoints (HTTPS with the admin certificate).")
+    tls: bool = setting(True, "Serve HTTPS; off only behind a TLS-terminating proxy.")
+    public_url: str = setting(
+        "", "Address websites load the snippet from; empty means https://<host>:<port>."
+    )
+    ip_storage: str = setting(
+        "truncate",
+        "How a visitor's IP address is kept: truncate (IPv4 /24, IPv6 /48), hash (a salt that "
+        "changes daily), none, or full.",
+    )
+    requests_per_minute: int = setting(
+        120, "Requests one client address may make per minute (page views and heartbeats)."
+    )
+    new_visits_per_hour: int = setting(
+        60, "Visitor sessions one client address may start per hour (each may take a number)."
+    )
+    grace: int = setting(
+        300,
+        "Seconds after a pool number's hold ended during which a call to it is still "
+        "attributed to its last visitor.",
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -139,6 +172,7 @@ class Config:
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
 
@@ -283,6 +317,7 @@ def validate(config: Config) -> None:
         ("agi", "port"),
         ("ami", "port"),
         ("asterisk", "sip_port"),
+        ("tracking", "port"),
     ):
         port = getattr(getattr(config, section), key)
         if not 0 < port < 65536:
@@ -315,6 +350,10 @@ def validate(config: Config) -> None:
         raise ConfigError("smtp.security: none is only for a relay on this machine (loopback)")
     if config.smtp.host and not EMAIL.fullmatch(config.smtp.sender):
         raise ConfigError("smtp.sender: an e-mail address, e.g. calls@example.com")
+    if config.tracking.ip_storage not in ("truncate", "hash", "none", "full"):
+        raise ConfigError("tracking.ip_storage: truncate, hash, none or full")
+    if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
+        raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
     if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
         raise ConfigError(
             "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"

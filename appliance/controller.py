@@ -27,6 +27,7 @@ from appliance.asterisk import render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
 from appliance.asterisk.registrations import REGISTERED, Registrations
+from appliance.attribution.dni import Dni
 from appliance.calls.dynamic import DynamicRoute
 from appliance.calls.follow import CallFollower
 from appliance.calls.publish import DialplanPublisher
@@ -46,6 +47,7 @@ from appliance.recordings.vault import RecordingVault
 from appliance.supervisor import Supervisor
 from appliance.tls import server_context
 from appliance.web.app import init_app
+from appliance.web.tracking import tracking_app
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ class Controller:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.engine = db.make_engine(config.database.url)
-        self.store = CallStore(db.session_factory(self.engine))
+        self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
+        self.dni = Dni(self.store.sessions, config.tracking.ip_storage)
 
     @functools.cached_property
     def mailer(self) -> Mailer:
@@ -170,6 +173,7 @@ class Controller:
             self.start(features, tasks)
             agi = await self.serve_fastagi(stack, features, asterisk)
             await self.serve_http(stack, features, agi)
+            await self.serve_tracking(stack, tasks)
             features.ami.start()
             sdnotify.ready()
             log.info(
@@ -266,7 +270,7 @@ class Controller:
         }
         app = init_app(
             checks,
-            lambda: counters(features, agi),
+            lambda: counters(features, agi, self.dni),
             self.store.sessions,
             features.vault,
             features.live,
@@ -283,19 +287,42 @@ class Controller:
         site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
         await _listen("http.port", config.http.host, config.http.port, site.start())
 
+    async def serve_tracking(self, stack: contextlib.AsyncExitStack, tasks: Supervisor) -> None:
+        """The website snippet's listener: its own port, nothing of the admin UI on it."""
+        config = self.config.tracking
+        if not config.enabled:
+            return
+        tasks.spawn("visit writer", self.dni.run())
+        stack.push_async_callback(self.dni.flush)
+        runner = web.AppRunner(tracking_app(self.dni, config), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        ssl_context = server_context(self.config.data_dir) if config.tls else None
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
+        await _listen("tracking.port", config.host, config.port, site.start())
+
 
 def base_url(config: Config) -> str:
     """What links the appliance mails start with: the public URL, else this host's name."""
-    if config.http.public_url:
-        return config.http.public_url
-    host = config.http.host
+    http = config.http
+    return _address(http.public_url, http.host, http.port, http.tls)
+
+
+def tracking_url(config: Config) -> str:
+    """Where websites load the snippet from."""
+    tracking = config.tracking
+    return _address(tracking.public_url, tracking.host, tracking.port, tracking.tls)
+
+
+def _address(public_url: str, host: str, port: int, tls: bool) -> str:
+    if public_url:
+        return public_url.rstrip("/")
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a comparison, not a bind
         host = socket.getfqdn()
-    scheme = "https" if config.http.tls else "http"
-    return f"{scheme}://{host}:{config.http.port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
-def counters(features: Features, agi: FastAgiServer) -> dict[str, int]:
+def counters(features: Features, agi: FastAgiServer, dni: Dni) -> dict[str, int]:
     """What happened since start, for /health: operators and tests follow it, not the log."""
     return {
         "ami_logins": features.ami.logins,
@@ -306,6 +333,8 @@ def counters(features: Features, agi: FastAgiServer) -> dict[str, int]:
         "pjsip_reloads": features.routes.pjsip_reloads,
         "reconciled_calls": features.reconciler.reconciled,
         "spool_refused": features.sweeper.refused,
+        "dni_sites": len(dni.sites),
+        "dni_pool_exhausted": sum(s.pool.exhausted for s in dni.sites.values()),
     }
 
 

@@ -84,6 +84,7 @@ class Stack:
     ami_port: int = field(default_factory=free_port)
     agi_port: int = field(default_factory=privileged_port)
     http_port: int = field(default_factory=free_port)
+    tracking_port: int = field(default_factory=free_port)
     sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     phone_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -100,6 +101,7 @@ class Stack:
                 "APPLIANCE_AMI_PORT": str(self.ami_port),
                 "APPLIANCE_AGI_PORT": str(self.agi_port),
                 "APPLIANCE_HTTP_PORT": str(self.http_port),
+                "APPLIANCE_TRACKING_PORT": str(self.tracking_port),
                 "APPLIANCE_ASTERISK_SIP_PORT": str(self.sip_port),
                 "APPLIANCE_AMI_MAX_BACKOFF": "1",
                 "APPLIANCE_RECORDINGS_SPOOL_DIR": f"{self.asterisk_dir}/spool/recordings",

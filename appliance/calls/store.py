@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from appliance.attribution.attribute import GRACE, attribute
 from appliance.calls.model import CallStarted, CallWrite, NumberInfo, RoutingTable, new_call_id
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import RoutePlan, Target
@@ -28,8 +29,9 @@ def _e164(dialled: str) -> str:
 
 
 class CallStore:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], grace: float = GRACE) -> None:
         self.sessions = sessions
+        self.grace = grace  # how long after a pool number's hold a call still goes to it
 
     # routing ---------------------------------------------------------------------------
     def routing_table(self) -> RoutingTable:
@@ -118,6 +120,9 @@ class CallStore:
         record.answered_by = outcome.answered_by
         record.consent_announced = outcome.consent_announced
         record.recording_opted_out = outcome.recording_opted_out
+        number = session.get(TrackingNumber, record.tracking_number_id or 0)
+        if number is not None:  # when the visit was written after the call started
+            attribute(session, record, number, self.grace)
         session.flush()
         return record.id, True
 
@@ -142,6 +147,8 @@ class CallStore:
             record.source_name = source.name if source else None
             record.medium = source.medium if source else None
             record.campaign_name = campaign.name if campaign else None
+            if record.started_at is not None:
+                attribute(session, record, number, self.grace)
         record.first_time = _first_time(session, record)
         session.add(record)
         return record

@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     false,
     true,
@@ -200,6 +201,10 @@ class TrackingNumber(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # a released number takes no calls; it stays so that its calls keep their attribution
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # in the number pool of a website: shown to one visitor session at a time
+    pool_site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dni_sites.id", ondelete="SET NULL"), index=True
+    )
 
     route: Mapped[Route | None] = relationship()
     source: Mapped[Source | None] = relationship()
@@ -263,6 +268,11 @@ class Call(Base):
     source_name: Mapped[str | None] = mapped_column(String(120))
     medium: Mapped[str | None] = mapped_column(String(60))
     campaign_name: Mapped[str | None] = mapped_column(String(120))
+    # the website visit that showed the number, and how sure that is (see attribution/)
+    visit_id: Mapped[str | None] = mapped_column(
+        ForeignKey("visits.id", ondelete="SET NULL"), index=True
+    )
+    attribution: Mapped[str | None] = mapped_column(String(12))
 
 
 class Recording(Base):
@@ -348,3 +358,111 @@ class WebSession(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     user: Mapped[User] = relationship()
+
+
+class DniSite(Base):
+    """A website that shows tracking numbers (dynamic number insertion): the pages of its
+    origins swap its own numbers for a number of its pool or of a matching rule."""
+
+    __tablename__ = "dni_sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    key: Mapped[str] = mapped_column(String(32), unique=True)  # public, in the page's snippet
+    origins: Mapped[str] = mapped_column(String(2000))  # space-separated https://host[:port]
+    replace_numbers: Mapped[str] = mapped_column(String(500))  # the site's own, E.164, spaced
+    consent_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    hold_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    forms: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    rules: Mapped[list[DniRule]] = relationship(
+        order_by="DniRule.position", cascade="all, delete-orphan"
+    )
+
+
+class DniRule(Base):
+    """Source-level swap: a visit whose `field` contains `value` sees `number_id`."""
+
+    __tablename__ = "dni_rules"
+    __table_args__ = (
+        CheckConstraint(
+            "field IN ('source', 'medium', 'campaign', 'referrer', 'landing')", name="field"
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("dni_sites.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    field: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    number_id: Mapped[int] = mapped_column(ForeignKey("tracking_numbers.id", ondelete="CASCADE"))
+
+    number: Mapped[TrackingNumber] = relationship()
+
+
+class Visit(Base):
+    """One visitor session on a site: what brought it, from its first page on. A visitor
+    (the random id in the site's first-party cookie) starts a new session after `hold_minutes`
+    of silence."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_site_seen", "site_id", "last_seen_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("dni_sites.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    visitor: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    landing_page: Mapped[str] = mapped_column(String(2000))
+    referrer: Mapped[str | None] = mapped_column(String(2000))
+    source_name: Mapped[str] = mapped_column(String(120))
+    medium: Mapped[str | None] = mapped_column(String(60))
+    campaign_name: Mapped[str | None] = mapped_column(String(120))
+    keyword: Mapped[str | None] = mapped_column(String(120))
+    click_id_type: Mapped[str | None] = mapped_column(String(8))
+    click_id: Mapped[str | None] = mapped_column(String(256))
+    ip: Mapped[str | None] = mapped_column(String(64))  # truncated or hashed unless configured
+
+
+class VisitPage(Base):
+    """A page a visit showed, for the visitor timeline."""
+
+    __tablename__ = "visit_pages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    url: Mapped[str] = mapped_column(String(2000))
+
+
+class NumberHold(Base):
+    """A pool number shown to one visit from `held_from`; it ends `hold_minutes` after the
+    visit was last seen, or when the pool recycled it (`released_at`)."""
+
+    __tablename__ = "number_holds"
+    __table_args__ = (Index("ix_number_holds_number_from", "number_id", "held_from"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    number_id: Mapped[int] = mapped_column(ForeignKey("tracking_numbers.id", ondelete="CASCADE"))
+    held_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    recycled: Mapped[bool] = mapped_column(Boolean, default=False)  # taken from another visit
+
+    visit: Mapped[Visit] = relationship()
+
+
+class Lead(Base):
+    """A form submitted on a site, with the attribution of the visit that submitted it."""
+
+    __tablename__ = "leads"
+    __table_args__ = (Index("ix_leads_account_created", "account_id", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("dni_sites.id", ondelete="CASCADE"))
+    visit_id: Mapped[str | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    form: Mapped[str] = mapped_column(String(120))
+    fields: Mapped[str] = mapped_column(Text)  # JSON object of name -> text
+    page: Mapped[str | None] = mapped_column(String(2000))
+    source_name: Mapped[str | None] = mapped_column(String(120))
+    medium: Mapped[str | None] = mapped_column(String(60))
+    campaign_name: Mapped[str | None] = mapped_column(String(120))

@@ -4,9 +4,7 @@ anything carry the session's CSRF token; sign-in attempts are throttled per clie
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.parse
-from collections import OrderedDict
 
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +13,7 @@ from appliance import accounts
 from appliance.access import Principal
 from appliance.asterisk.registrations import Registrations
 from appliance.mail import Mailer
+from appliance.ratelimit import Buckets
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
 from appliance.web.keys import BRAND, PRINCIPAL, SESSION
@@ -124,22 +123,11 @@ class Throttle:
     no more than `concurrent` password checks at a time, so a flood cannot take the CPUs."""
 
     def __init__(self, burst: int = 10, refill: float = 20.0, concurrent: int = 1) -> None:
-        self.burst = burst
-        self.refill = refill
+        self.buckets = Buckets(burst, refill)
         self.checks = asyncio.Semaphore(concurrent)
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        tokens, since = self._buckets.pop(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - since) / self.refill)
-        while len(self._buckets) >= 10_000:  # forget the longest-quiet clients, not all
-            self._buckets.popitem(last=False)
-        if tokens < 1:
-            self._buckets[client] = (tokens, now)
-            return False
-        self._buckets[client] = (tokens - 1, now)
-        return True
+        return self.buckets.allow(client)
 
 
 THROTTLE: web.AppKey[Throttle] = web.AppKey("throttle", Throttle)

@@ -417,7 +417,8 @@ async def test_two_step_sign_in_with_a_totp_code(world, client):
     assert response.status == 303 and response.headers["Location"] == "/calls"
     assert (await second.get("/calls"))[0].status == 200
 
-    client.server.app[THROTTLE]._buckets.clear()  # the attempts above used this client's share
+    # the attempts above used this client's share
+    client.server.app[THROTTLE].buckets._buckets.clear()
     third = Browser(client)
     await third.sign_in("owner")
     for _ in range(5):

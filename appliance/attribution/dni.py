@@ -1,0 +1,406 @@
+"""Dynamic number insertion: which number each website visitor session is shown, answered from
+memory at request speed, while a writer keeps the database a second behind.
+
+The database is the record (visits, their pages, the pool numbers they held); the memory is
+rebuilt from it at start, and the site settings are read again every few seconds so that
+changes made on the admin pages or the command line take effect without a restart. Calls are
+attributed from the database (attribution/attribute.py), beside the call path, never on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import ipaddress
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.attribution.pool import Pool
+from appliance.attribution.touch import Touch, classify
+from appliance.db.models import DniSite, Lead, NumberHold, TrackingNumber, Visit, VisitPage
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 50  # pages kept per visit for its timeline
+
+
+class Refusal(Exception):
+    """A request the tracking endpoints refuse: `status` and a message that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Rule:
+    field: str  # source, medium, campaign, referrer or landing
+    value: str  # lower case; the rule matches when the field contains it
+    number: str  # E.164
+    number_id: int
+
+    def matches(self, touch: Touch) -> bool:
+        text = {
+            "source": touch.source,
+            "medium": touch.medium,
+            "campaign": touch.campaign,
+            "referrer": touch.referrer,
+            "landing": touch.landing_page,
+        }[self.field]
+        return bool(text) and self.value in str(text).lower()
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    id: int
+    account_id: int
+    key: str
+    origins: frozenset[str]
+    replace: tuple[str, ...]
+    consent_required: bool
+    hold: float  # seconds
+    forms: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    pool: tuple[str, ...]  # E.164 numbers, by id
+    number_ids: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Answer:
+    number: str | None  # None: the page keeps its own numbers
+    replace: tuple[str, ...]
+    forms: tuple[str, ...]
+    tracking: bool
+
+
+@dataclass
+class _Session:
+    id: str
+    last_seen: float
+    touch: Touch
+    rule: Rule | None
+    pages: int = 0
+
+
+@dataclass
+class _Site:
+    config: SiteConfig
+    pool: Pool
+    sessions: OrderedDict[str, _Session] = field(default_factory=OrderedDict)  # by visitor
+
+    def session(self, visitor: str, now: float) -> _Session | None:
+        while self.sessions:  # sessions end `hold` after they were last seen
+            oldest = next(iter(self.sessions.values()))
+            if oldest.last_seen + self.config.hold > now:
+                break
+            self.sessions.popitem(last=False)
+        return self.sessions.get(visitor)
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+def _epoch(moment: dt.datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+class IpPolicy:
+    """How much of a visitor's address is kept (tracking.ip_storage)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.salt = secrets.token_bytes(16)
+        self.day = dt.date.today()
+
+    def keep(self, address: str | None) -> str | None:
+        if not address or self.mode == "none":
+            return None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        if self.mode == "full":
+            return str(ip)
+        if self.mode == "hash":
+            if dt.date.today() != self.day:  # a new salt each day: no linking across days
+                self.salt, self.day = secrets.token_bytes(16), dt.date.today()
+            return hashlib.blake2b(ip.packed, key=self.salt, digest_size=8).hexdigest()
+        prefix = 24 if ip.version == 4 else 48
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+class Dni:
+    def __init__(self, sessions: sessionmaker[Session], ip_storage: str = "truncate") -> None:
+        self.db = sessions
+        self.ip = IpPolicy(ip_storage)
+        self.sites: dict[str, _Site] = {}
+        self.writes: list[tuple[str, Any]] = []
+        self.seen: dict[str, float] = {}  # visit id -> last seen, written in the next flush
+        self.loaded = False
+
+    # requests ----------------------------------------------------------------------------
+    def site(self, key: str, origin: str | None) -> SiteConfig:
+        site = self.sites.get(key)
+        if site is None:
+            raise Refusal(404, "unknown site")
+        if origin not in site.config.origins:
+            raise Refusal(403, "this page's origin is not one of the site's")
+        return site.config
+
+    def visit(
+        self,
+        config: SiteConfig,
+        visitor: str,
+        page: str,
+        referrer: str | None,
+        address: str | None,
+        now: float,
+        beat: bool = False,
+        may_start: Callable[[], bool] = lambda: True,
+    ) -> Answer:
+        """The number a visitor's page shows: its session's rule number or pool number."""
+        site = self.sites[config.key]
+        session = site.session(visitor, now)
+        if session is None:
+            if not may_start():
+                raise Refusal(429, "too many new visits from this address")
+            touch = classify(page, referrer)
+            rule = next((r for r in config.rules if r.matches(touch)), None)
+            session = _Session(secrets.token_hex(16), now, touch, rule)
+            site.sessions[visitor] = session
+            self.writes.append(("visit", self._visit_row(config, visitor, session, address)))
+        session.last_seen = now
+        site.sessions.move_to_end(visitor)
+        self.seen[session.id] = now
+        if not beat and session.pages < MAX_PAGES:
+            session.pages += 1
+            self.writes.append(("page", {"visit_id": session.id, "at": _utc(now), "url": page}))
+        return Answer(self._number(site, session, now), config.replace, config.forms, True)
+
+    def lead(
+        self, config: SiteConfig, visitor: str, form: str, page: str, fields: str, now: float
+    ) -> None:
+        """A form submitted on the site, with the attribution of the visitor's session (a
+        lead from a visitor without one, e.g. after a restart of the appliance, is kept too)."""
+        session = self.sites[config.key].session(visitor, now)
+        touch = session.touch if session else None
+        self.writes.append(
+            (
+                "lead",
+                {
+                    "account_id": config.account_id,
+                    "site_id": config.id,
+                    "visit_id": session.id if session else None,
+                    "created_at": _utc(now),
+                    "form": form,
+                    "fields": fields,
+                    "page": page,
+                    "source_name": touch.source if touch else None,
+                    "medium": touch.medium if touch else None,
+                    "campaign_name": touch.campaign if touch else None,
+                },
+            )
+        )
+
+    def _number(self, site: _Site, session: _Session, now: float) -> str | None:
+        if session.rule is not None:
+            return session.rule.number
+        allocation = site.pool.request(session.id, now)
+        if allocation is None:
+            return None
+        number_id = site.config.number_ids[allocation.number]
+        if allocation.evicted is not None:
+            self.writes.append(("release", (allocation.evicted, number_id, _utc(now))))
+        if allocation.new:
+            hold = {
+                "visit_id": session.id,
+                "number_id": number_id,
+                "held_from": _utc(now),
+                "recycled": allocation.recycled,
+            }
+            self.writes.append(("hold", hold))
+        return allocation.number
+
+    def _visit_row(
+        self, config: SiteConfig, visitor: str, session: _Session, address: str | None
+    ) -> dict[str, Any]:
+        touch = session.touch
+        return {
+            "id": session.id,
+            "site_id": config.id,
+            "account_id": config.account_id,
+            "visitor": visitor,
+            "started_at": _utc(session.last_seen),
+            "last_seen_at": _utc(session.last_seen),
+            "landing_page": touch.landing_page,
+            "referrer": touch.referrer,
+            "source_name": touch.source,
+            "medium": touch.medium,
+            "campaign_name": touch.campaign,
+            "keyword": touch.keyword,
+            "click_id_type": touch.click_id_type,
+            "click_id": touch.click_id,
+            "ip": self.ip.keep(address),
+        }
+
+    # what admins see ---------------------------------------------------------------------
+    def utilisation(self, now: float) -> dict[int, tuple[int, int, int]]:
+        """Per site id: (pool numbers in use, pool size, times the pool ran out since start)."""
+        return {
+            s.config.id: (s.pool.in_use(now), s.pool.size, s.pool.exhausted)
+            for s in self.sites.values()
+        }
+
+    # the database ------------------------------------------------------------------------
+    async def run(self, reload_every: float = 5.0, flush_every: float = 1.0) -> None:
+        loop = asyncio.get_running_loop()
+        next_reload = loop.time()
+        while True:
+            if loop.time() >= next_reload:
+                configs = await asyncio.to_thread(self.read_sites)
+                self.apply(configs, await asyncio.to_thread(self.read_holds, configs))
+                next_reload = loop.time() + reload_every
+            await self.flush()
+            await asyncio.sleep(flush_every)
+
+    async def flush(self) -> None:
+        writes, seen = self.writes, self.seen
+        if not writes and not seen:
+            return
+        self.writes, self.seen = [], {}
+        try:
+            await asyncio.to_thread(self._write, writes, seen)
+        except Exception:
+            log.exception("%d visit write(s) failed; retrying", len(writes) + len(seen))
+            self.writes[:0] = writes
+            for visit_id, at in seen.items():
+                self.seen.setdefault(visit_id, at)
+
+    def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> None:
+        tables = {"visit": Visit, "page": VisitPage, "hold": NumberHold, "lead": Lead}
+        with self.db.begin() as session:
+            for kind, row in writes:  # in order: a visit before its pages and holds
+                if kind == "release":
+                    visit_id, number_id, at = row
+                    session.execute(
+                        update(NumberHold)
+                        .where(
+                            NumberHold.visit_id == visit_id,
+                            NumberHold.number_id == number_id,
+                            NumberHold.released_at.is_(None),
+                        )
+                        .values(released_at=at)
+                    )
+                else:
+                    session.execute(insert(tables[kind]), [row])
+            for visit_id, at in seen.items():
+                session.execute(
+                    update(Visit).where(Visit.id == visit_id).values(last_seen_at=_utc(at))
+                )
+
+    def read_sites(self) -> list[SiteConfig]:
+        with self.db() as session:
+            return [_config(session, site) for site in session.scalars(select(DniSite))]
+
+    def read_holds(self, configs: list[SiteConfig]) -> dict[int, list[tuple[Any, ...]]]:
+        """For sites not in memory yet (at start, or just added): their live sessions, oldest
+        first, with the pool number each holds."""
+        wanted = [c for c in configs if c.key not in self.sites]
+        found: dict[int, list[tuple[Any, ...]]] = {}
+        with self.db() as session:
+            for config in wanted:
+                since = _utc(dt.datetime.now(dt.UTC).timestamp() - config.hold)
+                rows = session.execute(
+                    select(Visit, TrackingNumber.e164)
+                    .outerjoin(
+                        NumberHold,
+                        (NumberHold.visit_id == Visit.id) & NumberHold.released_at.is_(None),
+                    )
+                    .outerjoin(TrackingNumber, TrackingNumber.id == NumberHold.number_id)
+                    .where(Visit.site_id == config.id, Visit.last_seen_at > since)
+                    .order_by(Visit.last_seen_at, NumberHold.held_from)
+                )
+                found[config.id] = [(visit, e164) for visit, e164 in rows]
+        return found
+
+    def apply(self, configs: list[SiteConfig], holds: dict[int, list[tuple[Any, ...]]]) -> None:
+        """Take new site settings: a site whose pool changed gets a new pool that keeps the
+        holds on the numbers still in it."""
+        fresh: dict[str, _Site] = {}
+        for config in configs:
+            old = self.sites.get(config.key)
+            if old is None:
+                fresh[config.key] = _restored(config, holds.get(config.id, []))
+            elif old.config.pool != config.pool or old.config.hold != config.hold:
+                fresh[config.key] = _repooled(old, config)
+            else:
+                old.config = config
+                fresh[config.key] = old
+        self.sites = fresh
+        self.loaded = True
+
+
+def _config(session: Session, site: DniSite) -> SiteConfig:
+    pool = session.scalars(
+        select(TrackingNumber)
+        .where(TrackingNumber.pool_site_id == site.id, TrackingNumber.released_at.is_(None))
+        .order_by(TrackingNumber.id)
+    ).all()
+    rules = tuple(
+        Rule(r.field, r.value.lower(), r.number.e164, r.number.id)
+        for r in site.rules
+        if r.number.released_at is None
+    )
+    return SiteConfig(
+        id=site.id,
+        account_id=site.account_id,
+        key=site.key,
+        origins=frozenset(site.origins.split()),
+        replace=tuple(site.replace_numbers.split()),
+        consent_required=site.consent_required,
+        hold=site.hold_minutes * 60.0,
+        forms=tuple(site.forms.split()),
+        rules=rules,
+        pool=tuple(n.e164 for n in pool),
+        number_ids={n.e164: n.id for n in pool},
+    )
+
+
+def _restored(config: SiteConfig, rows: list[tuple[Any, ...]]) -> _Site:
+    site = _Site(config, Pool(config.pool, config.hold))
+    for visit, e164 in rows:
+        touch = Touch(
+            visit.landing_page,
+            visit.referrer,
+            visit.source_name,
+            visit.medium,
+            visit.campaign_name,
+            visit.keyword,
+            visit.click_id_type,
+            visit.click_id,
+        )
+        last_seen = _epoch(visit.last_seen_at)
+        rule = next((r for r in config.rules if r.matches(touch)), None)
+        site.sessions[visit.visitor] = _Session(visit.id, last_seen, touch, rule)
+        if e164 is not None:
+            site.pool.resume(visit.id, e164, last_seen)
+    return site
+
+
+def _repooled(old: _Site, config: SiteConfig) -> _Site:
+    site = _Site(config, Pool(config.pool, config.hold), old.sessions)
+    site.pool.exhausted = old.pool.exhausted
+    for session_id, held in old.pool.holds.items():  # oldest first
+        site.pool.resume(session_id, held.number, held.last_seen)
+    return site

@@ -1,0 +1,119 @@
+"""What brought a visitor to a site, pure: from the landing page's address and the referrer,
+the source, medium, campaign and keyword (UTM parameters first, then ad click ids, then the
+referring site), the way analytics tools classify a visit.
+
+Everything here comes from the internet: it is cut to size and kept as inert text."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+MAX_URL = 2000
+CLICK_IDS = {  # click id -> (source, medium) it implies without UTM parameters
+    "gclid": ("google", "cpc"),
+    "gbraid": ("google", "cpc"),
+    "wbraid": ("google", "cpc"),
+    "msclkid": ("bing", "cpc"),
+    "fbclid": ("facebook", "social"),
+}
+SEARCH = ("google", "bing", "duckduckgo", "yahoo", "ecosia", "baidu", "yandex", "startpage")
+SOCIAL = {
+    "facebook.com": "facebook",
+    "instagram.com": "instagram",
+    "t.co": "twitter",
+    "twitter.com": "twitter",
+    "x.com": "twitter",
+    "linkedin.com": "linkedin",
+    "youtube.com": "youtube",
+    "reddit.com": "reddit",
+    "tiktok.com": "tiktok",
+    "pinterest.com": "pinterest",
+}
+
+
+class BadInput(ValueError):
+    """A value the tracking endpoints refuse; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Touch:
+    landing_page: str
+    referrer: str | None
+    source: str
+    medium: str | None
+    campaign: str | None = None
+    keyword: str | None = None
+    click_id_type: str | None = None
+    click_id: str | None = None
+
+
+def inert(text: str, limit: int) -> str:
+    """Text as it may be stored: no control or format characters, at most `limit` long."""
+    kept = "".join(
+        " " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text[:limit]
+    )
+    return " ".join(kept.split())
+
+
+def web_address(text: object, what: str) -> str:
+    """An http(s) address of at most MAX_URL characters, or BadInput."""
+    if not isinstance(text, str) or len(text) > MAX_URL:
+        raise BadInput(f"{what}: not an address of at most {MAX_URL} characters")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"{what}: not an http or https address")
+    if inert(text, MAX_URL) != text or " " in text:
+        raise BadInput(f"{what}: contains spaces or control characters")
+    return text
+
+
+def classify(landing: str, referrer: str | None) -> Touch:
+    """The touch a visit came with (addresses already checked by web_address)."""
+    query = parse_qs(urlsplit(landing).query, max_num_fields=50)
+
+    def param(name: str, limit: int = 120) -> str | None:
+        values = query.get(name)
+        return inert(values[0], limit) or None if values else None
+
+    click = next(((name, param(name, 256)) for name in CLICK_IDS if param(name)), (None, None))
+    host = _host(referrer)
+    if host and host == _host(landing):
+        host = None  # from the site itself: not a referral
+    if param("utm_source"):
+        source, medium = param("utm_source") or "", param("utm_medium", 60)
+    elif click[0]:
+        source, medium = CLICK_IDS[click[0]]
+    elif host:
+        source, medium = _referral(host)
+    else:
+        source, medium = "(direct)", "(none)"
+    return Touch(
+        landing_page=landing,
+        referrer=referrer,
+        source=source,
+        medium=medium,
+        campaign=param("utm_campaign"),
+        keyword=param("utm_term"),
+        click_id_type=click[0],
+        click_id=click[1],
+    )
+
+
+def _host(address: str | None) -> str | None:
+    if not address:
+        return None
+    host = urlsplit(address).hostname or ""
+    return host.removeprefix("www.") or None
+
+
+def _referral(host: str) -> tuple[str, str]:
+    labels = host.split(".")
+    for engine in SEARCH:
+        if engine in labels[:-1]:
+            return engine, "organic"
+    for domain, name in SOCIAL.items():
+        if host == domain or host.endswith("." + domain):
+            return name, "social"
+    return inert(host, 120), "referral"

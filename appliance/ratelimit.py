@@ -1,0 +1,29 @@
+"""Token buckets per client: `burst` at once, then one more every `refill` seconds. Bounded:
+when too many clients are known, the longest-quiet ones are forgotten, never all of them."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+MAX_CLIENTS = 10_000
+
+
+class Buckets:
+    def __init__(self, burst: int, refill: float, clients: int = MAX_CLIENTS) -> None:
+        self.burst = burst
+        self.refill = refill
+        self.clients = clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, since = self._buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - since) / self.refill)
+        while len(self._buckets) >= self.clients:
+            self._buckets.popitem(last=False)
+        if tokens < 1:
+            self._buckets[client] = (tokens, now)
+            return False
+        self._buckets[client] = (tokens - 1, now)
+        return True

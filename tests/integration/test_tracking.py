@@ -1,0 +1,341 @@
+"""The public tracking listener against a real database: numbers from the pool with CORS for
+the site's origins only, refusals of everything else (other origins, forged pages, bad JSON,
+invalid UTF-8, oversize bodies, floods, hostile strings), Do Not Track, Global Privacy Control
+and consent, form leads without secrets, holds that survive a restart, and calls attributed
+through the call store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import urllib.parse
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from appliance.admin import AdminError, NumberRequest, add_number
+from appliance.attribution import sites
+from appliance.attribution.dni import Dni
+from appliance.calls.model import CallStarted
+from appliance.calls.store import CallStore
+from appliance.config import TrackingConfig
+from appliance.db.models import Call, Lead, NumberHold, Visit, VisitPage
+from appliance.web.tracking import MAX_BODY, tracking_app
+from tests.hostile import INVALID_UTF8, STRINGS
+from tests.web_world import build_world
+
+ORIGIN = "https://www.example.com"
+POOL = ("+12025550130", "+12025550131")
+V1, V2, V3 = "1" * 32, "2" * 32, "3" * 32
+
+
+class Site:
+    def __init__(self, world, dni: Dni, client: TestClient, key: str) -> None:
+        self.world, self.dni, self.client, self.key = world, dni, client, key
+
+    async def ask(self, visitor: str = V1, origin: str | None = ORIGIN, **fields):
+        body = {"site": self.key, "visitor": visitor, "url": f"{ORIGIN}/", **fields}
+        headers = {"Content-Type": "text/plain"} | ({"Origin": origin} if origin else {})
+        headers |= fields.pop("headers", None) or {}
+        body.pop("headers", None)
+        return await self.client.post("/t/v1/number", data=json.dumps(body), headers=headers)
+
+    async def number(self, visitor: str = V1, **fields) -> str | None:
+        response = await self.ask(visitor, **fields)
+        assert response.status == 200, await response.text()
+        return (await response.json())["number"]
+
+    def rows(self, model) -> list:
+        with self.world.sessions() as session:
+            return list(session.scalars(select(model)))
+
+
+def make_site(world, consent: bool = False) -> str:
+    with world.sessions.begin() as session:
+        for number in POOL:
+            add_number(session, NumberRequest(number, source="Website"), world.accounts["a"])
+        site = sites.add_site(
+            session,
+            sites.SiteRequest(
+                "Shop", (ORIGIN,), ("+12025550100",), consent_required=consent, forms=("contact",)
+            ),
+            world.accounts["a"],
+            "test",
+        )
+        sites.set_pool(session, site, list(POOL), "test")
+        return site.key
+
+
+async def start(world, config: TrackingConfig | None = None) -> tuple[Dni, TestClient]:
+    dni = Dni(world.sessions)
+    configs = dni.read_sites()
+    dni.apply(configs, dni.read_holds(configs))
+    client = TestClient(TestServer(tracking_app(dni, config or TrackingConfig())))
+    await client.start_server()
+    return dni, client
+
+
+@pytest.fixture
+async def site(tmp_path):
+    world = build_world(tmp_path)
+    key = make_site(world)
+    dni, client = await start(world)
+    yield Site(world, dni, client, key)
+    await client.close()
+
+
+async def test_a_visitor_gets_a_pool_number_for_the_site_origin_only(site):
+    response = await site.ask(referrer="https://www.google.com/")
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Vary"] == "Origin" and response.headers["Cache-Control"] == "no-store"
+    answer = await response.json()
+    assert answer["number"] in POOL and answer["replace"] == ["+12025550100"]
+    assert answer["forms"] == ["contact"] and answer["tracking"] is True
+    assert await site.number(V1, beat=True) == answer["number"]  # sticky, no page recorded
+    await site.dni.flush()
+    (visit,) = site.rows(Visit)
+    assert (visit.source_name, visit.medium, visit.ip) == ("google", "organic", "127.0.0.0")
+    assert len(site.rows(VisitPage)) == 1 and len(site.rows(NumberHold)) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"site": "nonexistentsitekey"}, 404),
+        ({"origin": "https://evil.example.net"}, 403),
+        ({"origin": None}, 403),
+        ({"origin": "https://www.example.com.evil.net"}, 403),
+        ({"url": "https://evil.example.net/"}, 403),  # a page of another origin
+        ({"url": "javascript:alert(1)"}, 400),
+        ({"visitor": "../../etc/passwd"}, 400),
+        ({"visitor": 12}, 400),
+        ({"referrer": "data:text/html,<script>"}, 400),
+        ({"referrer": "x" * 3000}, 400),
+    ],
+)
+async def test_requests_that_are_not_from_the_site_are_refused(site, change, status):
+    origin = change.pop("origin", ORIGIN)
+    visitor = change.pop("visitor", V1)
+    body = {"site": site.key, "visitor": visitor, "url": f"{ORIGIN}/", **change}
+    headers = {"Origin": origin} if origin else {}
+    response = await site.client.post("/t/v1/number", data=json.dumps(body), headers=headers)
+    assert response.status == status
+    assert "error" in await response.json()
+    assert "Access-Control-Allow-Origin" not in response.headers
+    await site.dni.flush()
+    assert site.rows(Visit) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (INVALID_UTF8, 400),
+        (b"[1, 2]", 400),
+        (b"{}", 400),
+        (b'{"site": "' + b"x" * (MAX_BODY + 10) + b'"}', 413),
+    ],
+)
+async def test_bodies_that_are_not_small_json_objects_are_refused(site, body, status):
+    response = await site.client.post("/t/v1/number", data=body, headers={"Origin": ORIGIN})
+    assert response.status == status
+    assert response.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/t/v1/number", 405),
+        ("GET", "/calls", 404),
+        ("GET", "/api/v1/calls", 404),
+        ("GET", "/health", 404),
+        ("GET", "/login", 404),
+        ("GET", "/t/v1/../../etc/passwd", 404),
+    ],
+)
+async def test_nothing_of_the_admin_ui_is_on_the_tracking_listener(site, method, path, status):
+    response = await site.client.request(method, path)
+    assert response.status == status
+    assert response.headers["Server"] == "appliance"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("text", STRINGS)
+async def test_hostile_campaign_values_and_referrers_are_refused_or_stored_inert(site, text):
+    url = f"{ORIGIN}/?utm_source={urllib.parse.quote(text)}&utm_campaign={urllib.parse.quote(text)}"
+    response = await site.ask(V1, url=url, referrer=text)
+    assert response.status in (200, 400, 413), await response.text()
+    if response.status == 200:
+        await site.dni.flush()
+        for visit in site.rows(Visit):
+            for value in (visit.source_name, visit.campaign_name or "", visit.referrer or ""):
+                assert all(ord(c) >= 32 for c in value) and len(value) <= 2000
+
+
+@pytest.mark.parametrize("header", [{"Sec-GPC": "1"}, {"DNT": "1"}])
+async def test_do_not_track_and_global_privacy_control_are_honoured(site, header):
+    response = await site.ask(headers=header)
+    assert response.status == 200
+    assert await response.json() == {
+        "number": None,
+        "replace": [],
+        "forms": [],
+        "tracking": False,
+        "heartbeat": 60,
+    }
+    await site.dni.flush()
+    assert site.rows(Visit) == []
+
+
+async def test_a_site_that_needs_consent_tracks_nothing_without_it(tmp_path):
+    world = build_world(tmp_path)
+    key = make_site(world, consent=True)
+    dni, client = await start(world)
+    try:
+        site = Site(world, dni, client, key)
+        assert await site.number(V1) is None
+        assert await site.number(V1, consent="yes") is None  # only true is consent
+        await dni.flush()
+        assert site.rows(Visit) == []
+        assert await site.number(V1, consent=True) in POOL
+    finally:
+        await client.close()
+
+
+async def test_floods_are_limited_per_address_and_new_visits_more_so(tmp_path):
+    world = build_world(tmp_path)
+    key = make_site(world)
+    dni, client = await start(world, TrackingConfig(requests_per_minute=8, new_visits_per_hour=2))
+    try:
+        site = Site(world, dni, client, key)
+        assert await site.number(V1) and await site.number(V2)
+        refused = await site.ask(V3)  # a third new visit from this address
+        assert refused.status == 429
+        assert await site.number(V1)  # visits already going on go on
+        statuses = [(await site.ask(V1)).status for _ in range(6)]
+        assert statuses[-1] == 429 and 200 in statuses
+        await dni.flush()
+        assert len(site.rows(Visit)) == 2  # the pool kept a number for a real visitor
+    finally:
+        await client.close()
+
+
+async def test_the_pool_recycles_the_visit_seen_longest_ago_and_says_so(site):
+    first = await site.number(V1)
+    second = await site.number(V2)
+    assert {first, second} == set(POOL)
+    await site.number(V2, beat=True)
+    assert await site.number(V3) == first  # V1 was seen longest ago
+    assert await site.number(V1) == second  # and asking again, takes V2's
+    assert site.dni.utilisation(1e12)[site.dni.sites[site.key].config.id][1:] == (2, 2)
+    await site.dni.flush()
+    holds = site.rows(NumberHold)
+    assert [h.recycled for h in holds] == [False, False, True, True]
+    assert [h.released_at is not None for h in holds] == [True, True, False, False]
+
+
+async def test_holds_survive_a_restart(site):
+    first = await site.number(V1)
+    second = await site.number(V2)
+    await site.dni.flush()
+    await site.client.close()
+    dni, client = await start(site.world)
+    try:
+        again = Site(site.world, dni, client, site.key)
+        assert await again.number(V2) == second and await again.number(V1) == first
+        await dni.flush()
+        assert len(again.rows(Visit)) == 2 and len(again.rows(NumberHold)) == 2
+    finally:
+        await client.close()
+
+
+async def test_a_tracked_form_becomes_a_lead_without_its_secrets(site):
+    await site.number(V1, url=f"{ORIGIN}/?utm_source=radio")
+    fields = {"name": "<script>x</script>", "password": "hunter2", "note": "4111111111111111"}
+    body = {"site": site.key, "visitor": V1, "url": f"{ORIGIN}/c", "form": "contact"}
+    response = await site.client.post(
+        "/t/v1/lead", data=json.dumps(body | {"fields": fields}), headers={"Origin": ORIGIN}
+    )
+    assert response.status == 204
+    refused = await site.client.post(
+        "/t/v1/lead",
+        data=json.dumps(body | {"form": "login", "fields": {"user": "x"}}),
+        headers={"Origin": ORIGIN},
+    )
+    assert refused.status == 403
+    await site.dni.flush()
+    (lead,) = site.rows(Lead)
+    assert json.loads(lead.fields) == {"name": "<script>x</script>"}
+    assert (lead.source_name, lead.page, lead.form) == ("radio", f"{ORIGIN}/c", "contact")
+    assert lead.visit_id == site.rows(Visit)[0].id
+
+
+async def test_the_snippet_is_small_and_loadable_from_any_site(site):
+    response = await site.client.get(
+        "/t/v1/snippet.js", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    )
+    assert response.status == 200 and response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    body = gzip.decompress(await response.read())
+    assert len(gzip.compress(body, 9)) < 3 * 1024
+    assert b"document.currentScript" in body
+    preflight = await site.client.options("/t/v1/number", headers={"Origin": ORIGIN})
+    assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    stranger = await site.client.options("/t/v1/number", headers={"Origin": "https://evil.net"})
+    assert "Access-Control-Allow-Origin" not in stranger.headers
+
+
+async def test_a_call_to_a_pool_number_is_attributed_through_the_call_store(site):
+    number = await site.number(V1, url=f"{ORIGIN}/?utm_source=google&utm_medium=cpc")
+    await site.dni.flush()
+    store = CallStore(site.world.sessions, grace=300)
+    now = dt.datetime.now(dt.UTC).timestamp()
+    with site.world.sessions() as session:
+        number_id = session.scalar(
+            select(NumberHold.number_id).where(NumberHold.visit_id == site.rows(Visit)[0].id)
+        )
+
+    def started(linkedid: str, at: float) -> CallStarted:
+        return CallStarted(
+            call_id=f"{linkedid:0>32}",
+            linkedid=linkedid,
+            dialled=number or "",
+            caller_number="+13125550111",
+            caller_name="",
+            started=at,
+            number_id=number_id,
+            route_id=None,
+            after_hours=False,
+        )
+
+    store.write([started("1", now + 5), started("2", now + 1800 + 200), started("3", now + 7200)])
+    with site.world.sessions() as session:
+        calls = {c.linkedid: c for c in session.scalars(select(Call))}
+    assert (calls["1"].attribution, calls["1"].source_name) == ("held", "google")
+    assert (calls["2"].attribution, calls["2"].medium) == ("after", "cpc")
+    assert (calls["3"].attribution, calls["3"].visit_id, calls["3"].source_name) == (
+        None,
+        None,
+        "Website",
+    )
+
+
+def test_pools_and_rules_stay_within_the_site_account(tmp_path):
+    world = build_world(tmp_path)
+    make_site(world)
+    with world.sessions.begin() as session:
+        site = sites.site_named(session, "Shop")
+        with pytest.raises(AdminError, match="not an active number of the site's account"):
+            sites.set_pool(session, site, ["+12025550124"], "test")  # client B's number
+        with pytest.raises(AdminError, match="a pool number"):
+            sites.add_rule(session, site, "source", "x", POOL[0], "test")
+        with pytest.raises(AdminError, match="not a web origin"):
+            sites.edit_site(
+                session,
+                site,
+                sites.SiteRequest("Shop", ("https://x.com/path",), ("+12025550100",)),
+                "test",
+            )

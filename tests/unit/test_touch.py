@@ -1,0 +1,80 @@
+"""How a visit's source, medium, campaign and keyword are read from its landing page and
+referrer, and what the tracking endpoints refuse."""
+
+import pytest
+
+from appliance.attribution.touch import BadInput, Touch, classify, inert, web_address
+from tests.hostile import STRINGS
+
+SITE = "https://www.example.com/"
+
+
+@pytest.mark.parametrize(
+    ("landing", "referrer", "expected"),
+    [
+        (
+            SITE + "?utm_source=newsletter&utm_medium=email&utm_campaign=spring&utm_term=roof",
+            None,
+            ("newsletter", "email", "spring", "roof", None),
+        ),
+        (SITE + "?gclid=Cj0KCQ", "https://www.google.com/", ("google", "cpc", None, None, "gclid")),
+        (SITE + "?msclkid=abc", None, ("bing", "cpc", None, None, "msclkid")),
+        (
+            SITE + "?fbclid=IwAR",
+            "https://m.facebook.com/",
+            ("facebook", "social", None, None, "fbclid"),
+        ),
+        (SITE, "https://www.google.co.uk/search", ("google", "organic", None, None, None)),
+        (SITE, "https://duckduckgo.com/", ("duckduckgo", "organic", None, None, None)),
+        (SITE, "https://t.co/x1", ("twitter", "social", None, None, None)),
+        (SITE, "https://blog.example.org/post", ("blog.example.org", "referral", None, None, None)),
+        (SITE + "page2", SITE, ("(direct)", "(none)", None, None, None)),  # within the site
+        (SITE, None, ("(direct)", "(none)", None, None, None)),
+        # UTM wins over the click id, the click id is still kept
+        (SITE + "?utm_source=ads&gclid=X", None, ("ads", None, None, None, "gclid")),
+    ],
+)
+def test_a_visit_is_classified_like_analytics_tools_do(landing, referrer, expected):
+    touch = classify(landing, referrer)
+    assert (touch.source, touch.medium, touch.campaign, touch.keyword, touch.click_id_type) == (
+        expected
+    )
+    assert touch.landing_page == landing and touch.referrer == referrer
+
+
+def test_parameters_are_kept_as_inert_text_of_bounded_size():
+    touch = classify(SITE + "?utm_source=%3Cscript%3E%0Aalert(1)&utm_campaign=" + "x" * 500, None)
+    assert touch == Touch(
+        SITE + touch.landing_page[len(SITE) :], None, "<script> alert(1)", None, "x" * 120
+    )
+    assert inert("a\u202eb\x00c\u2028d", 10) == "a b c d"
+
+
+@pytest.mark.parametrize("text", STRINGS)
+def test_hostile_strings_are_refused_or_kept_inert(text):
+    try:
+        address = web_address(text, "url")
+    except BadInput as refused:
+        assert str(refused).startswith("url: ")
+        return
+    touch = classify(address, None)
+    assert all(ord(c) >= 32 for c in touch.source + (touch.campaign or ""))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "//example.com",
+        "https://",
+        "https://a b.com/",
+        "https://example.com/\n",
+        "x" * 3000,
+        42,
+        None,
+    ],
+)
+def test_addresses_that_are_not_web_pages_are_refused(text):
+    with pytest.raises(BadInput):
+        web_address(text, "url")
