@@ -279,6 +279,7 @@ class Controller:
             mailer=self.mailer,
             base_url=base_url(config),
             registrations=self.registrations,
+            tracking_url=tracking_url(config),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

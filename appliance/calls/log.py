@@ -83,6 +83,8 @@ class CallRow:
     answered_by: str | None = None
     consent_announced: bool = False
     recording_opted_out: bool = False
+    visit_id: str | None = None  # the website visit that showed the number dialled
+    attribution: str | None = None  # how sure: held, after or ambiguous
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -108,6 +110,8 @@ class CallRow:
             "answered_by": self.answered_by,
             "consent_announced": self.consent_announced,
             "recording_opted_out": self.recording_opted_out,
+            "visit_id": self.visit_id,
+            "attribution": self.attribution,
         }
 
 
@@ -179,6 +183,8 @@ def _row(call: Call, account: str | None, recorded: str | None) -> CallRow:
         answered_by=call.answered_by,
         consent_announced=call.consent_announced,
         recording_opted_out=call.recording_opted_out,
+        visit_id=call.visit_id,
+        attribution=call.attribution,
     )
 
 

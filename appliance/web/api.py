@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.access import Permission, Principal
 from appliance.asterisk.ami import AmiError
+from appliance.attribution import report, sites
 from appliance.calls import log as call_log
 from appliance.db.models import Endpoint, Route, Source, TrackingNumber
+from appliance.forms import whole
 from appliance.recordings.live import CallNotLive, LiveRecordings, RecordingRefused
 from appliance.web import openapi, playback
 from appliance.web.auth import SESSIONS
@@ -62,7 +64,31 @@ async def call(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CALLS_READ)
     found = await playback.call_for(request, request.app[SESSIONS])
-    return web.json_response(found.as_json())
+    seen = await offload(request, _visit, request.app[SESSIONS], principal, found.visit_id)
+    return web.json_response(found.as_json() | {"visit": seen.as_json() if seen else None})
+
+
+def _visit(
+    sessions: sessionmaker[Session], principal: Principal, visit_id: str | None
+) -> report.VisitView | None:
+    with sessions() as session:
+        return report.visit(session, principal, visit_id)
+
+
+def _leads(sessions: sessionmaker[Session], principal: Principal, limit: int) -> list[dict]:
+    with sessions() as session:
+        return [row.as_json() for row in report.leads(session, principal, limit)]
+
+
+async def leads(request: web.Request) -> web.Response:
+    """GET /api/v1/leads?limit"""
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CALLS_READ)
+    text = request.query.get("limit", "100")
+    if not whole(text) or not 1 <= int(text) <= 500:
+        raise Refused(400, "limit: a number from 1 to 500")
+    found = await offload(request, _leads, request.app[SESSIONS], principal, int(text))
+    return web.json_response({"leads": found})
 
 
 async def recording(request: web.Request) -> web.StreamResponse:
@@ -158,6 +184,25 @@ def _configuration(
                     select(Route).where(Route.account_id.in_(mine)).order_by(Route.name)
                 )
             ]
+        if kind == "sites":
+            return [
+                {
+                    "name": s.name,
+                    "account_id": s.account_id,
+                    "key": s.key,
+                    "origins": s.origins.split(),
+                    "replace": s.replace_numbers.split(),
+                    "consent_required": s.consent_required,
+                    "hold_minutes": s.hold_minutes,
+                    "forms": s.forms.split(),
+                    "pool": [n.e164 for n in sites.pool(session, s)],
+                    "rules": [
+                        {"field": r.field, "contains": r.value, "number": r.number.e164}
+                        for r in s.rules
+                    ],
+                }
+                for s in sites.sites(session, set(mine))
+            ]
         return [
             {"name": e.name, "account_id": e.account_id, "label": e.label}
             for e in session.scalars(
@@ -177,7 +222,7 @@ def configuration(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]
     return handler
 
 
-CONFIGURATION = ("numbers", "sources", "routes", "endpoints")
+CONFIGURATION = ("numbers", "sources", "routes", "endpoints", "sites")
 
 
 def add_routes(app: web.Application, live: LiveRecordings | None) -> None:
@@ -188,6 +233,7 @@ def add_routes(app: web.Application, live: LiveRecordings | None) -> None:
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/calls/{call_id}", call)
     app.router.add_get("/api/v1/calls/{call_id}/recording", recording)
+    app.router.add_get("/api/v1/leads", leads)
     if live is not None:
         app[LIVE] = live
         app.router.add_post("/api/v1/calls/{call_id}/recording/{verb:pause|resume|start}", control)

@@ -21,7 +21,17 @@ from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
 from appliance.resources import shipped_dir
 from appliance.secrets import SecretBox
-from appliance.web import api, auth, configure, manage, offload, pages, playback, signin
+from appliance.web import (
+    api,
+    auth,
+    configure,
+    manage,
+    offload,
+    pages,
+    playback,
+    signin,
+    websites,
+)
 from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
 from appliance.web.keys import PRINCIPAL
 from appliance.web.render import render
@@ -86,6 +96,7 @@ def init_app(
     mailer: Mailer | None = None,
     base_url: str = "https://localhost:8443",
     registrations: Registrations | None = None,
+    tracking_url: str = "https://localhost:8444",
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
@@ -101,6 +112,7 @@ def init_app(
     app[auth.REGISTRATIONS] = registrations or Registrations()
     app[REFUSALS] = RefusalLog(sessions)
     app[playback.VAULT] = vault
+    app[websites.TRACKING_URL] = tracking_url.rstrip("/")
     app.on_response_prepare.append(secure_headers(tls))
     offload.setup(app)
     web_dir = shipped_dir("web")
@@ -117,5 +129,6 @@ def init_app(
     pages.add_routes(app)
     manage.add_routes(app)
     configure.add_routes(app)
+    websites.add_routes(app)
     api.add_routes(app, live)
     return app

@@ -76,6 +76,42 @@ CALL = {
         "answered_by": {"type": ["string", "null"]},
         "consent_announced": {"type": "boolean"},
         "recording_opted_out": {"type": "boolean"},
+        "visit_id": {"type": ["string", "null"]},
+        "attribution": {"type": ["string", "null"], "enum": ["held", "after", "ambiguous", None]},
+    },
+}
+VISIT = {
+    "type": ["object", "null"],
+    "description": "the website visit that was shown the number dialled",
+    "properties": {
+        "id": {"type": "string"},
+        "site": {"type": "string"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "last_seen_at": {"type": "string", "format": "date-time"},
+        "landing_page": {"type": "string"},
+        "referrer": {"type": ["string", "null"]},
+        "source": {"type": "string"},
+        "medium": {"type": ["string", "null"]},
+        "campaign": {"type": ["string", "null"]},
+        "keyword": {"type": ["string", "null"]},
+        "click_id_type": {"type": ["string", "null"]},
+        "click_id": {"type": ["string", "null"]},
+        "pages": {"type": "array", "items": {"type": "object"}},
+    },
+}
+LEAD = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "site": {"type": "string"},
+        "form": {"type": "string"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        "page": {"type": ["string", "null"]},
+        "source": {"type": ["string", "null"]},
+        "medium": {"type": ["string", "null"]},
+        "campaign": {"type": ["string", "null"]},
+        "visit_id": {"type": ["string", "null"]},
     },
 }
 
@@ -117,12 +153,21 @@ def document(with_live_control: bool) -> dict[str, Any]:
         },
         "/api/v1/calls/{call_id}": {
             "get": {
-                "summary": "One call (needs calls:read)",
+                "summary": "One call, with its website visit (needs calls:read)",
                 "parameters": [CALL_ID],
                 "responses": {
                     "200": {
                         "description": "the call",
-                        "content": {"application/json": {"schema": CALL}},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "allOf": [
+                                        CALL,
+                                        {"type": "object", "properties": {"visit": VISIT}},
+                                    ]
+                                }
+                            }
+                        },
                     },
                     **_errors(401, 403, 404),
                 },
@@ -158,7 +203,27 @@ def document(with_live_control: bool) -> dict[str, Any]:
                     },
                 }
             }
-            for kind in ("numbers", "sources", "routes", "endpoints")
+            for kind in ("numbers", "sources", "routes", "endpoints", "sites")
+        },
+        "/api/v1/leads": {
+            "get": {
+                "summary": "The newest form leads of the token's accounts (needs calls:read)",
+                "parameters": [_query("limit", "1 to 500, default 100", type="integer")],
+                "responses": {
+                    "200": {
+                        "description": "leads, newest first",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"leads": {"type": "array", "items": LEAD}},
+                                }
+                            }
+                        },
+                    },
+                    **_errors(400, 401, 403),
+                },
+            }
         },
         "/api/v1/openapi.json": {
             "get": {

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit
 from appliance.access import Permission, Principal, account_names
+from appliance.attribution import report
 from appliance.calls import dashboard
 from appliance.calls import log as call_log
 from appliance.calls.tracker import InProgress
@@ -45,6 +46,7 @@ CSV_COLUMNS = (
     "first_time",
     "after_hours",
     "recorded",
+    "attribution",
 )
 
 
@@ -137,7 +139,15 @@ async def call(request: web.Request) -> web.Response:
     principal.require(Permission.CALLS_READ)
     found = await playback.call_for(request, request.app[SESSIONS])
     zone = await offload(request, account_zone, request.app[SESSIONS], principal)
-    return render(request, "call.html", call=found, zone=zone_named(zone))
+    seen = await offload(request, _visit, request.app[SESSIONS], principal, found.visit_id)
+    return render(request, "call.html", call=found, visit=seen, zone=zone_named(zone))
+
+
+def _visit(
+    sessions: sessionmaker[Session], principal: Principal, visit_id: str | None
+) -> report.VisitView | None:
+    with sessions() as session:
+        return report.visit(session, principal, visit_id)
 
 
 async def recording(request: web.Request) -> web.StreamResponse:

@@ -31,6 +31,8 @@ API_ROUTES = {
     ("GET", "/api/v1/sources"),
     ("GET", "/api/v1/routes"),
     ("GET", "/api/v1/endpoints"),
+    ("GET", "/api/v1/sites"),
+    ("GET", "/api/v1/leads"),
 }
 
 
