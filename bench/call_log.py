@@ -43,7 +43,7 @@ def populate(engine: Engine, calls: int, seed: int = 7) -> dict[str, int]:
     upgrade(engine)
     sessions = session_factory(engine)
     rng = random.Random(seed)
-    numbers: list[tuple[int, int]] = []  # (number id, account id)
+    numbers: list[tuple[int, int, str, str]] = []  # (number id, account id, source, campaign)
     with sessions.begin() as session:
         agency = admin.default_account(session)
         admin.add_user(session, "owner-bench", "a long bench password", "owner", agency.id)
@@ -62,11 +62,11 @@ def populate(engine: Engine, calls: int, seed: int = 7) -> dict[str, int]:
                 session.add(campaign)
                 session.flush()
                 number.campaign_id = campaign.id
-                numbers.append((number.id, account.id))
+                numbers.append((number.id, account.id, source, campaign.name))
     batch: list[dict[str, object]] = []
     with engine.begin() as connection:
         for i in range(calls):
-            number_id, account_id = rng.choice(numbers)
+            number_id, account_id, source, campaign_name = rng.choice(numbers)
             started = NOW - dt.timedelta(seconds=rng.randrange(365 * 86400))
             disposition = rng.choice(DISPOSITIONS)
             batch.append(
@@ -74,6 +74,8 @@ def populate(engine: Engine, calls: int, seed: int = 7) -> dict[str, int]:
                     "id": secrets.token_hex(16),
                     "account_id": account_id,
                     "tracking_number_id": number_id,
+                    "source_name": source,
+                    "campaign_name": campaign_name,
                     "linkedid": f"{1_700_000_000 + i}.{i % 97}",
                     "dialled": "+12025550123",
                     "caller_number": f"+1312{rng.randrange(10**7):07d}",

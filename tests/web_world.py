@@ -40,6 +40,7 @@ PEOPLE = {
     "viewer-b": ("client_viewer", "b"),
 }
 SOURCES = {"a": "Google Ads", "b": "<b>Billboard</b>"}  # of each client's tracking number
+CAMPAIGNS = {"a": "Spring sale", "b": None}
 # what every WAV recording in the world holds (before the 44-byte header)
 AUDIO = bytes(range(256)) * 400
 
@@ -83,6 +84,7 @@ class World:
                     first_time=first_time,
                     tracking_number_id=self.numbers[account] if tracked and account else None,
                     source_name=SOURCES[account] if tracked and account else None,
+                    campaign_name=CAMPAIGNS[account] if tracked and account else None,
                 )
             )
         if record:
@@ -145,8 +147,8 @@ def _build(tmp_path: Path) -> World:
     world = World(sessions, vault, spool, ids)
     with sessions.begin() as session:
         for key, number, source, campaign in (
-            ("a", "+12025550123", SOURCES["a"], "Spring sale"),
-            ("b", "+12025550124", SOURCES["b"], None),
+            ("a", "+12025550123", SOURCES["a"], CAMPAIGNS["a"]),
+            ("b", "+12025550124", SOURCES["b"], CAMPAIGNS["b"]),
         ):
             tracking = admin.add_number(
                 session, admin.NumberRequest(number, source=source), ids[key]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.attribution.pool import Pool
@@ -30,6 +31,7 @@ from appliance.db.models import DniSite, Lead, NumberHold, TrackingNumber, Visit
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50  # pages kept per visit for its timeline
+MAX_PENDING = 100_000  # writes kept while the database is unreachable
 
 
 class Refusal(Exception):
@@ -281,11 +283,29 @@ class Dni:
         self.writes, self.seen = [], {}
         try:
             await asyncio.to_thread(self._write, writes, seen)
+        except OperationalError:  # the database is away: keep them (a bounded number) for later
+            log.warning("visits not written yet: the database is unreachable")
+            self.writes[:0] = writes[-MAX_PENDING:]
+            self.seen = seen | self.seen
         except Exception:
-            log.exception("%d visit write(s) failed; retrying", len(writes) + len(seen))
-            self.writes[:0] = writes
-            for visit_id, at in seen.items():
-                self.seen.setdefault(visit_id, at)
+            log.warning("%d visit write(s) failed together; writing them one by one", len(writes))
+            await asyncio.to_thread(self._write_each, writes, seen)
+
+    def _write_each(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> None:
+        """One transaction each: a write the database refuses (its site was just removed,
+        say) is dropped and logged instead of blocking the others forever."""
+        dropped = 0
+        for write in writes:
+            try:
+                self._write([write], {})
+            except Exception:
+                dropped += 1
+        try:
+            self._write([], seen)
+        except Exception:
+            dropped += len(seen)
+        if dropped:
+            log.error("%d visit write(s) dropped: the database refused them", dropped)
 
     def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> None:
         tables = {"visit": Visit, "page": VisitPage, "hold": NumberHold, "lead": Lead}

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from appliance.access import Principal
-from appliance.db.models import Call, Campaign, Source, TrackingNumber
+from appliance.db.models import Call
 
 DAYS_MAX = 366
 TOP = 10
@@ -101,13 +101,14 @@ def build(
         scope.append(Call.account_id == account_id)
     one_day = (
         select(
-            Call.tracking_number_id,
+            Call.source_name,
+            Call.campaign_name,
             func.count(),
             func.sum(case((Call.disposition == "answered", 1), else_=0)),
             func.sum(case((Call.first_time.is_(True), 1), else_=0)),
         )
         .where(*scope)
-        .group_by(Call.tracking_number_id)
+        .group_by(Call.source_name, Call.campaign_name)
     )
     days = day_bounds(since, until, zone)
     rows = [
@@ -115,20 +116,11 @@ def build(
         for name, start, stop in days
         for row in session.execute(one_day, {"start": start, "stop": stop})
     ]
-    names = {
-        number: (source or NO_SOURCE, campaign)
-        for number, source, campaign in session.execute(
-            select(TrackingNumber.id, Source.name, Campaign.name)
-            .outerjoin(Source, Source.id == TrackingNumber.source_id)
-            .outerjoin(Campaign, Campaign.id == TrackingNumber.campaign_id)
-            .where(principal.where(TrackingNumber.account_id))
-        )
-    }
     per_day: dict[str, Counter[str]] = {}
     calls, answered, first_time = Counter[str](), Counter[str](), 0
     campaign_calls, campaign_answered = Counter[str](), Counter[str]()
-    for when, number, count, took, first in rows:
-        source, campaign = names.get(number, (NO_SOURCE, None))
+    for when, source_name, campaign, count, took, first in rows:
+        source = source_name or NO_SOURCE
         per_day.setdefault(source, Counter())[when] += count
         calls[source] += count
         answered[source] += took or 0

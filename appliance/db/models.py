@@ -223,12 +223,14 @@ class Call(Base):
         # the call log: newest first, one tenant's or all, read a page at a time
         Index("ix_calls_account_started", "account_id", "started_at", "id"),
         Index("ix_calls_started", "started_at", "id"),
-        # the dashboard reads days of calls from this index alone
+        # the dashboard reads days of calls from this index alone, by the source and campaign
+        # each call came in with (a pool number's calls come from many sources)
         Index(
             "ix_calls_dashboard",
             "started_at",
             "account_id",
-            "tracking_number_id",
+            "source_name",
+            "campaign_name",
             "disposition",
             "first_time",
         ),

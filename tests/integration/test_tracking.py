@@ -339,3 +339,27 @@ def test_pools_and_rules_stay_within_the_site_account(tmp_path):
                 sites.SiteRequest("Shop", ("https://x.com/path",), ("+12025550100",)),
                 "test",
             )
+
+
+async def test_a_write_the_database_refuses_is_dropped_and_the_others_are_kept(site):
+    with site.world.sessions.begin() as session:
+        other = sites.add_site(
+            session,
+            sites.SiteRequest("Other", ("https://other.example",), ("+12025550100",)),
+            site.world.accounts["a"],
+            "test",
+        )
+        other_key = other.key
+    configs = site.dni.read_sites()
+    site.dni.apply(configs, site.dni.read_holds(configs))
+    await site.number(V1)
+    body = {"site": other_key, "visitor": V2, "url": "https://other.example/"}
+    response = await site.client.post(
+        "/t/v1/number", data=json.dumps(body), headers={"Origin": "https://other.example"}
+    )
+    assert response.status == 200
+    with site.world.sessions.begin() as session:  # removed before its visit is written
+        sites.remove_site(session, sites.site_named(session, "Shop"), "test")
+    await site.dni.flush()
+    assert [v.visitor for v in site.rows(Visit)] == [V2]
+    assert site.dni.writes == [] and site.dni.seen == {}
