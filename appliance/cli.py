@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+import json
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,8 +30,10 @@ from appliance.calls.dialplan import compile_routes
 from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
 from appliance.controller import tracking_url
+from appliance.conversions import admin as conversions
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
+from appliance.db.models import ConversionRule, Delivery, Destination
 from appliance.numbers import InvalidNumber
 from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
@@ -683,6 +687,149 @@ def cmd_site_rule_remove(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_conversion_add(config: Config, args: argparse.Namespace) -> int:
+    request = conversions.RuleRequest(
+        name=args.name,
+        applies_to="lead" if args.leads else "call",
+        answered=args.answered,
+        min_talk_seconds=args.min_talk,
+        first_time=args.first_time,
+        source_contains=args.source,
+        form=args.form,
+        value=args.value,
+        currency=args.currency,
+    )
+    with _session(config) as session:
+        rule = conversions.add_rule(session, request, args.account, audit.cli_actor())
+        print(f"conversion rule {rule.name!r} added")
+    return 0
+
+
+def _rule_named(session: Session, name: str) -> Any:
+    found = session.scalars(select(ConversionRule).where(ConversionRule.name == name)).all()
+    if len(found) != 1:
+        raise admin.AdminError(f"no conversion rule {name[:80]!r}" if not found else "ambiguous")
+    return found[0]
+
+
+def cmd_conversion_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        rows = session.scalars(select(ConversionRule).order_by(ConversionRule.name))
+        _table(
+            ("rule", "account", "applies to", "conditions", "value"),
+            [
+                (
+                    r.name,
+                    r.account_id,
+                    r.applies_to,
+                    conversions.describe(r),
+                    f"{r.value:g} {r.currency}" if r.value is not None else None,
+                )
+                for r in rows
+            ],
+        )
+    return 0
+
+
+def cmd_conversion_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        conversions.remove_rule(session, _rule_named(session, args.name), audit.cli_actor())
+    print(f"conversion rule {args.name!r} removed; its conversions stay")
+    return 0
+
+
+def _destination_named(session: Session, name: str) -> Any:
+    found = session.scalars(select(Destination).where(Destination.name == name)).all()
+    if len(found) != 1:
+        raise admin.AdminError(f"no destination {name[:80]!r}" if not found else "ambiguous")
+    return found[0]
+
+
+def cmd_destination_add(config: Config, args: argparse.Namespace) -> int:
+    settings = dict(pair.partition("=")[::2] for pair in args.setting or [])
+    secret_values: dict[str, str] = {}
+    if args.secrets_stdin:
+        try:
+            secret_values = {str(k): str(v) for k, v in json.loads(sys.stdin.read()).items()}
+        except (ValueError, AttributeError):
+            raise admin.AdminError("--secrets-stdin: a JSON object of name to text") from None
+    request = conversions.DestinationRequest(
+        name=args.name,
+        kind=args.kind,
+        url=args.url,
+        events=tuple(args.event or ["conversion.created"]),
+        settings=settings,
+        secrets=secret_values,
+    )
+    with _session(config) as session:
+        box = bootstrap.secret_box(config)
+        destination, shown = conversions.add_destination(
+            session, box, request, args.account, audit.cli_actor()
+        )
+        print(f"destination {destination.name!r} added")
+        if shown:
+            print(f"signing secret (shown once): {shown}")
+    return 0
+
+
+def cmd_destination_list(config: Config, _args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        rows = session.scalars(select(Destination).order_by(Destination.name))
+        _table(
+            ("destination", "account", "kind", "address", "events", "active"),
+            [(d.name, d.account_id, d.kind, d.url, d.events, d.active) for d in rows],
+        )
+    return 0
+
+
+def cmd_destination_action(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        destination = _destination_named(session, args.name)
+        conversions.set_google_action(
+            session, destination, args.conversion, args.action_id, audit.cli_actor()
+        )
+    print(f"{args.conversion!r} is uploaded as conversion action {args.action_id}")
+    return 0
+
+
+def cmd_destination_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        destination = _destination_named(session, args.name)
+        conversions.remove_destination(session, destination, audit.cli_actor())
+    print(f"destination {args.name!r} removed, with its deliveries")
+    return 0
+
+
+def cmd_deliveries_list(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        query = (
+            select(Delivery, Destination.name)
+            .join(Destination, Destination.id == Delivery.destination_id)
+            .order_by(Delivery.id.desc())
+            .limit(args.limit)
+        )
+        if args.state:
+            query = query.where(Delivery.state == args.state)
+        _table(
+            ("id", "destination", "event", "state", "attempts", "last status", "last error"),
+            [
+                (d.id, name, d.event, d.state, d.attempts, d.last_status, d.last_error)
+                for d, name in session.execute(query)
+            ],
+        )
+    return 0
+
+
+def cmd_deliveries_retry(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        delivery = session.get(Delivery, args.delivery_id)
+        if delivery is None:
+            raise admin.AdminError(f"no delivery {args.delivery_id}")
+        conversions.retry(session, delivery, audit.cli_actor())
+    print(f"delivery {args.delivery_id} goes out again now")
+    return 0
+
+
 def cmd_calls_list(config: Config, args: argparse.Namespace) -> int:
     fields = {"from": args.since, "to": args.until, "number": args.number}
     fields |= {"source": args.source, "disposition": args.disposition, "q": args.search}
@@ -1024,6 +1171,57 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("remove", cmd_site_rule_remove, "remove a swap rule", rule)
     p.add_argument("name")
     p.add_argument("rule_id", type=int)
+
+    conversion = sub.add_parser("conversion", help="conversion rules").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("add", cmd_conversion_add, "add a rule: calls or leads that convert", conversion)
+    p.add_argument("name", help="the conversion's name, as the ad platforms know it")
+    p.add_argument("--leads", action="store_true", help="a rule for form leads (else calls)")
+    p.add_argument("--answered", action="store_true", help="only answered calls")
+    p.add_argument("--min-talk", type=int, help="at least this many seconds of talk")
+    p.add_argument("--first-time", action="store_true", help="only first-time callers")
+    p.add_argument("--source", help="only when the source contains this text")
+    p.add_argument("--form", help="only leads of this form")
+    p.add_argument("--value", type=float)
+    p.add_argument("--currency", default="USD")
+    p.add_argument("--account", type=int)
+    command("list", cmd_conversion_list, "list conversion rules", conversion)
+    p = command("remove", cmd_conversion_remove, "remove a conversion rule", conversion)
+    p.add_argument("name")
+
+    destination = sub.add_parser(
+        "destination", help="webhooks and ad platforms that receive events"
+    ).add_subparsers(dest="action", required=True)
+    p = command("add", cmd_destination_add, "add a webhook or an ad platform", destination)
+    p.add_argument("name")
+    p.add_argument("kind", choices=conversions.KINDS)
+    p.add_argument("--url", help="a webhook's https:// address")
+    p.add_argument("--event", action="append", help="an event to send (repeat); default: "
+                   "conversion.created")  # fmt: skip
+    p.add_argument("--setting", action="append", help="NAME=VALUE, e.g. pixel_id=123")
+    p.add_argument(
+        "--secrets-stdin", action="store_true", help="read its tokens as a JSON object on stdin"
+    )
+    p.add_argument("--account", type=int)
+    command("list", cmd_destination_list, "list destinations", destination)
+    p = command(
+        "action", cmd_destination_action, "map a conversion to a Google Ads action", destination
+    )
+    p.add_argument("name")
+    p.add_argument("conversion")
+    p.add_argument("action_id")
+    p = command("remove", cmd_destination_remove, "remove a destination", destination)
+    p.add_argument("name")
+
+    deliveries = sub.add_parser("deliveries", help="the outbox").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("list", cmd_deliveries_list, "the latest deliveries", deliveries)
+    p.add_argument("--state", choices=("pending", "delivered", "parked"))
+    p.add_argument("--limit", type=int, default=50)
+    p = command("retry", cmd_deliveries_retry, "send a parked delivery again", deliveries)
+    p.add_argument("delivery_id", type=int)
 
     calls = sub.add_parser("calls", help="the call log").add_subparsers(
         dest="action", required=True

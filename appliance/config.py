@@ -158,6 +158,29 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class DestinationsConfig:
+    timeout: float = setting(10.0, "Seconds a webhook or ad platform may take to answer.")
+    google_ads_api: str = setting(
+        "https://googleads.googleapis.com/v19", "Google Ads API address (with its version)."
+    )
+    google_oauth: str = setting(
+        "https://oauth2.googleapis.com/token", "Google's token endpoint (OAuth refresh)."
+    )
+    meta_api: str = setting(
+        "https://graph.facebook.com/v21.0", "Meta Graph API address (with its version)."
+    )
+    microsoft_api: str = setting(
+        "https://campaign.api.bingads.microsoft.com/Api/Advertiser/CampaignManagement/v13/"
+        "CampaignManagementService.svc",
+        "Microsoft Advertising Campaign Management service address.",
+    )
+    microsoft_oauth: str = setting(
+        "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        "Microsoft's token endpoint (OAuth refresh).",
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -173,6 +196,7 @@ class Config:
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    destinations: DestinationsConfig = field(default_factory=DestinationsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
 
@@ -354,6 +378,8 @@ def validate(config: Config) -> None:
         raise ConfigError("tracking.ip_storage: truncate, hash, none or full")
     if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
+    if config.destinations.timeout <= 0:
+        raise ConfigError("destinations.timeout: must be more than 0 seconds")
     if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
         raise ConfigError(
             "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"

@@ -35,9 +35,11 @@ from appliance.calls.reconcile import Reconciler
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
+from appliance.conversions.outbox import Outbox
+from appliance.conversions.worker import Converter
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
-from appliance.events import EventBus
+from appliance.events import CallFinished, EventBus
 from appliance.mail import AlertMail, Mailer
 from appliance.outage import Outage
 from appliance.recordings.limits import RetentionJob
@@ -87,12 +89,20 @@ class Controller:
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
         self.dni = Dni(self.store.sessions, config.tracking.ip_storage)
+        self.converter = Converter(self.store.sessions)
+        self.dni.on_leads.append(self.converter.on_leads)
 
     @functools.cached_property
     def mailer(self) -> Mailer:
         smtp = self.config.smtp
         password = resolve_secret("smtp.password", smtp.password) if smtp.password else ""
         return Mailer(smtp, password)
+
+    @functools.cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(
+            self.store.sessions, bootstrap.secret_box(self.config), self.config.destinations
+        )
 
     @functools.cached_property
     def registrations(self) -> Registrations:
@@ -187,6 +197,7 @@ class Controller:
 
     def features(self, secret: str, asterisk: set[int], uid: int) -> Features:
         config, bus = self.config, EventBus()
+        bus.subscribe(CallFinished, self.converter.on_call_finished)
         ami = AmiClient(
             config.ami.host,
             config.ami.port,
@@ -244,6 +255,8 @@ class Controller:
         ami_down = Outage("Asterisk's manager interface (AMI): calls go on, but are not followed")
         tasks.spawn("AMI watch", outage.watch(ami_down, lambda: features.ami.is_connected))
         tasks.spawn("registration watch", self.watch_registrations())
+        tasks.spawn("conversions", self.converter.run())
+        tasks.spawn("outbox", self.outbox.run())
 
     async def serve_fastagi(
         self, stack: contextlib.AsyncExitStack, features: Features, asterisk: set[int]
@@ -270,7 +283,7 @@ class Controller:
         }
         app = init_app(
             checks,
-            lambda: counters(features, agi, self.dni),
+            lambda: counters(features, agi, self),
             self.store.sessions,
             features.vault,
             features.live,
@@ -280,6 +293,7 @@ class Controller:
             base_url=base_url(config),
             registrations=self.registrations,
             tracking_url=tracking_url(config),
+            destinations=config.destinations,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -323,7 +337,7 @@ def _address(public_url: str, host: str, port: int, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
-def counters(features: Features, agi: FastAgiServer, dni: Dni) -> dict[str, int]:
+def counters(features: Features, agi: FastAgiServer, controller: Controller) -> dict[str, int]:
     """What happened since start, for /health: operators and tests follow it, not the log."""
     return {
         "ami_logins": features.ami.logins,
@@ -334,8 +348,11 @@ def counters(features: Features, agi: FastAgiServer, dni: Dni) -> dict[str, int]
         "pjsip_reloads": features.routes.pjsip_reloads,
         "reconciled_calls": features.reconciler.reconciled,
         "spool_refused": features.sweeper.refused,
-        "dni_sites": len(dni.sites),
-        "dni_pool_exhausted": sum(s.pool.exhausted for s in dni.sites.values()),
+        "dni_sites": len(controller.dni.sites),
+        "dni_pool_exhausted": sum(s.pool.exhausted for s in controller.dni.sites.values()),
+        "deliveries_queued": controller.converter.queued,
+        "deliveries_sent": controller.outbox.delivered,
+        "deliveries_parked": controller.outbox.failed,
     }
 
 

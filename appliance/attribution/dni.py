@@ -150,6 +150,7 @@ class Dni:
         self.writes: list[tuple[str, Any]] = []
         self.seen: dict[str, float] = {}  # visit id -> last seen, written in the next flush
         self.loaded = False
+        self.on_leads: list[Callable[[list[int]], None]] = []  # told the ids of new leads
 
     # requests ----------------------------------------------------------------------------
     def site(self, key: str, origin: str | None) -> SiteConfig:
@@ -282,22 +283,25 @@ class Dni:
             return
         self.writes, self.seen = [], {}
         try:
-            await asyncio.to_thread(self._write, writes, seen)
+            leads = await asyncio.to_thread(self._write, writes, seen)
         except OperationalError:  # the database is away: keep them (a bounded number) for later
             log.warning("visits not written yet: the database is unreachable")
             self.writes[:0] = writes[-MAX_PENDING:]
             self.seen = seen | self.seen
+            return
         except Exception:
             log.warning("%d visit write(s) failed together; writing them one by one", len(writes))
-            await asyncio.to_thread(self._write_each, writes, seen)
+            leads = await asyncio.to_thread(self._write_each, writes, seen)
+        for tell in self.on_leads if leads else ():
+            tell(leads)
 
-    def _write_each(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> None:
+    def _write_each(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> list[int]:
         """One transaction each: a write the database refuses (its site was just removed,
         say) is dropped and logged instead of blocking the others forever."""
-        dropped = 0
+        dropped, leads = 0, []
         for write in writes:
             try:
-                self._write([write], {})
+                leads += self._write([write], {})
             except Exception:
                 dropped += 1
         try:
@@ -306,9 +310,12 @@ class Dni:
             dropped += len(seen)
         if dropped:
             log.error("%d visit write(s) dropped: the database refused them", dropped)
+        return leads
 
-    def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> None:
-        tables = {"visit": Visit, "page": VisitPage, "hold": NumberHold, "lead": Lead}
+    def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> list[int]:
+        """One transaction; the ids of the leads it added."""
+        tables = {"visit": Visit, "page": VisitPage, "hold": NumberHold}
+        leads: list[int] = []
         with self.db.begin() as session:
             for kind, row in writes:  # in order: a visit before its pages and holds
                 if kind == "release":
@@ -322,12 +329,18 @@ class Dni:
                         )
                         .values(released_at=at)
                     )
+                elif kind == "lead":
+                    lead = Lead(**row)
+                    session.add(lead)
+                    session.flush()
+                    leads.append(lead.id)
                 else:
                     session.execute(insert(tables[kind]), [row])
             for visit_id, at in seen.items():
                 session.execute(
                     update(Visit).where(Visit.id == visit_id).values(last_seen_at=_utc(at))
                 )
+        return leads
 
     def read_sites(self) -> list[SiteConfig]:
         with self.db() as session:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from appliance.access import Principal
 from appliance.db.models import (
     Call,
+    Conversion,
     DniSite,
     Lead,
     NumberHold,
@@ -149,7 +151,8 @@ class SourceRow:
     calls: int
     answered: int
     first_time: int
-    leads: int
+    leads: int = 0
+    conversions: int = 0
 
 
 def by_source(
@@ -168,25 +171,35 @@ def by_source(
         .where(principal.where(Call.account_id), Call.started_at >= start, Call.started_at < stop)
         .group_by(*key)
     ).all()
-    leads = dict(
-        ((s or "", m or "", c or ""), n)
-        for s, m, c, n in session.execute(
-            select(Lead.source_name, Lead.medium, Lead.campaign_name, func.count())
-            .where(
-                principal.where(Lead.account_id),
-                Lead.created_at >= start,
-                Lead.created_at < stop,
-            )
-            .group_by(Lead.source_name, Lead.medium, Lead.campaign_name)
-        ).all()
-    )
-    rows: dict[tuple[str, str, str], SourceRow] = {}
-    for source, medium, campaign, count, answered, first in calls:
-        k = (source or "", medium or "", campaign or "")
-        rows[k] = SourceRow(*k, count, answered or 0, first or 0, leads.pop(k, 0))
-    for k, count in leads.items():
-        rows[k] = SourceRow(*k, 0, 0, 0, count)
-    return sorted(rows.values(), key=lambda r: (-r.calls, -r.leads, r.source, r.campaign))
+
+    def counted(model: type[Lead] | type[Conversion], when: Any) -> dict[tuple[str, str, str], int]:
+        return {
+            (s or "", m or "", c or ""): n
+            for s, m, c, n in session.execute(
+                select(model.source_name, model.medium, model.campaign_name, func.count())
+                .where(principal.where(model.account_id), when >= start, when < stop)
+                .group_by(model.source_name, model.medium, model.campaign_name)
+            ).all()
+        }
+
+    leads = counted(Lead, Lead.created_at)
+    converted = counted(Conversion, Conversion.occurred_at)
+    by_key = {
+        (s or "", m or "", c or ""): (count, answered or 0, first or 0)
+        for s, m, c, count, answered, first in calls
+    }
+    rows = [
+        SourceRow(
+            source,
+            medium,
+            campaign,
+            *by_key.get((source, medium, campaign), (0, 0, 0)),
+            leads=leads.get((source, medium, campaign), 0),
+            conversions=converted.get((source, medium, campaign), 0),
+        )  # fmt: skip
+        for source, medium, campaign in set(by_key) | set(leads) | set(converted)
+    ]
+    return sorted(rows, key=lambda r: (-r.calls, -r.leads, r.source, r.campaign))
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,15 @@ Everything here comes from the internet: it is cut to size and kept as inert tex
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 MAX_URL = 2000
+# an ad click id as the platforms make them; anything else is not kept (it would reach their
+# APIs and import files, and a leading = + - @ makes a spreadsheet formula)
+CLICK_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,255}")
 CLICK_IDS = {  # click id -> (source, medium) it implies without UTM parameters
     "gclid": ("google", "cpc"),
     "gbraid": ("google", "cpc"),
@@ -77,7 +81,14 @@ def classify(landing: str, referrer: str | None) -> Touch:
         values = query.get(name)
         return inert(values[0], limit) or None if values else None
 
-    click = next(((name, param(name, 256)) for name in CLICK_IDS if param(name)), (None, None))
+    click = next(
+        (
+            (name, value)
+            for name in CLICK_IDS
+            if CLICK_ID.fullmatch(value := param(name, 999) or "")
+        ),
+        (None, None),
+    )
     host = _host(referrer)
     if host and host == _host(landing):
         host = None  # from the site itself: not a referral

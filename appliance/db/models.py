@@ -468,3 +468,96 @@ class Lead(Base):
     source_name: Mapped[str | None] = mapped_column(String(120))
     medium: Mapped[str | None] = mapped_column(String(60))
     campaign_name: Mapped[str | None] = mapped_column(String(120))
+
+
+class ConversionRule(Base):
+    """When a call or a lead counts as a conversion (every condition set must hold), under a
+    name that ad platforms know it by, with a value."""
+
+    __tablename__ = "conversion_rules"
+    __table_args__ = (
+        UniqueConstraint("account_id", "name"),
+        CheckConstraint("applies_to IN ('call', 'lead')", name="applies_to"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    applies_to: Mapped[str] = mapped_column(String(8), default="call")
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    first_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_contains: Mapped[str | None] = mapped_column(String(120))
+    form: Mapped[str | None] = mapped_column(String(60))
+    value: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Conversion(Base):
+    """A call or lead a rule turned into a conversion: once per rule and call or lead."""
+
+    __tablename__ = "conversions"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "call_id", name="uq_conversions_rule_call"),
+        UniqueConstraint("rule_id", "lead_id", name="uq_conversions_rule_lead"),
+        Index("ix_conversions_account_occurred", "account_id", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversion_rules.id", ondelete="SET NULL")
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    value: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str] = mapped_column(String(3))
+    source_name: Mapped[str | None] = mapped_column(String(120))
+    medium: Mapped[str | None] = mapped_column(String(60))
+    campaign_name: Mapped[str | None] = mapped_column(String(120))
+    click_id_type: Mapped[str | None] = mapped_column(String(8))
+    click_id: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Destination(Base):
+    """Where an account's events go: a signed webhook, or an ad platform's conversion API.
+    Nothing leaves the box but to a destination an admin added."""
+
+    __tablename__ = "destinations"
+    __table_args__ = (
+        CheckConstraint("kind IN ('webhook', 'google_ads', 'meta', 'microsoft')", name="kind"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(String(500))  # webhooks
+    events: Mapped[str] = mapped_column(String(200), default="conversion.created")
+    settings: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never a secret
+    secret_sealed: Mapped[str | None] = mapped_column(String(4000))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Delivery(Base):
+    """One event on its way to a destination: the persistent outbox, with its attempts."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'parked')", name="state"),
+        Index("ix_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_deliveries_destination_created", "destination_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)  # the event, JSON; each destination shapes it
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import __version__, admin
 from appliance.access import Permission, Principal
 from appliance.asterisk.registrations import Registrations
-from appliance.config import SmtpConfig
+from appliance.config import DestinationsConfig, SmtpConfig
 from appliance.mail import Mailer
 from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
@@ -25,6 +25,7 @@ from appliance.web import (
     api,
     auth,
     configure,
+    conversions,
     manage,
     offload,
     pages,
@@ -97,6 +98,7 @@ def init_app(
     base_url: str = "https://localhost:8443",
     registrations: Registrations | None = None,
     tracking_url: str = "https://localhost:8444",
+    destinations: DestinationsConfig | None = None,
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
@@ -130,5 +132,6 @@ def init_app(
     manage.add_routes(app)
     configure.add_routes(app)
     websites.add_routes(app)
+    conversions.add_routes(app, destinations or DestinationsConfig())
     api.add_routes(app, live)
     return app

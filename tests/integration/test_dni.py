@@ -12,9 +12,11 @@ import functools
 import http.server
 import json
 import threading
+import time
 
 import pytest
 
+from appliance.conversions.signing import verify
 from tests.harness import Stack, free_port, sipp_call, wait_for
 
 pytestmark = pytest.mark.integration
@@ -58,8 +60,36 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def dni_stack(stack: Stack, origin: str) -> str:
-    """A running stack with a site of two pool numbers and a newsletter rule; its key."""
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: keeps each request's headers and body."""
+
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def hook():
+    _Hook.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def dni_stack(stack: Stack, origin: str, hook_url: str) -> tuple[str, str]:
+    """A running stack with a site of two pool numbers, a newsletter rule, a conversion rule
+    and a webhook; the site's key and the webhook's signing secret."""
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
@@ -72,11 +102,14 @@ def dni_stack(stack: Stack, origin: str) -> str:
     )
     stack.appliance("site", "pool", "Shop", *POOL)
     stack.appliance("site", "rule", "add", "Shop", "source=newsletter", NEWSLETTER)
+    stack.appliance("conversion", "add", "Web call", "--answered", "--value", "20")
+    added = stack.appliance("destination", "add", "CRM", "webhook", "--url", hook_url)
+    secret = added.stdout.split("signing secret (shown once): ")[1].strip()
     stack.appliance("config", "render")
     stack.start_asterisk()
     stack.start_controller()
     wait_for(lambda: stack.counter("dni_sites") == 1, what="the site loaded")
-    return stack.query("SELECT key FROM dni_sites")[0]["key"]
+    return stack.query("SELECT key FROM dni_sites")[0]["key"], secret
 
 
 def swapped(page) -> str:
@@ -86,10 +119,11 @@ def swapped(page) -> str:
 
 
 def test_a_visit_gets_a_pool_number_and_the_call_to_it_is_attributed(
-    stack: Stack, phone, browser, landing
+    stack: Stack, phone, browser, landing, hook
 ):
     root, origin = landing
-    key = dni_stack(stack, origin)
+    hook_url, received = hook
+    key, secret = dni_stack(stack, origin, hook_url)
     snippet = f"https://127.0.0.1:{stack.tracking_port}/t/v1/snippet.js"
     (root / "index.html").write_text(PAGE.format(snippet=snippet, key=key))
     (root / "more.html").write_text(PAGE.format(snippet=snippet, key=key))
@@ -136,6 +170,20 @@ def test_a_visit_gets_a_pool_number_and_the_call_to_it_is_attributed(
         "google",
         "cpc",
         "spring",
+    )
+    # the conversion reaches the webhook, signed, with the visit's click id
+    wait_for(lambda: len(received) >= 1, what="the conversion webhook")
+    headers, body = received[0]
+    assert verify(
+        secret, headers["X-Appliance-Timestamp"], body, headers["X-Appliance-Signature"],
+        time.time(),
+    )  # fmt: skip
+    sent = json.loads(body)
+    assert sent["event"] == "conversion.created"
+    assert (sent["data"]["call_id"], sent["data"]["click_id"], sent["data"]["value"]) == (
+        call["id"],
+        "CjwKCAtest",
+        20.0,
     )
 
     # a second visitor gets the other pool number; a third exhausts the pool and takes the

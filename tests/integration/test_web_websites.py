@@ -218,7 +218,7 @@ async def test_the_sources_report_counts_calls_and_leads_per_campaign(world, cli
     # client B's own: the web call and its lead in one row, and its earlier untracked call
     assert row.count("<tr>") == 2 and "Google Ads" not in body
     assert "<td>google</td><td>cpc</td>" in row
-    assert "&#34;&gt;</td><td>1</td><td>1</td><td>0</td><td>1</td></tr>" in row
+    assert "&#34;&gt;</td><td>1</td><td>1</td><td>0</td><td>1</td><td>0</td></tr>" in row
     response, _ = await viewer.get("/reports/sources?from=2026-13-01")
     assert response.status == 400
 

@@ -1,6 +1,8 @@
 """How a visit's source, medium, campaign and keyword are read from its landing page and
 referrer, and what the tracking endpoints refuse."""
 
+import urllib.parse
+
 import pytest
 
 from appliance.attribution.touch import BadInput, Touch, classify, inert, web_address
@@ -40,6 +42,12 @@ def test_a_visit_is_classified_like_analytics_tools_do(landing, referrer, expect
         expected
     )
     assert touch.landing_page == landing and touch.referrer == referrer
+
+
+@pytest.mark.parametrize("value", ["=HYPERLINK(1)", "-1+1", "a b", "x" * 257, "@SUM", ""])
+def test_click_ids_that_are_not_click_ids_are_not_kept(value):
+    touch = classify(SITE + "?gclid=" + urllib.parse.quote(value), None)
+    assert (touch.click_id_type, touch.click_id, touch.source) == (None, None, "(direct)")
 
 
 def test_parameters_are_kept_as_inert_text_of_bounded_size():

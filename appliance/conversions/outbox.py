@@ -1,0 +1,212 @@
+"""The outbox: takes each delivery to its destination, the only way anything leaves the box.
+
+A delivery is claimed (its next attempt pushed past the time a send may take, so that a
+crash mid-send retries it rather than losing it), sent, and then marked delivered, or given
+its next attempt after a backoff that doubles from 30 seconds up to 6 hours, or parked after
+MAX_ATTEMPTS with the last error kept for the admin to see and retry. Redirects are not
+followed; only the status and a short reason are kept of an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.config import DestinationsConfig
+from appliance.conversions import platforms
+from appliance.db.models import Delivery, Destination
+from appliance.secrets import SecretBox
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+LEASE = 120.0  # seconds a claimed delivery is left alone while it is being sent
+BATCH = 20
+
+
+def backoff(attempts: int) -> float:
+    return min(30.0 * 2 ** (attempts - 1), 6 * 3600.0)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    attempts: int
+    kind: str
+    url: str | None
+    settings: dict[str, Any]
+    secret: dict[str, str]
+    event: dict[str, Any]
+
+
+class DeliveryFailed(Exception):
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class Outbox:
+    def __init__(
+        self, sessions: sessionmaker[Session], box: SecretBox, config: DestinationsConfig
+    ) -> None:
+        self.db = sessions
+        self.box = box
+        self.config = config
+        self.tokens: dict[tuple[str, str], tuple[str, float]] = {}  # (kind, client) -> token
+        self.delivered = 0
+        self.failed = 0
+
+    async def run(self, every: float = 1.0) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                try:
+                    claimed = await asyncio.to_thread(self.claim, time.time())
+                    await asyncio.gather(*(self.deliver(http, c) for c in claimed))
+                except Exception:
+                    log.exception("the outbox failed; trying again")
+                    claimed = []
+                if len(claimed) < BATCH:
+                    await asyncio.sleep(every)
+
+    def claim(self, now: float, limit: int = BATCH) -> list[Claimed]:
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        found = []
+        with self.db.begin() as session:
+            due = session.execute(
+                select(Delivery, Destination)
+                .join(Destination, Destination.id == Delivery.destination_id)
+                .where(Delivery.state == "pending", Delivery.next_attempt_at <= moment)
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for delivery, destination in due:
+                delivery.attempts += 1
+                delivery.next_attempt_at = moment + dt.timedelta(seconds=LEASE)
+                secret = (
+                    json.loads(self.box.open(destination.secret_sealed))
+                    if destination.secret_sealed
+                    else {}
+                )
+                found.append(
+                    Claimed(
+                        delivery.id,
+                        delivery.attempts,
+                        destination.kind,
+                        destination.url,
+                        json.loads(destination.settings or "{}"),
+                        secret,
+                        json.loads(delivery.payload),
+                    )
+                )
+        return found
+
+    async def deliver(self, http: aiohttp.ClientSession, claimed: Claimed) -> None:
+        try:
+            request = await self.request(http, claimed)
+            async with http.post(
+                request.url, data=request.body, headers=dict(request.headers),
+                allow_redirects=False,
+            ) as response:  # fmt: skip
+                text = await response.text(errors="replace")
+                if not 200 <= response.status < 300:
+                    raise DeliveryFailed(f"answered {response.status}", response.status)
+                problem = _partial_failure(claimed.kind, text)
+                if problem:
+                    raise DeliveryFailed(problem, response.status)
+            status, error = response.status, None
+        except platforms.NotForThisDestination as exc:
+            status, error = None, f"not sent: {exc}"
+        except DeliveryFailed as exc:
+            status, error = exc.status, str(exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"[:300] or "no answer"
+        await asyncio.to_thread(self.record, claimed, status, error, time.time())
+
+    def record(self, claimed: Claimed, status: int | None, error: str | None, now: float) -> None:
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        with self.db.begin() as session:
+            delivery = session.get(Delivery, claimed.id)
+            if delivery is None:  # its destination was removed meanwhile
+                return
+            delivery.last_status, delivery.last_error = status, (error or None) and error[:300]
+            if error is None:
+                delivery.state, delivery.delivered_at = "delivered", moment
+                self.delivered += 1
+            elif error.startswith("not sent:") or delivery.attempts >= MAX_ATTEMPTS:
+                delivery.state = "parked"
+                self.failed += 1
+                log.warning("delivery %s parked: %s", claimed.id, error)
+            else:
+                delivery.next_attempt_at = moment + dt.timedelta(seconds=backoff(delivery.attempts))
+
+    async def request(self, http: aiohttp.ClientSession, c: Claimed) -> platforms.Request:
+        config = self.config
+        if c.kind == "webhook":
+            return platforms.webhook(
+                str(c.url), c.secret["secret"], c.event, c.id, int(time.time())
+            )
+        if c.kind == "meta":
+            return platforms.meta(config.meta_api, c.settings, c.secret["token"], c.event)
+        if c.kind == "google_ads":
+            token = await self.access_token(http, config.google_oauth, c, None)
+            return platforms.google_ads(
+                config.google_ads_api, c.settings, token, c.secret["developer_token"], c.event
+            )
+        token = await self.access_token(
+            http, config.microsoft_oauth, c, "https://ads.microsoft.com/msads.manage offline_access"
+        )
+        return platforms.microsoft(
+            config.microsoft_api, c.settings, token, c.secret["developer_token"], c.event
+        )
+
+    async def access_token(
+        self, http: aiohttp.ClientSession, url: str, c: Claimed, scope: str | None
+    ) -> str:
+        """An OAuth access token from the refresh token, kept until shortly before it ends."""
+        key = (c.kind, str(c.settings.get("client_id")))
+        cached = self.tokens.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": str(c.settings.get("client_id", "")),
+            "client_secret": c.secret.get("client_secret", ""),
+            "refresh_token": c.secret.get("refresh_token", ""),
+        }
+        if scope:
+            form["scope"] = scope
+        async with http.post(url, data=form, allow_redirects=False) as response:
+            if response.status != 200:
+                raise DeliveryFailed(f"the sign-in for an access token answered {response.status}")
+            answer = await response.json(content_type=None)
+        token = str(answer.get("access_token") or "")
+        if not token:
+            raise DeliveryFailed("the sign-in gave no access token")
+        lifetime = float(answer.get("expires_in") or 3600)
+        self.tokens[key] = (token, time.monotonic() + max(0.0, lifetime - 60))
+        return token
+
+
+def _partial_failure(kind: str, text: str) -> str | None:
+    """A 200 that still refused the conversion (Google's partial failures, SOAP faults)."""
+    if kind == "google_ads":
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            return "Google Ads gave an answer that is not JSON"
+        error = answer.get("partialFailureError") if isinstance(answer, dict) else None
+        if error:
+            return f"Google Ads refused it: {str(error.get('message', error))[:200]}"
+    if kind == "microsoft" and ("PartialErrors><" in text and "<BatchError" in text):
+        return "Microsoft Advertising refused it (PartialErrors)"
+    return None

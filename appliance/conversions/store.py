@@ -1,0 +1,219 @@
+"""Conversions and the outbox in the database: a finished call or a new lead is checked
+against its account's rules; each conversion (and the call or lead itself, for webhooks that
+ask for it) becomes one delivery per destination that can use it. Blocking: called off the
+event loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.conversions import platforms
+from appliance.conversions.rules import Facts, Rule
+from appliance.db.models import (
+    Call,
+    Conversion,
+    ConversionRule,
+    Delivery,
+    Destination,
+    Lead,
+    Visit,
+)
+
+EVENTS = ("conversion.created", "call.finished", "lead.created")
+
+
+def _iso(moment: dt.datetime) -> str:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def rule_of(row: ConversionRule) -> Rule:
+    return Rule(
+        id=row.id,
+        name=row.name,
+        applies_to=row.applies_to,
+        answered=row.answered,
+        min_talk_seconds=row.min_talk_seconds,
+        first_time=row.first_time,
+        source_contains=row.source_contains,
+        form=row.form,
+        value=row.value,
+        currency=row.currency,
+    )
+
+
+def _rules(session: Session, account_id: int, kind: str) -> list[Rule]:
+    rows = session.scalars(
+        select(ConversionRule)
+        .where(ConversionRule.account_id == account_id, ConversionRule.applies_to == kind)
+        .order_by(ConversionRule.id)
+    )
+    return [rule_of(r) for r in rows]
+
+
+def lead_email(fields: Mapping[str, str]) -> str | None:
+    for name, value in fields.items():
+        if "mail" in name.lower() and "@" in value:
+            return value.strip()
+    return None
+
+
+def on_call(session: Session, call_id: str) -> int:
+    """A finished call: its conversions and deliveries; how many deliveries were queued."""
+    call = session.get(Call, call_id)
+    if call is None or call.account_id is None or call.disposition is None:
+        return 0
+    visit = session.get(Visit, call.visit_id) if call.visit_id else None
+    facts = Facts(
+        "call",
+        answered=call.disposition == "answered",
+        talk_seconds=call.talk_seconds or 0.0,
+        first_time=bool(call.first_time),
+        source=call.source_name,
+    )
+    base = {
+        "call_id": call.id,
+        "lead_id": None,
+        "occurred_at": _iso(call.started_at),
+        "source": call.source_name,
+        "medium": call.medium,
+        "campaign": call.campaign_name,
+        "click_id_type": visit.click_id_type if visit else None,
+        "click_id": visit.click_id if visit else None,
+        "caller_number": call.caller_number,
+        "email": None,
+    }
+    queued = _enqueue(session, call.account_id, "call.finished", _call_event(call))
+    for rule in _rules(session, call.account_id, "call"):
+        if rule.matches(facts):
+            queued += _convert(session, call.account_id, rule, base, call_id=call.id)
+    return queued
+
+
+def on_lead(session: Session, lead_id: int) -> int:
+    lead = session.get(Lead, lead_id)
+    if lead is None:
+        return 0
+    visit = session.get(Visit, lead.visit_id) if lead.visit_id else None
+    fields = json.loads(lead.fields)
+    facts = Facts("lead", source=lead.source_name, form=lead.form)
+    base = {
+        "call_id": None,
+        "lead_id": lead.id,
+        "occurred_at": _iso(lead.created_at),
+        "source": lead.source_name,
+        "medium": lead.medium,
+        "campaign": lead.campaign_name,
+        "click_id_type": visit.click_id_type if visit else None,
+        "click_id": visit.click_id if visit else None,
+        "caller_number": None,
+        "email": lead_email(fields),
+    }
+    event = {
+        "event": "lead.created",
+        "id": f"lead-{lead.id}",
+        "occurred_at": base["occurred_at"],
+        "data": {"lead_id": lead.id, "form": lead.form, "fields": fields, "page": lead.page}
+        | {k: base[k] for k in ("source", "medium", "campaign", "click_id_type", "click_id")},
+    }
+    queued = _enqueue(session, lead.account_id, "lead.created", event)
+    for rule in _rules(session, lead.account_id, "lead"):
+        if rule.matches(facts):
+            queued += _convert(session, lead.account_id, rule, base, lead_id=lead.id)
+    return queued
+
+
+def _call_event(call: Call) -> dict[str, Any]:
+    return {
+        "event": "call.finished",
+        "id": f"call-{call.id}",
+        "occurred_at": _iso(call.started_at),
+        "data": {
+            "call_id": call.id,
+            "dialled": call.dialled,
+            "caller_number": call.caller_number,
+            "caller_name": call.caller_name,
+            "disposition": call.disposition,
+            "talk_seconds": call.talk_seconds,
+            "first_time": call.first_time,
+            "source": call.source_name,
+            "medium": call.medium,
+            "campaign": call.campaign_name,
+            "visit_id": call.visit_id,
+            "attribution": call.attribution,
+        },
+    }
+
+
+def _convert(
+    session: Session,
+    account_id: int,
+    rule: Rule,
+    base: dict[str, Any],
+    call_id: str | None = None,
+    lead_id: int | None = None,
+) -> int:
+    """Once per rule and call or lead: a replayed event converts nothing twice."""
+    done = select(Conversion.id).where(
+        Conversion.rule_id == rule.id,
+        Conversion.call_id == call_id if call_id else Conversion.lead_id == lead_id,
+    )
+    if session.scalar(done) is not None:
+        return 0
+    conversion = Conversion(
+        account_id=account_id,
+        rule_id=rule.id,
+        name=rule.name,
+        call_id=call_id,
+        lead_id=lead_id,
+        occurred_at=dt.datetime.fromisoformat(base["occurred_at"]),
+        value=rule.value,
+        currency=rule.currency,
+        source_name=base["source"],
+        medium=base["medium"],
+        campaign_name=base["campaign"],
+        click_id_type=base["click_id_type"],
+        click_id=base["click_id"],
+    )
+    session.add(conversion)
+    session.flush()
+    data = base | {
+        "id": conversion.id,
+        "name": rule.name,
+        "value": rule.value,
+        "currency": rule.currency,
+    }
+    return _enqueue(session, account_id, "conversion.created", platforms.conversion_event(data))
+
+
+def accepts(kind: str, event: Mapping[str, Any]) -> bool:
+    """Whether a destination of this kind can use the event at all (ad platforms take
+    conversions with something to match them by)."""
+    if kind == "webhook":
+        return True
+    if event["event"] != "conversion.created":
+        return False
+    data = event["data"]
+    if kind == "google_ads":
+        return data.get("click_id_type") in platforms.GOOGLE_CLICKS
+    if kind == "microsoft":
+        return data.get("click_id_type") == "msclkid"
+    return bool(data.get("caller_number") or data.get("email") or data.get("click_id_type"))
+
+
+def _enqueue(session: Session, account_id: int, name: str, event: dict[str, Any]) -> int:
+    destinations = session.scalars(
+        select(Destination).where(Destination.account_id == account_id, Destination.active)
+    )
+    queued = 0
+    payload = json.dumps(event, sort_keys=True)
+    for destination in destinations:
+        if name in destination.events.split() and accepts(destination.kind, event):
+            session.add(Delivery(destination_id=destination.id, event=name, payload=payload))
+            queued += 1
+    return queued

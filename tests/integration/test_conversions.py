@@ -1,0 +1,389 @@
+"""Conversions and the outbox against a real database and real HTTP receivers on loopback
+that check each request against the shape the platforms document: a signed webhook, Google
+Ads (OAuth refresh, then uploadClickConversions), the Meta Conversions API, and Microsoft
+Advertising (OAuth refresh, then the ApplyOfflineConversions SOAP call). Failures are retried
+with backoff and parked; redirects are not followed; nothing is sent twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+import time
+import xml.etree.ElementTree as ET
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from appliance.admin import AdminError
+from appliance.config import DestinationsConfig
+from appliance.conversions import admin as conversions
+from appliance.conversions import platforms
+from appliance.conversions.outbox import MAX_ATTEMPTS, Outbox
+from appliance.conversions.signing import verify
+from appliance.conversions.worker import Converter
+from appliance.db.models import Call, Conversion, Delivery, Destination, DniSite, Visit
+from appliance.secrets import SecretBox
+from tests.web_world import build_world
+
+pytestmark = pytest.mark.integration
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+class Receiver:
+    """The far ends: each route checks its request and records it; `answers` queues the
+    webhook's statuses (200 when empty)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list] = {"hook": [], "google": [], "meta": [], "microsoft": []}
+        self.answers: list[int] = []
+        self.problems: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hook", self.hook)
+        app.router.add_post("/google/token", self.token("g-access"))
+        app.router.add_post("/google/v19/customers/{call}", self.google)
+        app.router.add_post("/meta/{pixel}/events", self.meta)
+        app.router.add_post("/ms/token", self.token("ms-access", scope="msads.manage"))
+        app.router.add_post("/ms/soap", self.microsoft)
+        return app
+
+    def check(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(problem)
+            raise web.HTTPBadRequest(text=problem)
+
+    async def hook(self, request: web.Request) -> web.Response:
+        status = self.answers.pop(0) if self.answers else 200
+        if status == 302:
+            raise web.HTTPFound("/elsewhere")
+        self.seen["hook"].append((dict(request.headers), await request.read()))
+        return web.Response(status=status)
+
+    def token(self, token: str, scope: str | None = None):
+        async def answer(request: web.Request) -> web.Response:
+            form = await request.post()
+            self.check(form.get("grant_type") == "refresh_token", "grant_type")
+            self.check(form.get("refresh_token") == "refresh-1", "refresh_token")
+            self.check(form.get("client_secret") == "client-secret", "client_secret")
+            self.check(scope is None or scope in str(form.get("scope")), "scope")
+            return web.json_response({"access_token": token, "expires_in": 3599})
+
+        return answer
+
+    async def google(self, request: web.Request) -> web.Response:
+        self.check(request.match_info["call"] == "1234567890:uploadClickConversions", "path")
+        self.check(request.headers.get("Authorization") == "Bearer g-access", "bearer")
+        self.check(request.headers.get("developer-token") == "dev-token", "developer-token")
+        body = await request.json()
+        self.check(body.get("partialFailure") is True, "partialFailure")
+        (upload,) = body["conversions"]
+        self.check("gclid" in upload, "gclid")
+        self.check(
+            re.fullmatch(r"customers/1234567890/conversionActions/\d+", upload["conversionAction"])
+            is not None,
+            "conversionAction",
+        )
+        self.check(
+            re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", upload[
+                "conversionDateTime"]) is not None,
+            "conversionDateTime",
+        )  # fmt: skip
+        self.check(re.fullmatch(r"[A-Z]{3}", upload["currencyCode"]) is not None, "currency")
+        self.seen["google"].append(upload)
+        return web.json_response({"results": [{"gclid": upload["gclid"]}]})
+
+    async def meta(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.check(request.match_info["pixel"] == "42", "pixel")
+        self.check(body.get("access_token") == "meta-token", "access_token")
+        (event,) = body["data"]
+        self.check(isinstance(event["event_time"], int), "event_time")
+        self.check(event["action_source"] in ("phone_call", "other", "website"), "action_source")
+        for hashed in event["user_data"].get("ph", []):
+            self.check(re.fullmatch(r"[0-9a-f]{64}", hashed) is not None, "ph hashed")
+        self.seen["meta"].append(event)
+        return web.json_response({"events_received": 1})
+
+    async def microsoft(self, request: web.Request) -> web.Response:
+        self.check(request.headers.get("SOAPAction") == "ApplyOfflineConversions", "SOAPAction")
+        root = ET.fromstring(await request.read())
+        ns = {"s": SOAP, "m": platforms.MS_NS}
+        self.check(root.findtext("s:Header/m:AuthenticationToken", None, ns) == "ms-access", "auth")
+        self.check(root.findtext("s:Header/m:DeveloperToken", None, ns) == "dev-token", "dev")
+        self.check(root.findtext("s:Header/m:CustomerId", None, ns) == "11", "customer")
+        self.check(root.findtext("s:Header/m:CustomerAccountId", None, ns) == "22", "account")
+        found = root.find(
+            "s:Body/m:ApplyOfflineConversionsRequest/m:OfflineConversions/m:OfflineConversion", ns
+        )
+        self.check(found is not None, "OfflineConversion")
+        conversion = {child.tag.split("}")[1]: child.text for child in found}
+        self.check(
+            re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", conversion["ConversionTime"])
+            is not None,
+            "ConversionTime",
+        )
+        self.seen["microsoft"].append(conversion)
+        return web.Response(
+            text=f'<s:Envelope xmlns:s="{SOAP}"><s:Body><ApplyOfflineConversionsResponse '
+            f'xmlns="{platforms.MS_NS}"><PartialErrors/></ApplyOfflineConversionsResponse>'
+            "</s:Body></s:Envelope>",
+            content_type="text/xml",
+        )
+
+
+@pytest.fixture
+async def receiver():
+    far = Receiver()
+    server = TestServer(far.app())
+    await server.start_server()
+    far.base = str(server.make_url("")).rstrip("/")
+    yield far
+    await server.close()
+
+
+@pytest.fixture
+def world(tmp_path):
+    return build_world(tmp_path)
+
+
+BOX = SecretBox(secrets.token_bytes(32))
+PLATFORM_SECRETS = {
+    "developer_token": "dev-token",
+    "client_secret": "client-secret",
+    "refresh_token": "refresh-1",
+}
+
+
+def configure(world, base: str) -> str:
+    """Rules and destinations of client A; the webhook's signing secret."""
+    account = world.accounts["a"]
+    with world.sessions.begin() as session:
+        conversions.add_rule(
+            session,
+            conversions.RuleRequest("Qualified call", answered=True, min_talk_seconds=60, value=50),
+            account,
+            "test",
+        )
+        _, secret = conversions.add_destination(
+            session,
+            BOX,
+            conversions.DestinationRequest(
+                "CRM", "webhook", f"{base}/hook", ("conversion.created", "call.finished")
+            ),
+            account,
+            "test",
+        )
+        google, _ = conversions.add_destination(
+            session,
+            BOX,
+            conversions.DestinationRequest(
+                "Google", "google_ads",
+                settings={"customer_id": "123-456-7890", "client_id": "cid"},
+                secrets=PLATFORM_SECRETS,
+            ),
+            account,
+            "test",
+        )  # fmt: skip
+        conversions.set_google_action(session, google, "Qualified call", "987", "test")
+        conversions.add_destination(
+            session,
+            BOX,
+            conversions.DestinationRequest(
+                "Meta", "meta", settings={"pixel_id": "42"}, secrets={"token": "meta-token"}
+            ),
+            account,
+            "test",
+        )
+        conversions.add_destination(
+            session,
+            BOX,
+            conversions.DestinationRequest(
+                "Microsoft", "microsoft",
+                settings={"customer_id": "11", "account_id": "22", "client_id": "cid"},
+                secrets=PLATFORM_SECRETS,
+            ),
+            account,
+            "test",
+        )  # fmt: skip
+    return str(secret)
+
+
+def web_call(world, click: tuple[str, str] | None, talk: float = 90.0, caller="+13125550111"):
+    """A finished call of client A, from a website visit that came with `click`."""
+    call_id = world.add_call("a", caller_number=caller)
+    with world.sessions.begin() as session:
+        call = session.get(Call, call_id)
+        call.talk_seconds = talk
+        if click:
+            site = session.scalar(select(DniSite.id))
+            if site is None:
+                site_row = DniSite(
+                    account_id=world.accounts["a"], name="Shop", key="k" * 22,
+                    origins="https://shop.example", replace_numbers="+12025550100",
+                )  # fmt: skip
+                session.add(site_row)
+                session.flush()
+                site = site_row.id
+            visit_id = secrets.token_hex(16)
+            now = dt.datetime.now(dt.UTC)
+            session.add(
+                Visit(
+                    id=visit_id, site_id=site, account_id=world.accounts["a"],
+                    visitor="f" * 32, started_at=now, last_seen_at=now,
+                    landing_page="https://shop.example/", source_name="google",
+                    click_id_type=click[0], click_id=click[1],
+                )
+            )  # fmt: skip
+            session.flush()
+            call.visit_id = visit_id
+    return call_id
+
+
+def outbox(receiver: Receiver, world) -> Outbox:
+    base = receiver.base
+    config = DestinationsConfig(
+        timeout=5,
+        google_ads_api=f"{base}/google/v19",
+        google_oauth=f"{base}/google/token",
+        meta_api=f"{base}/meta",
+        microsoft_api=f"{base}/ms/soap",
+        microsoft_oauth=f"{base}/ms/token",
+    )
+    return Outbox(world.sessions, BOX, config)
+
+
+async def drain(box: Outbox, now: float) -> int:
+    async with aiohttp.ClientSession() as http:
+        claimed = box.claim(now, limit=100)
+        for one in claimed:
+            await box.deliver(http, one)
+    return len(claimed)
+
+
+def deliveries(world) -> list[tuple[str, str, str, int]]:
+    with world.sessions() as session:
+        return [
+            (name, d.event, d.state, d.attempts)
+            for d, name in session.execute(
+                select(Delivery, Destination.name)
+                .join(Destination)
+                .order_by(Destination.name, Delivery.id)
+            )
+        ]
+
+
+async def test_conversions_reach_each_destination_in_its_documented_shape(world, receiver):
+    secret = configure(world, receiver.base)
+    converter = Converter(world.sessions)
+    google_call = web_call(world, ("gclid", "Cj0KCQgoogle"))
+    ms_call = web_call(world, ("msclkid", "msclick1"))
+    short_call = web_call(world, ("gclid", "Cj0short"), talk=30)  # not a conversion
+    for call_id in (google_call, ms_call, short_call, google_call):  # the last one replayed
+        converter.evaluate("call", call_id)
+    with world.sessions() as session:
+        assert len(session.scalars(select(Conversion)).all()) == 2
+
+    assert await drain(outbox(receiver, world), time.time()) == 10
+    assert receiver.problems == []
+    assert {state for _, _, state, _ in deliveries(world)} == {"delivered"}
+    # the webhook: both conversions and all three calls (four with the replay), signed
+    events = []
+    for headers, body in receiver.seen["hook"]:
+        assert verify(
+            secret, headers["X-Appliance-Timestamp"], body, headers["X-Appliance-Signature"],
+            time.time(),
+        )  # fmt: skip
+        events.append(json.loads(body)["event"])
+    assert sorted(events) == ["call.finished"] * 4 + ["conversion.created"] * 2
+    (google,) = receiver.seen["google"]
+    assert (google["gclid"], google["conversionAction"], google["conversionValue"]) == (
+        "Cj0KCQgoogle",
+        "customers/1234567890/conversionActions/987",
+        50.0,
+    )
+    (microsoft,) = receiver.seen["microsoft"]
+    assert (microsoft["MicrosoftClickId"], microsoft["ConversionName"]) == (
+        "msclick1",
+        "Qualified call",
+    )
+    assert len(receiver.seen["meta"]) == 2
+    assert await drain(outbox(receiver, world), time.time() + 3600) == 0  # nothing twice
+
+
+async def test_a_failing_receiver_is_retried_with_backoff_then_parked(world, receiver):
+    configure(world, receiver.base)
+    with world.sessions.begin() as session:  # the webhook alone
+        for d in session.scalars(select(Destination).where(Destination.kind != "webhook")):
+            session.delete(d)
+    Converter(world.sessions).evaluate("call", web_call(world, None))
+    box = outbox(receiver, world)
+    receiver.answers = [302] + [500] * (2 * MAX_ATTEMPTS)  # for both deliveries
+    now = time.time()
+    assert await drain(box, now) == 2  # conversion.created and call.finished
+    assert await drain(box, now + 29) == 0  # claimed: not again until the backoff ends
+    with world.sessions() as session:
+        first = session.scalars(select(Delivery).order_by(Delivery.id)).first()
+        assert (first.state, first.attempts, first.last_status) == ("pending", 1, 302)
+    for _ in range(2, MAX_ATTEMPTS + 2):
+        now += 6 * 3600 + 1
+        await drain(box, now)
+    with world.sessions() as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        parked = [d for d in rows if d.state == "parked"]
+        assert len(parked) == 2 and parked[0].attempts == MAX_ATTEMPTS
+        assert parked[0].last_status == 500 and "500" in parked[0].last_error
+    with world.sessions.begin() as session:
+        conversions.retry(session, session.get(Delivery, parked[0].id), "test")
+    receiver.answers = []
+    assert await drain(box, time.time()) == 1
+    with world.sessions() as session:
+        assert session.get(Delivery, parked[0].id).state == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (conversions.DestinationRequest("x", "webhook", "http://example.com/h"), "https://"),
+        (conversions.DestinationRequest("x", "webhook", "https://u:p@example.com/"), "https://"),
+        (conversions.DestinationRequest("x", "webhook", "file:///etc/passwd"), "https://"),
+        (
+            conversions.DestinationRequest("x", "webhook", "https://e.com", ("call.deleted",)),
+            "events",
+        ),
+        (conversions.DestinationRequest("x", "meta", settings={"pixel_id": "1"}), "token"),
+        (
+            conversions.DestinationRequest(
+                "x", "meta", settings={"pixel_id": "<script>"}, secrets={"token": "t"}
+            ),
+            "digits",
+        ),
+        (
+            conversions.DestinationRequest(
+                "x",
+                "meta",
+                events=("call.finished",),
+                settings={"pixel_id": "1"},
+                secrets={"token": "t"},
+            ),
+            "conversion.created only",
+        ),  # fmt: skip
+        (conversions.DestinationRequest("x", "ftp"), "one of"),
+    ],
+)
+def test_destinations_that_would_leak_or_cannot_work_are_refused(world, request_, message):
+    with world.sessions.begin() as session, pytest.raises(AdminError, match=message):
+        conversions.add_destination(session, BOX, request_, world.accounts["a"], "test")
+
+
+def test_secrets_are_stored_sealed(world, receiver):
+    secret = configure(world, receiver.base)
+    raw = (world.sessions.kw["bind"].url.database,)
+    data = open(raw[0], "rb").read()
+    for plain in (secret, "dev-token", "refresh-1", "meta-token", "client-secret"):
+        assert plain.encode() not in data
