@@ -92,11 +92,17 @@ class Outbox:
             for delivery, destination in due:
                 delivery.attempts += 1
                 delivery.next_attempt_at = moment + dt.timedelta(seconds=LEASE)
-                secret = (
-                    json.loads(self.box.open(destination.secret_sealed))
-                    if destination.secret_sealed
-                    else {}
-                )
+                try:
+                    secret = (
+                        json.loads(self.box.open(destination.secret_sealed))
+                        if destination.secret_sealed
+                        else {}
+                    )
+                except Exception:  # sealed under another key: no use trying again
+                    delivery.state = "parked"
+                    delivery.last_error = "its secrets cannot be opened: add the destination again"
+                    self.failed += 1
+                    continue
                 found.append(
                     Claimed(
                         delivery.id,

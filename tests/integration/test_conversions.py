@@ -387,3 +387,13 @@ def test_secrets_are_stored_sealed(world, receiver):
     data = open(raw[0], "rb").read()
     for plain in (secret, "dev-token", "refresh-1", "meta-token", "client-secret"):
         assert plain.encode() not in data
+
+
+async def test_a_destination_whose_secrets_cannot_be_opened_parks_its_deliveries(world, receiver):
+    configure(world, receiver.base)
+    Converter(world.sessions).evaluate("call", web_call(world, None))
+    other_key = Outbox(world.sessions, SecretBox(secrets.token_bytes(32)), DestinationsConfig())
+    assert other_key.claim(time.time()) == []
+    assert {state for _, _, state, _ in deliveries(world)} == {"parked"}
+    with world.sessions() as session:
+        assert "cannot be opened" in session.scalars(select(Delivery.last_error)).first()
