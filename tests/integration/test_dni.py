@@ -18,6 +18,7 @@ import pytest
 
 from appliance.conversions.signing import verify
 from tests.harness import Stack, free_port, sipp_call, wait_for
+from tests.integration.test_browser import sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +233,18 @@ def test_a_visit_gets_a_pool_number_and_the_call_to_it_is_attributed(
     page.wait_for_load_state("networkidle")
     assert page.get_attribute("#tel", "href") == f"tel:{SITE_NUMBER}"
     assert not [url for url in asked if "/t/v1/number" in url]
+
+    # the admin sees the visit on the call's page, and it fits a phone's screen
+    admin = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    base = f"https://127.0.0.1:{stack.http_port}"
+    sign_in(admin, base, stack)
+    admin.goto(f"{base}/calls/{call['id']}")
+    assert "roof repair" in admin.inner_text("main")
+    assert admin.locator("ol.timeline li").count() == 3  # two pages, then the call
+    assert admin.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    admin.goto(f"{base}/sites")
+    assert admin.inner_text(".pool-use") == "2 of 2"
+    assert admin.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    admin.goto(f"{base}/conversions")
+    assert "POST " + hook_url in admin.inner_text("pre.preview")
+    assert admin.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
