@@ -31,6 +31,7 @@ from appliance.db.models import DniSite, Lead, NumberHold, TrackingNumber, Visit
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50  # pages kept per visit for its timeline
+SEEN_EVERY = 30.0  # seconds: how stale a visit's last-seen time may be in the database
 MAX_PENDING = 100_000  # writes kept while the database is unreachable
 
 
@@ -90,6 +91,7 @@ class _Session:
     touch: Touch
     rule: Rule | None
     pages: int = 0
+    written: float = 0.0  # the last-seen time last written to the database
 
 
 @dataclass
@@ -180,12 +182,14 @@ class Dni:
                 raise Refusal(429, "too many new visits from this address")
             touch = classify(page, referrer)
             rule = next((r for r in config.rules if r.matches(touch)), None)
-            session = _Session(secrets.token_hex(16), now, touch, rule)
+            session = _Session(secrets.token_hex(16), now, touch, rule, written=now)
             site.sessions[visitor] = session
             self.writes.append(("visit", self._visit_row(config, visitor, session, address)))
         session.last_seen = now
         site.sessions.move_to_end(visitor)
-        self.seen[session.id] = now
+        if now - session.written >= SEEN_EVERY:  # a hold lasts minutes: no need for each beat
+            session.written = now
+            self.seen[session.id] = now
         if not beat and session.pages < MAX_PAGES:
             session.pages += 1
             self.writes.append(("page", {"visit_id": session.id, "at": _utc(now), "url": page}))
@@ -313,12 +317,17 @@ class Dni:
         return leads
 
     def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> list[int]:
-        """One transaction; the ids of the leads it added."""
-        tables = {"visit": Visit, "page": VisitPage, "hold": NumberHold}
+        """One transaction, in bulk: new visits first, then holds, releases and leads in the
+        order they happened, then pages and last-seen times; the ids of the leads added."""
         leads: list[int] = []
         with self.db.begin() as session:
-            for kind, row in writes:  # in order: a visit before its pages and holds
-                if kind == "release":
+            visits = [row for kind, row in writes if kind == "visit"]
+            if visits:
+                session.execute(insert(Visit), visits)
+            for kind, row in writes:
+                if kind == "hold":
+                    session.execute(insert(NumberHold), [row])
+                elif kind == "release":
                     visit_id, number_id, at = row
                     session.execute(
                         update(NumberHold)
@@ -334,11 +343,13 @@ class Dni:
                     session.add(lead)
                     session.flush()
                     leads.append(lead.id)
-                else:
-                    session.execute(insert(tables[kind]), [row])
-            for visit_id, at in seen.items():
-                session.execute(
-                    update(Visit).where(Visit.id == visit_id).values(last_seen_at=_utc(at))
+            pages = [row for kind, row in writes if kind == "page"]
+            if pages:
+                session.execute(insert(VisitPage), pages)
+            if seen:
+                session.execute(  # by primary key, in one batch
+                    update(Visit),
+                    [{"id": visit_id, "last_seen_at": _utc(at)} for visit_id, at in seen.items()],
                 )
         return leads
 
@@ -425,7 +436,7 @@ def _restored(config: SiteConfig, rows: list[tuple[Any, ...]]) -> _Site:
         )
         last_seen = _epoch(visit.last_seen_at)
         rule = next((r for r in config.rules if r.matches(touch)), None)
-        site.sessions[visit.visitor] = _Session(visit.id, last_seen, touch, rule)
+        site.sessions[visit.visitor] = _Session(visit.id, last_seen, touch, rule, written=last_seen)
         if e164 is not None:
             site.pool.resume(visit.id, e164, last_seen)
     return site
