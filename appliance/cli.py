@@ -705,10 +705,13 @@ def cmd_conversion_add(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _rule_named(session: Session, name: str) -> Any:
-    found = session.scalars(select(ConversionRule).where(ConversionRule.name == name)).all()
+def _named(session: Session, model: Any, name: str, what: str) -> Any:
+    """The one row of `model` with this name (rules and destinations)."""
+    found = session.scalars(select(model).where(model.name == name)).all()
     if len(found) != 1:
-        raise admin.AdminError(f"no conversion rule {name[:80]!r}" if not found else "ambiguous")
+        raise admin.AdminError(
+            f"no {what} {name[:80]!r}" if not found else f"{name[:80]!r} names several {what}s"
+        )
     return found[0]
 
 
@@ -733,16 +736,13 @@ def cmd_conversion_list(config: Config, _args: argparse.Namespace) -> int:
 
 def cmd_conversion_remove(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
-        conversions.remove_rule(session, _rule_named(session, args.name), audit.cli_actor())
+        conversions.remove_rule(
+            session,
+            _named(session, ConversionRule, args.name, "conversion rule"),
+            audit.cli_actor(),
+        )
     print(f"conversion rule {args.name!r} removed; its conversions stay")
     return 0
-
-
-def _destination_named(session: Session, name: str) -> Any:
-    found = session.scalars(select(Destination).where(Destination.name == name)).all()
-    if len(found) != 1:
-        raise admin.AdminError(f"no destination {name[:80]!r}" if not found else "ambiguous")
-    return found[0]
 
 
 def cmd_destination_add(config: Config, args: argparse.Namespace) -> int:
@@ -784,7 +784,7 @@ def cmd_destination_list(config: Config, _args: argparse.Namespace) -> int:
 
 def cmd_destination_action(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
-        destination = _destination_named(session, args.name)
+        destination = _named(session, Destination, args.name, "destination")
         conversions.set_google_action(
             session, destination, args.conversion, args.action_id, audit.cli_actor()
         )
@@ -794,7 +794,7 @@ def cmd_destination_action(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_destination_remove(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
-        destination = _destination_named(session, args.name)
+        destination = _named(session, Destination, args.name, "destination")
         conversions.remove_destination(session, destination, audit.cli_actor())
     print(f"destination {args.name!r} removed, with its deliveries")
     return 0

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests.harness import Stack
+from tests.web_world import build_world, client_for
 
 CHROMIUM = shutil.which("chromium")
 
@@ -57,3 +58,17 @@ def browser(stack: Stack):
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A fresh copy of the web world: accounts, users, numbers, recorded calls."""
+    return build_world(tmp_path)
+
+
+@pytest.fixture
+async def client(world):
+    """The admin application over that world."""
+    client = await client_for(world)
+    yield client
+    await client.close()

@@ -28,7 +28,6 @@ from appliance.conversions.signing import verify
 from appliance.conversions.worker import Converter
 from appliance.db.models import Call, Conversion, Delivery, Destination, DniSite, Visit
 from appliance.secrets import SecretBox
-from tests.web_world import build_world
 
 pytestmark = pytest.mark.integration
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -145,11 +144,6 @@ async def receiver():
     far.base = str(server.make_url("")).rstrip("/")
     yield far
     await server.close()
-
-
-@pytest.fixture
-def world(tmp_path):
-    return build_world(tmp_path)
 
 
 BOX = SecretBox(secrets.token_bytes(32))

@@ -13,7 +13,7 @@ from appliance.db.models import AuditEntry, User, UserLink
 from appliance.mail import AlertMail, Mail, Mailer, MailError
 from tests.hostile import STRINGS
 from tests.smtp_server import smtp_server
-from tests.web_world import PASSWORD, Browser, build_world, client_for
+from tests.web_world import PASSWORD, Browser, client_for
 
 pytestmark = pytest.mark.integration
 SENDER = "calls@example.com"
@@ -52,11 +52,6 @@ def test_an_unreachable_server_is_a_clear_error():
     mailer = Mailer(SmtpConfig(host="127.0.0.1", port=1, security="none", sender=SENDER))
     with pytest.raises(MailError, match="refused or failed"):
         mailer.send(Mail("ops@example.com", "x", "y"))
-
-
-@pytest.fixture
-def world(tmp_path):
-    return build_world(tmp_path)
 
 
 async def test_an_invited_user_chooses_a_password_from_the_mailed_link(world, smtp):

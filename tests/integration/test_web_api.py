@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from appliance.db.models import ApiKey, AuditEntry
 from appliance.web import openapi
-from tests.web_world import AUDIO, PEOPLE, build_world, client_for
+from tests.web_world import AUDIO, PEOPLE
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +34,6 @@ API_ROUTES = {
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/leads"),
 }
-
-
-@pytest.fixture
-def world(tmp_path):
-    return build_world(tmp_path)
-
-
-@pytest.fixture
-async def client(world):
-    client = await client_for(world)
-    yield client
-    await client.close()
 
 
 def bearer(token: str) -> dict:

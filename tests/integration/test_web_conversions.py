@@ -11,22 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from appliance.db.models import AuditEntry, Conversion, Delivery, Destination
-from tests.web_world import Browser, build_world, client_for
+from tests.web_world import Browser
 
 pytestmark = pytest.mark.integration
 MARKUP = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def world(tmp_path):
-    return build_world(tmp_path)
-
-
-@pytest.fixture
-async def client(world):
-    client = await client_for(world)
-    yield client
-    await client.close()
 
 
 async def owner_on_page(client) -> Browser:

@@ -17,21 +17,9 @@ from appliance.db.models import AuditEntry, User, WebSession
 from appliance.secrets import token_hash
 from appliance.web.auth import COOKIE, THROTTLE
 from tests.hostile import CATEGORIES, STRINGS
-from tests.web_world import PASSWORD, Browser, build_world, client_for
+from tests.web_world import PASSWORD, Browser
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def world(tmp_path):
-    return build_world(tmp_path)
-
-
-@pytest.fixture
-async def client(world):
-    client = await client_for(world)
-    yield client
-    await client.close()
 
 
 async def test_pages_need_a_session_and_send_back_to_where_you_were(client):

@@ -15,22 +15,10 @@ from sqlalchemy import select
 from appliance.admin import NumberRequest, add_number
 from appliance.attribution import sites
 from appliance.db.models import AuditEntry, Call, DniSite, Lead, Visit, VisitPage
-from tests.web_world import Browser, build_world, client_for
+from tests.web_world import Browser
 
 pytestmark = pytest.mark.integration
 MARKUP = '<img src=x onerror="document.title=1">'
-
-
-@pytest.fixture
-def world(tmp_path):
-    return build_world(tmp_path)
-
-
-@pytest.fixture
-async def client(world):
-    client = await client_for(world)
-    yield client
-    await client.close()
 
 
 async def signed_in(client, who: str) -> Browser:

@@ -300,3 +300,49 @@ def test_show_and_edit_what_is_there(run, tmp_path):
     assert run("source", "remove", "99").returncode == 2
     assert run("endpoint", "edit", "desk-1", "--label", "Front <desk>").returncode == 0
     assert "\tFront <desk>\t" in run("endpoint", "list").stdout
+
+
+def test_websites_conversions_and_destinations_from_the_command_line(run):
+    assert run("init").returncode == 0
+    for number in ("+12025550130", "+12025550131", "+12025550140"):
+        assert run("number", "add", number).returncode == 0
+    added = run(
+        "site", "add", "Shop", "--origin", "https://www.example.com/", "--replace",
+        "(202) 555-0100", "--form", "contact",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert '<script src="https://127.0.0.1:8444/t/v1/snippet.js" data-site="' in added.stdout
+    assert run("site", "pool", "Shop", "+12025550130", "+12025550131").returncode == 0
+    assert run("site", "rule", "add", "Shop", "source=news", "+12025550140").returncode == 0
+    shown = run("site", "show", "Shop").stdout
+    assert "https://www.example.com" in shown and "+12025550130 +12025550131" in shown
+    assert "source contains 'news' -> +12025550140" in shown
+    bad = run("site", "rule", "add", "Shop", "keyword=x", "+12025550140")
+    assert bad.returncode == 2 and bad.stderr.startswith("appliance: a rule looks at one of")
+    bad = run("site", "pool", "Shop", "+12025550140")
+    assert bad.returncode == 2 and "a rule's number" in bad.stderr
+    assert run("site", "edit", "Shop", "--hold", "45", "--consent").returncode == 0
+    assert "hold (minutes): 45" in run("site", "show", "Shop").stdout
+
+    assert run("conversion", "add", "Qualified call", "--answered", "--min-talk", "60",
+               "--value", "50").returncode == 0  # fmt: skip
+    listed = run("conversion", "list").stdout
+    assert "answered, talk >= 60 s" in listed and "50 USD" in listed
+    hook = run("destination", "add", "CRM", "webhook", "--url", "https://crm.example.com/h")
+    assert hook.returncode == 0 and "signing secret (shown once): whsec_" in hook.stdout
+    secret = hook.stdout.rsplit(" ", 1)[1].strip()
+    assert secret not in run("destination", "list").stdout
+    meta = run("destination", "add", "Meta", "meta", "--setting", "pixel_id=42",
+               "--secrets-stdin", stdin='{"token": "EAAB"}')  # fmt: skip
+    assert meta.returncode == 0, meta.stderr
+    bad = run("destination", "add", "M2", "meta", "--setting", "pixel_id=42", "--secrets-stdin",
+              stdin="not json")  # fmt: skip
+    assert bad.returncode == 2 and "JSON object" in bad.stderr
+    bad = run("destination", "action", "Meta", "Qualified call", "1")
+    assert bad.returncode == 2 and "Google Ads" in bad.stderr
+    assert "no deliveries" not in run("deliveries", "list").stderr
+    bad = run("deliveries", "retry", "999")
+    assert bad.returncode == 2 and "no delivery 999" in bad.stderr
+    assert run("destination", "remove", "CRM").returncode == 0
+    assert run("conversion", "remove", "Qualified call").returncode == 0
+    assert run("site", "remove", "Shop").returncode == 0
