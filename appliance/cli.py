@@ -604,12 +604,15 @@ def _site_request(args: argparse.Namespace, site: Any = None) -> sites.SiteReque
 def cmd_site_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         site = sites.add_site(session, _site_request(args), args.account, audit.cli_actor())
-        print(f"site {site.name!r} added; put this in its pages:\n{snippet_tag(config, site.key)}")
+        tag = snippet_tag(config, site.key, site.consent_required)
+        print(f"site {site.name!r} added; put this in its pages:\n{tag}")
     return 0
 
 
-def snippet_tag(config: Config, key: str) -> str:
-    return f'<script src="{tracking_url(config)}/t/v1/snippet.js" data-site="{key}" async></script>'
+def snippet_tag(config: Config, key: str, consent: bool = False) -> str:
+    waits = ' data-consent="required"' if consent else ""
+    src = f"{tracking_url(config)}/t/v1/snippet.js"
+    return f'<script src="{src}" data-site="{key}"{waits} async></script>'
 
 
 def cmd_site_edit(config: Config, args: argparse.Namespace) -> int:
@@ -649,7 +652,7 @@ def cmd_site_show(config: Config, args: argparse.Namespace) -> int:
                     (f"rule {r.id}", f"{r.field} contains {r.value!r} -> {r.number.e164}")
                     for r in site.rules
                 ],
-                ("snippet", snippet_tag(config, site.key)),
+                ("snippet", snippet_tag(config, site.key, site.consent_required)),
             ]
         )
     return 0

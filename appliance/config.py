@@ -155,6 +155,16 @@ class TrackingConfig:
         "Seconds after a pool number's hold ended during which a call to it is still "
         "attributed to its last visitor.",
     )
+    pool_share: int = setting(
+        20,
+        "Percent of a site's pool that visitors from one address (an IPv6 /64) may hold at "
+        "once (at least 2 numbers); others from it see the site's own number. 100: no limit.",
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Addresses of reverse proxies in front of the tracking listener (space-separated): "
+        "from them, the visitor's address is read from X-Forwarded-For.",
+    )
 
 
 @dataclass(frozen=True)
@@ -376,6 +386,8 @@ def validate(config: Config) -> None:
         raise ConfigError("smtp.sender: an e-mail address, e.g. calls@example.com")
     if config.tracking.ip_storage not in ("truncate", "hash", "none", "full"):
         raise ConfigError("tracking.ip_storage: truncate, hash, none or full")
+    if not 1 <= config.tracking.pool_share <= 100:
+        raise ConfigError("tracking.pool_share: a percentage from 1 to 100")
     if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
     if config.destinations.timeout <= 0:

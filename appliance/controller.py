@@ -88,7 +88,8 @@ class Controller:
         self.config = config
         self.engine = db.make_engine(config.database.url)
         self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
-        self.dni = Dni(self.store.sessions, config.tracking.ip_storage)
+        tracking = config.tracking
+        self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
         self.converter = Converter(self.store.sessions)
         self.dni.on_leads.append(self.converter.on_leads)
 

@@ -3,6 +3,7 @@ when too many clients are known, the longest-quiet ones are forgotten, never all
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
 
@@ -27,3 +28,17 @@ class Buckets:
             return False
         self._buckets[client] = (tokens - 1, now)
         return True
+
+
+def client_key(address: str | None) -> str:
+    """Who a client is, for budgets: an IPv4 address, or an IPv6 /64 (one host can use a
+    whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or ""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -15,24 +15,27 @@ import hashlib
 import ipaddress
 import logging
 import secrets
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.attribution.pool import Pool
-from appliance.attribution.touch import Touch, classify
+from appliance.attribution.touch import Touch, classify, stored_page
 from appliance.db.models import DniSite, Lead, NumberHold, TrackingNumber, Visit, VisitPage
+from appliance.ratelimit import client_key
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50  # pages kept per visit for its timeline
 SEEN_EVERY = 30.0  # seconds: how stale a visit's last-seen time may be in the database
 MAX_PENDING = 100_000  # writes kept while the database is unreachable
+MAX_SESSIONS = 100_000  # live sessions kept in memory per site; the oldest go first
+MAX_LEADS = 5  # leads one session may send
 
 
 class Refusal(Exception):
@@ -92,6 +95,9 @@ class _Session:
     rule: Rule | None
     pages: int = 0
     written: float = 0.0  # the last-seen time last written to the database
+    client: str = ""  # the address (an IPv6 /64) it started from
+    pooled: bool = False  # it was given a pool number (and counts toward its client's share)
+    leads: int = 0
 
 
 @dataclass
@@ -99,14 +105,27 @@ class _Site:
     config: SiteConfig
     pool: Pool
     sessions: OrderedDict[str, _Session] = field(default_factory=OrderedDict)  # by visitor
+    pooled: Counter[str] = field(default_factory=Counter)  # client -> sessions given a number
 
     def session(self, visitor: str, now: float) -> _Session | None:
         while self.sessions:  # sessions end `hold` after they were last seen
             oldest = next(iter(self.sessions.values()))
-            if oldest.last_seen + self.config.hold > now:
+            if oldest.last_seen + self.config.hold > now and len(self.sessions) <= MAX_SESSIONS:
                 break
-            self.sessions.popitem(last=False)
+            self.end(next(iter(self.sessions)))
         return self.sessions.get(visitor)
+
+    def end(self, visitor: str) -> None:
+        session = self.sessions.pop(visitor)
+        if session.pooled:
+            self.pooled[session.client] -= 1
+            if self.pooled[session.client] <= 0:
+                del self.pooled[session.client]
+
+    def share(self, percent: int) -> int:
+        """How many sessions of one client address may hold pool numbers at once (100%: no
+        limit at all, even when the pool runs out)."""
+        return MAX_SESSIONS if percent >= 100 else max(2, self.pool.size * percent // 100)
 
 
 def _utc(epoch: float) -> dt.datetime:
@@ -145,9 +164,12 @@ class IpPolicy:
 
 
 class Dni:
-    def __init__(self, sessions: sessionmaker[Session], ip_storage: str = "truncate") -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], ip_storage: str = "truncate", pool_share: int = 20
+    ) -> None:
         self.db = sessions
         self.ip = IpPolicy(ip_storage)
+        self.pool_share = pool_share  # percent of a pool one client address may hold
         self.sites: dict[str, _Site] = {}
         self.writes: list[tuple[str, Any]] = []
         self.seen: dict[str, float] = {}  # visit id -> last seen, written in the next flush
@@ -182,47 +204,71 @@ class Dni:
                 raise Refusal(429, "too many new visits from this address")
             touch = classify(page, referrer)
             rule = next((r for r in config.rules if r.matches(touch)), None)
-            session = _Session(secrets.token_hex(16), now, touch, rule, written=now)
+            session = _Session(
+                secrets.token_hex(16), now, touch, rule, written=now, client=client_key(address)
+            )
             site.sessions[visitor] = session
             self.writes.append(("visit", self._visit_row(config, visitor, session, address)))
+            beat = False  # a new session's first answer is a page view
         session.last_seen = now
+        session.client = session.client or client_key(address)  # one restored after a restart
         site.sessions.move_to_end(visitor)
         if now - session.written >= SEEN_EVERY:  # a hold lasts minutes: no need for each beat
             session.written = now
             self.seen[session.id] = now
         if not beat and session.pages < MAX_PAGES:
             session.pages += 1
-            self.writes.append(("page", {"visit_id": session.id, "at": _utc(now), "url": page}))
-        return Answer(self._number(site, session, now), config.replace, config.forms, True)
+            row = {"visit_id": session.id, "at": _utc(now), "url": stored_page(page)}
+            self.writes.append(("page", row))
+        return Answer(self._number(site, session, now, beat), config.replace, config.forms, True)
 
     def lead(
-        self, config: SiteConfig, visitor: str, form: str, page: str, fields: str, now: float
+        self,
+        config: SiteConfig,
+        visitor: str,
+        form: str,
+        page: str,
+        fields: str,
+        address: str | None,
+        now: float,
     ) -> None:
-        """A form submitted on the site, with the attribution of the visitor's session (a
-        lead from a visitor without one, e.g. after a restart of the appliance, is kept too)."""
+        """A form submitted on the site, with the attribution of the visitor's session: only
+        from a session going on, from the address it started from, a few per session."""
         session = self.sites[config.key].session(visitor, now)
-        touch = session.touch if session else None
+        if session is None or session.client != client_key(address):
+            raise Refusal(403, "no visit going on for this visitor")
+        if session.leads >= MAX_LEADS:
+            raise Refusal(429, "too many leads from this visit")
+        session.leads += 1
+        touch = session.touch
         self.writes.append(
             (
                 "lead",
                 {
                     "account_id": config.account_id,
                     "site_id": config.id,
-                    "visit_id": session.id if session else None,
+                    "visit_id": session.id,
                     "created_at": _utc(now),
                     "form": form,
                     "fields": fields,
-                    "page": page,
-                    "source_name": touch.source if touch else None,
-                    "medium": touch.medium if touch else None,
-                    "campaign_name": touch.campaign if touch else None,
+                    "page": stored_page(page),
+                    "source_name": touch.source,
+                    "medium": touch.medium,
+                    "campaign_name": touch.campaign,
                 },
             )
         )
 
-    def _number(self, site: _Site, session: _Session, now: float) -> str | None:
+    def _number(self, site: _Site, session: _Session, now: float, beat: bool) -> str | None:
         if session.rule is not None:
             return session.rule.number
+        if beat:  # a heartbeat keeps a number; it never takes one back from another visit
+            return site.pool.heartbeat(session.id, now)
+        if not session.pooled:
+            if site.pooled[session.client] >= site.share(self.pool_share):
+                return None  # this address holds its share of the pool: the site's own number
+            session.pooled = True
+            site.pooled[session.client] += 1
         allocation = site.pool.request(session.id, now)
         if allocation is None:
             return None
@@ -295,26 +341,37 @@ class Dni:
             return
         except Exception:
             log.warning("%d visit write(s) failed together; writing them one by one", len(writes))
-            leads = await asyncio.to_thread(self._write_each, writes, seen)
+            leads, lost = await asyncio.to_thread(self._write_each, writes, seen)
+            for site_id, visitor, visit_id in lost:  # here, on the event loop: memory is ours
+                self._forget(site_id, visitor, visit_id)
         for tell in self.on_leads if leads else ():
             tell(leads)
 
-    def _write_each(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> list[int]:
+    def _write_each(
+        self, writes: list[tuple[str, Any]], seen: dict[str, float]
+    ) -> tuple[list[int], list[tuple[int, str, str]]]:
         """One transaction each: a write the database refuses (its site was just removed,
         say) is dropped and logged instead of blocking the others forever."""
         dropped, leads = 0, []
+        lost: list[tuple[int, str, str]] = []  # visits the database refused: sessions to forget
         for write in writes:
+            kind, row = write
+            if kind in ("page", "hold") and any(row["visit_id"] == v for _, _, v in lost):
+                dropped += 1
+                continue
             try:
                 leads += self._write([write], {})
             except Exception:
                 dropped += 1
+                if kind == "visit":
+                    lost.append((row["site_id"], row["visitor"], row["id"]))
         try:
             self._write([], seen)
         except Exception:
             dropped += len(seen)
         if dropped:
             log.error("%d visit write(s) dropped: the database refused them", dropped)
-        return leads
+        return leads, lost
 
     def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> list[int]:
         """One transaction, in bulk: new visits first, then holds, releases and leads in the
@@ -346,12 +403,23 @@ class Dni:
             pages = [row for kind, row in writes if kind == "page"]
             if pages:
                 session.execute(insert(VisitPage), pages)
-            if seen:
-                session.execute(  # by primary key, in one batch
-                    update(Visit),
-                    [{"id": visit_id, "last_seen_at": _utc(at)} for visit_id, at in seen.items()],
+            if seen:  # one statement for all; a visit that is not there changes nothing
+                visits_table = Visit.__table__
+                session.execute(
+                    update(visits_table)  # type: ignore[arg-type]
+                    .where(visits_table.c.id == bindparam("visit"))
+                    .values(last_seen_at=bindparam("at")),
+                    [{"visit": visit_id, "at": _utc(at)} for visit_id, at in seen.items()],
                 )
         return leads
+
+    def _forget(self, site_id: int, visitor: str, visit_id: str) -> None:
+        for site in self.sites.values():
+            if site.config.id == site_id:
+                session = site.sessions.get(visitor)
+                if session is not None and session.id == visit_id:
+                    site.end(visitor)
+                site.pool.drop(visit_id)
 
     def read_sites(self) -> list[SiteConfig]:
         with self.db() as session:

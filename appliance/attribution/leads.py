@@ -11,11 +11,14 @@ from appliance.attribution.touch import BadInput, inert
 MAX_FIELDS = 30
 MAX_NAME = 100
 MAX_VALUE = 1000
-SENSITIVE_NAME = re.compile(
-    r"pass|pwd|card|cc-?(num|csc|exp)|cvv|cvc|csc|iban|ssn|social.?sec|secur|pin\b|token|secret",
+SENSITIVE_NAME = re.compile(  # short words whole (not "shipping"), longer ones anywhere
+    r"(?<![a-z])(cc|pin|otp|cvv|cvc|csc|ssn|dob|pwd|iban|tax|acct|exp)(?![a-z])"
+    r"|pass|card|secur|social.?sec|one.?time|token|secret|routing|sort.?code|account.?(n|#)"
+    r"|licen[cs]e|birth|expir",
     re.IGNORECASE,
 )
-DIGIT_RUN = re.compile(r"(?:\d[ -]?){13,19}")
+DIGIT_RUN = re.compile(r"(?:\d[^0-9A-Za-z]?){13,19}")
+SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 
 
 def luhn(digits: str) -> bool:
@@ -35,14 +38,19 @@ def looks_like_card(value: str) -> bool:
 
 
 def clean_fields(raw: object) -> str:
-    """The fields to store, as a JSON object; BadInput when they are not name -> text."""
-    if not isinstance(raw, dict) or len(raw) > MAX_FIELDS:
-        raise BadInput(f"fields: an object of at most {MAX_FIELDS} names")
+    """The fields to store, as a JSON object: the first MAX_FIELDS, each cut to size;
+    BadInput when they are not name -> text."""
+    if not isinstance(raw, dict):
+        raise BadInput("fields: an object of names and texts")
     kept: dict[str, str] = {}
-    for name, value in raw.items():
-        if not isinstance(value, str) or len(name) > MAX_NAME or len(value) > MAX_VALUE:
-            raise BadInput(f"fields: text values of at most {MAX_VALUE} characters")
+    for name, value in list(raw.items())[:MAX_FIELDS]:
+        if not isinstance(value, str):
+            raise BadInput("fields: each value is text")
         name, value = inert(name, MAX_NAME), inert(value, MAX_VALUE)
-        if name and value and not SENSITIVE_NAME.search(name) and not looks_like_card(value):
+        if name and value and not sensitive(name, value):
             kept[name] = value
     return json.dumps(kept, ensure_ascii=False)
+
+
+def sensitive(name: str, value: str) -> bool:
+    return bool(SENSITIVE_NAME.search(name) or SSN.search(value) or looks_like_card(value))

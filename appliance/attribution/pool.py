@@ -78,6 +78,12 @@ class Pool:
         self.holds.move_to_end(session)
         return True
 
+    def drop(self, session: str) -> None:
+        """Forget a session's hold (its visit could not be recorded): the number is free."""
+        held = self.holds.pop(session, None)
+        if held is not None:
+            self.free[held.number] = None
+
     def in_use(self, now: float) -> int:
         self._expire(now)
         return len(self.holds)

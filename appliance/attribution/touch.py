@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 MAX_URL = 2000
 # an ad click id as the platforms make them; anything else is not kept (it would reach their
@@ -53,11 +53,13 @@ class Touch:
     click_id: str | None = None
 
 
+HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, formats, lone surrogates, breaks
+
+
 def inert(text: str, limit: int) -> str:
-    """Text as it may be stored: no control or format characters, at most `limit` long."""
-    kept = "".join(
-        " " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text[:limit]
-    )
+    """Text as it may be stored (and encoded: no lone surrogate): no control or format
+    characters, at most `limit` long."""
+    kept = "".join(" " if unicodedata.category(c) in HIDDEN else c for c in text[:limit])
     return " ".join(kept.split())
 
 
@@ -75,7 +77,7 @@ def web_address(text: object, what: str) -> str:
 
 def classify(landing: str, referrer: str | None) -> Touch:
     """The touch a visit came with (addresses already checked by web_address)."""
-    query = parse_qs(urlsplit(landing).query, max_num_fields=50)
+    query = parse_qs(urlsplit(landing).query)  # the address is at most MAX_URL long
 
     def param(name: str, limit: int = 120) -> str | None:
         values = query.get(name)
@@ -101,8 +103,8 @@ def classify(landing: str, referrer: str | None) -> Touch:
     else:
         source, medium = "(direct)", "(none)"
     return Touch(
-        landing_page=landing,
-        referrer=referrer,
+        landing_page=stored_page(landing),
+        referrer=stored_referrer(referrer),
         source=source,
         medium=medium,
         campaign=param("utm_campaign"),
@@ -110,6 +112,25 @@ def classify(landing: str, referrer: str | None) -> Touch:
         click_id_type=click[0],
         click_id=click[1],
     )
+
+
+MARKETING = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", *CLICK_IDS)
+
+
+def stored_page(address: str) -> str:
+    """A page's address as it is kept: no fragment and, of its query, only the campaign and
+    click parameters (a query can carry reset tokens, e-mail addresses, searches)."""
+    parts = urlsplit(address)
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k in MARKETING]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+
+
+def stored_referrer(address: str | None) -> str | None:
+    """Where a visitor came from, without its query or fragment (a search's words)."""
+    if not address:
+        return None
+    parts = urlsplit(address)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _host(address: str | None) -> str | None:

@@ -14,6 +14,7 @@ and a site that requires consent gets no tracking without it."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -25,9 +26,10 @@ from appliance.attribution.dni import Answer, Dni, Refusal, SiteConfig
 from appliance.attribution.leads import clean_fields
 from appliance.attribution.touch import BadInput, web_address
 from appliance.config import TrackingConfig
-from appliance.ratelimit import Buckets
+from appliance.ratelimit import Buckets, client_key
 from appliance.resources import shipped_dir
 
+log = logging.getLogger(__name__)
 DNI: web.AppKey[Dni] = web.AppKey("dni", Dni)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 SNIPPET: web.AppKey[bytes] = web.AppKey("snippet", bytes)
@@ -38,11 +40,25 @@ HEARTBEAT = 60  # seconds between a page's heartbeats
 
 
 class Limits:
+    """The budgets of each client (an IPv4 address or an IPv6 /64), and who it is."""
+
     def __init__(self, config: TrackingConfig) -> None:
         self.requests = Buckets(config.requests_per_minute, 60 / config.requests_per_minute)
-        self.visits = Buckets(
-            max(1, min(20, config.new_visits_per_hour)), 3600 / config.new_visits_per_hour
-        )
+        hourly = config.new_visits_per_hour
+        self.visits = Buckets(max(1, min(10, hourly // 6)), 3600 / hourly)
+        self.leads = Buckets(5, 60.0)
+        self.proxies = frozenset(config.trusted_proxies.split())
+
+    def client(self, request: web.Request) -> str:
+        """The visitor's address: the peer's, or behind a trusted proxy the last address
+        X-Forwarded-For names that is not one of the proxies."""
+        address = request.remote or ""
+        if address in self.proxies:
+            for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+                hop = hop.strip()
+                if hop and hop not in self.proxies:
+                    return hop[:64]
+        return address
 
 
 def _headers(response: web.StreamResponse, origin: str | None = None) -> None:
@@ -67,7 +83,8 @@ async def guard(
 ) -> web.StreamResponse:
     """Every answer, refusals and aiohttp's own errors included, gets the same headers; the
     budget of each client address is spent before anything is read."""
-    if request.method == "POST" and not request.app[LIMITS].requests.allow(request.remote or ""):
+    limits = request.app[LIMITS]
+    if request.method == "POST" and not limits.requests.allow(client_key(limits.client(request))):
         response: web.StreamResponse = _error(429, "too many requests from this address")
     else:
         try:
@@ -80,6 +97,9 @@ async def guard(
             response = _error(413, f"a request is at most {MAX_BODY} bytes")
         except web.HTTPException as exc:
             response = _error(exc.status, exc.reason)
+        except Exception:  # a bug: a plain 500, the usual headers, the details in the log
+            log.exception("tracking request failed")
+            response = _error(500, "internal error")
     _headers(response)
     return response
 
@@ -90,8 +110,8 @@ async def _body(request: web.Request) -> dict[str, object]:
     raw = await request.read()
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadInput("the body is not JSON in UTF-8") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadInput("the body is not JSON in UTF-8 (or too deeply nested)") from None
     if not isinstance(body, dict):
         raise BadInput("the body is not a JSON object")
     return body
@@ -144,7 +164,8 @@ async def number(request: web.Request) -> web.Response:
     referrer = body.get("referrer") or None
     if referrer is not None:
         referrer = web_address(referrer, "referrer")
-    client = request.remote or ""
+    limits = request.app[LIMITS]
+    client = limits.client(request)
     answer = request.app[DNI].visit(
         config,
         _text(body, "visitor", VISITOR),
@@ -153,7 +174,7 @@ async def number(request: web.Request) -> web.Response:
         client,
         time.time(),
         beat=body.get("beat") is True,
-        may_start=lambda: request.app[LIMITS].visits.allow(client),
+        may_start=lambda: limits.visits.allow(client_key(client)),
     )
     return _answer(answer, origin)
 
@@ -171,7 +192,11 @@ async def lead(request: web.Request) -> web.Response:
         raise Refusal(403, "form: not one of the site's tracked forms")
     fields = clean_fields(body.get("fields"))
     visitor = _text(body, "visitor", VISITOR)
-    request.app[DNI].lead(config, visitor, form, page, fields, time.time())
+    limits = request.app[LIMITS]
+    client = limits.client(request)
+    if not limits.leads.allow(client_key(client)):
+        raise Refusal(429, "too many leads from this address")
+    request.app[DNI].lead(config, visitor, form, page, fields, client, time.time())
     return response
 
 

@@ -90,7 +90,9 @@ def hook():
 
 def dni_stack(stack: Stack, origin: str, hook_url: str) -> tuple[str, str]:
     """A running stack with a site of two pool numbers, a newsletter rule, a conversion rule
-    and a webhook; the site's key and the webhook's signing secret."""
+    and a webhook; the site's key and the webhook's signing secret. Every browser here comes
+    from 127.0.0.1: that one address may hold the whole pool."""
+    stack.extra_env["APPLIANCE_TRACKING_POOL_SHARE"] = "100"
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
@@ -248,3 +250,42 @@ def test_a_visit_gets_a_pool_number_and_the_call_to_it_is_attributed(
     admin.goto(f"{base}/conversions")
     assert "POST " + hook_url in admin.inner_text("pre.preview")
     assert admin.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_a_site_that_needs_consent_tracks_nothing_until_the_page_says_so(
+    stack: Stack, browser, landing
+):
+    root, origin = landing
+    stack.appliance("number", "add", POOL[0])
+    added = stack.appliance(
+        "site", "add", "Clinic", "--origin", origin, "--replace", SITE_NUMBER, "--consent"
+    )
+    assert 'data-consent="required"' in added.stdout  # the line to paste says so
+    stack.appliance("site", "pool", "Clinic", POOL[0])
+    stack.start_controller(wait_ami=False)  # the tracking listener needs no Asterisk
+    wait_for(lambda: stack.counter("dni_sites") == 1, what="the site loaded")
+    key = stack.query("SELECT key FROM dni_sites")[0]["key"]
+    snippet = f"https://127.0.0.1:{stack.tracking_port}/t/v1/snippet.js"
+    banner = '<button id="agree" onclick="CallTracking.consent()">I agree</button>'
+    page = PAGE.format(snippet=snippet, key=key).replace("async></script>", "></script>")
+    (root / "waits.html").write_text(
+        page.replace("data-site=", 'data-consent="required" data-site=') + banner
+    )
+    (root / "forgot.html").write_text(page)  # pasted without data-consent
+
+    visitor = browser.new_context().new_page()
+    asked: list[str] = []
+    visitor.on("request", lambda request: asked.append(request.url))
+    visitor.goto(f"{origin}/waits.html")
+    visitor.wait_for_load_state("networkidle")
+    assert not [url for url in asked if "/t/v1/number" in url]
+    assert visitor.context.cookies() == []  # no cookie before consent either
+    visitor.click("#agree")
+    assert swapped(visitor) == POOL[0]
+
+    other = browser.new_context().new_page()
+    with other.expect_response(lambda r: r.url.endswith("/t/v1/number")) as answered:
+        other.goto(f"{origin}/forgot.html")
+    assert answered.value.json()["tracking"] is False  # the appliance refuses without consent
+    assert other.get_attribute("#tel", "href") == f"tel:{SITE_NUMBER}"
+    assert len(stack.query("SELECT * FROM visits")) <= 1

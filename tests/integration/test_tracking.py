@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import time
 import urllib.parse
 
 import pytest
@@ -28,7 +29,7 @@ from tests.web_world import build_world
 
 ORIGIN = "https://www.example.com"
 POOL = ("+12025550130", "+12025550131")
-V1, V2, V3 = "1" * 32, "2" * 32, "3" * 32
+V1, V2, V3, V4 = "1" * 32, "2" * 32, "3" * 32, "4" * 32
 
 
 class Site:
@@ -36,8 +37,11 @@ class Site:
         self.world, self.dni, self.client, self.key = world, dni, client, key
 
     async def ask(self, visitor: str = V1, origin: str | None = ORIGIN, **fields):
+        """As the visitor's own browser: each visitor from an address of its own (the test
+        client is a trusted proxy that names it in X-Forwarded-For)."""
         body = {"site": self.key, "visitor": visitor, "url": f"{ORIGIN}/", **fields}
-        headers = {"Content-Type": "text/plain"} | ({"Origin": origin} if origin else {})
+        headers = {"Content-Type": "text/plain", "X-Forwarded-For": address_of(visitor)}
+        headers |= {"Origin": origin} if origin else {}
         headers |= fields.pop("headers", None) or {}
         body.pop("headers", None)
         return await self.client.post("/t/v1/number", data=json.dumps(body), headers=headers)
@@ -68,11 +72,16 @@ def make_site(world, consent: bool = False) -> str:
         return site.key
 
 
+def address_of(visitor: str) -> str:
+    return f"203.0.113.{int(visitor[:2], 16)}"
+
+
 async def start(world, config: TrackingConfig | None = None) -> tuple[Dni, TestClient]:
     dni = Dni(world.sessions)
     configs = dni.read_sites()
     dni.apply(configs, dni.read_holds(configs))
-    client = TestClient(TestServer(tracking_app(dni, config or TrackingConfig())))
+    config = config or TrackingConfig(trusted_proxies="127.0.0.1")
+    client = TestClient(TestServer(tracking_app(dni, config)))
     await client.start_server()
     return dni, client
 
@@ -97,7 +106,7 @@ async def test_a_visitor_gets_a_pool_number_for_the_site_origin_only(site):
     assert await site.number(V1, beat=True) == answer["number"]  # sticky, no page recorded
     await site.dni.flush()
     (visit,) = site.rows(Visit)
-    assert (visit.source_name, visit.medium, visit.ip) == ("google", "organic", "127.0.0.0")
+    assert (visit.source_name, visit.medium, visit.ip) == ("google", "organic", "203.0.113.0")
     assert len(site.rows(VisitPage)) == 1 and len(site.rows(NumberHold)) == 1
 
 
@@ -208,17 +217,83 @@ async def test_a_site_that_needs_consent_tracks_nothing_without_it(tmp_path):
 async def test_floods_are_limited_per_address_and_new_visits_more_so(tmp_path):
     world = build_world(tmp_path)
     key = make_site(world)
-    dni, client = await start(world, TrackingConfig(requests_per_minute=8, new_visits_per_hour=2))
+    dni, client = await start(
+        world,
+        TrackingConfig(requests_per_minute=8, new_visits_per_hour=12, trusted_proxies="127.0.0.1"),
+    )
+    one = {"headers": {"X-Forwarded-For": "198.51.100.7"}}  # every visitor from one address
     try:
         site = Site(world, dni, client, key)
-        assert await site.number(V1) and await site.number(V2)
-        refused = await site.ask(V3)  # a third new visit from this address
+        assert await site.number(V1, **one) and await site.number(V2, **one)
+        refused = await site.ask(V3, **one)  # a third new visit from this address
         assert refused.status == 429
-        assert await site.number(V1)  # visits already going on go on
-        statuses = [(await site.ask(V1)).status for _ in range(6)]
+        assert await site.number(V1, **one)  # visits already going on go on
+        statuses = [(await site.ask(V1, **one)).status for _ in range(6)]
         assert statuses[-1] == 429 and 200 in statuses
+        assert (await site.ask(V3)).status == 200  # another address has its own budget
         await dni.flush()
-        assert len(site.rows(Visit)) == 2  # the pool kept a number for a real visitor
+        assert len(site.rows(Visit)) == 3
+    finally:
+        await client.close()
+
+
+async def test_one_address_gets_its_share_of_the_pool_and_no_more(site):
+    one = {"headers": {"X-Forwarded-For": "2001:db8:1:2::5"}}
+    same_64 = {"headers": {"X-Forwarded-For": "2001:db8:1:2::ffff"}}
+    assert await site.number(V1, **one) in POOL
+    assert await site.number(V2, **same_64) in POOL  # its share: 2 of a pool of 2
+    assert await site.number(V3, **one) is None  # the site's own number, not another's
+    assert await site.number(V4) in POOL  # another address still gets one
+
+
+async def test_a_heartbeat_never_takes_a_number_back(site):
+    first = await site.number(V1)
+    await site.number(V2)
+    assert await site.number(V3) == first  # V1 was seen longest ago: recycled to V3
+    assert await site.number(V1, beat=True) is None  # V1's page goes back to the site's number
+    assert await site.number(V3, beat=True) == first
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 8000 + b"]" * 8000, b'{"url": "https://www.example.com/\\ud800"}'],
+)
+async def test_deep_json_and_lone_surrogates_are_refused_not_failed(site, body):
+    data = json.loads(body) if body.startswith(b"{") else None
+    payload = (
+        json.dumps({"site": site.key, "visitor": V1} | data).encode() if data is not None else body
+    )
+    response = await site.client.post("/t/v1/number", data=payload, headers={"Origin": ORIGIN})
+    assert response.status == 400
+    assert response.headers["Server"] == "appliance"
+
+
+async def test_leads_come_only_from_a_visit_going_on_at_its_address_a_few_at_a_time(site):
+    await site.number(V1)
+    body = {"site": site.key, "visitor": V1, "url": f"{ORIGIN}/c", "form": "contact",
+            "fields": {"name": "Ada"}}  # fmt: skip
+
+    async def send(visitor: str = V1, address: str | None = None):
+        headers = {"Origin": ORIGIN, "X-Forwarded-For": address or address_of(visitor)}
+        data = json.dumps(body | {"visitor": visitor})
+        return (await site.client.post("/t/v1/lead", data=data, headers=headers)).status
+
+    assert await send(address="198.51.100.9") == 403  # not the visit's address
+    assert await send(V2) == 403  # no visit going on
+    assert [await send() for _ in range(6)] == [204] * 5 + [429]
+    await site.dni.flush()
+    assert len(site.rows(Lead)) == 5
+
+
+async def test_without_a_trusted_proxy_forwarded_addresses_are_ignored(tmp_path):
+    world = build_world(tmp_path)
+    key = make_site(world)
+    dni, client = await start(world, TrackingConfig())
+    try:
+        site = Site(world, dni, client, key)
+        await site.number(V1)
+        await dni.flush()
+        assert [v.ip for v in site.rows(Visit)] == ["127.0.0.0"]
     finally:
         await client.close()
 
@@ -257,13 +332,15 @@ async def test_a_tracked_form_becomes_a_lead_without_its_secrets(site):
     fields = {"name": "<script>x</script>", "password": "hunter2", "note": "4111111111111111"}
     body = {"site": site.key, "visitor": V1, "url": f"{ORIGIN}/c", "form": "contact"}
     response = await site.client.post(
-        "/t/v1/lead", data=json.dumps(body | {"fields": fields}), headers={"Origin": ORIGIN}
+        "/t/v1/lead",
+        data=json.dumps(body | {"fields": fields}),
+        headers={"Origin": ORIGIN, "X-Forwarded-For": address_of(V1)},
     )
     assert response.status == 204
     refused = await site.client.post(
         "/t/v1/lead",
         data=json.dumps(body | {"form": "login", "fields": {"user": "x"}}),
-        headers={"Origin": ORIGIN},
+        headers={"Origin": ORIGIN, "X-Forwarded-For": address_of(V1)},
     )
     assert refused.status == 403
     await site.dni.flush()
@@ -360,6 +437,12 @@ async def test_a_write_the_database_refuses_is_dropped_and_the_others_are_kept(s
     assert response.status == 200
     with site.world.sessions.begin() as session:  # removed before its visit is written
         sites.remove_site(session, sites.site_named(session, "Shop"), "test")
+    shop = site.dni.sites[site.key]
+    assert V1 in shop.sessions and shop.pool.holds
     await site.dni.flush()
     assert [v.visitor for v in site.rows(Visit)] == [V2]
     assert site.dni.writes == [] and site.dni.seen == {}
+    # the session the database refused is forgotten, and its number is free again
+    assert V1 not in shop.sessions and not shop.pool.holds
+    # last-seen times of visits that are not there change nothing and stop nothing
+    site.dni._write([], {"0" * 32: time.time(), site.rows(Visit)[0].id: time.time() + 99})

@@ -86,3 +86,23 @@ def test_hostile_strings_are_refused_or_kept_inert(text):
 def test_addresses_that_are_not_web_pages_are_refused(text):
     with pytest.raises(BadInput):
         web_address(text, "url")
+
+
+def test_only_campaign_and_click_parameters_of_a_page_are_kept():
+    touch = classify(
+        SITE + "reset?token=s3cret&email=a%40b.c&utm_source=mail&gclid=Cj0#access_token=x",
+        "https://www.google.com/search?q=my+illness",
+    )
+    assert touch.landing_page == SITE + "reset?utm_source=mail&gclid=Cj0"
+    assert touch.referrer == "https://www.google.com/search"
+    assert (touch.source, touch.click_id) == ("mail", "Cj0")
+
+
+def test_a_lone_surrogate_in_an_address_is_refused():
+    with pytest.raises(BadInput):
+        web_address(SITE + "\ud800", "url")
+
+
+def test_pages_with_many_parameters_are_still_classified():
+    many = "&".join(f"f{i}=1" for i in range(200))
+    assert classify(f"{SITE}?{many}&utm_source=x", None).source == "x"

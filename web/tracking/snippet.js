@@ -2,6 +2,8 @@
    <script src="https://APPLIANCE/t/v1/snippet.js" data-site="KEY" async></script>
    Optional: data-domain=".example.com" (one visitor across subdomains),
    data-consent="required" (nothing happens until the page calls CallTracking.consent()).
+   Consent is only ever claimed after CallTracking.consent() (or window.CallTrackingConsent =
+   true set before the snippet loads): a site that needs it gets no tracking otherwise.
    It sets one first-party cookie (_ctv, a random visitor id), talks to nothing but the
    appliance it came from, and does nothing at all under Do Not Track or Global Privacy Control. */
 (function () {
@@ -14,7 +16,8 @@
   var base = script.src.replace(/\/t\/v1\/snippet\.js.*$/, "/t/v1/");
   var site = script.getAttribute("data-site");
   var domain = script.getAttribute("data-domain");
-  var consented = script.getAttribute("data-consent") !== "required";
+  var waits = script.getAttribute("data-consent") === "required";
+  var consented = window.CallTrackingConsent === true;  /* set before the snippet loads */
   var started = false, shown = null, theirs = [], forms = [], visitor = null, timer = null;
 
   function cookie() {
@@ -31,7 +34,7 @@
   function post(path, body, then) {
     body.site = site;
     body.visitor = visitor;
-    body.url = location.href;
+    body.url = location.href.split("#")[0];
     body.consent = consented;
     fetch(base + path, { method: "POST", body: JSON.stringify(body), credentials: "omit",
       keepalive: true, referrerPolicy: "no-referrer" })
@@ -77,7 +80,10 @@
   function show(answer) {
     if (!answer.tracking) return;
     forms = answer.forms || [];
-    if (answer.number && answer.number !== shown) {
+    if (!answer.number && shown) {  /* the number went to another visitor: the site's own */
+      swap([shown], answer.replace[0]);
+      shown = null;
+    } else if (answer.number && answer.number !== shown) {
       theirs = answer.replace.concat(shown ? [shown] : []);
       shown = answer.number;
       swap(theirs, shown);
@@ -103,7 +109,7 @@
   }
 
   function start() {
-    if (started || !consented || !site) return;
+    if (started || (waits && !consented) || !site) return;
     started = true;
     visitor = cookie();
     document.addEventListener("submit", submitted, true);
