@@ -31,6 +31,7 @@ from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
 from appliance.controller import tracking_url
 from appliance.conversions import admin as conversions
+from appliance.conversions.platforms import amount, masked_url
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
 from appliance.db.models import ConversionRule, Delivery, Destination
@@ -729,7 +730,7 @@ def cmd_conversion_list(config: Config, _args: argparse.Namespace) -> int:
                     r.account_id,
                     r.applies_to,
                     conversions.describe(r),
-                    f"{r.value:g} {r.currency}" if r.value is not None else None,
+                    f"{amount(r.value)} {r.currency}" if r.value is not None else None,
                 )
                 for r in rows
             ],
@@ -780,7 +781,7 @@ def cmd_destination_list(config: Config, _args: argparse.Namespace) -> int:
         rows = session.scalars(select(Destination).order_by(Destination.name))
         _table(
             ("destination", "account", "kind", "address", "events", "active"),
-            [(d.name, d.account_id, d.kind, d.url, d.events, d.active) for d in rows],
+            [(d.name, d.account_id, d.kind, masked_url(d.url), d.events, d.active) for d in rows],
         )
     return 0
 

@@ -63,8 +63,8 @@ def _apply(site: DniSite, request: SiteRequest, region: str) -> None:
     replace = sorted({to_e164(n, region) for n in request.replace})
     if not replace or len(" ".join(replace)) > 500:
         raise AdminError("a site needs the number(s) its pages show, to be swapped")
-    if not 1 <= request.hold_minutes <= 24 * 60:
-        raise AdminError("a pool number is held 1 to 1440 minutes after the last heartbeat")
+    if not 2 <= request.hold_minutes <= 24 * 60:  # a page beats every minute
+        raise AdminError("a pool number is held 2 to 1440 minutes after the last heartbeat")
     for form in request.forms:
         if not FORM_NAME.fullmatch(form):
             raise AdminError(f"{form[:60]!r} is not a form name or id (letters, digits, _ -)")

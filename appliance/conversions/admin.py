@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from appliance import audit
 from appliance.admin import AdminError, get_account
+from appliance.conversions.platforms import masked_url
 from appliance.conversions.store import EVENTS
 from appliance.db.models import ConversionRule, Delivery, Destination
 from appliance.secrets import SecretBox
@@ -194,7 +195,7 @@ def add_destination(
     )
     session.add(destination)
     session.flush()
-    detail = f"{request.kind} {url or ''} events={' '.join(events)}".strip()
+    detail = f"{request.kind} {masked_url(url)} events={' '.join(events)}".strip()
     audit.record(session, actor, "destination.add", name[:64], detail=detail, account_id=account.id)
     return destination, shown
 

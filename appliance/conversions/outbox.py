@@ -39,6 +39,7 @@ def backoff(attempts: int) -> float:
 @dataclass(frozen=True)
 class Claimed:
     id: int
+    destination_id: int
     attempts: int
     kind: str
     url: str | None
@@ -48,9 +49,14 @@ class Claimed:
 
 
 class DeliveryFailed(Exception):
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None, final: bool = False) -> None:
         super().__init__(reason)
         self.status = status
+        self.final = final  # trying again cannot help: park it now
+
+
+ANSWER_BYTES = 64 * 1024  # of an answer, no more is read
+RETRIED = frozenset({401, 408, 409, 425, 429})  # client errors worth another try
 
 
 class Outbox:
@@ -60,7 +66,7 @@ class Outbox:
         self.db = sessions
         self.box = box
         self.config = config
-        self.tokens: dict[tuple[str, str], tuple[str, float]] = {}  # (kind, client) -> token
+        self.tokens: dict[int, tuple[str, str, float]] = {}  # destination -> refresh, access, until
         self.delivered = 0
         self.failed = 0
 
@@ -90,6 +96,10 @@ class Outbox:
                 .with_for_update(skip_locked=True)
             ).all()
             for delivery, destination in due:
+                if delivery.attempts >= MAX_ATTEMPTS:  # sent, but never recorded: give up
+                    delivery.state, delivery.last_error = "parked", "no outcome after many tries"
+                    self.failed += 1
+                    continue
                 delivery.attempts += 1
                 delivery.next_attempt_at = moment + dt.timedelta(seconds=LEASE)
                 try:
@@ -106,6 +116,7 @@ class Outbox:
                 found.append(
                     Claimed(
                         delivery.id,
+                        destination.id,
                         delivery.attempts,
                         destination.kind,
                         destination.url,
@@ -117,28 +128,46 @@ class Outbox:
         return found
 
     async def deliver(self, http: aiohttp.ClientSession, claimed: Claimed) -> None:
+        final = False
         try:
             request = await self.request(http, claimed)
             async with http.post(
                 request.url, data=request.body, headers=dict(request.headers),
                 allow_redirects=False,
             ) as response:  # fmt: skip
-                text = await response.text(errors="replace")
+                text = (await response.content.read(ANSWER_BYTES)).decode(errors="replace")
+                if response.status == 401:
+                    self.tokens.pop(claimed.destination_id, None)  # a new one next time
                 if not 200 <= response.status < 300:
-                    raise DeliveryFailed(f"answered {response.status}", response.status)
+                    # an ad platform's refusal stays a refusal; a webhook's receiver may mend
+                    refused = claimed.kind != "webhook" and 400 <= response.status < 500
+                    raise DeliveryFailed(
+                        f"answered {response.status}", response.status,
+                        final=refused and response.status not in RETRIED,
+                    )  # fmt: skip
                 problem = _partial_failure(claimed.kind, text)
                 if problem:
-                    raise DeliveryFailed(problem, response.status)
+                    raise DeliveryFailed(problem, response.status, final=True)
             status, error = response.status, None
         except platforms.NotForThisDestination as exc:
-            status, error = None, f"not sent: {exc}"
+            status, error, final = None, f"not sent: {exc}", True
         except DeliveryFailed as exc:
-            status, error = exc.status, str(exc)
+            status, error, final = exc.status, str(exc), exc.final
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            status, error = None, f"{type(exc).__name__}: {exc}"[:300] or "no answer"
-        await asyncio.to_thread(self.record, claimed, status, error, time.time())
+            status, error = None, f"{type(exc).__name__}: {exc}"[:300]
+        except Exception as exc:  # an answer of a shape nobody expected: counted, retried
+            log.exception("delivery %s failed", claimed.id)
+            status, error = None, f"{type(exc).__name__}"
+        await asyncio.to_thread(self.record, claimed, status, error, time.time(), final)
 
-    def record(self, claimed: Claimed, status: int | None, error: str | None, now: float) -> None:
+    def record(
+        self,
+        claimed: Claimed,
+        status: int | None,
+        error: str | None,
+        now: float,
+        final: bool = False,
+    ) -> None:
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
         with self.db.begin() as session:
             delivery = session.get(Delivery, claimed.id)
@@ -148,7 +177,7 @@ class Outbox:
             if error is None:
                 delivery.state, delivery.delivered_at = "delivered", moment
                 self.delivered += 1
-            elif error.startswith("not sent:") or delivery.attempts >= MAX_ATTEMPTS:
+            elif final or delivery.attempts >= MAX_ATTEMPTS:
                 delivery.state = "parked"
                 self.failed += 1
                 log.warning("delivery %s parked: %s", claimed.id, error)
@@ -179,10 +208,10 @@ class Outbox:
         self, http: aiohttp.ClientSession, url: str, c: Claimed, scope: str | None
     ) -> str:
         """An OAuth access token from the refresh token, kept until shortly before it ends."""
-        key = (c.kind, str(c.settings.get("client_id")))
-        cached = self.tokens.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+        refresh = c.secret.get("refresh_token", "")
+        cached = self.tokens.get(c.destination_id)  # each destination its own: never another's
+        if cached and cached[0] == refresh and cached[2] > time.monotonic():
+            return cached[1]
         form = {
             "grant_type": "refresh_token",
             "client_id": str(c.settings.get("client_id", "")),
@@ -194,12 +223,18 @@ class Outbox:
         async with http.post(url, data=form, allow_redirects=False) as response:
             if response.status != 200:
                 raise DeliveryFailed(f"the sign-in for an access token answered {response.status}")
-            answer = await response.json(content_type=None)
-        token = str(answer.get("access_token") or "")
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError:
+                raise DeliveryFailed("the sign-in answered something that is not JSON") from None
+        token = str(answer.get("access_token") or "") if isinstance(answer, dict) else ""
         if not token:
             raise DeliveryFailed("the sign-in gave no access token")
-        lifetime = float(answer.get("expires_in") or 3600)
-        self.tokens[key] = (token, time.monotonic() + max(0.0, lifetime - 60))
+        try:
+            lifetime = float(answer.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self.tokens[c.destination_id] = (refresh, token, time.monotonic() + max(0.0, lifetime - 60))
         return token
 
 
@@ -212,7 +247,8 @@ def _partial_failure(kind: str, text: str) -> str | None:
             return "Google Ads gave an answer that is not JSON"
         error = answer.get("partialFailureError") if isinstance(answer, dict) else None
         if error:
-            return f"Google Ads refused it: {str(error.get('message', error))[:200]}"
+            said = error.get("message", error) if isinstance(error, dict) else error
+            return f"Google Ads refused it: {str(said)[:200]}"
     if kind == "microsoft" and ("PartialErrors><" in text and "<BatchError" in text):
         return "Microsoft Advertising refused it (PartialErrors)"
     return None

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from appliance.conversions.signing import signature
@@ -45,7 +46,9 @@ def conversion_event(conversion: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def webhook(url: str, secret: str, event: Mapping[str, Any], delivery_id: int, now: int) -> Request:
-    body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    """The event, with its delivery's number inside the signed body (the same on a retry)."""
+    signed = {**event, "delivery": delivery_id}
+    body = json.dumps(signed, separators=(",", ":"), sort_keys=True).encode()
     return Request(
         url,
         {
@@ -119,8 +122,9 @@ def meta(base: str, settings: Mapping[str, Any], token: str, event: Mapping[str,
     if c.get("email"):
         user["em"] = [_sha256(str(c["email"]).strip().lower())]
     occurred = _when(c["occurred_at"])
-    if c.get("click_id_type") == "fbclid":
-        user["fbc"] = f"fb.1.{int(occurred.timestamp() * 1000)}.{c['click_id']}"
+    if c.get("click_id_type") == "fbclid":  # fb.1.<when the click landed, ms>.<fbclid>
+        clicked = _when(c.get("clicked_at") or c["occurred_at"])
+        user["fbc"] = f"fb.1.{int(clicked.timestamp() * 1000)}.{c['click_id']}"
     if not user:
         raise NotForThisDestination("nothing to match a person by (no phone, e-mail or click)")
     server_event: dict[str, Any] = {
@@ -182,6 +186,21 @@ def microsoft(
     )
 
 
+def amount(value: float) -> str:
+    """A money amount as written in files and pages: 12345.67, 2500000, 0.5."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def masked_url(url: str | None) -> str:
+    """A webhook's address as shown: its host, not its path or query (which often hold a
+    secret, e.g. a chat service's hook token)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    tail = "/…" if parts.path not in ("", "/") or parts.query else "/"
+    return f"{parts.scheme}://{parts.netloc}{tail}"
+
+
 def offline_csv(platform: str, conversions: Iterable[Mapping[str, Any]]) -> str:
     """The file Google Ads ('google_ads') or Microsoft Advertising ('microsoft') imports as
     offline conversions: times in UTC, only conversions with that platform's click id."""
@@ -200,6 +219,6 @@ def offline_csv(platform: str, conversions: Iterable[Mapping[str, Any]]) -> str:
         if c.get("click_id_type") not in clicks:
             continue
         when = _when(c["occurred_at"]).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        value = "" if c.get("value") is None else f"{c['value']:g}"
+        value = "" if c.get("value") is None else amount(c["value"])
         writer.writerow([c["click_id"], c["name"], when, value, c["currency"]])
     return out.getvalue()

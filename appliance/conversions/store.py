@@ -68,7 +68,9 @@ def on_call(session: Session, call_id: str) -> int:
     call = session.get(Call, call_id)
     if call is None or call.account_id is None or call.disposition is None:
         return 0
-    visit = session.get(Visit, call.visit_id) if call.visit_id else None
+    # an ambiguous attribution is no ground to credit an ad click
+    sure = call.attribution in ("held", "after")
+    visit = session.get(Visit, call.visit_id) if call.visit_id and sure else None
     facts = Facts(
         "call",
         answered=call.disposition == "answered",
@@ -85,6 +87,7 @@ def on_call(session: Session, call_id: str) -> int:
         "campaign": call.campaign_name,
         "click_id_type": visit.click_id_type if visit else None,
         "click_id": visit.click_id if visit else None,
+        "clicked_at": _iso(visit.started_at) if visit else None,
         "caller_number": call.caller_number,
         "email": None,
     }
@@ -111,6 +114,7 @@ def on_lead(session: Session, lead_id: int) -> int:
         "campaign": lead.campaign_name,
         "click_id_type": visit.click_id_type if visit else None,
         "click_id": visit.click_id if visit else None,
+        "clicked_at": _iso(visit.started_at) if visit else None,
         "caller_number": None,
         "email": lead_email(fields),
     }
@@ -123,9 +127,21 @@ def on_lead(session: Session, lead_id: int) -> int:
     }
     queued = _enqueue(session, lead.account_id, "lead.created", event)
     for rule in _rules(session, lead.account_id, "lead"):
-        if rule.matches(facts):
+        if rule.matches(facts) and not _converted_visit(session, rule, lead.visit_id):
             queued += _convert(session, lead.account_id, rule, base, lead_id=lead.id)
     return queued
+
+
+def _converted_visit(session: Session, rule: Rule, visit_id: str | None) -> bool:
+    """A visit's leads convert once per rule: more forms from it are not more conversions."""
+    if visit_id is None:
+        return False
+    earlier = (
+        select(Conversion.id)
+        .join(Lead, Lead.id == Conversion.lead_id)
+        .where(Conversion.rule_id == rule.id, Lead.visit_id == visit_id)
+    )
+    return session.scalar(earlier.limit(1)) is not None
 
 
 def _call_event(call: Call) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def preview(config: DestinationsConfig, destination: Destination, event: dict[st
     headers = "\n".join(
         f"{k}: {SEALED if k == 'X-Appliance-Signature' else v}" for k, v in request.headers.items()
     )
-    return f"POST {request.url}\n{headers}\n\n{request.body.decode()}"
+    url = platforms.masked_url(request.url) if destination.kind == "webhook" else request.url
+    return f"POST {url}\n{headers}\n\n{request.body.decode()}"
 
 
 def _page(
@@ -90,7 +91,7 @@ def _page(
                 "account_id": r.account_id,
                 "applies_to": r.applies_to,
                 "conditions": conversions.describe(r),
-                "value": f"{r.value:g} {r.currency}" if r.value is not None else "",
+                "value": f"{platforms.amount(r.value)} {r.currency}" if r.value is not None else "",
             }
             for r in session.scalars(
                 select(ConversionRule)
@@ -109,7 +110,7 @@ def _page(
                     "id": d.id,
                     "name": d.name,
                     "kind": d.kind,
-                    "url": d.url or "",
+                    "url": platforms.masked_url(d.url),
                     "events": d.events,
                     "settings": {k: v for k, v in settings.items() if k != "actions"},
                     "actions": conversions.actions(settings),
@@ -260,7 +261,11 @@ async def change(request: web.Request) -> web.Response:
 
 
 def _file(
-    sessions: sessionmaker[Session], principal: Principal, platform: str, client: str | None
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    platform: str,
+    account_id: int,
+    client: str | None,
 ) -> str:
     with sessions.begin() as session:
         rows = [
@@ -274,7 +279,7 @@ def _file(
             }
             for c in session.scalars(
                 select(Conversion)
-                .where(principal.where(Conversion.account_id))
+                .where(Conversion.account_id == account_id)
                 .order_by(Conversion.occurred_at)
                 .limit(100_000)
             )
@@ -282,7 +287,7 @@ def _file(
         text = platforms.offline_csv(platform, rows)
         audit.record(
             session, principal.actor, "conversions.export", platform, client=client,
-            account_id=principal.account_id,
+            account_id=account_id,
         )  # fmt: skip
     return text
 
@@ -293,11 +298,15 @@ async def offline_file(request: web.Request) -> web.Response:
     platform = request.match_info["platform"]
     if platform not in ("google_ads", "microsoft"):
         raise Refused(404, "no such file")
+    # one account's conversions: the file goes into that account's ad account only
+    text = request.query.get("account", str(principal.account_id))
+    if not whole(text) or int(text) not in principal.accounts:
+        raise Refused(404, "no such account")
     async with request.app[EXPORTS]:
-        text = await offload(
-            request, _file, request.app[SESSIONS], principal, platform, request.remote
+        body = await offload(
+            request, _file, request.app[SESSIONS], principal, platform, int(text), request.remote
         )
-    return csv_response(text, f"{platform}-conversions.csv")
+    return csv_response(body, f"{platform}-conversions-{text}.csv")
 
 
 def add_routes(app: web.Application, config: DestinationsConfig) -> None:

@@ -68,26 +68,33 @@ class Receiver:
         async def answer(request: web.Request) -> web.Response:
             form = await request.post()
             self.check(form.get("grant_type") == "refresh_token", "grant_type")
-            self.check(form.get("refresh_token") == "refresh-1", "refresh_token")
+            refresh = str(form.get("refresh_token"))
+            self.check(refresh.startswith("refresh-"), "refresh_token")
             self.check(form.get("client_secret") == "client-secret", "client_secret")
             self.check(scope is None or scope in str(form.get("scope")), "scope")
-            return web.json_response({"access_token": token, "expires_in": 3599})
+            # each refresh token its own access token (the first as the tests below expect)
+            suffix = "" if refresh == "refresh-1" else f"-{refresh}"
+            return web.json_response({"access_token": token + suffix, "expires_in": 3599})
 
         return answer
 
     async def google(self, request: web.Request) -> web.Response:
-        self.check(request.match_info["call"] == "1234567890:uploadClickConversions", "path")
-        self.check(request.headers.get("Authorization") == "Bearer g-access", "bearer")
+        customer, _, method = request.match_info["call"].partition(":")
+        self.check(customer.isdigit() and method == "uploadClickConversions", "path")
+        self.check(request.headers.get("Authorization", "").startswith("Bearer g-access"), "auth")
+        self.seen.setdefault("google_auth", []).append((customer, request.headers["Authorization"]))
         self.check(request.headers.get("developer-token") == "dev-token", "developer-token")
         body = await request.json()
         self.check(body.get("partialFailure") is True, "partialFailure")
         (upload,) = body["conversions"]
         self.check("gclid" in upload, "gclid")
         self.check(
-            re.fullmatch(r"customers/1234567890/conversionActions/\d+", upload["conversionAction"])
+            re.fullmatch(rf"customers/{customer}/conversionActions/\d+", upload["conversionAction"])
             is not None,
             "conversionAction",
         )
+        if upload["gclid"] == "Cj0refused":  # as Google refuses an unknown click
+            return web.json_response({"error": {"code": 400}}, status=400)
         self.check(
             re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", upload[
                 "conversionDateTime"]) is not None,
@@ -208,7 +215,10 @@ def configure(world, base: str) -> str:
     return str(secret)
 
 
-def web_call(world, click: tuple[str, str] | None, talk: float = 90.0, caller="+13125550111"):
+def web_call(
+    world, click: tuple[str, str] | None, talk: float = 90.0, caller="+13125550111",
+    attribution: str = "held",
+):  # fmt: skip
     """A finished call of client A, from a website visit that came with `click`."""
     call_id = world.add_call("a", caller_number=caller)
     with world.sessions.begin() as session:
@@ -235,7 +245,7 @@ def web_call(world, click: tuple[str, str] | None, talk: float = 90.0, caller="+
                 )
             )  # fmt: skip
             session.flush()
-            call.visit_id = visit_id
+            call.visit_id, call.attribution = visit_id, attribution
     return call_id
 
 
@@ -308,6 +318,18 @@ async def test_conversions_reach_each_destination_in_its_documented_shape(world,
     )
     assert len(receiver.seen["meta"]) == 2
     assert await drain(outbox(receiver, world), time.time() + 3600) == 0  # nothing twice
+
+
+async def test_an_ambiguous_attribution_credits_no_ad_click(world, receiver):
+    configure(world, receiver.base)
+    Converter(world.sessions).evaluate(
+        "call", web_call(world, ("gclid", "Cj0maybe"), attribution="ambiguous")
+    )
+    with world.sessions() as session:
+        (conversion,) = session.scalars(select(Conversion))
+        assert conversion.click_id is None
+    kinds = {name for name, _, _, _ in deliveries(world)}
+    assert kinds == {"CRM", "Meta"}  # no Google Ads or Microsoft upload without a click
 
 
 async def test_a_failing_receiver_is_retried_with_backoff_then_parked(world, receiver):
@@ -391,3 +413,85 @@ async def test_a_destination_whose_secrets_cannot_be_opened_parks_its_deliveries
     assert {state for _, _, state, _ in deliveries(world)} == {"parked"}
     with world.sessions() as session:
         assert "cannot be opened" in session.scalars(select(Delivery.last_error)).first()
+
+
+async def test_each_destination_signs_in_with_its_own_token_and_refusals_park(world, receiver):
+    configure(world, receiver.base)
+    with world.sessions.begin() as session:  # client B's Google Ads, on the same OAuth app
+        google_b, _ = conversions.add_destination(
+            session, BOX,
+            conversions.DestinationRequest(
+                "Google B", "google_ads",
+                settings={"customer_id": "1112223334", "client_id": "cid"},
+                secrets=PLATFORM_SECRETS | {"refresh_token": "refresh-2"},
+            ),
+            world.accounts["b"], "test",
+        )  # fmt: skip
+        conversions.set_google_action(session, google_b, "Qualified call", "111", "test")
+        conversions.add_rule(
+            session, conversions.RuleRequest("Qualified call", answered=True), world.accounts["b"],
+            "test",
+        )  # fmt: skip
+    converter = Converter(world.sessions)
+    converter.evaluate("call", web_call(world, ("gclid", "Cj0a")))
+    converter.evaluate("call", web_call(world, ("gclid", "Cj0refused")))
+    call_b = world.add_call("b")
+    with world.sessions.begin() as session:
+        call = session.get(Call, call_b)
+        call.talk_seconds = 90
+    converter.evaluate("call", call_b)  # no visit: no click, so nothing for Google B
+    box = outbox(receiver, world)
+    await drain(box, time.time())
+    assert receiver.problems == []
+    assert set(receiver.seen["google_auth"]) == {("1234567890", "Bearer g-access")}
+    with world.sessions() as session:
+        refused = session.scalars(
+            select(Delivery).where(Delivery.last_status == 400)
+        ).one()  # Google refused the unknown click: parked at once, not tried ten times
+        assert (refused.state, refused.attempts) == ("parked", 1)
+        webhook_bodies = [json.loads(body) for _, body in receiver.seen["hook"]]
+    assert all(isinstance(b["delivery"], int) for b in webhook_bodies)  # signed with the body
+
+
+async def test_a_token_answer_that_is_not_json_is_an_error_that_is_retried(world, receiver):
+    configure(world, receiver.base)
+    Converter(world.sessions).evaluate("call", web_call(world, ("msclkid", "ms1")))
+    box = outbox(receiver, world)
+    base = receiver.base
+    box.config = DestinationsConfig(  # its sign-in answers with an empty page
+        timeout=5, microsoft_oauth=f"{base}/hook", microsoft_api=f"{base}/ms/soap",
+        meta_api=f"{base}/meta",
+    )  # fmt: skip
+    await drain(box, time.time())
+    with world.sessions() as session:
+        microsoft = session.execute(
+            select(Delivery).join(Destination).where(Destination.kind == "microsoft")
+        ).scalar_one()
+    assert (microsoft.state, microsoft.attempts) == ("pending", 1)
+    assert microsoft.last_error.startswith("the sign-in")
+
+
+async def test_a_visit_s_many_leads_convert_once_per_rule(world, receiver):
+    from appliance.db.models import Lead
+
+    with world.sessions.begin() as session:
+        conversions.add_rule(
+            session, conversions.RuleRequest("Lead", applies_to="lead"), world.accounts["a"],
+            "test",
+        )  # fmt: skip
+    call_id = web_call(world, ("gclid", "Cj0lead"))
+    with world.sessions.begin() as session:
+        visit_id = session.get(Call, call_id).visit_id
+        site_id = session.get(Visit, visit_id).site_id
+        leads = [
+            Lead(account_id=world.accounts["a"], site_id=site_id, visit_id=visit_id,
+                 form="contact", fields="{}")
+            for _ in range(3)
+        ]  # fmt: skip
+        session.add_all(leads)
+        session.flush()
+        ids = [lead.id for lead in leads]
+    for lead_id in ids:
+        Converter(world.sessions).evaluate("lead", lead_id)
+    with world.sessions() as session:
+        assert len(session.scalars(select(Conversion)).all()) == 1

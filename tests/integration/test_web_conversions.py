@@ -38,7 +38,7 @@ async def test_an_owner_adds_a_rule_and_a_webhook_whose_secret_is_shown_once(wor
     response = await owner.client.post(
         "/conversions",
         data=[("action", "destination"), ("name", "CRM"), ("kind", "webhook"),
-              ("url", "https://crm.example.com/hook"), ("events", "conversion.created"),
+              ("url", "https://crm.example.com/T0/secret-9f"), ("events", "conversion.created"),
               ("events", "call.finished"), ("account", account), ("csrf", owner.csrf)],
         headers=owner._headers(),
     )  # fmt: skip
@@ -49,7 +49,8 @@ async def test_an_owner_adds_a_rule_and_a_webhook_whose_secret_is_shown_once(wor
     _, again = await owner.get("/conversions")
     assert secret not in again
     assert "X-Appliance-Signature: &lt;sealed&gt;" in again  # the preview, secret withheld
-    assert "POST https://crm.example.com/hook" in again
+    assert "POST https://crm.example.com/…" in again  # the path may hold a secret
+    assert "secret-9f" not in again
     with world.sessions() as session:
         (destination,) = session.scalars(select(Destination))
         assert destination.events == "conversion.created call.finished"
@@ -126,15 +127,22 @@ async def test_parked_deliveries_are_retried_and_files_exported(world, client):
     assert response.status == 200 and "goes out again now" in body
     with world.sessions() as session:
         assert session.get(Delivery, delivery_id).state == "pending"
-    response, text = await owner.get("/conversions/google_ads.csv")
+    a = world.accounts["a"]
+    response, text = await owner.get(f"/conversions/google_ads.csv?account={a}")
     assert response.status == 200
-    assert text.splitlines()[2].startswith("Cj0test,Qualified call,")
-    response, text = await owner.get("/conversions/microsoft.csv")
+    assert (
+        text.splitlines()[2]
+        == "Cj0test,Qualified call," + text.splitlines()[2].split(",")[2] + ",50,USD"
+    )
+    response, text = await owner.get(f"/conversions/microsoft.csv?account={a}")
     assert len(text.splitlines()) == 2  # no Microsoft clicks
-    response, _ = await owner.get("/conversions/other.csv")
-    assert response.status == 404
+    response, text = await owner.get("/conversions/google_ads.csv")  # the agency's own
+    assert len(text.splitlines()) == 2  # client A's conversion is not in it
+    for wrong in ("/conversions/other.csv", "/conversions/google_ads.csv?account=99999"):
+        response, _ = await owner.get(wrong)
+        assert response.status == 404
     with world.sessions() as session:
         exports = session.scalars(
             select(AuditEntry.subject).where(AuditEntry.action == "conversions.export")
         ).all()
-    assert sorted(exports) == ["google_ads", "microsoft"]
+    assert sorted(exports) == ["google_ads", "google_ads", "microsoft"]

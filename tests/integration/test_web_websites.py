@@ -131,7 +131,7 @@ async def test_an_owner_adds_a_site_with_its_pool_and_rules_and_markup_stays_tex
         ({"origins": "javascript:alert(1)"}, "is not a web origin"),
         ({"origins": "https://x.example/path"}, "is not a web origin"),
         ({"replace": "not a number"}, ""),
-        ({"hold": "0"}, "held 1 to 1440 minutes"),
+        ({"hold": "1"}, "held 2 to 1440 minutes"),
         ({"hold": "²"}, "hold: a number of minutes"),
         ({"forms": "<script>"}, "is not a form name"),
         ({"account": "999"}, ""),
