@@ -511,7 +511,7 @@ def _restored(config: SiteConfig, rows: list[tuple[Any, ...]]) -> _Site:
 
 
 def _repooled(old: _Site, config: SiteConfig) -> _Site:
-    site = _Site(config, Pool(config.pool, config.hold), old.sessions)
+    site = _Site(config, Pool(config.pool, config.hold), old.sessions, old.pooled)
     site.pool.exhausted = old.pool.exhausted
     for session_id, held in old.pool.holds.items():  # oldest first
         site.pool.resume(session_id, held.number, held.last_seen)

@@ -446,3 +446,19 @@ async def test_a_write_the_database_refuses_is_dropped_and_the_others_are_kept(s
     assert V1 not in shop.sessions and not shop.pool.holds
     # last-seen times of visits that are not there change nothing and stop nothing
     site.dni._write([], {"0" * 32: time.time(), site.rows(Visit)[0].id: time.time() + 99})
+
+
+async def test_a_pool_changed_while_visitors_hold_numbers_keeps_their_holds(site):
+    first = await site.number(V1)
+    with site.world.sessions.begin() as session:
+        add_number(session, NumberRequest("+12025550132"), site.world.accounts["a"])
+        shop = sites.site_named(session, "Shop")
+        others = [n for n in POOL if n != first]
+        sites.set_pool(session, shop, [first, "+12025550132"], "test")  # one out, one in
+    configs = site.dni.read_sites()
+    site.dni.apply(configs, site.dni.read_holds(configs))
+    assert await site.number(V1) == first
+    assert await site.number(V2) == "+12025550132"
+    assert await site.number(V3) == first  # the pool is full again: the oldest gives way
+    assert others[0] not in site.dni.sites[site.key].pool.free
+    assert sum(site.dni.sites[site.key].pooled.values()) == 3
