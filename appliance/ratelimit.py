@@ -3,6 +3,7 @@ when too many clients are known, the longest-quiet ones are forgotten, never all
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections import OrderedDict
@@ -30,6 +31,7 @@ class Buckets:
         return True
 
 
+@functools.lru_cache(maxsize=65536)  # the same addresses ask again and again
 def client_key(address: str | None) -> str:
     """Who a client is, for budgets: an IPv4 address, or an IPv6 /64 (one host can use a
     whole /64)."""

@@ -63,7 +63,7 @@ def _serve_tracking(port: int, data: str, ready) -> None:
         sites.set_pool(session, site, numbers, "bench")
         key = site.key
     (Path(data) / "key").write_text(key)
-    dni = Dni(db)
+    dni = Dni(db, pool_share=100)  # every request comes from loopback here
     configs = dni.read_sites()
     dni.apply(configs, dni.read_holds(configs))
     now = time.time()

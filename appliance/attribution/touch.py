@@ -120,6 +120,8 @@ MARKETING = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conten
 def stored_page(address: str) -> str:
     """A page's address as it is kept: no fragment and, of its query, only the campaign and
     click parameters (a query can carry reset tokens, e-mail addresses, searches)."""
+    if "?" not in address and "#" not in address:
+        return address
     parts = urlsplit(address)
     kept = [(k, v) for k, v in parse_qsl(parts.query) if k in MARKETING]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
