@@ -34,7 +34,8 @@ from appliance.conversions import admin as conversions
 from appliance.conversions.platforms import amount, masked_url
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
-from appliance.db.models import ConversionRule, Delivery, Destination
+from appliance.db.models import ConversionRule, Delivery, Destination, Job
+from appliance.jobs import queue as jobs
 from appliance.numbers import InvalidNumber
 from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
@@ -834,6 +835,32 @@ def cmd_deliveries_retry(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs_list(config: Config, args: argparse.Namespace) -> int:
+    with _sessions(config)() as session:
+        query = select(Job).order_by(Job.id.desc()).limit(args.limit)
+        if args.state:
+            query = query.where(Job.state == args.state)
+        _table(
+            ("id", "kind", "about", "state", "attempts", "last error"),
+            [
+                (j.id, j.kind, j.key, j.state, j.attempts, j.last_error)
+                for j in session.scalars(query)
+            ],
+        )
+    return 0
+
+
+def cmd_jobs_retry(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        try:
+            job = jobs.retry(session, args.job_id)
+        except ValueError as exc:
+            raise admin.AdminError(str(exc)) from None
+        audit.record(session, audit.cli_actor(), "job.retry", f"{job.kind} {job.key}"[:64])
+    print(f"job {args.job_id} is queued again")
+    return 0
+
+
 def cmd_calls_list(config: Config, args: argparse.Namespace) -> int:
     fields = {"from": args.since, "to": args.until, "number": args.number}
     fields |= {"source": args.source, "disposition": args.disposition, "q": args.search}
@@ -1226,6 +1253,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p = command("retry", cmd_deliveries_retry, "send a parked delivery again", deliveries)
     p.add_argument("delivery_id", type=int)
+
+    jobs_parser = sub.add_parser("jobs", help="persistent jobs").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("list", cmd_jobs_list, "the latest jobs", jobs_parser)
+    p.add_argument("--state", choices=("queued", "running", "done", "parked"))
+    p.add_argument("--limit", type=int, default=50)
+    p = command("retry", cmd_jobs_retry, "queue a parked job again", jobs_parser)
+    p.add_argument("job_id", type=int)
 
     calls = sub.add_parser("calls", help="the call log").add_subparsers(
         dest="action", required=True

@@ -35,11 +35,12 @@ from appliance.calls.reconcile import Reconciler
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
+from appliance.conversions import store as conversions
 from appliance.conversions.outbox import Outbox
-from appliance.conversions.worker import Converter
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
-from appliance.events import CallFinished, EventBus
+from appliance.events import EventBus
+from appliance.jobs.runner import Runner, worker_name
 from appliance.mail import AlertMail, Mailer
 from appliance.outage import Outage
 from appliance.recordings.limits import RetentionJob
@@ -90,8 +91,7 @@ class Controller:
         self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
         tracking = config.tracking
         self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
-        self.converter = Converter(self.store.sessions)
-        self.dni.on_leads.append(self.converter.on_leads)
+        self.jobs = Runner(self.store.sessions, conversions.HANDLERS, worker_name("controller"))
 
     @functools.cached_property
     def mailer(self) -> Mailer:
@@ -198,7 +198,6 @@ class Controller:
 
     def features(self, secret: str, asterisk: set[int], uid: int) -> Features:
         config, bus = self.config, EventBus()
-        bus.subscribe(CallFinished, self.converter.on_call_finished)
         ami = AmiClient(
             config.ami.host,
             config.ami.port,
@@ -256,7 +255,7 @@ class Controller:
         ami_down = Outage("Asterisk's manager interface (AMI): calls go on, but are not followed")
         tasks.spawn("AMI watch", outage.watch(ami_down, lambda: features.ami.is_connected))
         tasks.spawn("registration watch", self.watch_registrations())
-        tasks.spawn("conversions", self.converter.run())
+        tasks.spawn("jobs", self.jobs.run())
         tasks.spawn("outbox", self.outbox.run())
 
     async def serve_fastagi(
@@ -351,7 +350,8 @@ def counters(features: Features, agi: FastAgiServer, controller: Controller) -> 
         "spool_refused": features.sweeper.refused,
         "dni_sites": len(controller.dni.sites),
         "dni_pool_exhausted": sum(s.pool.exhausted for s in controller.dni.sites.values()),
-        "deliveries_queued": controller.converter.queued,
+        "jobs_done": controller.jobs.done,
+        "jobs_failed": controller.jobs.failed,
         "deliveries_sent": controller.outbox.delivered,
         "deliveries_parked": controller.outbox.failed,
     }

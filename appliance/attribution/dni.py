@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.attribution.pool import Pool
 from appliance.attribution.touch import Touch, classify, stored_page
+from appliance.conversions.store import LEAD_JOB
 from appliance.db.models import DniSite, Lead, NumberHold, TrackingNumber, Visit, VisitPage
+from appliance.jobs import queue as jobs
 from appliance.ratelimit import client_key
 
 log = logging.getLogger(__name__)
@@ -174,7 +176,6 @@ class Dni:
         self.writes: list[tuple[str, Any]] = []
         self.seen: dict[str, float] = {}  # visit id -> last seen, written in the next flush
         self.loaded = False
-        self.on_leads: list[Callable[[list[int]], None]] = []  # told the ids of new leads
 
     # requests ----------------------------------------------------------------------------
     def site(self, key: str, origin: str | None) -> SiteConfig:
@@ -333,7 +334,7 @@ class Dni:
             return
         self.writes, self.seen = [], {}
         try:
-            leads = await asyncio.to_thread(self._write, writes, seen)
+            await asyncio.to_thread(self._write, writes, seen)
         except OperationalError:  # the database is away: keep them (a bounded number) for later
             log.warning("visits not written yet: the database is unreachable")
             self.writes[:0] = writes[-MAX_PENDING:]
@@ -341,18 +342,16 @@ class Dni:
             return
         except Exception:
             log.warning("%d visit write(s) failed together; writing them one by one", len(writes))
-            leads, lost = await asyncio.to_thread(self._write_each, writes, seen)
+            lost = await asyncio.to_thread(self._write_each, writes, seen)
             for site_id, visitor, visit_id in lost:  # here, on the event loop: memory is ours
                 self._forget(site_id, visitor, visit_id)
-        for tell in self.on_leads if leads else ():
-            tell(leads)
 
     def _write_each(
         self, writes: list[tuple[str, Any]], seen: dict[str, float]
-    ) -> tuple[list[int], list[tuple[int, str, str]]]:
+    ) -> list[tuple[int, str, str]]:
         """One transaction each: a write the database refuses (its site was just removed,
         say) is dropped and logged instead of blocking the others forever."""
-        dropped, leads = 0, []
+        dropped = 0
         lost: list[tuple[int, str, str]] = []  # visits the database refused: sessions to forget
         for write in writes:
             kind, row = write
@@ -360,7 +359,7 @@ class Dni:
                 dropped += 1
                 continue
             try:
-                leads += self._write([write], {})
+                self._write([write], {})
             except Exception:
                 dropped += 1
                 if kind == "visit":
@@ -371,12 +370,11 @@ class Dni:
             dropped += len(seen)
         if dropped:
             log.error("%d visit write(s) dropped: the database refused them", dropped)
-        return leads, lost
+        return lost
 
-    def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> list[int]:
+    def _write(self, writes: list[tuple[str, Any]], seen: dict[str, float]) -> None:
         """One transaction, in bulk: new visits first, then holds, releases and leads in the
-        order they happened, then pages and last-seen times; the ids of the leads added."""
-        leads: list[int] = []
+        order they happened, then pages and last-seen times."""
         with self.db.begin() as session:
             visits = [row for kind, row in writes if kind == "visit"]
             if visits:
@@ -395,11 +393,11 @@ class Dni:
                         )
                         .values(released_at=at)
                     )
-                elif kind == "lead":
+                elif kind == "lead":  # with the job that converts it, atomically
                     lead = Lead(**row)
                     session.add(lead)
                     session.flush()
-                    leads.append(lead.id)
+                    jobs.enqueue(session, LEAD_JOB, str(lead.id))
             pages = [row for kind, row in writes if kind == "page"]
             if pages:
                 session.execute(insert(VisitPage), pages)
@@ -411,7 +409,6 @@ class Dni:
                     .values(last_seen_at=bindparam("at")),
                     [{"visit": visit_id, "at": _utc(at)} for visit_id, at in seen.items()],
                 )
-        return leads
 
     def _forget(self, site_id: int, visitor: str, visit_id: str) -> None:
         for site in self.sites.values():

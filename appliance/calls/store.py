@@ -14,7 +14,9 @@ from appliance.attribution.attribute import GRACE, attribute
 from appliance.calls.model import CallStarted, CallWrite, NumberInfo, RoutingTable, new_call_id
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import RoutePlan, Target
+from appliance.conversions.store import CALL_JOB
 from appliance.db.models import Account, Call, Campaign, Route, RouteTarget, TrackingNumber
+from appliance.jobs import queue as jobs
 from appliance.numbers import dialled_to_e164
 from appliance.vocabulary import RecordingMode, RingStrategy, TargetKind
 
@@ -124,6 +126,8 @@ class CallStore:
         if number is not None:  # when the visit was written after the call started
             attribute(session, record, number, self.grace)
         session.flush()
+        if record.account_id is not None:  # its conversions and events: with the call, atomically
+            jobs.enqueue(session, CALL_JOB, record.id)
         return record.id, True
 
     def _insert(self, session: Session, **fields: Any) -> Call:

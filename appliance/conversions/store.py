@@ -26,6 +26,8 @@ from appliance.db.models import (
 )
 
 EVENTS = ("conversion.created", "call.finished", "lead.created")
+CALL_JOB = "conversions.call"  # a finished call's conversions and events (key: the call id)
+LEAD_JOB = "conversions.lead"  # a new lead's (key: the lead id)
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -233,3 +235,10 @@ def _enqueue(session: Session, account_id: int, name: str, event: dict[str, Any]
             session.add(Delivery(destination_id=destination.id, event=name, payload=payload))
             queued += 1
     return queued
+
+
+def convert_lead(session: Session, key: str) -> int:
+    return on_lead(session, int(key))
+
+
+HANDLERS = {CALL_JOB: on_call, LEAD_JOB: convert_lead}  # the jobs, for the job runner

@@ -10,12 +10,14 @@ from collections.abc import Callable
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__, admin
 from appliance.access import Permission, Principal
 from appliance.asterisk.registrations import Registrations
 from appliance.config import DestinationsConfig, SmtpConfig
+from appliance.db.models import Job
 from appliance.mail import Mailer
 from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
@@ -83,7 +85,22 @@ def registration_states(request: web.Request) -> dict[str, str]:
 async def status(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
-    return render(request, "status.html", checks=await run_checks(request.app))
+    jobs, parked = await offload.offload(request, job_counts, request.app[auth.SESSIONS])
+    checks = await run_checks(request.app)
+    return render(request, "status.html", checks=checks, jobs=jobs, parked=parked)
+
+
+def job_counts(
+    sessions: sessionmaker[Session],
+) -> tuple[dict[str, int], list[tuple[int, str, str, int, str]]]:
+    """How many jobs wait, run and were parked, and the parked ones with their errors."""
+    with sessions() as session:
+        counts = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+        parked = session.scalars(
+            select(Job).where(Job.state == "parked").order_by(Job.id.desc()).limit(50)
+        ).all()
+        waiting = {state: counts.get(state, 0) for state in ("queued", "running", "parked")}
+        return waiting, [(j.id, j.kind, j.key, j.attempts, j.last_error or "") for j in parked]
 
 
 def init_app(

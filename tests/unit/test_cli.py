@@ -346,3 +346,20 @@ def test_websites_conversions_and_destinations_from_the_command_line(run):
     assert run("destination", "remove", "CRM").returncode == 0
     assert run("conversion", "remove", "Qualified call").returncode == 0
     assert run("site", "remove", "Shop").returncode == 0
+
+
+def test_jobs_are_listed_and_parked_ones_retried(run, tmp_path):
+    import sqlite3
+
+    assert run("init").returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "appliance.db") as db:
+        db.execute(
+            "INSERT INTO jobs (kind, key, state, attempts, run_after, created_at, last_error) "
+            "VALUES ('conversions.call', 'c1', 'parked', 10, '2026-01-01', '2026-01-01', 'down')"
+        )
+    listed = run("jobs", "list", "--state", "parked")
+    assert "conversions.call" in listed.stdout and "down" in listed.stdout
+    assert run("jobs", "retry", "1").returncode == 0
+    assert "queued" in run("jobs", "list").stdout
+    again = run("jobs", "retry", "1")
+    assert again.returncode == 2 and "no parked job 1" in again.stderr

@@ -1,0 +1,81 @@
+"""Runs jobs of some kinds: claims them, does each in one transaction together with marking it
+done, and records failures (retried with backoff, or parked). The controller runs one for its
+own jobs; worker processes run one each for theirs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.jobs import queue
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, str], object]  # does the work about `key` in the session given
+
+
+def worker_name(role: str) -> str:
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+class Runner:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        handlers: Mapping[str, Handler],
+        worker: str,
+        lease: float = 300.0,
+        batch: int = 10,
+    ) -> None:
+        self.db = sessions
+        self.handlers = dict(handlers)
+        self.worker = worker
+        self.lease = lease
+        self.batch = batch
+        self.done = 0
+        self.failed = 0
+
+    async def run(self, every: float = 1.0) -> None:
+        while True:
+            try:
+                claimed = await asyncio.to_thread(self.claim)
+                for job in claimed:
+                    await asyncio.to_thread(self.execute, job)
+            except Exception:
+                log.exception("the job runner failed; trying again")
+                claimed = []
+            if len(claimed) < self.batch:
+                await asyncio.sleep(every)
+
+    def claim(self) -> list[queue.Claimed]:
+        with self.db.begin() as session:
+            return queue.claim(session, self.handlers, self.worker, self.lease, time.time(),
+                               self.batch)  # fmt: skip
+
+    def execute(self, job: queue.Claimed) -> bool:
+        """Do one claimed job; whether it is done."""
+        try:
+            with self.db.begin() as session:
+                self.handlers[job.kind](session, job.key)
+                queue.finish(session, job.id, self.worker, time.time())
+        except queue.LeaseLost:
+            log.warning("job %s (%s %s) was taken over; its work here is undone", job.id,
+                        job.kind, job.key)  # fmt: skip
+            return False
+        except Exception as exc:
+            final = isinstance(exc, queue.Permanent)
+            reason = str(exc) if final else f"{type(exc).__name__}: {exc}"
+            with self.db.begin() as session:
+                state = queue.fail(session, job.id, self.worker, reason, time.time(), final)
+            self.failed += 1
+            log_at = log.error if state == "parked" else log.warning
+            log_at("job %s (%s %s) failed (%s): %s", job.id, job.kind, job.key, state, reason)
+            return False
+        self.done += 1
+        return True
