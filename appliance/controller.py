@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from appliance import admin, bootstrap, outage, sdnotify
+from appliance import admin, bootstrap, outage, periodic, sdnotify
 from appliance.asterisk import render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
@@ -40,9 +41,11 @@ from appliance.conversions.outbox import Outbox
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.events import EventBus
+from appliance.jobs import queue as jobs_queue
 from appliance.jobs.runner import Runner, worker_name
 from appliance.mail import AlertMail, Mailer
 from appliance.outage import Outage
+from appliance.periodic import every
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -180,6 +183,9 @@ class Controller:
             stack.push_async_callback(features.writer.flush)
             tasks = Supervisor()
             stack.push_async_callback(tasks.close)
+            stack.callback(
+                lambda: self.periodic.shutdown(wait=False) if self.periodic.running else None
+            )
             await features.routes.refresh()  # Asterisk has the current routes, even now
             self.start(features, tasks)
             agi = await self.serve_fastagi(stack, features, asterisk)
@@ -249,14 +255,43 @@ class Controller:
         tasks.spawn("systemd watchdog", sdnotify.watchdog())
         tasks.spawn("call writer", features.writer.run())
         tasks.spawn("routing refresh", features.routes.run())
-        tasks.spawn("reconciliation", features.reconciler.run())
-        tasks.spawn("spool sweeper", features.sweeper.run())
-        tasks.spawn("recording limits", RetentionJob(self.store.sessions, features.vault).run())
+        tasks.spawn("spool sweeper", features.sweeper.run())  # seals within a second: a loop
         ami_down = Outage("Asterisk's manager interface (AMI): calls go on, but are not followed")
         tasks.spawn("AMI watch", outage.watch(ami_down, lambda: features.ami.is_connected))
         tasks.spawn("registration watch", self.watch_registrations())
         tasks.spawn("jobs", self.jobs.run())
         tasks.spawn("outbox", self.outbox.run())
+        self.schedule_periodic(features)
+
+    def schedule_periodic(self, features: Features) -> None:
+        """Maintenance on APScheduler: none of it is on a call's way."""
+        schedule = self.periodic
+        reconciler = features.reconciler
+        every(schedule, "reconciliation", reconciler.interval, reconciler.reconcile,
+              first=reconciler.interval)  # fmt: skip
+        limits = RetentionJob(self.store.sessions, features.vault)
+        every(
+            schedule, "recording limits", limits.interval, lambda: asyncio.to_thread(limits.apply)
+        )
+        every(schedule, "finished jobs purge", 3600, self.purge_jobs, first=60)
+        schedule.start()
+
+    @functools.cached_property
+    def periodic(self) -> AsyncIOScheduler:
+        return periodic.scheduler()
+
+    def stop_periodic(self) -> None:
+        if self.periodic.running:
+            self.periodic.shutdown(wait=False)
+
+    async def purge_jobs(self) -> None:
+        def purge() -> int:
+            with self.store.sessions.begin() as session:
+                return jobs_queue.purge(session, time.time())
+
+        gone = await asyncio.to_thread(purge)
+        if gone:
+            log.info("forgot %d finished jobs", gone)
 
     async def serve_fastagi(
         self, stack: contextlib.AsyncExitStack, features: Features, asterisk: set[int]

@@ -43,14 +43,6 @@ class Reconciler:
         self.lock = asyncio.Lock()
         self.reconciled = 0  # calls recorded from CDRs since start
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.reconcile()
-            except Exception:  # e.g. the database away: the CDR files wait for the next pass
-                log.exception("reconciliation failed; Asterisk's CDRs are kept for the next pass")
-
     async def reconcile(self) -> int:
         """Record the finished calls the database lacks; return how many."""
         async with self.lock:

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from appliance.db.models import Job
@@ -138,3 +138,16 @@ def retry(session: Session, job_id: int) -> Job:
         raise ValueError(f"no parked job {job_id}")
     job.state, job.attempts, job.run_after = "queued", 0, dt.datetime.now(dt.UTC)
     return job
+
+
+KEEP_DONE = 7 * 86400.0  # seconds a finished job is kept (its row says when it ran)
+
+
+def purge(session: Session, now: float, keep: float = KEEP_DONE) -> int:
+    """Forget jobs finished more than `keep` seconds ago; how many."""
+    gone = session.execute(
+        delete(Job)
+        .where(Job.state == "done", Job.finished_at < _utc(now - keep))
+        .execution_options(synchronize_session=False)
+    )
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]

@@ -3,7 +3,6 @@ minute: old or excess recordings are erased, or recording pauses, and the admin 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 
@@ -24,14 +23,6 @@ class RetentionJob:
         self.sessions = sessions
         self.vault = vault
         self.interval = interval
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.apply)
-            except Exception:
-                log.exception("applying the recording limits failed; will retry")
-            await asyncio.sleep(self.interval)
 
     def apply(self, now: dt.datetime | None = None) -> dict[int, Verdict]:
         now = now or dt.datetime.now(dt.UTC)

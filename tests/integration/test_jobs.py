@@ -232,3 +232,20 @@ async def test_parked_jobs_are_shown_to_those_who_read_the_configuration(world, 
     await viewer.sign_in("viewer-a")
     response, _ = await viewer.get("/status")
     assert response.status == 403
+
+
+def test_finished_jobs_are_forgotten_after_a_week(sessions):
+    import datetime as dt
+
+    now = time.time()
+    with sessions.begin() as session:
+        for key, state, days in (
+            ("old", "done", 8),
+            ("recent", "done", 6),
+            ("waiting", "queued", 9),
+        ):
+            finished = dt.datetime.fromtimestamp(now - days * 86400, dt.UTC)
+            session.add(Job(kind="k", key=key, state=state, finished_at=finished))
+    with sessions.begin() as session:
+        assert queue.purge(session, now) == 1
+    assert sorted(states(sessions)) == ["recent", "waiting"]
