@@ -1338,6 +1338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         logging.getLogger("appliance.asterisk.ami.wire").setLevel(logging.CRITICAL)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line a run is noise
         return int(args.func(config, args))
     except FileExistsError as exc:
         print(f"appliance: {exc.filename} already exists", file=sys.stderr)
