@@ -61,15 +61,13 @@ class Limits:
         return address
 
 
-def _headers(response: web.StreamResponse, origin: str | None = None) -> None:
+def _headers(response: web.StreamResponse) -> None:
     response.headers["Server"] = "appliance"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("Content-Security-Policy", "default-src 'none'")
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Vary"] = "Origin"
 
 
