@@ -41,6 +41,7 @@ from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import new_password
+from appliance.transcription import models
 from appliance.vocabulary import RecordingMode, RingStrategy, values
 
 Command = Callable[[Config, argparse.Namespace], int]
@@ -835,6 +836,24 @@ def cmd_deliveries_retry(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_install(config: Config, args: argparse.Namespace) -> int:
+    model = models.install(Path(args.archive), Path(config.transcription.model_dir), args.name)
+    print(f"model {model.name!r} installed in {model.path} ({model.bytes // 1024**2} MiB)")
+    return 0
+
+
+def cmd_models_list(config: Config, _args: argparse.Namespace) -> int:
+    found = models.installed(Path(config.transcription.model_dir))
+    _table(("model", "MiB", "folder"), [(m.name, m.bytes // 1024**2, m.path) for m in found])
+    return 0
+
+
+def cmd_models_remove(config: Config, args: argparse.Namespace) -> int:
+    models.remove(Path(config.transcription.model_dir), args.name)
+    print(f"model {args.name!r} removed")
+    return 0
+
+
 def cmd_jobs_list(config: Config, args: argparse.Namespace) -> int:
     with _sessions(config)() as session:
         query = select(Job).order_by(Job.id.desc()).limit(args.limit)
@@ -1254,6 +1273,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("retry", cmd_deliveries_retry, "send a parked delivery again", deliveries)
     p.add_argument("delivery_id", type=int)
 
+    models_parser = sub.add_parser("models", help="Vosk speech models").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("install", cmd_models_install, "install a model from its archive", models_parser)
+    p.add_argument("archive", help="an official Vosk model archive (.zip or .tar.gz)")
+    p.add_argument("--name", help="install it under this name (default: its folder's)")
+    command("list", cmd_models_list, "list installed models", models_parser)
+    p = command("remove", cmd_models_remove, "remove an installed model", models_parser)
+    p.add_argument("name")
+
     jobs_parser = sub.add_parser("jobs", help="persistent jobs").add_subparsers(
         dest="action", required=True
     )
@@ -1354,6 +1383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin.AdminError,
         InvalidNumber,
         KeyProblem,
+        models.ModelError,
         RecordingError,
         call_log.BadFilter,
     ) as exc:

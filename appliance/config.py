@@ -191,6 +191,13 @@ class DestinationsConfig:
 
 
 @dataclass(frozen=True)
+class TranscriptionConfig:
+    model_dir: str = setting(
+        "{data_dir}/models", "Where Vosk models are installed (appliance models install)."
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -207,6 +214,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     destinations: DestinationsConfig = field(default_factory=DestinationsConfig)
+    transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
 

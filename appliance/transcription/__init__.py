@@ -1,0 +1,1 @@
+"""Offline transcription with Vosk: the models (models.py); the workers come next."""
