@@ -45,16 +45,23 @@ def asterisk_root() -> Path:
     return path
 
 
+_HANDED_OUT: set[tuple[int, int]] = set()  # (kind, port): never the same port twice a run
+
+
 def free_port(kind: int = socket.SOCK_STREAM, low: int = 21000, high: int = 32000) -> int:
     """A free port between Asterisk's RTP range and the kernel's ephemeral range, so that no
-    outgoing connection or media stream can take it before the test binds it."""
+    outgoing connection or media stream can take it before the test binds it; never one
+    handed out before in this run (a stack's ports must differ from each other)."""
     for _ in range(200):
         port = random.randint(low, high)
+        if (kind, port) in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add((kind, port))
             return port
     raise RuntimeError(f"no free port between {low} and {high}")
 
