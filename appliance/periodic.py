@@ -4,6 +4,7 @@ run still going when the next is due is not doubled (one instance, missed runs c
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,8 @@ def every(
     async def run() -> None:
         try:
             await work()
+        except asyncio.CancelledError:  # the controller is stopping: not a failure
+            return
         except Exception:
             log.exception("%s failed; it runs again in %s s", name, seconds)
 
