@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests that need more than the stack: a real browser."""
+"""Fixtures of the integration tests that need more than the stack: a real browser, an empty
+database of each kind, the web world."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 
 import pytest
 
+from appliance.db.engine import make_engine
+from appliance.db.models import Base
 from tests.harness import Stack
 from tests.web_world import build_world, client_for
 
@@ -72,3 +75,23 @@ async def client(world):
     client = await client_for(world)
     yield client
     await client.close()
+
+
+def _empty(url: str) -> None:
+    engine = make_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database, on SQLite and on a real PostgreSQL, emptied again afterwards."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/test.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    _empty(url)
+    yield url
+    _empty(url)

@@ -19,20 +19,10 @@ from appliance.secrets import SecretBox
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/t.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
     yield engine
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     engine.dispose()
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import upgrade
-from appliance.db.models import Base, Job, Source
+from appliance.db.models import Job, Source
 from appliance.jobs import queue
 from appliance.jobs.runner import Runner
 from tests.harness import wait_for
@@ -26,24 +26,12 @@ from tests.harness import wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/jobs.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+@pytest.fixture
+def url(database_url):
+    engine = make_engine(database_url)
     upgrade(engine)
     engine.dispose()
-    yield url
-    engine = make_engine(url)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    engine.dispose()
+    return database_url
 
 
 @pytest.fixture
