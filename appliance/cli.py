@@ -42,6 +42,8 @@ from appliance.recordings.keys import KeyProblem
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import new_password
 from appliance.transcription import models
+from appliance.transcription import service as transcription
+from appliance.transcription.decode import SPEAKERS
 from appliance.vocabulary import RecordingMode, RingStrategy, values
 
 Command = Callable[[Config, argparse.Namespace], int]
@@ -854,6 +856,43 @@ def cmd_models_remove(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transcribe(config: Config, args: argparse.Namespace) -> int:
+    from appliance.transcription import workers
+
+    return workers.serve(config, args.workers)
+
+
+def cmd_transcripts_queue(config: Config, args: argparse.Namespace) -> int:
+    reason = transcription.off_reason(config)
+    with _session(config) as session:
+        try:
+            queued = transcription.queue_recordings(session, args.call_ids, args.again)
+        except LookupError as exc:
+            print(f"appliance: {exc}", file=sys.stderr)
+            return 2
+        session.commit()
+    print(f"{queued} transcription(s) queued")
+    if reason:
+        print(f"note: {reason}; they wait for that")
+    return 0
+
+
+def cmd_transcripts_show(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        found = transcription.read(session, args.call_id)
+        state = transcription.progress(session, args.call_id)
+        if found is None:
+            detail = f": {state.detail}" if state.detail else ""
+            print(f"no transcript for call {args.call_id} ({state.state}{detail})")
+            return 1
+        audit.record(session, audit.cli_actor(), "transcript.read", subject=args.call_id)
+        session.commit()
+    for turn in found.turns:
+        who = SPEAKERS[turn.speaker]
+        print(f"[{turn.start:7.2f}] {who}: {_clean(turn.text)}")
+    return 0
+
+
 def cmd_jobs_list(config: Config, args: argparse.Namespace) -> int:
     with _sessions(config)() as session:
         query = select(Job).order_by(Job.id.desc()).limit(args.limit)
@@ -1282,6 +1321,17 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", cmd_models_list, "list installed models", models_parser)
     p = command("remove", cmd_models_remove, "remove an installed model", models_parser)
     p.add_argument("name")
+
+    p = command("transcribe", cmd_transcribe, "run the transcription workers", sub)
+    p.add_argument("--workers", type=int, help="worker processes (default: transcription.workers)")
+    transcripts = sub.add_parser("transcripts", help="call transcripts").add_subparsers(
+        dest="action", required=True
+    )
+    p = command("queue", cmd_transcripts_queue, "transcribe recordings (again)", transcripts)
+    p.add_argument("call_ids", nargs="*", help="these calls (default: every recording without one)")
+    p.add_argument("--again", action="store_true", help="also those transcribed already")
+    p = command("show", cmd_transcripts_show, "print a call's dialogue", transcripts)
+    p.add_argument("call_id")
 
     jobs_parser = sub.add_parser("jobs", help="persistent jobs").add_subparsers(
         dest="action", required=True

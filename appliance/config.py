@@ -192,8 +192,23 @@ class DestinationsConfig:
 
 @dataclass(frozen=True)
 class TranscriptionConfig:
+    enabled: bool = setting(True, "Transcribe every sealed recording (while a model is installed).")
     model_dir: str = setting(
         "{data_dir}/models", "Where Vosk models are installed (appliance models install)."
+    )
+    model: str = setting("", "Name of the installed model to use; empty: the first by name.")
+    workers: int = setting(
+        0, "Transcription worker processes (each loads the model once); 0: one per CPU core."
+    )
+    grammar: str = setting(
+        "",
+        "Comma-separated words and phrases recognition is limited to (for small models and "
+        "fixed vocabularies); empty: anything the model knows.",
+    )
+    lease: int = setting(
+        120,
+        "Seconds a worker's claim on a transcription lasts; renewed every third of it while "
+        "the worker is alive, so a killed worker's job is taken over after at most this.",
     )
 
 
@@ -400,6 +415,16 @@ def validate(config: Config) -> None:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
     if config.destinations.timeout <= 0:
         raise ConfigError("destinations.timeout: must be more than 0 seconds")
+    if not 0 <= config.transcription.workers <= 64:
+        raise ConfigError("transcription.workers: 0 (one per CPU core) to 64")
+    if config.transcription.lease < 10:
+        raise ConfigError("transcription.lease: at least 10 seconds")
+    if config.transcription.model and not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", config.transcription.model
+    ):
+        raise ConfigError(
+            "transcription.model: the name of an installed model (appliance models list)"
+        )
     if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
         raise ConfigError(
             "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"

@@ -52,6 +52,7 @@ from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
 from appliance.supervisor import Supervisor
 from appliance.tls import server_context
+from appliance.transcription import service as transcription
 from appliance.web.app import init_app
 from appliance.web.tracking import tracking_app
 
@@ -220,6 +221,7 @@ class Controller:
             Path(config.recordings.key_file),
             key_passphrase(config),
             spool_owners={uid},
+            on_sealed=transcription.Queuer(config),
         )
         features = Features(
             ami=ami,
@@ -329,6 +331,7 @@ class Controller:
             registrations=self.registrations,
             tracking_url=tracking_url(config),
             destinations=config.destinations,
+            transcription_off=functools.partial(transcription.off_reason, config),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

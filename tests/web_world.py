@@ -169,7 +169,14 @@ def _build(tmp_path: Path) -> World:
     return world
 
 
-def app_for(world: World, checks: dict | None = None, live: bool = False, mailer=None, box=None):
+def app_for(
+    world: World,
+    checks: dict | None = None,
+    live: bool = False,
+    mailer=None,
+    box=None,
+    transcription_off=None,
+):
     """The application as the controller builds it; `live` adds the control of recordings in
     progress (which needs Asterisk: tests of it run the whole stack)."""
     return init_app(
@@ -182,11 +189,14 @@ def app_for(world: World, checks: dict | None = None, live: bool = False, mailer
         mailer=mailer,
         box=box,
         base_url="https://calls.example.com:8443",
+        transcription_off=transcription_off,
     )
 
 
-async def client_for(world: World, mailer=None) -> TestClient:
-    client = TestClient(TestServer(app_for(world, mailer=mailer)))
+async def client_for(world: World, mailer=None, transcription_off=None) -> TestClient:
+    client = TestClient(
+        TestServer(app_for(world, mailer=mailer, transcription_off=transcription_off))
+    )
     await client.start_server()
     return client
 

@@ -42,13 +42,19 @@ def make_engine(url: str) -> Engine:
 
 def _private(database: Path) -> None:
     """The database file and its journals are readable by the appliance's user only (SQLite
-    gives the journals the database file's mode)."""
-    fd = os.open(database, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    gives the journals the database file's mode).
+
+    An existing database is never opened here: closing any descriptor of a file drops every
+    POSIX lock the process holds on it, SQLite's included, and another engine of this process
+    may have the database open."""
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        seen = os.lstat(database)
+        if stat.S_ISLNK(seen.st_mode):
+            raise ConfigError(f"database.url: {database} is a symbolic link") from None
+        if stat.S_IMODE(seen.st_mode) & 0o077:
+            os.chmod(database, 0o600)
     for journal in (
         database.with_name(database.name + "-wal"),
         database.with_name(database.name + "-shm"),

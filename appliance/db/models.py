@@ -294,6 +294,38 @@ class Recording(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Transcript(Base):
+    """What was said on a recorded call: every word with its speaker, time and confidence,
+    as JSON `[[speaker, start, end, confidence, word], ...]` in time order (speaker 0 is the
+    caller, 1 the answering party). It goes with its recording (crypto-erasure included)."""
+
+    __tablename__ = "transcripts"
+    call_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.call_id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(100))
+    seconds: Mapped[float] = mapped_column(Float)  # of audio transcribed
+    words: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    turns: Mapped[list[TranscriptTurn]] = relationship(
+        order_by="TranscriptTurn.start", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class TranscriptTurn(Base):
+    """One speaker's turn in the dialogue: the unit full-text search finds and points into."""
+
+    __tablename__ = "transcript_turns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(
+        ForeignKey("transcripts.call_id", ondelete="CASCADE"), index=True
+    )
+    speaker: Mapped[int] = mapped_column(Integer)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+
+
 class AuditEntry(Base):
     """Every sign-in, refused request, access to a recording and admin change."""
 

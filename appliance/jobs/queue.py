@@ -114,6 +114,18 @@ def finish(session: Session, job_id: int, worker: str, now: float) -> None:
         raise LeaseLost(f"job {job_id} is no longer this worker's")
 
 
+def extend(session: Session, job_id: int, worker: str, lease: float, now: float) -> None:
+    """Keep a long job's claim for another `lease` seconds (its worker is alive)."""
+    kept = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claimed_by == worker, Job.state == "running")
+        .values(claimed_until=_utc(now + lease))
+        .execution_options(synchronize_session=False)
+    )
+    if kept.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job_id} is no longer this worker's")
+
+
 def fail(
     session: Session, job_id: int, worker: str, error: str, now: float, final: bool = False
 ) -> str:
@@ -129,6 +141,23 @@ def fail(
         job.state = "queued"
         job.run_after = _utc(now + backoff(job.attempts))
     return job.state
+
+
+def release(session: Session, job_id: int, worker: str) -> None:
+    """Give a job back untried (its worker is stopping): due again at once, the attempt not
+    counted."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claimed_by == worker, Job.state == "running")
+        .values(
+            state="queued",
+            attempts=Job.attempts - 1,
+            run_after=dt.datetime.now(dt.UTC),
+            claimed_by=None,
+            claimed_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def retry(session: Session, job_id: int) -> Job:

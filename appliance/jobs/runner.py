@@ -8,8 +8,11 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,7 +20,20 @@ from appliance.jobs import queue
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Session, str], object]  # does the work about `key` in the session given
+Quick = Callable[[Session, str], object]  # does the work about `key` in the session given
+
+
+@dataclass(frozen=True)
+class Slow:
+    """Work too long for one transaction (a transcription): `work(key)` runs outside any,
+    while the worker keeps renewing its lease; `save(session, key, result)` then stores the
+    result in the transaction that marks the job done."""
+
+    work: Callable[[str], Any]
+    save: Callable[[Session, str, Any], object]
+
+
+Handler = Quick | Slow
 
 
 def worker_name(role: str) -> str:
@@ -58,15 +74,38 @@ class Runner:
             return queue.claim(session, self.handlers, self.worker, self.lease, time.time(),
                                self.batch)  # fmt: skip
 
+    def drain(self, stop: threading.Event) -> int:
+        """Claim and do due jobs until there are none (or `stop` is set); how many were tried."""
+        tried = 0
+        while not stop.is_set():
+            claimed = self.claim()
+            for job in claimed:
+                self.execute(job)
+            tried += len(claimed)
+            if len(claimed) < self.batch:
+                break
+        return tried
+
     def execute(self, job: queue.Claimed) -> bool:
         """Do one claimed job; whether it is done."""
         try:
-            with self.db.begin() as session:
-                self.handlers[job.kind](session, job.key)
-                queue.finish(session, job.id, self.worker, time.time())
+            handler = self.handlers[job.kind]
+            if isinstance(handler, Slow):
+                result = self._holding(job, handler.work)
+                with self.db.begin() as session:
+                    handler.save(session, job.key, result)
+                    queue.finish(session, job.id, self.worker, time.time())
+            else:
+                with self.db.begin() as session:
+                    handler(session, job.key)
+                    queue.finish(session, job.id, self.worker, time.time())
         except queue.LeaseLost:
             log.warning("job %s (%s %s) was taken over; its work here is undone", job.id,
                         job.kind, job.key)  # fmt: skip
+            return False
+        except InterruptedError:  # the worker is stopping: someone does it later
+            with self.db.begin() as session:
+                queue.release(session, job.id, self.worker)
             return False
         except Exception as exc:
             final = isinstance(exc, queue.Permanent)
@@ -79,3 +118,25 @@ class Runner:
             return False
         self.done += 1
         return True
+
+    def _holding(self, job: queue.Claimed, work: Callable[[str], Any]) -> Any:
+        """`work(job.key)`, renewing the job's lease every third of it from another thread."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease / 3):
+                try:
+                    with self.db.begin() as session:
+                        queue.extend(session, job.id, self.worker, self.lease, time.time())
+                except queue.LeaseLost:
+                    return  # finishing will say so
+                except Exception:
+                    log.exception("renewing the lease of job %s failed; trying again", job.id)
+
+        renewer = threading.Thread(target=renew, name=f"lease-{job.id}", daemon=True)
+        renewer.start()
+        try:
+            return work(job.key)
+        finally:
+            done.set()
+            renewer.join()

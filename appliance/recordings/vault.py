@@ -25,8 +25,9 @@ import os
 import shutil
 import stat
 import threading
+import time
 import wave
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,7 @@ class RecordingVault:
         *,
         spool_owners: Collection[int] = (),
         max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES,
+        on_sealed: Callable[[Session, str, float], None] | None = None,
     ) -> None:
         if max_spool_bytes < 0:
             raise ValueError("max_spool_bytes must not be negative")
@@ -130,6 +132,7 @@ class RecordingVault:
         self.passphrase = passphrase or None
         self.spool_owners = frozenset(spool_owners)
         self.max_spool_bytes = max_spool_bytes
+        self.on_sealed = on_sealed  # in the transaction that stores a recording (queues work)
         self._ring: tuple[tuple[int, int], keys.KeyRing] | None = None
         self._sealing = threading.Lock()  # one seal at a time: a call's file is never raced
 
@@ -269,6 +272,8 @@ class RecordingVault:
                     detail=f"{size} bytes, {seconds:.1f} s",
                 )
             )
+            if self.on_sealed is not None:
+                self.on_sealed(session, call_id, time.time())
         # Sealed and committed: the plaintext may go. A failure here loses nothing; the
         # marker is kept so the next sweep finds the leftover (refused: already sealed).
         try:

@@ -33,6 +33,7 @@ from appliance.web import (
     pages,
     playback,
     signin,
+    transcripts,
     websites,
 )
 from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
@@ -116,6 +117,7 @@ def init_app(
     registrations: Registrations | None = None,
     tracking_url: str = "https://localhost:8444",
     destinations: DestinationsConfig | None = None,
+    transcription_off: Callable[[], str | None] | None = None,
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log."""
@@ -132,6 +134,8 @@ def init_app(
     app[REFUSALS] = RefusalLog(sessions)
     app[playback.VAULT] = vault
     app[websites.TRACKING_URL] = tracking_url.rstrip("/")
+    if transcription_off is not None:
+        app[transcripts.TRANSCRIPTION_OFF] = transcription_off
     app.on_response_prepare.append(secure_headers(tls))
     offload.setup(app)
     web_dir = shipped_dir("web")

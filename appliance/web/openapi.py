@@ -115,6 +115,48 @@ LEAD = {
     },
 }
 
+_SPEAKER = {"type": "integer", "enum": [0, 1], "description": "0 the caller, 1 who answered"}
+TRANSCRIPT = {
+    "type": "object",
+    "properties": {
+        "state": {"type": "string", "enum": ["none", "queued", "running", "done", "parked"]},
+        "error": {"type": ["string", "null"], "description": "why it was parked"},
+        "off": {"type": ["string", "null"]},
+        "transcript": {
+            "type": ["object", "null"],
+            "properties": {
+                "model": {"type": "string"},
+                "seconds": {"type": "number"},
+                "words": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "speaker": _SPEAKER,
+                            "start": {"type": "number", "description": "seconds into the call"},
+                            "end": {"type": "number"},
+                            "confidence": {"type": "number"},
+                            "word": {"type": "string"},
+                        },
+                    },
+                },
+                "turns": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "speaker": _SPEAKER,
+                            "start": {"type": "number"},
+                            "end": {"type": "number"},
+                            "text": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
 
 def document(with_live_control: bool) -> dict[str, Any]:
     paths: dict[str, Any] = {
@@ -187,6 +229,21 @@ def document(with_live_control: bool) -> dict[str, Any]:
                     },
                     "206": {"description": "the range asked for", "content": {"audio/wav": {}}},
                     **_errors(401, 403, 404, 416, 503),
+                },
+            }
+        },
+        "/api/v1/calls/{call_id}/transcript": {
+            "get": {
+                "summary": "What was said: every word with its speaker and time, and the "
+                "dialogue's turns (needs recordings:read; every read is audited)",
+                "parameters": [CALL_ID],
+                "responses": {
+                    "200": {
+                        "description": "state: none, queued, running, done or parked; "
+                        "transcript: null until done; off: why calls are not transcribed",
+                        "content": {"application/json": {"schema": TRANSCRIPT}},
+                    },
+                    **_errors(401, 403, 404),
                 },
             }
         },

@@ -239,3 +239,38 @@ def test_a_call_keeps_the_marketing_it_came_in_under(engine):
         )[0]
     assert (row.source, row.medium, row.campaign) == ("Radio", "broadcast", "Spring")
     assert [r.id for r in by_source] == ["b" * 32]
+
+
+def test_a_second_sqlite_engine_keeps_the_first_ones_locks(tmp_path):
+    """Creating an engine never opens and closes an existing database file: that would drop
+    the process's POSIX locks on it, another process would then take itself for the last
+    user, remove the WAL under the first engine, and its next read fails."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/t.db"
+    first = make_engine(url)
+    count = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM t').fetchone()[0])"  # noqa: E501
+
+    def rows_seen_by_another_process() -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", count, str(tmp_path / "t.db")],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return int(out.stdout)
+
+    try:
+        with first.connect() as held:  # this process has the database open
+            held.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            held.exec_driver_sql("INSERT INTO t VALUES (1)")
+            held.commit()
+            make_engine(url).dispose()
+            assert rows_seen_by_another_process() == 1
+            held.exec_driver_sql("INSERT INTO t VALUES (2)")
+            held.commit()
+            assert rows_seen_by_another_process() == 2
+    finally:
+        first.dispose()
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (2,)

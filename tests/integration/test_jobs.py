@@ -20,7 +20,7 @@ from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import upgrade
 from appliance.db.models import Job, Source
 from appliance.jobs import queue
-from appliance.jobs.runner import Runner
+from appliance.jobs.runner import Runner, Slow
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -158,12 +158,51 @@ def test_a_job_whose_lease_ended_is_taken_over_and_the_late_worker_keeps_nothing
     assert states(sessions) == {"a": ("done", 2)}
 
 
+def test_slow_work_keeps_its_lease_while_it_runs_and_is_saved_with_the_done_mark(sessions):
+    """Work longer than its lease, done outside any transaction: the worker renews the lease
+    meanwhile, so no other worker takes the job; the result is saved as the job is finished."""
+    with sessions.begin() as session:
+        queue.enqueue(session, "slow", "a")
+    stolen: list[list[queue.Claimed]] = []
+
+    def work(key: str) -> str:
+        deadline = time.time() + 2.5  # the lease is 1 s
+        while time.time() < deadline:
+            with sessions.begin() as session:
+                stolen.append(queue.claim(session, ["slow"], "thief", 1, time.time()))
+            time.sleep(0.2)
+        return key.upper()
+
+    def save(session, key: str, result: str) -> None:
+        queue.enqueue(session, "made", result)  # what the work made, stored with the done mark
+
+    runner = Runner(sessions, {"slow": Slow(work, save)}, "worker", lease=1)
+    (job,) = runner.claim()
+    assert runner.execute(job)
+    assert not [c for c in stolen if c], "the job was taken while its worker was alive"
+    assert states(sessions) == {"a": ("done", 1), "A": ("queued", 0)}
+
+
+def test_a_stopping_worker_gives_its_job_back_untried(sessions):
+    with sessions.begin() as session:
+        queue.enqueue(session, "slow", "a")
+
+    def interrupted(key: str) -> None:
+        raise InterruptedError("stopping")
+
+    runner = Runner(sessions, {"slow": Slow(interrupted, lambda *_: None)}, "worker")
+    (job,) = runner.claim()
+    assert not runner.execute(job)
+    assert states(sessions) == {"a": ("queued", 0)}
+    assert runner.failed == 0
+
+
 WORKER = textwrap.dedent(
     """
     import sys, time
     from appliance.db.engine import make_engine, session_factory
     from appliance.db.models import Source
-    from appliance.jobs.runner import Runner
+    from appliance.jobs.runner import Runner, Slow
 
     def slow(session, key):
         print("working", flush=True)

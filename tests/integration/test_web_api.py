@@ -26,6 +26,7 @@ API_ROUTES = {
     ("GET", "/api/v1/calls"),
     ("GET", "/api/v1/calls/{call_id}"),
     ("GET", "/api/v1/calls/{call_id}/recording"),
+    ("GET", "/api/v1/calls/{call_id}/transcript"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/numbers"),
     ("GET", "/api/v1/sources"),
@@ -92,7 +93,11 @@ async def test_each_role_sees_exactly_its_accounts_calls(world, client, username
     assert listed == {world.calls[k] for k in SEES[username]}
     for key, call_id in world.calls.items():
         visible = key in SEES[username]
-        for path in (f"/api/v1/calls/{call_id}", f"/api/v1/calls/{call_id}/recording"):
+        for path in (
+            f"/api/v1/calls/{call_id}",
+            f"/api/v1/calls/{call_id}/recording",
+            f"/api/v1/calls/{call_id}/transcript",
+        ):
             response = await client.get(path, headers=bearer(token))
             body = await response.read()
             assert response.status == (200 if visible else 404), (username, key, path)

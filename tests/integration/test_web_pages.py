@@ -154,7 +154,8 @@ async def test_forms_need_the_csrf_token_and_our_own_origin(world, client):
 
 TEMPLATE_TAGS = set(
     "html head meta title link body header a nav form input span button main h1 h2 label "
-    "select option div table thead tbody tr th td p footer section dl dt dd audio".split()
+    "select option div table thead tbody tr th td p footer section dl dt dd audio script ol li "
+    "code".split()
 )
 
 

@@ -13,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROLLER = REPO / "systemd" / "appliance.service"
+TRANSCRIBER = REPO / "systemd" / "appliance-transcriber.service"
 ASTERISK_DROP_IN = REPO / "systemd" / "asterisk.service.d" / "appliance.conf"
 SANDBOX_ROOT = Path("/var/cache/appliance/sid-root")
 CONFIG = "/var/lib/appliance/asterisk/etc/asterisk.conf"
@@ -151,6 +152,29 @@ def test_controller_exposure(tmp_path: Path):
     units.mkdir(parents=True)
     shutil.copy(CONTROLLER, units / "appliance.service")
     assert exposure(tmp_path, "appliance.service") <= 2.5
+
+
+def test_transcription_workers_have_no_privilege_and_yield_to_calls():
+    service = parse(TRANSCRIBER)["Service"]
+    assert single(service, "ExecStart").split()[1:] == ["transcribe"]
+    assert single(service, "User") == "appliance"
+    assert service["CapabilityBoundingSet"] == [] and service["AmbientCapabilities"] == []
+    assert "SupplementaryGroups" not in service  # no access to the plaintext spool
+    assert "ReadWritePaths" not in service
+    assert single(service, "KillMode") == "mixed"  # the parent stops its workers
+    assert int(single(service, "Nice")) > 0
+    assert single(service, "CPUSchedulingPolicy") == "batch"
+    assert words(service, "RestrictAddressFamilies") == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateUsers", "NoNewPrivileges"):
+        assert single(service, key) == "yes", key
+
+
+@needs_analyze
+def test_transcriber_exposure(tmp_path: Path):
+    units = tmp_path / "etc" / "systemd" / "system"
+    units.mkdir(parents=True)
+    shutil.copy(TRANSCRIBER, units / "appliance-transcriber.service")
+    assert exposure(tmp_path, "appliance-transcriber.service") <= 2.0
 
 
 @needs_analyze

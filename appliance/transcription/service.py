@@ -1,0 +1,213 @@
+"""Transcription as jobs: a sealed recording queues one (when transcription is on), a worker
+process decrypts the recording in memory, decodes both channels and stores the words and the
+dialogue with the job marked done."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.config import Config, key_passphrase
+from appliance.db.models import Job, Recording, Transcript, TranscriptTurn
+from appliance.jobs import queue
+from appliance.jobs.runner import Slow
+from appliance.recordings import vault as vaults
+from appliance.recordings.container import RecordingError
+from appliance.transcription import dialogue, models
+from appliance.transcription.decode import Model, Word, transcribe
+
+log = logging.getLogger(__name__)
+
+KIND = "transcribe.call"
+ACTOR = "transcriber"
+RATES = {vaults.AUDIO_FORMAT: vaults.RATE}
+
+
+def chosen_model(config: Config) -> models.Model | None:
+    """The model transcription uses, or None (transcription is then off)."""
+    if not config.transcription.enabled:
+        return None
+    found = models.installed(Path(config.transcription.model_dir))
+    if config.transcription.model:
+        found = [m for m in found if m.name == config.transcription.model]
+    return found[0] if found else None
+
+
+def off_reason(config: Config) -> str | None:
+    """Why calls are not transcribed, in a line for an admin; None when they are."""
+    if not config.transcription.enabled:
+        return "transcription is turned off (transcription.enabled)"
+    if chosen_model(config) is None:
+        wanted = f"model {config.transcription.model!r}" if config.transcription.model else "model"
+        return f"no {wanted} is installed (appliance models install ARCHIVE)"
+    return None
+
+
+def grammar(config: Config) -> list[str] | None:
+    phrases = [p.strip() for p in config.transcription.grammar.split(",") if p.strip()]
+    return phrases or None
+
+
+def worker_count(config: Config) -> int:
+    return config.transcription.workers or os.cpu_count() or 1
+
+
+class Queuer:
+    """Called in the transaction that stores a sealed recording: queue its transcription when
+    transcription is on. Whether it is on is looked up at most every `every` seconds."""
+
+    def __init__(self, config: Config, every: float = 10.0) -> None:
+        self.config = config
+        self.every = every
+        self._checked = -every
+        self._on = False
+        self._lock = threading.Lock()
+
+    def on(self, now: float) -> bool:
+        with self._lock:
+            if now - self._checked >= self.every:
+                try:
+                    self._on = chosen_model(self.config) is not None
+                except OSError as exc:  # recordings go on; transcription waits for a fix
+                    log.error("transcription is off: the model directory: %s", exc)
+                    self._on = False
+                self._checked = now
+            return self._on
+
+    def __call__(self, session: Session, call_id: str, now: float) -> None:
+        if self.on(now):
+            queue.enqueue(session, KIND, call_id)
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    seconds: float
+    words: list[Word]
+
+
+class Transcriber:
+    """One worker's transcription: its model is loaded once; `handler` is its job."""
+
+    def __init__(
+        self, config: Config, sessions: sessionmaker[Session], model: models.Model
+    ) -> None:
+        self.sessions = sessions
+        self.vault = vaults.RecordingVault(
+            sessions,
+            Path(config.recordings.store_dir),
+            Path(config.recordings.key_file),
+            key_passphrase(config),
+        )
+        self.model = Model(model.path, grammar(config))
+        self.stopping = threading.Event()
+
+    @property
+    def handler(self) -> Slow:
+        return Slow(self.work, self.save)
+
+    def work(self, call_id: str) -> Result | None:
+        with self.sessions() as session:
+            audio_format = session.scalar(
+                select(Recording.audio_format).where(Recording.call_id == call_id)
+            )
+        if audio_format is None:
+            return None  # erased meanwhile: nothing to transcribe
+        rate = RATES.get(audio_format)
+        if rate is None:
+            raise queue.Permanent(f"recordings in {audio_format!r} cannot be transcribed")
+        try:
+            with self.vault.open(call_id, ACTOR, "recording.transcribe") as recording:
+                words = transcribe(
+                    self.model, recording.read(), rate, lambda: not self.stopping.is_set()
+                )
+                seconds = recording.size / vaults.BYTES_PER_SECOND
+        except vaults.RecordingNotFound:
+            return None
+        except RecordingError as exc:
+            raise queue.Permanent(f"the recording cannot be read: {exc}") from None
+        return Result(self.model.name, round(seconds, 3), words)
+
+    def save(self, session: Session, call_id: str, result: Result | None) -> None:
+        if result is not None and session.get(Recording, call_id) is not None:
+            store(session, call_id, result)
+
+
+def store(session: Session, call_id: str, result: Result) -> None:
+    """The transcript of a recorded call, replacing any earlier one."""
+    session.execute(delete(Transcript).where(Transcript.call_id == call_id))
+    session.add(
+        Transcript(
+            call_id=call_id,
+            model=result.model,
+            seconds=result.seconds,
+            words=json.dumps([w.as_row() for w in result.words], ensure_ascii=False),
+            turns=[
+                TranscriptTurn(speaker=t.speaker, start=t.start, end=t.end, text=t.text)
+                for t in dialogue.turns(result.words)
+            ],
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str  # off, queued, running, done, parked, none
+    detail: str | None = None
+
+
+def progress(session: Session, call_id: str) -> Progress:
+    """Where the transcription of one call is (the job's state, or done if only the transcript
+    is left after the job was forgotten)."""
+    job = session.scalar(select(Job).where(Job.kind == KIND, Job.key == call_id))
+    if job is not None:
+        return Progress(job.state, job.last_error)
+    if session.get(Transcript, call_id) is not None:
+        return Progress("done")
+    return Progress("none")
+
+
+def queue_recordings(session: Session, call_ids: list[str], again: bool = False) -> int:
+    """Queue the transcription of these calls' recordings (default: every recording that has
+    no transcript yet); `again` also redoes finished and parked ones. How many were queued."""
+    if call_ids:
+        have = set(
+            session.scalars(select(Recording.call_id).where(Recording.call_id.in_(call_ids)))
+        )
+        missing = [c for c in call_ids if c not in have]
+        if missing:
+            raise LookupError(f"no recording for call {missing[0][:40]!r}")
+    wanted = select(Recording.call_id)
+    if call_ids:
+        wanted = wanted.where(Recording.call_id.in_(call_ids))
+    if not again:
+        wanted = wanted.where(~Recording.call_id.in_(select(Transcript.call_id)))
+    found = list(session.scalars(wanted))
+    for call_id in found:
+        queue.enqueue(session, KIND, call_id, again=True)
+    return len(found)
+
+
+@dataclass(frozen=True)
+class TranscriptView:
+    call_id: str
+    model: str
+    seconds: float
+    words: list[Word]
+    turns: list[dialogue.Turn]
+
+
+def read(session: Session, call_id: str) -> TranscriptView | None:
+    """A call's transcript for display (the caller checks access and audits it)."""
+    found = session.get(Transcript, call_id)
+    if found is None:
+        return None
+    words = [Word.from_row(row) for row in json.loads(found.words)]
+    return TranscriptView(call_id, found.model, found.seconds, words, dialogue.turns(words))

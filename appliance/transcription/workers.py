@@ -1,0 +1,129 @@
+"""`appliance transcribe`: a parent process that keeps N transcription workers running (its own
+systemd unit). Each worker is a process of its own that loads the model once and takes one
+transcription job at a time from the database, so workers on several hosts can share the queue
+on PostgreSQL. With no model installed the parent waits for one; calls are recorded meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from multiprocessing.process import BaseProcess
+
+from appliance.config import Config
+from appliance.db.engine import make_engine, session_factory
+from appliance.jobs.runner import Runner, worker_name
+from appliance.transcription import service
+
+log = logging.getLogger(__name__)
+
+IDLE = 2.0  # seconds an idle worker waits before looking for jobs again
+MODEL_WAIT = 10.0  # seconds between looks for an installed model
+RESTART = (2.0, 60.0)  # first and longest wait before a worker that died is started again
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+
+
+def work(config: Config, stop: threading.Event | None = None) -> None:
+    """One worker process: load the model, then do transcription jobs until told to stop."""
+    if stop is None:
+        stop = threading.Event()
+        _stop_on_signals(stop)
+    _logging(config)
+    model = service.chosen_model(config)
+    if model is None:
+        log.warning("worker not started: %s", service.off_reason(config))
+        return
+    engine = make_engine(config.database.url)
+    sessions = session_factory(engine)
+    transcriber = service.Transcriber(config, sessions, model)
+    transcriber.stopping = stop
+    runner = Runner(
+        sessions,
+        {service.KIND: transcriber.handler},
+        worker_name("transcriber"),
+        lease=config.transcription.lease,
+        batch=1,
+    )
+    log.info("transcription worker ready with model %s", model.name)
+    try:
+        while not stop.is_set():
+            try:
+                tried = runner.drain(stop)
+            except Exception:
+                log.exception("the transcription worker failed; trying again")
+                tried = 0
+            if not tried:
+                stop.wait(IDLE)
+    finally:
+        engine.dispose()
+
+
+def serve(config: Config, count: int | None = None) -> int:
+    """Keep `count` workers (default transcription.workers) running until SIGTERM."""
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    said = None
+    while not stop.is_set():
+        reason = service.off_reason(config)
+        if reason is None:
+            break
+        if reason != said:
+            log.warning("transcription is off: %s; waiting for that to change", reason)
+            said = reason
+        stop.wait(MODEL_WAIT)
+    count = count or service.worker_count(config)
+    context = multiprocessing.get_context("spawn")
+    slots: list[BaseProcess | None] = [None] * count
+    waits = [RESTART[0]] * count
+    due = [0.0] * count
+    started_at = [0.0] * count
+    log.info("starting %d transcription worker(s)", count)
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            for slot, process in enumerate(slots):
+                if process is not None and process.is_alive():
+                    continue
+                if process is not None:
+                    if now - started_at[slot] > RESTART[1]:  # it had been working: no backoff
+                        waits[slot] = RESTART[0]
+                    log.warning(
+                        "transcription worker %d stopped (exit code %s); another in %.0f s",
+                        slot,
+                        process.exitcode,
+                        waits[slot],
+                    )
+                    due[slot] = now + waits[slot]
+                    waits[slot] = min(waits[slot] * 2, RESTART[1])
+                    slots[slot] = None
+                elif now >= due[slot]:
+                    started = context.Process(target=work, args=(config,), daemon=False)
+                    started.start()
+                    slots[slot], started_at[slot] = started, now
+            stop.wait(1.0)
+    finally:
+        running = [p for p in slots if p is not None]
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    return 0
+
+
+def _logging(config: Config) -> None:
+    """A spawned worker starts with no logging set up: the same format as the CLI."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=config.log.level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )

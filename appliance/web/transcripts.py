@@ -1,0 +1,102 @@
+"""A call's transcript for the call page and the API: as sensitive as its recording (the same
+permission), and every read is written to the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance import audit
+from appliance.access import Permission, Principal
+from appliance.calls import log as call_log
+from appliance.transcription import service
+from appliance.web import playback
+from appliance.web.auth import SESSIONS
+from appliance.web.keys import PRINCIPAL
+from appliance.web.offload import offload
+
+# Why calls are not transcribed (None: they are); asked when a call has no transcript.
+TRANSCRIPTION_OFF: web.AppKey[Callable[[], str | None]] = web.AppKey("transcription_off")
+
+
+@dataclass(frozen=True)
+class Panel:
+    progress: service.Progress
+    transcript: service.TranscriptView | None
+    off: str | None  # why there is none, when transcription is off
+
+    def as_json(self) -> dict[str, Any]:
+        found = self.transcript
+        return {
+            "state": self.progress.state,
+            "error": self.progress.detail if self.progress.state == "parked" else None,
+            "off": self.off,
+            "transcript": None
+            if found is None
+            else {
+                "model": found.model,
+                "seconds": found.seconds,
+                "words": [
+                    {
+                        "speaker": w.speaker,
+                        "start": w.start,
+                        "end": w.end,
+                        "confidence": w.confidence,
+                        "word": w.text,
+                    }
+                    for w in found.words
+                ],  # fmt: skip
+                "turns": [
+                    {"speaker": t.speaker, "start": t.start, "end": t.end, "text": t.text}
+                    for t in found.turns
+                ],
+            },
+        }
+
+
+def panel(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    call: call_log.CallRow,
+    client: str | None,
+    off: Callable[[], str | None],
+) -> Panel:
+    """The transcript of a call this principal may see (the caller checked), audited."""
+    with sessions.begin() as session:
+        found = service.read(session, call.id)
+        if found is not None:
+            audit.record(
+                session,
+                principal.actor,
+                "transcript.read",
+                call.id,
+                client=client,
+                account_id=call.account_id,
+            )
+        progress = service.progress(session, call.id)
+    return Panel(progress, found, None if found is not None else off())
+
+
+async def for_request(request: web.Request, call: call_log.CallRow) -> Panel | None:
+    """The panel for the call page, or None when this principal may not read recordings."""
+    principal: Principal = request[PRINCIPAL]
+    if not principal.can(Permission.RECORDINGS_READ):
+        return None
+    off = request.app.get(TRANSCRIPTION_OFF, lambda: "transcription is not set up")
+    return await offload(
+        request, panel, request.app[SESSIONS], principal, call, request.remote, off
+    )
+
+
+async def api(request: web.Request) -> web.Response:
+    """GET /api/v1/calls/{call_id}/transcript"""
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.RECORDINGS_READ)
+    call = await playback.call_for(request, request.app[SESSIONS])
+    found = await for_request(request, call)
+    assert found is not None
+    return web.json_response(found.as_json())

@@ -1,0 +1,140 @@
+"""The transcript on the call page and in the API: as private as the recording (another
+tenant's call is not found, a token without recordings:read is refused), every read audited,
+every word escaped, and each state of the transcription said plainly."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from appliance import admin
+from appliance.db.models import AuditEntry, Job
+from appliance.jobs import queue
+from appliance.transcription import service
+from appliance.transcription.decode import Word
+from tests.web_world import Browser, client_for
+
+pytestmark = pytest.mark.integration
+
+MARKUP = '<img src=x onerror="alert(1)">'
+WORDS = [
+    Word(0, 0.5, 0.9, 0.98, "hello"),
+    Word(0, 1.0, 1.4, 0.91, "appointment"),
+    Word(1, 2.0, 2.5, 0.4, MARKUP),
+    Word(1, 2.6, 3.0, 0.95, "tuesday"),
+]
+
+
+def transcribe(world, call_id: str, words=WORDS) -> None:
+    with world.sessions.begin() as session:
+        service.store(session, call_id, service.Result("ko", 3.2, list(words)))
+
+
+def reads(world, call_id: str) -> list[AuditEntry]:
+    with world.sessions() as session:
+        return list(
+            session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.action == "transcript.read", AuditEntry.subject == call_id
+                )
+            )
+        )
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_the_call_page_shows_the_dialogue_escaped_and_audits_the_read(world, client):
+    call_id = world.calls["a"]
+    transcribe(world, call_id)
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    response, page = await browser.get(f"/calls/{call_id}")
+    assert response.status == 200
+    assert 'data-start="1.00" data-end="1.40">appointment</span>' in page
+    assert MARKUP not in page and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+    assert 'class="word unsure"' in page  # the low-confidence word
+    assert page.index("hello") < page.index("tuesday")
+    assert '<script src="/static/transcript.js" defer></script>' in page
+    (entry,) = reads(world, call_id)
+    assert entry.actor.endswith("alice") or "alice" in entry.actor
+    assert entry.account_id == world.accounts["a"]
+
+    script = await client.get("/static/transcript.js")
+    assert script.status == 200 and "timeupdate" in await script.text()
+
+
+async def test_another_tenants_transcript_is_not_found(world, client):
+    transcribe(world, world.calls["a"])
+    browser = Browser(client)
+    await browser.sign_in("viewer-b")
+    response, _ = await browser.get(f"/calls/{world.calls['a']}")
+    assert response.status == 404
+    api = await client.get(
+        f"/api/v1/calls/{world.calls['a']}/transcript", headers=bearer(world.tokens["viewer-b"])
+    )
+    assert api.status == 404
+    assert reads(world, world.calls["a"]) == []
+
+
+async def test_the_api_gives_words_and_turns_and_needs_recordings_read(world, client):
+    call_id = world.calls["a"]
+    transcribe(world, call_id)
+    response = await client.get(
+        f"/api/v1/calls/{call_id}/transcript", headers=bearer(world.tokens["alice"])
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["state"] == "done" and body["error"] is None and body["off"] is None
+    found = body["transcript"]
+    assert found["model"] == "ko" and found["seconds"] == 3.2
+    assert [w["word"] for w in found["words"]] == [w.text for w in WORDS]
+    assert found["words"][1] == {
+        "speaker": 0, "start": 1.0, "end": 1.4, "confidence": 0.91, "word": "appointment"
+    }  # fmt: skip
+    assert [(t["speaker"], t["text"]) for t in found["turns"]] == [
+        (0, "hello appointment"),
+        (1, f"{MARKUP} tuesday"),
+    ]
+    assert len(reads(world, call_id)) == 1
+
+    with world.sessions.begin() as session:
+        _, calls_only = admin.add_api_key(session, "owner", "test", ["calls:read"])
+    refused = await client.get(f"/api/v1/calls/{call_id}/transcript", headers=bearer(calls_only))
+    assert refused.status == 403
+    assert len(reads(world, call_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        ("queued", "Being transcribed (queued)"),
+        ("running", "Being transcribed (running)"),
+        ("parked", "Transcription failed: <span class=\"wrap\">the recording cannot be read: "
+                   "&lt;b&gt;chunk 0&lt;/b&gt; fails its tag</span>"),
+    ],
+)  # fmt: skip
+async def test_each_state_of_the_transcription_is_said(world, client, state, shown):
+    call_id = world.calls["a"]
+    with world.sessions.begin() as session:
+        queue.enqueue(session, service.KIND, call_id)
+        job = session.scalar(select(Job).where(Job.key == call_id))
+        job.state = state
+        job.last_error = "the recording cannot be read: <b>chunk 0</b> fails its tag"
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    _, page = await browser.get(f"/calls/{call_id}")
+    assert shown in page
+    assert reads(world, call_id) == []
+
+
+async def test_with_transcription_off_the_page_says_why(world):
+    client = await client_for(world, transcription_off=lambda: "no model is installed")
+    try:
+        browser = Browser(client)
+        await browser.sign_in("alice")
+        _, page = await browser.get(f"/calls/{world.calls['a']}")
+        assert "Not transcribed: no model is installed." in page
+    finally:
+        await client.close()

@@ -1,0 +1,33 @@
+// The call page: the transcript follows the recording as it plays (the word being said is
+// highlighted), and a click on a word or a turn's time plays the call from there.
+(function () {
+  "use strict";
+  function ready() {
+    var audio = document.querySelector("#recording audio");
+    var panel = document.getElementById("transcript");
+    if (!audio || !panel) return;
+    var words = Array.prototype.slice.call(panel.querySelectorAll(".word"));
+    var spans = words.map(function (w) {
+      return { el: w, start: parseFloat(w.dataset.start), end: parseFloat(w.dataset.end) };
+    });
+    var current = [];
+    audio.addEventListener("timeupdate", function () {
+      var t = audio.currentTime;
+      current.forEach(function (s) { s.el.classList.remove("playing"); });
+      current = spans.filter(function (s) { return s.start <= t && t < s.end; });
+      current.forEach(function (s) { s.el.classList.add("playing"); });
+    });
+    panel.addEventListener("click", function (event) {
+      var target = event.target.closest("[data-start]");
+      if (!target) return;
+      audio.currentTime = parseFloat(target.dataset.start);
+      var playing = audio.play();
+      if (playing && playing.catch) playing.catch(function () {});
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
+  }
+})();
