@@ -34,14 +34,14 @@ from appliance.conversions import admin as conversions
 from appliance.conversions.platforms import amount, masked_url
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, upgrade
-from appliance.db.models import ConversionRule, Delivery, Destination, Job
+from appliance.db.models import AnalysisRule, ConversionRule, Delivery, Destination, Job
 from appliance.jobs import queue as jobs
 from appliance.numbers import InvalidNumber
 from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import new_password
-from appliance.transcription import models
+from appliance.transcription import analysis_store, models
 from appliance.transcription import service as transcription
 from appliance.transcription.decode import SPEAKERS
 from appliance.vocabulary import RecordingMode, RingStrategy, values
@@ -893,6 +893,49 @@ def cmd_transcripts_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analysis_rule_add(config: Config, args: argparse.Namespace) -> int:
+    request = analysis_store.RuleRequest(
+        args.tag, args.phrase, args.speaker, args.points, args.category
+    )
+    with _session(config) as session:
+        account = admin.get_account(session, args.account)
+        queued = analysis_store.add_rule(session, account.id, request, audit.cli_actor())
+    print(f"rule {request.tag.strip().lower()} saved; {queued} call(s) queued to be analysed again")
+    return 0
+
+
+def cmd_analysis_rule_list(config: Config, _args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        rows = session.scalars(
+            select(AnalysisRule).order_by(AnalysisRule.account_id, AnalysisRule.tag)
+        )
+        _table(
+            ("account", "tag", "speaker", "points", "category", "phrases"),
+            [
+                (r.account_id, r.tag, r.speaker, f"{r.points:+d}", r.category or "",
+                 _clean(" | ".join(r.phrases.splitlines())))
+                for r in rows
+            ],
+        )  # fmt: skip
+    return 0
+
+
+def cmd_analysis_rule_remove(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        account = admin.get_account(session, args.account)
+        queued = analysis_store.remove_rule(session, account.id, args.tag, audit.cli_actor())
+    print(f"rule {args.tag} removed; {queued} call(s) queued to be analysed again")
+    return 0
+
+
+def cmd_analysis_rerun(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        account = admin.get_account(session, args.account)
+        queued = analysis_store.requeue(session, account.id)
+    print(f"{queued} call(s) queued to be analysed again")
+    return 0
+
+
 def cmd_jobs_list(config: Config, args: argparse.Namespace) -> int:
     with _sessions(config)() as session:
         query = select(Job).order_by(Job.id.desc()).limit(args.limit)
@@ -1333,6 +1376,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", cmd_transcripts_show, "print a call's dialogue", transcripts)
     p.add_argument("call_id")
 
+    analysis_parser = sub.add_parser("analysis", help="call analysis").add_subparsers(
+        dest="action", required=True
+    )
+    rules_parser = analysis_parser.add_parser("rule", help="phrase rules").add_subparsers(
+        dest="rule_action", required=True
+    )
+    p = command("add", cmd_analysis_rule_add, "add or replace a tag's phrase rule", rules_parser)
+    p.add_argument("tag", help="e.g. appointment")
+    p.add_argument("--phrase", action="append", required=True, help="a word or phrase (repeat)")
+    p.add_argument("--speaker", choices=("any", "caller", "answerer"), default="any")
+    p.add_argument("--points", type=int, default=0, help="on the lead score, -100 to 100")
+    p.add_argument("--category", help="e.g. sales, support; spam flags the call as spam")
+    p.add_argument("--account", type=int, help="account id (default: the agency)")
+    command("list", cmd_analysis_rule_list, "list the phrase rules", rules_parser)
+    p = command("remove", cmd_analysis_rule_remove, "remove a tag's rule", rules_parser)
+    p.add_argument("tag")
+    p.add_argument("--account", type=int, help="account id (default: the agency)")
+    p = command("rerun", cmd_analysis_rerun, "analyse an account's calls again", analysis_parser)
+    p.add_argument("--account", type=int, help="account id (default: the agency)")
+
     jobs_parser = sub.add_parser("jobs", help="persistent jobs").add_subparsers(
         dest="action", required=True
     )
@@ -1434,6 +1497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         InvalidNumber,
         KeyProblem,
         models.ModelError,
+        analysis_store.RuleError,
         RecordingError,
         call_log.BadFilter,
     ) as exc:

@@ -213,6 +213,15 @@ class TranscriptionConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    answered: int = setting(20, "Lead score points of an answered call.")
+    first_time: int = setting(15, "Lead score points of a first call from a number.")
+    talk_per_minute: int = setting(10, "Lead score points per minute of talk.")
+    talk_max: int = setting(30, "At most this many points from talk time.")
+    spam: int = setting(-100, "Lead score points of a call that looks like spam.")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -230,6 +239,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     destinations: DestinationsConfig = field(default_factory=DestinationsConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "defaults"
 

@@ -52,6 +52,7 @@ from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
 from appliance.supervisor import Supervisor
 from appliance.tls import server_context
+from appliance.transcription import analysis_store
 from appliance.transcription import service as transcription
 from appliance.web.app import init_app
 from appliance.web.tracking import tracking_app
@@ -95,7 +96,11 @@ class Controller:
         self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
         tracking = config.tracking
         self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
-        self.jobs = Runner(self.store.sessions, conversions.HANDLERS, worker_name("controller"))
+        self.jobs = Runner(
+            self.store.sessions,
+            {**conversions.HANDLERS, **analysis_store.handlers(analysis_store.weights(config))},
+            worker_name("controller"),
+        )
 
     @functools.cached_property
     def mailer(self) -> Mailer:

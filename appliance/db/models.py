@@ -326,6 +326,43 @@ class TranscriptTurn(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
+class AnalysisRule(Base):
+    """An account's phrase rule: saying one of `phrases` (one per line) gives a call `tag`,
+    `points` on its lead score and maybe a category. An agency's rules apply to its clients'
+    calls too."""
+
+    __tablename__ = "analysis_rules"
+    __table_args__ = (
+        UniqueConstraint("account_id", "tag", name="uq_analysis_rules_account_tag"),
+        CheckConstraint("speaker IN ('any', 'caller', 'answerer')", name="speaker"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(40))
+    phrases: Mapped[str] = mapped_column(Text)
+    speaker: Mapped[str] = mapped_column(String(8), default="any")
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    category: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CallAnalysis(Base):
+    """What a transcribed call was about (appliance/transcription/analysis.py); `details` is
+    JSON: the phrases found, the score's trace, the summary, the talk split. It goes with its
+    transcript."""
+
+    __tablename__ = "call_analyses"
+    call_id: Mapped[str] = mapped_column(
+        ForeignKey("transcripts.call_id", ondelete="CASCADE"), primary_key=True
+    )
+    score: Mapped[int] = mapped_column(Integer, index=True)
+    category: Mapped[str | None] = mapped_column(String(40))
+    tags: Mapped[str] = mapped_column(Text)  # JSON list
+    spam: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[str] = mapped_column(Text)
+    analysed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEntry(Base):
     """Every sign-in, refused request, access to a recording and admin change."""
 

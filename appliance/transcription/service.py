@@ -26,6 +26,7 @@ from appliance.transcription.decode import Model, Word, transcribe
 log = logging.getLogger(__name__)
 
 KIND = "transcribe.call"
+ANALYSE = "analyse.call"  # appliance/transcription/analysis_store.py does it
 ACTOR = "transcriber"
 RATES = {vaults.AUDIO_FORMAT: vaults.RATE}
 
@@ -141,7 +142,7 @@ class Transcriber:
 
 
 def store(session: Session, call_id: str, result: Result) -> None:
-    """The transcript of a recorded call, replacing any earlier one."""
+    """The transcript of a recorded call, replacing any earlier one; its analysis is queued."""
     session.execute(delete(Transcript).where(Transcript.call_id == call_id))
     session.add(
         Transcript(
@@ -155,6 +156,7 @@ def store(session: Session, call_id: str, result: Result) -> None:
             ],
         )
     )
+    queue.enqueue(session, ANALYSE, call_id, again=True)
 
 
 @dataclass(frozen=True)

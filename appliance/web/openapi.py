@@ -122,6 +122,20 @@ TRANSCRIPT = {
         "state": {"type": "string", "enum": ["none", "queued", "running", "done", "parked"]},
         "error": {"type": ["string", "null"], "description": "why it was parked"},
         "off": {"type": ["string", "null"]},
+        "analysis": {
+            "type": ["object", "null"],
+            "description": "score 0-100 with its trace (signal, points, why), tags and the "
+            "phrases that gave them (hits, with their time), category, spam and why, summary "
+            "turns, caller_seconds, answerer_seconds, longest_silence",
+            "properties": {
+                "score": {"type": "integer"},
+                "category": {"type": ["string", "null"]},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "spam": {"type": "boolean"},
+                "trace": {"type": "array", "items": {"type": "object"}},
+                "hits": {"type": "array", "items": {"type": "object"}},
+            },
+        },
         "transcript": {
             "type": ["object", "null"],
             "properties": {

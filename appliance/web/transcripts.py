@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import audit
 from appliance.access import Permission, Principal
 from appliance.calls import log as call_log
-from appliance.transcription import service
+from appliance.transcription import analysis_store, service
 from appliance.web import playback
 from appliance.web.auth import SESSIONS
 from appliance.web.keys import PRINCIPAL
@@ -28,9 +28,10 @@ class Panel:
     progress: service.Progress
     transcript: service.TranscriptView | None
     off: str | None  # why there is none, when transcription is off
+    analysis: analysis_store.AnalysisView | None = None
 
     def as_json(self) -> dict[str, Any]:
-        found = self.transcript
+        found, seen = self.transcript, self.analysis
         return {
             "state": self.progress.state,
             "error": self.progress.detail if self.progress.state == "parked" else None,
@@ -55,6 +56,15 @@ class Panel:
                     for t in found.turns
                 ],
             },
+            "analysis": None
+            if seen is None
+            else {
+                "score": seen.score,
+                "category": seen.category,
+                "tags": seen.tags,
+                "spam": seen.spam,
+                **seen.details,
+            },
         }
 
 
@@ -78,7 +88,8 @@ def panel(
                 account_id=call.account_id,
             )
         progress = service.progress(session, call.id)
-    return Panel(progress, found, None if found is not None else off())
+        seen = analysis_store.read(session, call.id) if found is not None else None
+    return Panel(progress, found, None if found is not None else off(), seen)
 
 
 async def for_request(request: web.Request, call: call_log.CallRow) -> Panel | None:

@@ -23,10 +23,11 @@ from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import upgrade
 from appliance.db.models import AuditEntry, Call, Job, Recording, Transcript, TranscriptTurn
+from appliance.jobs.runner import Runner
 from appliance.recordings import keys
 from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
-from appliance.transcription import service, workers
+from appliance.transcription import analysis_store, service, workers
 from tests.harness import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -368,6 +369,10 @@ def test_a_call_through_asterisk_is_transcribed_and_follows_its_player_in_chromi
         APPLIANCE_TRANSCRIPTION_GRAMMAR=GRAMMAR,
     )
     consent_stack(stack, consent=False)
+    stack.appliance(
+        "analysis", "rule", "add", "booking", "--phrase", "예약", "--speaker", "caller",
+        "--points", "25",
+    )  # fmt: skip
     for name, words in (("caller.ulaw", CALLER_SAYS), ("callee.ulaw", ANSWERER_SAYS)):
         samples = speech(" ".join(words), stack.data_dir)
         subprocess.run(
@@ -407,6 +412,12 @@ def test_a_call_through_asterisk_is_transcribed_and_follows_its_player_in_chromi
         assert word in answerer, (caller, answerer)
     assert not {"병원", "확인"} & set(caller), "the answering party's words on the caller's side"
     assert all(0 <= w[1] < w[2] <= row["seconds"] + 0.01 for w in words)
+    (analysed,) = wait_for(  # the controller analyses it as soon as the transcript is stored
+        lambda: stack.query("SELECT * FROM call_analyses WHERE call_id = ?", call_id),
+        timeout=20,
+        what="the analysis",
+    )
+    assert json.loads(analysed["tags"]) == ["booking"]
 
     # the call page: the dialogue beside the player; a click on a word plays from there, and
     # the word being said is highlighted
@@ -430,6 +441,59 @@ def test_a_call_through_asterisk_is_transcribed_and_follows_its_player_in_chromi
     )
     assert page.locator("audio").evaluate("a => a.currentTime") >= start - 0.05
     page.locator("#transcript .word.playing").first.wait_for(timeout=10000)
+    assert page.locator("#analysis .tag").first.inner_text().startswith("booking")
     reads = stack.query("SELECT * FROM audit_log WHERE action = 'transcript.read'")
     assert reads and {r["actor"] for r in reads} == {"user:admin"}
     context.close()
+
+
+def test_phrase_rules_tag_and_score_a_transcribed_call_and_a_rule_change_reanalyses_it(
+    box, tmp_path
+):
+    def rule(*args: str) -> str:
+        done = box.appliance("analysis", "rule", *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "0 call(s) queued" in rule(
+        "add", "appointment", "--phrase", "예약", "--speaker", "caller", "--points", "30",
+        "--category", "sales",
+    )  # fmt: skip
+    box.record("call-1", conversation(tmp_path))
+    stop, thread = in_process_worker(box)
+    try:
+        assert box.settled("call-1") == "done"
+    finally:
+        stop.set()
+        thread.join(30)
+    # the controller does analysis jobs; here a runner with the same handlers
+    controller = Runner(
+        box.sessions, analysis_store.handlers(analysis_store.weights(box.config)), "controller"
+    )
+
+    def analysed() -> analysis_store.AnalysisView:
+        assert controller.drain(threading.Event()) == 1
+        with box.sessions() as session:
+            found = analysis_store.read(session, "call-1")
+        assert found is not None
+        return found
+
+    first = analysed()
+    assert (first.tags, first.category, first.score) == (["appointment"], "sales", 30)
+    assert [s["name"] for s in first.details["trace"]] == ["tag:appointment"]
+    assert first.details["hits"][0]["speaker"] == 0
+    assert first.details["caller_seconds"] > 0 and first.details["answerer_seconds"] > 0
+
+    # the answering party said 병원: a caller-only rule does not see it, an answerer one does
+    assert "1 call(s) queued" in rule("add", "clinic", "--phrase", "병원", "--speaker", "caller")
+    assert analysed().tags == ["appointment"]
+    rule("add", "clinic", "--phrase", "병원", "--speaker", "answerer", "--points", "10")
+    second = analysed()
+    assert second.tags == ["appointment", "clinic"] and second.score == 40
+    assert "1 call(s) queued" in rule("remove", "appointment")
+    assert analysed().score == 10
+
+    refused = box.appliance("analysis", "rule", "add", "<b>x</b>", "--phrase", "예약")
+    assert refused.returncode == 2 and "tag: 1 to 40 lower-case letters" in refused.stderr
+    listed = rule("list")
+    assert "clinic" in listed and "병원" in listed and "appointment" not in listed

@@ -4,13 +4,17 @@ every word escaped, and each state of the transcription said plainly."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
 from appliance import admin
-from appliance.db.models import AuditEntry, Job
+from appliance.db.models import AnalysisRule, AuditEntry, Job
 from appliance.jobs import queue
-from appliance.transcription import service
+from appliance.jobs.runner import Runner
+from appliance.transcription import analysis_store, service
+from appliance.transcription.analysis import Weights
 from appliance.transcription.decode import Word
 from tests.web_world import Browser, client_for
 
@@ -138,3 +142,60 @@ async def test_with_transcription_off_the_page_says_why(world):
         assert "Not transcribed: no model is installed." in page
     finally:
         await client.close()
+
+
+async def test_the_analysis_shows_its_score_trace_and_tags_escaped(world, client):
+    call_id = world.calls["a"]
+    transcribe(world, call_id)
+    with world.sessions.begin() as session:
+        analysis_store.add_rule(
+            session,
+            world.accounts["a"],
+            analysis_store.RuleRequest("appointment", ["appointment"], "caller", 25, "sales"),
+            "test",
+        )
+        session.add(  # a rule an older version let in: shown as text whatever it holds
+            AnalysisRule(account_id=world.accounts["a"], tag="odd", phrases=MARKUP, points=5)
+        )
+    runner = Runner(world.sessions, analysis_store.handlers(Weights()), "controller")
+    assert runner.drain(threading.Event()) == 1
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    _, page = await browser.get(f"/calls/{call_id}")
+    assert "Lead score <strong>57</strong> / 100 · sales" in page
+    assert (
+        'data-start="1.00" title="Caller said &quot;appointment&quot;">appointment · 0:01' in page
+    )
+    assert '<td>tag:appointment</td><td class="num">+25</td>' in page
+    assert MARKUP not in page
+    response = await client.get(
+        f"/api/v1/calls/{call_id}/transcript", headers=bearer(world.tokens["alice"])
+    )
+    seen = (await response.json())["analysis"]
+    assert seen["tags"] == ["appointment", "odd"] and seen["category"] == "sales"
+    assert [s["name"] for s in seen["trace"]] == [
+        "answered",
+        "talk_time",
+        "tag:appointment",
+        "tag:odd",
+    ]
+    assert seen["score"] == 20 + 7 + 25 + 5  # 42 s of talk: 7 points
+    assert seen["hits"][1]["phrase"] == MARKUP
+
+
+async def test_another_tenants_rules_do_not_touch_a_call(world):
+    call_a = world.calls["a"]
+    transcribe(world, call_a)
+    with world.sessions.begin() as session:
+        queued = analysis_store.add_rule(
+            session,
+            world.accounts["b"],
+            analysis_store.RuleRequest("appointment", ["appointment"], "any", 50),
+            "test",
+        )
+        assert queued == 0  # client B has no transcribed call; client A's is not B's
+    runner = Runner(world.sessions, analysis_store.handlers(Weights()), "controller")
+    runner.drain(threading.Event())
+    with world.sessions() as session:
+        seen = analysis_store.read(session, call_a)
+    assert seen is not None and seen.tags == [] and seen.score == 27

@@ -1,5 +1,5 @@
 // The call page: the transcript follows the recording as it plays (the word being said is
-// highlighted), and a click on a word or a turn's time plays the call from there.
+// highlighted), and a click on a word, a turn's time or a tag plays the call from there.
 (function () {
   "use strict";
   function ready() {
@@ -17,8 +17,8 @@
       current = spans.filter(function (s) { return s.start <= t && t < s.end; });
       current.forEach(function (s) { s.el.classList.add("playing"); });
     });
-    panel.addEventListener("click", function (event) {
-      var target = event.target.closest("[data-start]");
+    document.addEventListener("click", function (event) {
+      var target = event.target.closest("#transcript [data-start], #analysis [data-start]");
       if (!target) return;
       audio.currentTime = parseFloat(target.dataset.start);
       var playing = audio.play();
