@@ -13,6 +13,15 @@ from sqlalchemy import Engine
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+# Made by migrations but not in the models: full-text search (SQLite FTS5 and its shadow
+# tables, PostgreSQL's expression index); schema comparisons leave them out.
+UNMODELLED = ("transcript_search", "ix_transcript_turns_search")
+
+
+def modelled(name: str | None, kind: str, _parent: object = None) -> bool:
+    return not (name or "").startswith(UNMODELLED)
+
+
 def alembic_config(engine: Engine) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))

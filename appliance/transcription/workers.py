@@ -5,8 +5,10 @@ on PostgreSQL. With no model installed the parent waits for one; calls are recor
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 IDLE = 2.0  # seconds an idle worker waits before looking for jobs again
 MODEL_WAIT = 10.0  # seconds between looks for an installed model
+PR_SET_PDEATHSIG = 1  # prctl(2)
 RESTART = (2.0, 60.0)  # first and longest wait before a worker that died is started again
 
 
@@ -29,11 +32,25 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(number, lambda *_: stop.set())
 
 
-def work(config: Config, stop: threading.Event | None = None) -> None:
-    """One worker process: load the model, then do transcription jobs until told to stop."""
+def _die_with(parent: int) -> None:
+    """A worker spawned by `serve` stops when its parent does, however the parent ended."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # the parent is also checked while idle
+    if os.getppid() != parent:  # it ended before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def work(config: Config, stop: threading.Event | None = None, parent: int | None = None) -> None:
+    """One worker process: load the model, then do transcription jobs until told to stop (or,
+    when `parent` is given, until that process is gone)."""
     if stop is None:
         stop = threading.Event()
         _stop_on_signals(stop)
+    if parent is not None:
+        _die_with(parent)
     _logging(config)
     model = service.chosen_model(config)
     if model is None:
@@ -58,6 +75,9 @@ def work(config: Config, stop: threading.Event | None = None) -> None:
             except Exception:
                 log.exception("the transcription worker failed; trying again")
                 tried = 0
+            if parent is not None and os.getppid() != parent:
+                log.warning("the transcription service stopped; this worker stops too")
+                break
             if not tried:
                 stop.wait(IDLE)
     finally:
@@ -103,7 +123,9 @@ def serve(config: Config, count: int | None = None) -> int:
                     waits[slot] = min(waits[slot] * 2, RESTART[1])
                     slots[slot] = None
                 elif now >= due[slot]:
-                    started = context.Process(target=work, args=(config,), daemon=False)
+                    started = context.Process(
+                        target=work, args=(config, None, os.getpid()), daemon=False
+                    )
                     started.start()
                     slots[slot], started_at[slot] = started, now
             stop.wait(1.0)

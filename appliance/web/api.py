@@ -16,7 +16,7 @@ from appliance.calls import log as call_log
 from appliance.db.models import Endpoint, Route, Source, TrackingNumber
 from appliance.forms import whole
 from appliance.recordings.live import CallNotLive, LiveRecordings, RecordingRefused
-from appliance.web import openapi, playback, transcripts
+from appliance.web import openapi, playback
 from appliance.web.auth import SESSIONS
 from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
@@ -233,7 +233,6 @@ def add_routes(app: web.Application, live: LiveRecordings | None) -> None:
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/calls/{call_id}", call)
     app.router.add_get("/api/v1/calls/{call_id}/recording", recording)
-    app.router.add_get("/api/v1/calls/{call_id}/transcript", transcripts.api)
     app.router.add_get("/api/v1/leads", leads)
     if live is not None:
         app[LIVE] = live

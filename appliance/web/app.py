@@ -155,4 +155,5 @@ def init_app(
     websites.add_routes(app)
     conversions.add_routes(app, destinations or DestinationsConfig())
     api.add_routes(app, live)
+    transcripts.add_routes(app)
     return app

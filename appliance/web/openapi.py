@@ -261,6 +261,24 @@ def document(with_live_control: bool) -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/transcripts/search": {
+            "get": {
+                "summary": "Turns of transcripts that say every word of q, newest calls first "
+                "(needs calls:read and recordings:read; each search is audited, not its words)",
+                "parameters": [
+                    _query("q", "words, at most 200 characters", type="string"),
+                    _query("limit", "1 to 200, default 50", type="integer"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "results: call_id, started_at, caller_number, speaker, "
+                        "start (seconds into the recording), snippet, matches",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
         **{
             f"/api/v1/{kind}": {
                 "get": {

@@ -13,11 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import audit
 from appliance.access import Permission, Principal
 from appliance.calls import log as call_log
-from appliance.transcription import analysis_store, service
+from appliance.forms import whole
+from appliance.transcription import analysis_store, search, service
 from appliance.web import playback
 from appliance.web.auth import SESSIONS
+from appliance.web.hardening import Refused
 from appliance.web.keys import PRINCIPAL
 from appliance.web.offload import offload
+from appliance.web.render import account_zone, render, zone_named
 
 # Why calls are not transcribed (None: they are); asked when a call has no transcript.
 TRANSCRIPTION_OFF: web.AppKey[Callable[[], str | None]] = web.AppKey("transcription_off")
@@ -111,3 +114,85 @@ async def api(request: web.Request) -> web.Response:
     found = await for_request(request, call)
     assert found is not None
     return web.json_response(found.as_json())
+
+
+def _search(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    query: str,
+    limit: int,
+    client: str | None,
+) -> list[search.Hit]:
+    with sessions.begin() as session:
+        hits = search.search(session, principal, query, limit)
+        # what was searched for may itself be personal: only that a search was made is kept
+        audit.record(session, principal.actor, "transcripts.search", client=client,
+                     detail=f"{len(hits)} result(s)", account_id=principal.account_id)  # fmt: skip
+        return hits
+
+
+def _searcher(request: web.Request) -> Principal:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(Permission.CALLS_READ)
+    principal.require(Permission.RECORDINGS_READ)
+    return principal
+
+
+async def search_page(request: web.Request) -> web.Response:
+    """GET /search?q=: the calls in which these words were said."""
+    principal = _searcher(request)
+    query = request.query.get("q", "").strip()
+    hits: list[search.Hit] = []
+    problem = None
+    if query:
+        try:
+            hits = await offload(
+                request, _search, request.app[SESSIONS], principal, query, 100, request.remote
+            )
+        except search.BadQuery as exc:
+            problem = str(exc)
+    zone = await offload(request, account_zone, request.app[SESSIONS], principal)
+    return render(request, "search.html", query=query, hits=hits, problem=problem,
+                  zone=zone_named(zone))  # fmt: skip
+
+
+async def search_api(request: web.Request) -> web.Response:
+    """GET /api/v1/transcripts/search?q=&limit="""
+    principal = _searcher(request)
+    limit = request.query.get("limit", "50")
+    if not whole(limit) or not 1 <= int(limit) <= 200:
+        raise Refused(400, "limit: a number from 1 to 200")
+    try:
+        hits = await offload(
+            request,
+            _search,
+            request.app[SESSIONS],
+            principal,
+            request.query.get("q", ""),
+            int(limit),
+            request.remote,
+        )
+    except search.BadQuery as exc:
+        raise Refused(400, f"q: {exc}") from None
+    return web.json_response(
+        {
+            "results": [
+                {
+                    "call_id": h.call_id,
+                    "started_at": h.started_at.isoformat(),
+                    "caller_number": h.caller_number,
+                    "speaker": h.speaker,
+                    "start": h.start,
+                    "snippet": "".join(text for text, _ in h.snippet),
+                    "matches": [text for text, mark in h.snippet if mark],
+                }
+                for h in hits
+            ]
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/search", search_page)
+    app.router.add_get("/api/v1/calls/{call_id}/transcript", api)
+    app.router.add_get("/api/v1/transcripts/search", search_api)

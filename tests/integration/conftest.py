@@ -7,6 +7,7 @@ import base64
 import hashlib
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,11 @@ async def client(world):
 
 
 def _empty(url: str) -> None:
+    if url.startswith("sqlite:///"):  # a new file: nothing of the last test is left
+        database = Path(url.removeprefix("sqlite:///"))
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            path.unlink(missing_ok=True)
+        return
     engine = make_engine(url)
     Base.metadata.drop_all(engine)
     with engine.begin() as connection:

@@ -168,8 +168,12 @@ class Box:
     def close(self) -> None:
         for process in self.processes:
             if process.poll() is None:
-                process.kill()
-                process.wait()
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         self.engine.dispose()
 
 
@@ -290,6 +294,35 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_finished_once(tmp_path,
         assert max(w.end for w in view.words) > len(audio) / 4 / RATE - 3
     finally:
         box.close()
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes a process spawned (not multiprocessing's resource tracker)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [int(c) for c in path.read_text().split()] if path.exists() else []
+    return [
+        c for c in found
+        if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+        and b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()
+    ]  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_end_with_their_parent_however_it_ends(box):
+    parent = box.transcribe("--workers", "2")
+    workers = wait_for(
+        lambda: len(found := children(parent.pid)) == 2 and found, what="two workers"
+    )
+    parent.kill()  # no chance to stop them itself
+    parent.wait()
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30, what="workers gone")
 
 
 def test_a_corrupt_recording_parks_its_job_with_a_clear_error(box, tmp_path):

@@ -27,6 +27,7 @@ API_ROUTES = {
     ("GET", "/api/v1/calls/{call_id}"),
     ("GET", "/api/v1/calls/{call_id}/recording"),
     ("GET", "/api/v1/calls/{call_id}/transcript"),
+    ("GET", "/api/v1/transcripts/search"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/numbers"),
     ("GET", "/api/v1/sources"),

@@ -5,6 +5,7 @@ every word escaped, and each state of the transcription said plainly."""
 from __future__ import annotations
 
 import threading
+import urllib.parse
 
 import pytest
 from sqlalchemy import select
@@ -199,3 +200,39 @@ async def test_another_tenants_rules_do_not_touch_a_call(world):
     with world.sessions() as session:
         seen = analysis_store.read(session, call_a)
     assert seen is not None and seen.tags == [] and seen.score == 27
+
+
+async def test_search_finds_what_was_said_in_ones_own_calls_and_keeps_no_query(world, client):
+    transcribe(world, world.calls["a"])
+    transcribe(world, world.calls["b"], [Word(0, 7.5, 8.0, 0.9, "appointment"), WORDS[2]])
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    _, page = await browser.get("/search?q=Appointment")
+    assert f'href="/calls/{world.calls["a"]}#t=0.50"' in page  # the turn starts at 0.5 s
+    assert world.calls["b"] not in page  # client B's call
+    assert "<mark>appointment</mark>" in page
+    _, page = await browser.get("/search?q=" + urllib.parse.quote(MARKUP))
+    assert MARKUP not in page and "Nobody said that" not in page  # it was said, as words
+    assert "<mark>&lt;img</mark>" in page
+    _, page = await browser.get("/search?q=" + "x" * 300)
+    assert "at most 200 characters" in page
+    with world.sessions() as session:
+        searches = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "transcripts.search")
+        ).all()
+    assert len(searches) == 2 and all("appointment" not in (e.detail or "") for e in searches)
+    assert searches[0].detail == "1 result(s)"
+
+    owner = bearer(world.tokens["owner"])
+    response = await client.get("/api/v1/transcripts/search?q=appointment", headers=owner)
+    found = (await response.json())["results"]
+    assert {r["call_id"] for r in found} == {world.calls["a"], world.calls["b"]}
+    (theirs,) = [r for r in found if r["call_id"] == world.calls["b"]]
+    assert theirs["start"] == 7.5 and theirs["matches"] == ["appointment"]
+    for bad in ("", "q=", "q=%20", "q=ok&limit=0", "q=ok&limit=x"):
+        refused = await client.get(f"/api/v1/transcripts/search?{bad}", headers=owner)
+        assert refused.status == 400, bad
+    with world.sessions.begin() as session:
+        _, calls_only = admin.add_api_key(session, "owner", "test", ["calls:read"])
+    refused = await client.get("/api/v1/transcripts/search?q=a", headers=bearer(calls_only))
+    assert refused.status == 403

@@ -17,6 +17,13 @@
       current = spans.filter(function (s) { return s.start <= t && t < s.end; });
       current.forEach(function (s) { s.el.classList.add("playing"); });
     });
+    // /calls/ID#t=12.5 (from a search): the player waits at that moment
+    var wanted = /^#t=(\d{1,6}(?:\.\d{1,3})?)$/.exec(window.location.hash);
+    if (wanted) {
+      var seek = function () { audio.currentTime = parseFloat(wanted[1]); };
+      if (audio.readyState >= 1) seek(); else audio.addEventListener("loadedmetadata", seek, { once: true });
+      panel.scrollIntoView();
+    }
     document.addEventListener("click", function (event) {
       var target = event.target.closest("#transcript [data-start], #analysis [data-start]");
       if (!target) return;

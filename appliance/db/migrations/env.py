@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from appliance.db.migrate import modelled
 from appliance.db.models import Base
 
 config = context.config
@@ -12,6 +13,7 @@ with engine.connect() as connection:
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        include_name=modelled,
     )
     with context.begin_transaction():
         context.run_migrations()
