@@ -205,6 +205,21 @@ class TranscriptionConfig:
         "Comma-separated words and phrases recognition is limited to (for small models and "
         "fixed vocabularies); empty: anything the model knows.",
     )
+    redact: bool = setting(
+        True,
+        "Mask card numbers (Luhn-checked) and 9-digit social-security-style numbers, said as "
+        "digits or digit words, before a transcript is stored.",
+    )
+    redact_patterns: str = setting(
+        "",
+        "More to mask: regular expressions, one per line, matched against each speaker's "
+        "words (case-insensitive).",
+    )
+    redact_audio: bool = setting(
+        False,
+        "Also replace the recording with a copy in which what was masked is a tone (the "
+        "original is crypto-erased).",
+    )
     lease: int = setting(
         120,
         "Seconds a worker's claim on a transcription lasts; renewed every third of it while "
@@ -425,6 +440,7 @@ def validate(config: Config) -> None:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
     if config.destinations.timeout <= 0:
         raise ConfigError("destinations.timeout: must be more than 0 seconds")
+    redaction_patterns(config)  # each one compiles
     if not 0 <= config.transcription.workers <= 64:
         raise ConfigError("transcription.workers: 0 (one per CPU core) to 64")
     if config.transcription.lease < 10:
@@ -439,6 +455,24 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"
         )
+
+
+def redaction_patterns(config: Config) -> list[re.Pattern[str]]:
+    """transcription.redact_patterns, compiled; ConfigError names the one that does not."""
+    found = []
+    for line in config.transcription.redact_patterns.splitlines():
+        if not line.strip():
+            continue
+        if len(line) > 200:
+            raise ConfigError("transcription.redact_patterns: at most 200 characters each")
+        try:
+            found.append(re.compile(line.strip(), re.IGNORECASE))
+        except re.error as exc:
+            raise ConfigError(
+                f"transcription.redact_patterns: {line.strip()[:60]!r} is not a regular "
+                f"expression ({exc})"
+            ) from None
+    return found
 
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")

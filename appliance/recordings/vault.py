@@ -38,7 +38,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys, spool_files
-from appliance.recordings.container import RecordingError, SealedRecording, encrypt, new_header
+from appliance.recordings.container import (
+    Header,
+    RecordingError,
+    SealedRecording,
+    encrypt,
+    new_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,31 @@ class _CappedReader:
         self.total += len(data)
         if self.total > self.cap:
             raise _Refusal(f"grew past the size cap of {self.cap} bytes while being sealed", True)
+        return data
+
+
+class _Changed:
+    """A sealed recording's plaintext, each chunk changed on the way, read as a stream."""
+
+    def __init__(self, recording: SealedRecording, change: Callable[[int, bytes], bytes]):
+        self.chunks = recording.read()
+        self.change = change
+        self.offset = 0
+        self.pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.pending) < size:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            changed = self.change(self.offset, chunk)
+            if len(changed) != len(chunk):
+                raise ValueError("a changed chunk must keep its size")
+            self.offset += len(chunk)
+            self.pending += changed
+        if size < 0:
+            size = len(self.pending)
+        data, self.pending = self.pending[:size], self.pending[size:]
         return data
 
 
@@ -227,28 +258,11 @@ class RecordingVault:
         ring = self.ring()
         now = dt.datetime.now(dt.UTC)
         file_name = f"{now:%Y/%m}/{call_id}.rec"
-        target = self.store_dir / file_name
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = target.with_suffix(".partial")
-        data_key, header = keys.new_data_key(), new_header()
-        source = _CappedReader(fd, self.max_spool_bytes)
-        try:
-            out = os.open(
-                temporary,
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-            )
-            with os.fdopen(out, "wb") as sealed:
-                size = encrypt(cast(BinaryIO, source), sealed, data_key, header)
-                sealed.flush()
-                os.fsync(sealed.fileno())
-            # An orphan of an interrupted run (sealed, its key never committed) is replaced;
-            # a committed recording never is: the call was checked to have none.
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+        # An orphan of an interrupted run (sealed, its key never committed) is replaced; a
+        # committed recording never is: the call was checked to have none.
+        data_key, header, size = self._write_sealed(
+            cast(BinaryIO, _CappedReader(fd, self.max_spool_bytes)), self.store_dir / file_name
+        )
         wrapped = ring.wrap(data_key, header.file_id)
         seconds = round(size / BYTES_PER_SECOND, 3)
         with self.sessions.begin() as session:
@@ -282,6 +296,64 @@ class RecordingVault:
         except OSError as exc:
             log.error("recording of call %s sealed, but its plaintext stays: %s", call_id, exc)
         return Sealed(call_id, file_name, size, size / BYTES_PER_SECOND)
+
+    def _write_sealed(self, source: BinaryIO, target: Path) -> tuple[bytes, Header, int]:
+        """Seal `source` under a new data key into `target` (written beside it, fsynced, then
+        moved into place); the data key, the header and the plaintext size."""
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = target.with_suffix(".partial")
+        data_key, header = keys.new_data_key(), new_header()
+        try:
+            out = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
+            with os.fdopen(out, "wb") as sealed:
+                size = encrypt(source, sealed, data_key, header)
+                sealed.flush()
+                os.fsync(sealed.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return data_key, header, size
+
+    def reseal(
+        self, call_id: str, change: Callable[[int, bytes], bytes], actor: str, detail: str
+    ) -> None:
+        """Replace a recording with a changed copy (a redacted one): `change(offset, chunk)`
+        gives each plaintext chunk's replacement, of the same size. The copy is sealed under a
+        new data key; once its key is committed the original's is gone (crypto-erasure) and
+        its file is deleted."""
+        recording, stream = self.load(call_id, actor, "recording.redact")
+        with stream:
+            old_name = self._file_name(call_id)
+            now = dt.datetime.now(dt.UTC)
+            file_name = f"{now:%Y/%m}/{call_id}.{now:%Y%m%d%H%M%S%f}.rec"
+            data_key, header, size = self._write_sealed(
+                cast(BinaryIO, _Changed(recording, change)), self.store_dir / file_name
+            )
+        wrapped = self.ring().wrap(data_key, header.file_id)
+        with self.sessions.begin() as session:
+            row = session.get(Recording, call_id)
+            if row is None or row.file_name != old_name:  # erased or changed meanwhile
+                (self.store_dir / file_name).unlink(missing_ok=True)
+                raise RecordingNotFound(call_id)
+            row.file_name, row.file_id = file_name, header.file_id.hex()
+            row.key_id, row.wrapped_key = wrapped.key_id, wrapped.blob.hex()
+            row.plaintext_bytes = size
+            session.add(AuditEntry(actor=actor, action="recording.replace", subject=call_id,
+                                   detail=detail))  # fmt: skip
+        (self.store_dir / old_name).unlink(missing_ok=True)
+
+    def _file_name(self, call_id: str) -> str:
+        with self.sessions() as session:
+            row = session.get(Recording, call_id)
+            if row is None:
+                raise RecordingNotFound(call_id)
+            return row.file_name
 
     def _refuse(
         self,

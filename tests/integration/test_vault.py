@@ -134,3 +134,39 @@ def test_a_recording_is_never_replaced(world):
         ).all()
     assert entry.subject == call_id
     assert "already sealed" in entry.detail
+
+
+def test_a_recording_replaced_by_a_changed_copy_erases_the_original(world, tmp_path):
+    sessions, store, spool_dir = world
+    call_id = add_call(sessions, LINKEDID)
+    audio = bytes(range(256)) * 4000  # four chunks: the change sees each at its offset
+    (spool_dir / raw_name(LINKEDID)).write_bytes(audio)
+    store.seal(spool_dir / raw_name(LINKEDID), LINKEDID)
+    with sessions() as session:
+        before = session.get(Recording, call_id)
+    seen: list[int] = []
+
+    def change(offset: int, chunk: bytes) -> bytes:
+        seen.append(offset)
+        return bytes(len(chunk))  # silence
+
+    store.reseal(call_id, change, "transcriber", "1 passage(s): [card]")
+    assert seen == [0, 262144, 524288, 786432]
+    with sessions() as session:
+        after = session.get(Recording, call_id)
+        actions = [e.action for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert after.file_id != before.file_id and after.wrapped_key != before.wrapped_key
+    assert after.plaintext_bytes == len(audio)
+    assert not (tmp_path / "store" / before.file_name).exists()
+    with store.open(call_id, "test", "recording.export") as recording:
+        assert b"".join(recording.read()) == bytes(len(audio))
+    assert actions[-2:] == ["recording.redact", "recording.replace"]
+
+    def too_short(offset: int, chunk: bytes) -> bytes:
+        return chunk[:-1]
+
+    with pytest.raises(ValueError, match="keep its size"):
+        store.reseal(call_id, too_short, "transcriber", "x")
+    assert not list((tmp_path / "store").rglob("*.partial"))
+    with store.open(call_id, "test", "recording.export") as recording:
+        assert b"".join(recording.read()) == bytes(len(audio))  # the copy is still whole

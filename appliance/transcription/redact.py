@@ -1,0 +1,172 @@
+"""Redaction of what must not be kept, before a transcript is stored (pure): card numbers
+(13 to 19 digits that pass the Luhn check), social-security-style numbers (9 digits), said as
+digits or as spoken digit words ("four one one one ...", in any mix), and an admin's own
+patterns. A redacted word keeps its place and time; its text becomes the label."""
+
+from __future__ import annotations
+
+import array
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from appliance.transcription.decode import Word
+
+CARD, SSN, PATTERN = "[card]", "[ssn]", "[redacted]"
+LABELS = frozenset({CARD, SSN, PATTERN})
+SPOKEN = {
+    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+PAUSE = 2.0  # seconds between two digits that still belong to one number
+
+
+@dataclass(frozen=True)
+class Span:
+    label: str
+    speaker: int
+    start: float
+    end: float
+
+
+def digits(text: str) -> str | None:
+    """The digits a word says, or None when it is not a number ("4111", "4111-1111", "four")."""
+    word = text.casefold().strip(".,;:!?")
+    if word in SPOKEN:
+        return SPOKEN[word]
+    plain = word.replace("-", "").replace(" ", "")
+    return plain if plain.isascii() and plain.isdigit() else None
+
+
+def luhn(number: str) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(number)):
+        n = int(d)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _runs(words: Sequence[Word]) -> list[list[int]]:
+    """Indexes of consecutive number words of one speaker, no long pause between them."""
+    runs: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(words)), key=lambda i: (words[i].speaker, words[i].start)):
+        word = words[i]
+        last = words[current[-1]] if current else None
+        if digits(word.text) is None or (
+            last is not None and (last.speaker != word.speaker or word.start - last.end > PAUSE)
+        ):
+            if current:
+                runs.append(current)
+                current = []
+            if digits(word.text) is None:
+                continue
+        current.append(i)
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _label(run_digits: list[str]) -> tuple[str, int, int] | None:
+    """What a run of numbers is, and which of its words: the longest card number (Luhn) in it
+    that starts and ends with a word, or a run of exactly 9 digits."""
+    edges = [0]
+    for part in run_digits:
+        edges.append(edges[-1] + len(part))  # where each word's digits start and end
+    text = "".join(run_digits)
+    windows = sorted(
+        ((first, last) for first in range(len(run_digits)) for last in range(first, len(run_digits))
+         if 13 <= edges[last + 1] - edges[first] <= 19),
+        key=lambda w: edges[w[0]] - edges[w[1] + 1],
+    )  # fmt: skip
+    for first, last in windows:
+        if luhn(text[edges[first] : edges[last + 1]]):
+            return CARD, first, last
+    if len(text) == 9:
+        return SSN, 0, len(run_digits) - 1
+    return None
+
+
+def redact(
+    words: Sequence[Word], patterns: Sequence[re.Pattern[str]] = (), numbers: bool = True
+) -> tuple[list[Word], list[Span]]:
+    """The words with what must not be kept replaced by its label, and where it was said."""
+    out = list(words)
+    spans: list[Span] = []
+    for run in _runs(words) if numbers else []:
+        found = _label([digits(words[i].text) or "" for i in run])
+        if found is None:
+            continue
+        label, first, last = found
+        chosen = run[first : last + 1]
+        for i in chosen:
+            out[i] = replace(out[i], text=label)
+        spans.append(Span(label, words[chosen[0]].speaker, words[chosen[0]].start,
+                          words[chosen[-1]].end))  # fmt: skip
+    for pattern in patterns:
+        spans += _patterns(out, pattern)
+    return out, sorted(spans, key=lambda s: s.start)
+
+
+def _patterns(out: list[Word], pattern: re.Pattern[str]) -> list[Span]:
+    """Redact the words a pattern matches in each speaker's words joined by spaces."""
+    spans = []
+    for speaker in {w.speaker for w in out}:
+        mine = [i for i in range(len(out)) if out[i].speaker == speaker]
+        text, starts = "", []
+        for i in mine:
+            starts.append(len(text))
+            text += out[i].text + " "
+        for match in pattern.finditer(text):
+            if match.end() == match.start():
+                continue
+            hit = [
+                i for i, at in zip(mine, starts, strict=True)
+                if at < match.end() and at + len(out[i].text) > match.start()
+            ]  # fmt: skip
+            if not hit:
+                continue
+            for i in hit:
+                out[i] = replace(out[i], text=PATTERN)
+            spans.append(Span(PATTERN, speaker, out[hit[0]].start, out[hit[-1]].end))
+    return spans
+
+
+TONE_HZ, TONE_LEVEL = 1000, 4000  # a beep, well below full scale
+MARGIN = 0.15  # seconds of tone before and after each span
+
+
+def tone_over(
+    spans: Sequence[Span], rate: int = 8000, channels: int = 2
+) -> Callable[[int, bytes], bytes]:
+    """A change for RecordingVault.reseal: both channels of 16-bit little-endian PCM become a
+    tone wherever a span was said (a little before and after it too)."""
+    frames = sorted(
+        (max(0, int((s.start - MARGIN) * rate)), int((s.end + MARGIN) * rate) + 1) for s in spans
+    )
+    frame_bytes = 2 * channels
+
+    def change(offset: int, chunk: bytes) -> bytes:
+        first = offset // frame_bytes
+        count = len(chunk) // frame_bytes
+        hit = [(max(lo, first), min(hi, first + count)) for lo, hi in frames]
+        hit = [(lo, hi) for lo, hi in hit if lo < hi]
+        if not hit or offset % frame_bytes:
+            return chunk
+        samples = array.array("h", chunk[: count * frame_bytes])
+        if sys.byteorder == "big":
+            samples.byteswap()
+        for lo, hi in hit:
+            for frame in range(lo, hi):
+                value = int(TONE_LEVEL * math.sin(2 * math.pi * TONE_HZ * frame / rate))
+                at = (frame - first) * channels
+                samples[at : at + channels] = array.array("h", [value] * channels)
+        if sys.byteorder == "big":
+            samples.byteswap()
+        return samples.tobytes() + chunk[count * frame_bytes :]
+
+    return change
