@@ -839,7 +839,15 @@ def cmd_deliveries_retry(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_models_install(config: Config, args: argparse.Namespace) -> int:
-    model = models.install(Path(args.archive), Path(config.transcription.model_dir), args.name)
+    model_dir = Path(config.transcription.model_dir)
+    if Path(args.archive).exists() or "/" in args.archive or args.name:
+        model = models.install(Path(args.archive), model_dir, args.name)
+    else:  # an official model's name: downloaded with its checksum checked
+        from appliance.transcription import download
+
+        list_url = config.transcription.model_list_url
+        print(f"downloading {args.archive} (model list: {list_url})")
+        model = download.download_and_install(list_url, args.archive, model_dir)
     print(f"model {model.name!r} installed in {model.path} ({model.bytes // 1024**2} MiB)")
     return 0
 
@@ -1358,8 +1366,14 @@ def build_parser() -> argparse.ArgumentParser:
     models_parser = sub.add_parser("models", help="Vosk speech models").add_subparsers(
         dest="action", required=True
     )
-    p = command("install", cmd_models_install, "install a model from its archive", models_parser)
-    p.add_argument("archive", help="an official Vosk model archive (.zip or .tar.gz)")
+    p = command(
+        "install", cmd_models_install, "install a model from its archive, or by name", models_parser
+    )
+    p.add_argument(
+        "archive",
+        help="an official Vosk model archive (.zip or .tar.gz), or an official model's name "
+        "to download (its checksum checked)",
+    )
     p.add_argument("--name", help="install it under this name (default: its folder's)")
     command("list", cmd_models_list, "list installed models", models_parser)
     p = command("remove", cmd_models_remove, "remove an installed model", models_parser)

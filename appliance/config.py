@@ -197,6 +197,11 @@ class TranscriptionConfig:
         "{data_dir}/models", "Where Vosk models are installed (appliance models install)."
     )
     model: str = setting("", "Name of the installed model to use; empty: the first by name.")
+    model_list_url: str = setting(
+        "https://alphacephei.com/vosk/models/model-list.json",
+        "The official list of Vosk models (names, archives, checksums), for "
+        "'appliance models install NAME' on a host with internet access.",
+    )
     workers: int = setting(
         0, "Transcription worker processes (each loads the model once); 0: one per CPU core."
     )

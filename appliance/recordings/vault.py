@@ -6,8 +6,8 @@ without following a symlink and without blocking, and sealed only if the open de
 regular file, owned by an allowed user (Asterisk's), with a single link and no bigger than the
 size cap; reading stops at the cap too. Anything else is refused (SpoolFileRefused), removed
 from the spool unless it may be a real recording (too big: kept for an admin), and the refusal
-is written to the audit log. A recording is never replaced: a second file for a call that
-already has one is refused the same way.
+is written to the audit log. A spool file never replaces a recording: a second file for a call
+that already has one is refused the same way (only `reseal`, for a redacted copy, does).
 
 Order of sealing, so that a crash at any point loses nothing: encrypt into a temporary file and
 fsync it, move it into place and fsync the directory, commit the wrapped key (with the audit
