@@ -45,9 +45,13 @@ def off_reason(config: Config) -> str | None:
     """Why calls are not transcribed, in a line for an admin; None when they are."""
     if not config.transcription.enabled:
         return "transcription is turned off (transcription.enabled)"
-    if chosen_model(config) is None:
+    try:
+        chosen = chosen_model(config)
+    except OSError as exc:
+        return f"the model directory cannot be read ({exc.strerror})"
+    if chosen is None:
         wanted = f"model {config.transcription.model!r}" if config.transcription.model else "model"
-        return f"no {wanted} is installed (appliance models install ARCHIVE)"
+        return f"no {wanted} is installed (appliance models install ARCHIVE or NAME)"
     return None
 
 
@@ -73,12 +77,8 @@ class Queuer:
 
     def on(self, now: float) -> bool:
         with self._lock:
-            if now - self._checked >= self.every:
-                try:
-                    self._on = chosen_model(self.config) is not None
-                except OSError as exc:  # recordings go on; transcription waits for a fix
-                    log.error("transcription is off: the model directory: %s", exc)
-                    self._on = False
+            if now - self._checked >= self.every:  # a model directory that cannot be read
+                self._on = off_reason(self.config) is None  # turns transcription off, not calls
                 self._checked = now
             return self._on
 

@@ -88,7 +88,10 @@ async def status(request: web.Request) -> web.Response:
     principal.require(Permission.CONFIG_READ)
     jobs, parked = await offload.offload(request, job_counts, request.app[auth.SESSIONS])
     checks = await run_checks(request.app)
-    return render(request, "status.html", checks=checks, jobs=jobs, parked=parked)
+    off = request.app.get(transcripts.TRANSCRIPTION_OFF)
+    transcription = await offload.offload(request, off) if off else "not set up"
+    return render(request, "status.html", checks=checks, jobs=jobs, parked=parked,
+                  transcription_off=transcription)  # fmt: skip
 
 
 def job_counts(

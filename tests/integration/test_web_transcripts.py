@@ -236,3 +236,18 @@ async def test_search_finds_what_was_said_in_ones_own_calls_and_keeps_no_query(w
         _, calls_only = admin.add_api_key(session, "owner", "test", ["calls:read"])
     refused = await client.get("/api/v1/transcripts/search?q=a", headers=bearer(calls_only))
     assert refused.status == 403
+
+
+async def test_the_status_page_says_whether_calls_are_transcribed(world):
+    for off, said in (
+        ("no model is installed <b>(x)</b>", "Off: no model is installed &lt;b&gt;(x)&lt;/b&gt;."),
+        (None, "On: every sealed recording is transcribed"),
+    ):
+        client = await client_for(world, transcription_off=lambda off=off: off)
+        try:
+            browser = Browser(client)
+            await browser.sign_in("analyst")
+            _, page = await browser.get("/status")
+            assert said in page
+        finally:
+            await client.close()
