@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from appliance.access import Principal
 from appliance.calls.model import is_call_id
-from appliance.db.models import Account, Call, Recording
+from appliance.db.models import Account, Call, CallAnalysis, Recording
 from appliance.forms import BadFilter, day, text, whole
 
 __all__ = ["BadFilter", "CallFilter", "CallRow", "every", "one", "page", "parse_filter"]
@@ -85,6 +86,8 @@ class CallRow:
     recording_opted_out: bool = False
     visit_id: str | None = None  # the website visit that showed the number dialled
     attribution: str | None = None  # how sure: held, after or ambiguous
+    score: int | None = None  # the lead score, once the call is transcribed and analysed
+    tags: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -112,6 +115,8 @@ class CallRow:
             "recording_opted_out": self.recording_opted_out,
             "visit_id": self.visit_id,
             "attribution": self.attribution,
+            "score": self.score,
+            "tags": list(self.tags),
         }
 
 
@@ -121,9 +126,10 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 
 def _query(principal: Principal, wanted: CallFilter) -> Select:
     query = (
-        select(Call, Account.name, Recording.call_id)
+        select(Call, Account.name, Recording.call_id, CallAnalysis.score, CallAnalysis.tags)
         .outerjoin(Account, Account.id == Call.account_id)
         .outerjoin(Recording, Recording.call_id == Call.id)
+        .outerjoin(CallAnalysis, CallAnalysis.call_id == Call.id)
         .where(principal.where(Call.account_id))
     )
     if wanted.account_id is not None:
@@ -158,7 +164,13 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
-def _row(call: Call, account: str | None, recorded: str | None) -> CallRow:
+def _row(
+    call: Call,
+    account: str | None,
+    recorded: str | None,
+    score: int | None = None,
+    tags: str | None = None,
+) -> CallRow:
     return CallRow(
         id=call.id,
         account_id=call.account_id,
@@ -185,6 +197,8 @@ def _row(call: Call, account: str | None, recorded: str | None) -> CallRow:
         recording_opted_out=call.recording_opted_out,
         visit_id=call.visit_id,
         attribution=call.attribution,
+        score=score,
+        tags=tuple(json.loads(tags)) if tags else (),
     )
 
 

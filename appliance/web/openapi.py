@@ -78,6 +78,11 @@ CALL = {
         "recording_opted_out": {"type": "boolean"},
         "visit_id": {"type": ["string", "null"]},
         "attribution": {"type": ["string", "null"], "enum": ["held", "after", "ambiguous", None]},
+        "score": {
+            "type": ["integer", "null"],
+            "description": "lead score 0-100, once the call is transcribed and analysed",
+        },
+        "tags": {"type": "array", "items": {"type": "string"}},
     },
 }
 VISIT = {

@@ -47,6 +47,7 @@ CSV_COLUMNS = (
     "after_hours",
     "recorded",
     "attribution",
+    "score",
 )
 
 

@@ -251,3 +251,29 @@ async def test_the_status_page_says_whether_calls_are_transcribed(world):
             assert said in page
         finally:
             await client.close()
+
+
+async def test_the_call_log_api_and_csv_carry_the_lead_score_and_tags(world, client):
+    call_id = world.calls["a"]
+    transcribe(world, call_id)
+    with world.sessions.begin() as session:
+        analysis_store.add_rule(
+            session,
+            world.accounts["a"],
+            analysis_store.RuleRequest("appointment", ["appointment"], "caller", 25),
+            "test",
+        )
+    Runner(world.sessions, analysis_store.handlers(Weights()), "controller").drain(
+        threading.Event()
+    )
+    browser = Browser(client)
+    await browser.sign_in("alice")
+    _, page = await browser.get("/calls")
+    assert '<span class="score">52</span> <span class="tag">appointment</span>' in page
+    response = await client.get(f"/api/v1/calls/{call_id}", headers=bearer(world.tokens["alice"]))
+    found = await response.json()
+    assert (found["score"], found["tags"]) == (52, ["appointment"])
+    _, csv = await browser.get("/calls.csv")
+    header, *rows = csv.splitlines()
+    assert header.endswith(",attribution,score")
+    assert any(r.startswith(call_id) and r.endswith(",52") for r in rows)
