@@ -196,6 +196,24 @@ def check_recordings(config: Config) -> Finding:
     return Finding(OK, "recordings", detail)
 
 
+def check_transcription(config: Config) -> Finding:
+    from appliance.transcription import service
+
+    reason = service.off_reason(config)
+    if reason is not None:
+        return Finding(
+            WARN,
+            "transcription",
+            f"off: {reason}; calls are recorded as always",
+            "appliance models install NAME (or an archive), then start appliance transcribe",
+        )
+    model = service.chosen_model(config)
+    workers = service.worker_count(config)
+    return Finding(
+        OK, "transcription", f"model {model.name if model else '?'}, {workers} worker(s)"
+    )
+
+
 def _filesystem(path: Path) -> str:
     best, kind = "", ""
     try:
@@ -232,6 +250,7 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_port("FastAGI", config.agi.host, config.agi.port),
         lambda: check_port("HTTP", config.http.host, config.http.port),
         lambda: check_recordings(config),
+        lambda: check_transcription(config),
         lambda: check_disk(config),
     ]
     return [_safely(check) for check in checks]
