@@ -205,7 +205,7 @@ def check_transcription(config: Config) -> Finding:
             WARN,
             "transcription",
             f"off: {reason}; calls are recorded as always",
-            "appliance models install NAME (or an archive), then start appliance transcribe",
+            "appliance models install NAME (or an archive): the workers start within 10 s",
         )
     model = service.chosen_model(config)
     workers = service.worker_count(config)

@@ -38,7 +38,7 @@ def test_health_and_doctor_report_a_working_stack(running: Stack):
     assert "[  ok] AMI login" in doctor.stdout
     # no speech model here: a warning that says what to do, never a failure
     assert "[warn] transcription: off: no model is installed" in doctor.stdout
-    assert "fix: appliance models install NAME" in doctor.stdout
+    assert "fix: appliance models install NAME (or an archive): the workers start" in doctor.stdout
 
 
 def test_sigterm_shuts_the_controller_down_cleanly(running: Stack):
