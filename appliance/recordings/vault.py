@@ -288,6 +288,7 @@ class RecordingVault:
             )
             if self.on_sealed is not None:
                 self.on_sealed(session, call_id, time.time())
+        self._settle_key(call_id, header.file_id, data_key, wrapped)
         # Sealed and committed: the plaintext may go. A failure here loses nothing; the
         # marker is kept so the next sweep finds the leftover (refused: already sealed).
         try:
@@ -337,7 +338,9 @@ class RecordingVault:
             )
         wrapped = self.ring().wrap(data_key, header.file_id)
         with self.sessions.begin() as session:
-            row = session.get(Recording, call_id)
+            row = session.scalar(
+                select(Recording).where(Recording.call_id == call_id).with_for_update()
+            )
             if row is None or row.file_name != old_name:  # erased or changed meanwhile
                 (self.store_dir / file_name).unlink(missing_ok=True)
                 raise RecordingNotFound(call_id)
@@ -346,7 +349,30 @@ class RecordingVault:
             row.plaintext_bytes = size
             session.add(AuditEntry(actor=actor, action="recording.replace", subject=call_id,
                                    detail=detail))  # fmt: skip
+        self._settle_key(call_id, header.file_id, data_key, wrapped)
         (self.store_dir / old_name).unlink(missing_ok=True)
+
+    def _settle_key(
+        self, call_id: str, file_id: bytes, data_key: bytes, wrapped: keys.WrappedKey
+    ) -> None:
+        """A data key just committed under a master key that a rotation has meanwhile
+        replaced is wrapped again under the current one (the rotation may have re-wrapped the
+        others already and will retire the old key): no recording is left behind under a
+        retired key. The rotation writes its new current key before it re-wraps anything."""
+        for _ in range(3):
+            ring = self.ring()
+            if wrapped.key_id == ring.current:
+                return
+            wrapped = ring.wrap(data_key, file_id)
+            with self.sessions.begin() as session:
+                row = session.scalar(
+                    select(Recording)
+                    .where(Recording.call_id == call_id, Recording.file_id == file_id.hex())
+                    .with_for_update()
+                )
+                if row is None:  # erased or replaced meanwhile
+                    return
+                row.key_id, row.wrapped_key = wrapped.key_id, wrapped.blob.hex()
 
     def _file_name(self, call_id: str) -> str:
         with self.sessions() as session:
@@ -482,13 +508,8 @@ class RecordingVault:
         old = list(ring.keys)
         new_id = ring.add_key()
         keys.save(self.key_file, ring, self.passphrase)
-        count = 0
         with self.sessions.begin() as session:
-            for row in session.scalars(select(Recording).where(Recording.key_id != new_id)):
-                wrapped = keys.WrappedKey(row.key_id, bytes.fromhex(row.wrapped_key))
-                fresh = ring.rewrap(wrapped, bytes.fromhex(row.file_id))
-                row.key_id, row.wrapped_key = fresh.key_id, fresh.blob.hex()
-                count += 1
+            count = _rewrap(session, ring, new_id)
             session.add(
                 AuditEntry(
                     actor=actor,
@@ -497,6 +518,8 @@ class RecordingVault:
                     detail=f"{count} recording key(s) re-wrapped",
                 )
             )
+        with self.sessions.begin() as session:  # any sealed meanwhile under an old key
+            _rewrap(session, ring, new_id)
         for key_id in old:
             ring.retire(key_id)
         keys.save(self.key_file, ring, self.passphrase)
@@ -512,6 +535,19 @@ class RecordingVault:
             session.execute(delete(Recording).where(Recording.call_id == call_id))
             session.add(AuditEntry(actor=actor, action="recording.delete", subject=call_id))
         (self.store_dir / file_name).unlink(missing_ok=True)
+
+
+def _rewrap(session: Session, ring: keys.KeyRing, new_id: str) -> int:
+    """Every data key not under master key `new_id` wrapped again under it; how many."""
+    count = 0
+    for row in session.scalars(
+        select(Recording).where(Recording.key_id != new_id).with_for_update()
+    ):
+        wrapped = keys.WrappedKey(row.key_id, bytes.fromhex(row.wrapped_key))
+        fresh = ring.rewrap(wrapped, bytes.fromhex(row.file_id))
+        row.key_id, row.wrapped_key = fresh.key_id, fresh.blob.hex()
+        count += 1
+    return count
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,7 +1,9 @@
 """Redaction of what must not be kept, before a transcript is stored (pure): card numbers
-(13 to 19 digits that pass the Luhn check), social-security-style numbers (9 digits), said as
-digits or as spoken digit words ("four one one one ...", in any mix), and an admin's own
-patterns. A redacted word keeps its place and time; its text becomes the label."""
+(13 to 19 digits that pass the Luhn check) with the security code said after them, any other
+number of 13 digits or more (a card with a misheard digit), social-security-style numbers
+(9 digits, or 3-2-4 groups), said as digits or as spoken digit words ("four one one one ...",
+in any mix), and an admin's own patterns. A redacted word keeps its place and time; its text
+becomes the label."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from dataclasses import dataclass, replace
 
 from appliance.transcription.decode import Word
 
-CARD, SSN, PATTERN = "[card]", "[ssn]", "[redacted]"
-LABELS = frozenset({CARD, SSN, PATTERN})
+CARD, NUMBER, SSN, PATTERN = "[card]", "[number]", "[ssn]", "[redacted]"
+LABELS = frozenset({CARD, NUMBER, SSN, PATTERN})
 SPOKEN = {
     "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
@@ -71,24 +73,61 @@ def _runs(words: Sequence[Word]) -> list[list[int]]:
     return runs
 
 
-def _label(run_digits: list[str]) -> tuple[str, int, int] | None:
-    """What a run of numbers is, and which of its words: the longest card number (Luhn) in it
-    that starts and ends with a word, or a run of exactly 9 digits."""
-    edges = [0]
-    for part in run_digits:
-        edges.append(edges[-1] + len(part))  # where each word's digits start and end
-    text = "".join(run_digits)
-    windows = sorted(
-        ((first, last) for first in range(len(run_digits)) for last in range(first, len(run_digits))
-         if 13 <= edges[last + 1] - edges[first] <= 19),
-        key=lambda w: edges[w[0]] - edges[w[1] + 1],
-    )  # fmt: skip
-    for first, last in windows:
-        if luhn(text[edges[first] : edges[last + 1]]):
-            return CARD, first, last
-    if len(text) == 9:
-        return SSN, 0, len(run_digits) - 1
+def _card(parts: list[str], edges: list[int], start: int) -> tuple[int, int] | None:
+    """The first card number (13 to 19 digits, Luhn) from word `start` on that starts and ends
+    with a word, the longest there."""
+    text = "".join(parts)
+    for first in range(start, len(parts)):
+        for last in range(len(parts) - 1, first - 1, -1):
+            size = edges[last + 1] - edges[first]
+            if 13 <= size <= 19 and luhn(text[edges[first] : edges[last + 1]]):
+                return first, last
     return None
+
+
+def _labels(parts: list[str]) -> list[tuple[str, int, int]]:
+    """What a run of numbers holds, as (label, first word, last word): every card number and
+    the 3 or 4 digits said right after one (its security code); then, in what is left, any
+    13 digits or more (a card misheard by a digit), 9 digits in all, or 3-2-4 digit groups."""
+    edges = [0]
+    for part in parts:
+        edges.append(edges[-1] + len(part))  # where each word's digits start and end
+    found: list[tuple[str, int, int]] = []
+    start = 0
+    while (card := _card(parts, edges, start)) is not None:
+        first, last = card
+        found.append((CARD, first, last))
+        start = last + 1
+        following = _card(parts, edges, start)
+        if following is not None and following[0] == start:
+            continue  # another card right after it
+        code = start
+        while code < len(parts) and edges[code + 1] - edges[start] <= 4:
+            code += 1
+        if code > start and edges[code] - edges[start] >= 3:
+            found.append((CARD, start, code - 1))
+            start = code
+    taken = {i for _, first, last in found for i in range(first, last + 1)}
+    rest: list[list[int]] = []
+    for i in range(len(parts)):
+        if i in taken:
+            continue
+        if rest and rest[-1][-1] == i - 1:
+            rest[-1].append(i)
+        else:
+            rest.append([i])
+    for segment in rest:
+        size = edges[segment[-1] + 1] - edges[segment[0]]
+        if size >= 13:
+            found.append((NUMBER, segment[0], segment[-1]))
+        elif size == 9:
+            found.append((SSN, segment[0], segment[-1]))
+        else:
+            for at in range(len(segment) - 2):
+                if [len(parts[i]) for i in segment[at : at + 3]] == [3, 2, 4]:
+                    found.append((SSN, segment[at], segment[at + 2]))
+                    break
+    return found
 
 
 def redact(
@@ -98,15 +137,12 @@ def redact(
     out = list(words)
     spans: list[Span] = []
     for run in _runs(words) if numbers else []:
-        found = _label([digits(words[i].text) or "" for i in run])
-        if found is None:
-            continue
-        label, first, last = found
-        chosen = run[first : last + 1]
-        for i in chosen:
-            out[i] = replace(out[i], text=label)
-        spans.append(Span(label, words[chosen[0]].speaker, words[chosen[0]].start,
-                          words[chosen[-1]].end))  # fmt: skip
+        for label, first, last in _labels([digits(words[i].text) or "" for i in run]):
+            chosen = run[first : last + 1]
+            for i in chosen:
+                out[i] = replace(out[i], text=label)
+            spans.append(Span(label, words[chosen[0]].speaker, words[chosen[0]].start,
+                              words[chosen[-1]].end))  # fmt: skip
     for pattern in patterns:
         spans += _patterns(out, pattern)
     return out, sorted(spans, key=lambda s: s.start)

@@ -170,3 +170,30 @@ def test_a_recording_replaced_by_a_changed_copy_erases_the_original(world, tmp_p
     assert not list((tmp_path / "store").rglob("*.partial"))
     with store.open(call_id, "test", "recording.export") as recording:
         assert b"".join(recording.read()) == bytes(len(audio))  # the copy is still whole
+
+
+def test_a_recording_sealed_while_the_keys_rotate_stays_readable(world, tmp_path, monkeypatch):
+    """The sealer wrapped its data key under the master key a rotation (another process)
+    then retired: the key is wrapped again under the new one, so nothing is lost."""
+    sessions, store, spool_dir = world
+    call_id = add_call(sessions, LINKEDID)
+    audio = bytes(range(256)) * 100
+    (spool_dir / raw_name(LINKEDID)).write_bytes(audio)
+    stale = store.ring()
+    rotator = RecordingVault(sessions, tmp_path / "store", tmp_path / "keys")
+    real = RecordingVault.ring
+    rotated: list[str] = []
+
+    def ring_then_rotation(self):
+        if self is store and not rotated:  # the sealer reads the ring, then keys rotate
+            rotated.append(rotator.rotate_keys("test")[0])
+            return stale
+        return real(self)
+
+    monkeypatch.setattr(RecordingVault, "ring", ring_then_rotation)
+    store.seal(spool_dir / raw_name(LINKEDID), LINKEDID)
+    with sessions() as session:
+        row = session.get(Recording, call_id)
+    assert row.key_id == rotated[0]  # under the new master key, not the retired one
+    with store.open(call_id, "test", "recording.export") as recording:
+        assert b"".join(recording.read()) == audio

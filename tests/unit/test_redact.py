@@ -50,14 +50,38 @@ def test_a_card_number_is_masked_however_it_is_said(spoken):
     assert [w.start for w in out] == [w.start for w in words]  # every word keeps its time
 
 
-def test_numbers_that_are_not_cards_stay():
+def test_phone_numbers_and_short_numbers_stay():
     for kept in (
         "call me on 202 555 0123 please",  # a phone number: 10 digits
-        "it costs 4111 1111 1111 1112 dollars",  # 16 digits, fails the Luhn check
+        "call me on two zero two five five five zero one two three",
+        "it is 12 dollars for 3 items",
         "room four two",
     ):
         out, spans = redact(said(0, 0.0, kept))
         assert texts(out) == kept and spans == [], kept
+
+
+@pytest.mark.parametrize(
+    ("spoken", "kept"),
+    [
+        # two cards back to back: both go
+        ("4111 1111 1111 1111 5500 0000 0000 0004 ok", "[card] [card] [card] [card] [card] "
+         "[card] [card] [card] ok"),
+        # a card, its security code, then a social security number in 3-2-4 groups
+        ("4111 1111 1111 1111 123 078 05 1120 ok", "[card] [card] [card] [card] [card] [ssn] "
+         "[ssn] [ssn] ok"),
+        # a card with a misheard digit fails the check: masked all the same
+        ("4111 1111 1111 1112 ok", "[number] [number] [number] [number] ok"),
+        # a social security number in 3-2-4 groups beside other numbers
+        ("ref 12 then 123 45 6789 ok", "ref 12 then [ssn] [ssn] [ssn] ok"),
+        ("12 123 45 6789 ok", "12 [ssn] [ssn] [ssn] ok"),
+        # 13 digits or more that pass no check: masked (maybe a card, misheard)
+        ("123 45 6789 90210 ok", "[number] [number] [number] [number] ok"),
+    ],
+)  # fmt: skip
+def test_everything_in_a_long_run_of_numbers_is_found(spoken, kept):
+    out, _ = redact(said(0, 0.0, spoken))
+    assert texts(out) == kept
 
 
 def test_a_nine_digit_number_is_masked_as_a_social_security_number():
