@@ -225,6 +225,11 @@ class TranscriptionConfig:
         "Also replace the recording with a copy in which what was masked is a tone (the "
         "original is crypto-erased).",
     )
+    time_limit: int = setting(
+        3600,
+        "Seconds one transcription may take; a worker still busy then is stopped (and started "
+        "again) and the job tried later, parked after 10 tries.",
+    )
     lease: int = setting(
         120,
         "Seconds a worker's claim on a transcription lasts; renewed every third of it while "
@@ -450,6 +455,8 @@ def validate(config: Config) -> None:
         raise ConfigError("transcription.workers: 0 (one per CPU core) to 64")
     if config.transcription.lease < 10:
         raise ConfigError("transcription.lease: at least 10 seconds")
+    if config.transcription.time_limit < 60:
+        raise ConfigError("transcription.time_limit: at least 60 seconds")
     if config.transcription.model and not re.fullmatch(
         r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", config.transcription.model
     ):

@@ -48,12 +48,18 @@ class Runner:
         worker: str,
         lease: float = 300.0,
         batch: int = 10,
+        time_limit: float | None = None,
+        overrun: Callable[[], object] | None = None,
     ) -> None:
         self.db = sessions
         self.handlers = dict(handlers)
         self.worker = worker
         self.lease = lease
         self.batch = batch
+        # slow work that runs longer fails (tried again later) and `overrun` is called: a
+        # worker process that cannot interrupt its work (a decoder in C) ends itself there
+        self.time_limit = time_limit
+        self.overrun = overrun
         self.done = 0
         self.failed = 0
 
@@ -122,9 +128,18 @@ class Runner:
     def _holding(self, job: queue.Claimed, work: Callable[[str], Any]) -> Any:
         """`work(job.key)`, renewing the job's lease every third of it from another thread."""
         done = threading.Event()
+        started = time.monotonic()
 
         def renew() -> None:
             while not done.wait(self.lease / 3):
+                if self.time_limit is not None and time.monotonic() - started > self.time_limit:
+                    reason = f"took longer than {self.time_limit:.0f} s; its worker was stopped"
+                    with self.db.begin() as session:
+                        queue.fail(session, job.id, self.worker, reason, time.time())
+                    log.error("job %s (%s %s) %s", job.id, job.kind, job.key, reason)
+                    if self.overrun is not None:
+                        self.overrun()
+                    return
                 try:
                     with self.db.begin() as session:
                         queue.extend(session, job.id, self.worker, self.lease, time.time())

@@ -66,6 +66,8 @@ def work(config: Config, stop: threading.Event | None = None, parent: int | None
         worker_name("transcriber"),
         lease=config.transcription.lease,
         batch=1,
+        time_limit=config.transcription.time_limit,
+        overrun=lambda: os._exit(3),  # the decoder cannot be interrupted; the parent restarts
     )
     log.info("transcription worker ready with model %s", model.name)
     try:

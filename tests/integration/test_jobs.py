@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -276,3 +277,23 @@ def test_finished_jobs_are_forgotten_after_a_week(sessions):
     with sessions.begin() as session:
         assert queue.purge(session, now) == 1
     assert sorted(states(sessions)) == ["recent", "waiting"]
+
+
+def test_slow_work_past_its_time_limit_fails_and_its_worker_is_told(sessions):
+    with sessions.begin() as session:
+        queue.enqueue(session, "slow", "a")
+    told = threading.Event()
+
+    def hangs(key: str) -> None:
+        assert told.wait(30), "the overrun was never signalled"
+
+    runner = Runner(
+        sessions, {"slow": Slow(hangs, lambda *_: None)}, "worker", lease=0.3,
+        time_limit=0.5, overrun=told.set,
+    )  # fmt: skip
+    (job,) = runner.claim()
+    assert not runner.execute(job)  # its failure was recorded; finishing now finds it gone
+    with sessions() as session:
+        (found,) = session.scalars(select(Job)).all()
+    assert (found.state, found.attempts) == ("queued", 1)
+    assert found.last_error is not None and found.last_error.startswith("took longer than")
