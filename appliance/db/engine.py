@@ -21,7 +21,8 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"database.url: {url!r} is not a database URL") from None
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # errors never carry the values of a statement (words of a transcript, a caller's number)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).parent

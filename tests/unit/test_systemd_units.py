@@ -165,6 +165,12 @@ def test_transcription_workers_have_no_privilege_and_yield_to_calls():
     assert int(single(service, "Nice")) > 0
     assert single(service, "CPUSchedulingPolicy") == "batch"
     assert words(service, "RestrictAddressFamilies") == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert single(service, "IPAddressDeny") == "any"
+    assert single(service, "IPAddressAllow") == "localhost"
+    assert single(service, "LimitCORE") == "0"  # a core dump would hold plaintext audio
+    assert {"-/var/lib/appliance/tls", "-/var/lib/appliance/secrets/ami.secret"} <= words(
+        service, "InaccessiblePaths"
+    )
     for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateUsers", "NoNewPrivileges"):
         assert single(service, key) == "yes", key
 
