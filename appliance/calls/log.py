@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from appliance.access import Principal
+from appliance.access import Permission, Principal
 from appliance.calls.model import is_call_id
 from appliance.db.models import Account, Call, CallAnalysis, Recording
 from appliance.forms import BadFilter, day, text, whole
@@ -160,6 +160,11 @@ def _query(principal: Principal, wanted: CallFilter) -> Select:
     return query
 
 
+def _may_see_analysis(principal: Principal) -> bool:
+    """Score and tags come from what was said: for those who may read it."""
+    return principal.can(Permission.RECORDINGS_READ)
+
+
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), dt.UTC)
 
@@ -170,6 +175,8 @@ def _row(
     recorded: str | None,
     score: int | None = None,
     tags: str | None = None,
+    *,
+    analysed: bool = True,
 ) -> CallRow:
     return CallRow(
         id=call.id,
@@ -197,8 +204,8 @@ def _row(
         recording_opted_out=call.recording_opted_out,
         visit_id=call.visit_id,
         attribution=call.attribution,
-        score=score,
-        tags=tuple(json.loads(tags)) if tags else (),
+        score=score if analysed else None,
+        tags=tuple(json.loads(tags)) if tags and analysed else (),
     )
 
 
@@ -236,7 +243,7 @@ def page(
             or_(Call.started_at < started, and_(Call.started_at == started, Call.id < call_id))
         )
     query = query.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit + 1)
-    rows = [_row(*found) for found in session.execute(query)]
+    rows = [_row(*found, analysed=_may_see_analysis(principal)) for found in session.execute(query)]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1]) if more and rows else None
@@ -246,7 +253,7 @@ def every(session: Session, principal: Principal, wanted: CallFilter) -> Iterato
     """All matching calls, newest first, for an export."""
     query = _query(principal, wanted).order_by(Call.started_at.desc(), Call.id.desc())
     for found in session.execute(query.execution_options(yield_per=500)):
-        yield _row(*found)
+        yield _row(*found, analysed=_may_see_analysis(principal))
 
 
 def one(session: Session, principal: Principal, call_id: str) -> CallRow | None:
@@ -254,4 +261,4 @@ def one(session: Session, principal: Principal, call_id: str) -> CallRow | None:
     if not is_call_id(call_id):
         return None
     found = session.execute(_query(principal, CallFilter()).where(Call.id == call_id)).first()
-    return _row(*found) if found else None
+    return _row(*found, analysed=_may_see_analysis(principal)) if found else None

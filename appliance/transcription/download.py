@@ -43,11 +43,22 @@ def _checked_url(url: str) -> str:
     raise ModelError(f"{url[:100]!r}: models are downloaded over HTTPS only")
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Every hop of a redirect is held to the same rule as the first address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return super().redirect_request(req, fp, code, msg, headers, _checked_url(newurl))
+
+
+_OPENER = urllib.request.build_opener(_CheckedRedirects())
+
+
 def _open(url: str, timeout: float) -> Any:
-    """A response from an address `_checked_url` lets through (HTTPS, or loopback HTTP)."""
+    """A response from an address `_checked_url` lets through (HTTPS, or loopback HTTP), also
+    after every redirect."""
     request = urllib.request.Request(_checked_url(url), headers={"User-Agent": "appliance"})  # noqa: S310
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+        return _OPENER.open(request, timeout=timeout)
     except OSError as exc:
         raise ModelError(f"cannot download {url[:100]}: {exc}") from None
 

@@ -28,6 +28,7 @@ class BadQuery(ValueError):
 @dataclass(frozen=True)
 class Hit:
     call_id: str
+    account_id: int | None
     started_at: dt.datetime
     caller_number: str | None
     speaker: int
@@ -84,13 +85,21 @@ def search(session: Session, principal: Principal, query: str, limit: int = 50) 
     """The newest turns that say every word of `query`, in calls this principal may see."""
     words = terms(query)
     rows = session.execute(
-        select(TranscriptTurn, Call.started_at, Call.caller_number)
+        select(TranscriptTurn, Call.account_id, Call.started_at, Call.caller_number)
         .join(Call, Call.id == TranscriptTurn.call_id)
         .where(_matches(session, words), principal.where(Call.account_id))
         .order_by(Call.started_at.desc(), TranscriptTurn.start)
         .limit(limit)
     ).all()
     return [
-        Hit(turn.call_id, started, number, turn.speaker, turn.start, snippet(turn.text, words))
-        for turn, started, number in rows
+        Hit(
+            turn.call_id,
+            account,
+            started,
+            number,
+            turn.speaker,
+            turn.start,
+            snippet(turn.text, words),
+        )
+        for turn, account, started, number in rows
     ]

@@ -125,9 +125,13 @@ def _search(
 ) -> list[search.Hit]:
     with sessions.begin() as session:
         hits = search.search(session, principal, query, limit)
-        # what was searched for may itself be personal: only that a search was made is kept
+        # what was searched for may itself be personal: only that a search was made is kept,
+        # and each call whose words it showed, under that call's account
         audit.record(session, principal.actor, "transcripts.search", client=client,
                      detail=f"{len(hits)} result(s)", account_id=principal.account_id)  # fmt: skip
+        for call_id, account_id in dict.fromkeys((h.call_id, h.account_id) for h in hits):
+            audit.record(session, principal.actor, "transcript.read", call_id, client=client,
+                         detail="a search result", account_id=account_id)  # fmt: skip
         return hits
 
 

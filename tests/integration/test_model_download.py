@@ -105,6 +105,26 @@ def test_only_https_or_a_loopback_mirror(url):
         download.entry(url, NAME)
 
 
+def test_a_redirect_is_held_to_the_same_rule(mirror):
+    list_url, root = mirror
+    listing(root)
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", "http://192.0.2.1/model-list.json")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ModelError, match="HTTPS only"):
+            download.entry(f"http://127.0.0.1:{server.server_address[1]}/list", NAME)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_model_list_that_is_not_one_is_refused(mirror):
     list_url, root = mirror
     for body in ("not json", '{"name": 1}', json.dumps([{"name": NAME, "md5": "x" * 32}])):

@@ -222,6 +222,10 @@ async def test_search_finds_what_was_said_in_ones_own_calls_and_keeps_no_query(w
         ).all()
     assert len(searches) == 2 and all("appointment" not in (e.detail or "") for e in searches)
     assert searches[0].detail == "1 result(s)"
+    shown = reads(world, world.calls["a"])  # the call whose words both searches showed
+    assert [(e.detail, e.account_id) for e in shown] == [
+        ("a search result", world.accounts["a"])
+    ] * 2
 
     owner = bearer(world.tokens["owner"])
     response = await client.get("/api/v1/transcripts/search?q=appointment", headers=owner)
@@ -277,3 +281,7 @@ async def test_the_call_log_api_and_csv_carry_the_lead_score_and_tags(world, cli
     header, *rows = csv.splitlines()
     assert header.endswith(",attribution,score")
     assert any(r.startswith(call_id) and r.endswith(",52") for r in rows)
+    with world.sessions.begin() as session:  # derived from what was said: not for calls:read
+        _, calls_only = admin.add_api_key(session, "owner", "test", ["calls:read"])
+    narrow = await client.get(f"/api/v1/calls/{call_id}", headers=bearer(calls_only))
+    assert ((await narrow.json())["score"], (await narrow.json())["tags"]) == (None, [])
