@@ -52,7 +52,7 @@ from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
 from appliance.supervisor import Supervisor
 from appliance.tls import server_context
-from appliance.transcription import analysis_store
+from appliance.transcription import analysis_store, search
 from appliance.transcription import service as transcription
 from appliance.web.app import init_app
 from appliance.web.tracking import tracking_app
@@ -281,6 +281,7 @@ class Controller:
             schedule, "recording limits", limits.interval, lambda: asyncio.to_thread(limits.apply)
         )
         every(schedule, "finished jobs purge", 3600, self.purge_jobs, first=60)
+        every(schedule, "search index compaction", 3600, self.compact_search, first=300)
         schedule.start()
 
     @functools.cached_property
@@ -299,6 +300,13 @@ class Controller:
         gone = await asyncio.to_thread(purge)
         if gone:
             log.info("forgot %d finished jobs", gone)
+
+    async def compact_search(self) -> None:
+        def compact() -> None:
+            with self.store.sessions.begin() as session:
+                search.compact(session)
+
+        await asyncio.to_thread(compact)
 
     async def serve_fastagi(
         self, stack: contextlib.AsyncExitStack, features: Features, asterisk: set[int]

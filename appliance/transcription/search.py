@@ -103,3 +103,13 @@ def search(session: Session, principal: Principal, query: str, limit: int = 50) 
         )
         for turn, account, started, number in rows
     ]
+
+
+def compact(session: Session) -> None:
+    """Merge SQLite's full-text index into one segment: the words of erased transcripts, only
+    marked deleted until then, are gone from the file (secure_delete overwrites the freed
+    pages). PostgreSQL's index needs nothing (VACUUM)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            text("INSERT INTO transcript_search(transcript_search) VALUES ('optimize')")
+        )

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 IDLE = 2.0  # seconds an idle worker waits before looking for jobs again
 MODEL_WAIT = 10.0  # seconds between looks for an installed model
 PR_SET_PDEATHSIG = 1  # prctl(2)
+STOP_WAIT = 45.0  # seconds all workers get to stop, within the unit's TimeoutStopSec=60
 RESTART = (2.0, 60.0)  # first and longest wait before a worker that died is started again
 
 
@@ -134,9 +135,10 @@ def serve(config: Config, count: int | None = None) -> int:
     finally:
         running = [p for p in slots if p is not None]
         for process in running:
-            process.terminate()
+            process.terminate()  # each gives its job back at its next piece of audio
+        deadline = time.monotonic() + STOP_WAIT
         for process in running:
-            process.join(30)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join()

@@ -124,3 +124,28 @@ def test_an_erased_recording_leaves_the_index(world):
         assert session.scalars(select(Call.id).order_by(Call.id)).all() == [
             "call-a", "call-b", "call-ko"
         ]  # fmt: skip
+
+
+def test_compaction_leaves_no_trace_of_an_erased_transcript_in_the_file(tmp_path):
+    url = f"sqlite:///{tmp_path}/t.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    secret = "zanzibarquokka"
+    with sessions.begin() as session:
+        for call_id, sentence in (("gone", f"my secret word is {secret}"), ("kept", "hello")):
+            session.add(Call(id=call_id, dialled="+12025550123"))
+            session.add(Recording(call_id=call_id, file_name=f"{call_id}.rec", file_id="0" * 32,
+                                  key_id="0" * 16, wrapped_key="00", audio_format="slin8-stereo",
+                                  plaintext_bytes=0, seconds=10.0))  # fmt: skip
+            session.flush()
+            service.store(session, call_id, service.Result("test", 10.0, said(0, 0.0, sentence)))
+    with sessions.begin() as session:
+        session.execute(delete(Recording).where(Recording.call_id == "gone"))
+    with sessions.begin() as session:
+        search.compact(session)
+    with sessions.begin() as session:
+        session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    engine.dispose()
+    for path in tmp_path.glob("t.db*"):
+        assert secret.encode() not in path.read_bytes(), path
