@@ -167,17 +167,17 @@ def test_slow_work_keeps_its_lease_while_it_runs_and_is_saved_with_the_done_mark
     stolen: list[list[queue.Claimed]] = []
 
     def work(key: str) -> str:
-        deadline = time.time() + 2.5  # the lease is 1 s
+        deadline = time.time() + 7.0  # more than twice the lease of 3 s
         while time.time() < deadline:
             with sessions.begin() as session:
                 stolen.append(queue.claim(session, ["slow"], "thief", 1, time.time()))
-            time.sleep(0.2)
+            time.sleep(0.3)
         return key.upper()
 
     def save(session, key: str, result: str) -> None:
         queue.enqueue(session, "made", result)  # what the work made, stored with the done mark
 
-    runner = Runner(sessions, {"slow": Slow(work, save)}, "worker", lease=1)
+    runner = Runner(sessions, {"slow": Slow(work, save)}, "worker", lease=3)
     (job,) = runner.claim()
     assert runner.execute(job)
     assert not [c for c in stolen if c], "the job was taken while its worker was alive"

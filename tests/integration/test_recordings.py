@@ -453,15 +453,20 @@ def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
     time.sleep(1.0)
     assert list(stack.spool_on_host.iterdir()) == []  # nothing recorded until asked
     assert http_post(stack, path + "/pause", admin) == 409  # nothing to pause yet
+    asked = time.monotonic()
     assert http_post(stack, path + "/start", admin) == 200
     assert http_post(stack, path + "/start", admin) == 409  # once
     assert caller.wait(30) == 0
+    ended = time.monotonic()
     (row,) = wait_for(
         lambda: query(stack, "SELECT * FROM recordings"),
         timeout=20,
         what="the on-demand recording sealed",
     )
-    assert 1.5 < row["seconds"] < 3.5
+    (call,) = query(stack, "SELECT * FROM calls")
+    # from when it was asked for to the end of the call: not the second before it
+    assert 0.3 < row["seconds"] <= ended - asked + 0.5
+    assert row["seconds"] < call["talk_seconds"] - 0.5
     assert len(audited(stack, "recording.start")) == 1
     (again,) = audited(stack, "recording.start.refused")
     assert (again["subject"], again["detail"]) == (call_id, "the call is already being recorded")
