@@ -257,16 +257,30 @@ def test_no_plaintext_is_written_while_transcribing(box, tmp_path):
             assert not [w for w in distinctive if w in data], f"plaintext audio in {path}"
 
 
+def decryptions(box: Box) -> int:
+    with box.sessions() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "recording.transcribe")
+        )
+
+
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_finished_once(tmp_path, model_dir):
     box = Box(tmp_path / "data", f"sqlite:///{tmp_path}/t.db", model_dir, lease=10)
     try:
         audio = conversation(tmp_path, repeat=12)  # about a minute of dialogue
         box.record("long", audio)
         first = box.transcribe("--workers", "1")
-        job = wait_for(
-            lambda: (j := box.job("long")) is not None and j.state == "running" and j,
+        job = wait_for(  # taken, and decrypting (its read is in the audit log)
+            lambda: (
+                (j := box.job("long")) is not None
+                and j.state == "running"
+                and decryptions(box) == 1
+                and j
+            ),
             timeout=60,
-            what="a worker to take the job",
+            what="a worker decrypting the recording",
         )
         worker_pid = int(job.claimed_by.rsplit(":", 1)[1])
         os.kill(worker_pid, signal.SIGSTOP)  # frozen mid-job: it cannot finish in between
@@ -281,12 +295,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_finished_once(tmp_path,
         assert job is not None and job.attempts == 2 and job.claimed_by is None
         with box.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Transcript)) == 1
-            tried = session.scalar(
-                select(func.count())
-                .select_from(AuditEntry)
-                .where(AuditEntry.action == "recording.transcribe")
-            )
-            assert tried == 2  # every decryption is audited, the interrupted one too
+        assert decryptions(box) == 2  # every decryption is audited, the interrupted one too
         # all of it: the dialogue was said twelve times, to the end of the recording
         with box.sessions() as session:
             view = service.read(session, "long")
