@@ -59,6 +59,15 @@ def enqueue(session: Session, kind: str, key: str, again: bool = False) -> None:
         job.run_after = dt.datetime.now(dt.UTC)
 
 
+def enqueue_all(session: Session, kind: str, keys: Iterable[str], again: bool = False) -> int:
+    """`enqueue` each key; how many."""
+    count = 0
+    for key in keys:
+        enqueue(session, kind, key, again)
+        count += 1
+    return count
+
+
 def claim(
     session: Session, kinds: Iterable[str], worker: str, lease: float, now: float, limit: int = 10
 ) -> list[Claimed]:

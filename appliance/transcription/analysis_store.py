@@ -110,10 +110,7 @@ def requeue(session: Session, account_id: int) -> int:
     if account.parent_id is None:  # an agency's rules also cover calls of no account
         applies = or_(applies, Call.account_id.is_(None))
     wanted = select(Transcript.call_id).join(Call, Call.id == Transcript.call_id).where(applies)
-    found = list(session.scalars(wanted))
-    for call_id in found:
-        queue.enqueue(session, KIND, call_id, again=True)
-    return len(found)
+    return queue.enqueue_all(session, KIND, list(session.scalars(wanted)), again=True)
 
 
 @dataclass(frozen=True)

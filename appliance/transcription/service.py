@@ -202,10 +202,7 @@ def queue_recordings(session: Session, call_ids: list[str], again: bool = False)
         wanted = wanted.where(Recording.call_id.in_(call_ids))
     if not again:
         wanted = wanted.where(~Recording.call_id.in_(select(Transcript.call_id)))
-    found = list(session.scalars(wanted))
-    for call_id in found:
-        queue.enqueue(session, KIND, call_id, again=True)
-    return len(found)
+    return queue.enqueue_all(session, KIND, list(session.scalars(wanted)), again=True)
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,16 @@ def box(tmp_path, model_dir):
     made.close()
 
 
+def transcribed(box: Box, call_id: str) -> None:
+    """Transcribe the call with a worker in this process, then stop the worker."""
+    stop, thread = in_process_worker(box)
+    try:
+        assert box.settled(call_id) == "done"
+    finally:
+        stop.set()
+        thread.join(30)
+
+
 def in_process_worker(box: Box):
     """A worker thread in this process (the model loads in about a second)."""
     stop = threading.Event()
@@ -242,12 +252,7 @@ def test_no_plaintext_is_written_while_transcribing(box, tmp_path):
     """The worker decrypts in memory: nothing of the audio appears in any file it could write."""
     audio = conversation(tmp_path)
     box.record("call-1", audio)
-    stop, thread = in_process_worker(box)
-    try:
-        assert box.settled("call-1") == "done"
-    finally:
-        stop.set()
-        thread.join(30)
+    transcribed(box, "call-1")
     windows = [audio[o : o + 32] for o in range(0, len(audio) - 32, len(audio) // 50)]
     distinctive = [w for w in windows if len(set(w)) > 8]
     assert len(distinctive) > 20
@@ -377,12 +382,7 @@ def test_what_must_not_be_kept_never_reaches_the_database_nor_the_audio(tmp_path
         box.record("call-1", conversation(tmp_path))
         with box.sessions() as session:
             original = session.get(Recording, "call-1")
-        stop, thread = in_process_worker(box)
-        try:
-            assert box.settled("call-1") == "done"
-        finally:
-            stop.set()
-            thread.join(30)
+        transcribed(box, "call-1")
         assert box.words("call-1", 0) == ["안녕하세요", "[redacted]", "문의"]
         assert box.words("call-1", 1) == ANSWERER_SAYS
         with box.sessions() as session:
@@ -416,12 +416,7 @@ def test_what_must_not_be_kept_never_reaches_the_database_nor_the_audio(tmp_path
 
 def test_an_erased_recording_takes_its_transcript_with_it(box, tmp_path):
     box.record("call-1", conversation(tmp_path))
-    stop, thread = in_process_worker(box)
-    try:
-        assert box.settled("call-1") == "done"
-    finally:
-        stop.set()
-        thread.join(30)
+    transcribed(box, "call-1")
     shown = box.appliance("transcripts", "show", "call-1")
     assert shown.returncode == 0, shown.stderr
     assert "caller: 안녕하세요 예약" in shown.stdout and "answering party: 병원" in shown.stdout
@@ -556,12 +551,7 @@ def test_phrase_rules_tag_and_score_a_transcribed_call_and_a_rule_change_reanaly
         "--category", "sales",
     )  # fmt: skip
     box.record("call-1", conversation(tmp_path))
-    stop, thread = in_process_worker(box)
-    try:
-        assert box.settled("call-1") == "done"
-    finally:
-        stop.set()
-        thread.join(30)
+    transcribed(box, "call-1")
     # the controller does analysis jobs; here a runner with the same handlers
     controller = Runner(
         box.sessions, analysis_store.handlers(analysis_store.weights(box.config)), "controller"
