@@ -236,6 +236,11 @@ class CallTracker:
         self.finished[call.linkedid] = None
         while len(self.finished) > FINISHED_MEMORY:
             self.finished.popitem(last=False)
+        if not call.channel:
+            # Joined late (the controller started, or AMI came back, during the call): what
+            # was seen is the end only, not when it was answered. Asterisk's CDR has all of
+            # it, and reconciliation records the call from there.
+            return None
         ended = call.ended if call.ended is not None else call.started
         requester = call.first_hangup_request
         caller_first = requester == call.linkedid

@@ -55,6 +55,15 @@ def test_no_answer_rings_for_the_route_timeout():
     assert outcome.talk_seconds == 0 and outcome.answered is None
 
 
+def test_a_call_joined_after_it_started_is_left_to_the_cdr():
+    """The controller restarted during the call: it sees the hangups only, and must not
+    record an answered call with no answer time (reconciliation records it from the CDR)."""
+    stream = events("answered")
+    first_seen = max(i for i, e in enumerate(stream) if e.get("Event") == "BridgeEnter") + 1
+    tracker, outcomes = run(stream[first_seen:])
+    assert outcomes == [] and tracker.calls == {}
+
+
 def test_every_event_twice_still_gives_one_outcome():
     doubled = [e for event in events("answered") for e in (event, dict(event))]
     _, outcomes = run(doubled)

@@ -1,0 +1,355 @@
+"""scripts/install on a booted Debian 12 server (systemd-nspawn): refusals that change
+nothing, the install as system services, a real call through it, an upgrade in place during
+a call, an upgrade that fails and leaves the old version running, and the uninstall.
+
+The tests run in file order against one server, as an admin would use it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import sqlite3
+import ssl
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.container import Server
+from tests.harness import (
+    REPO,
+    asterisk_root,
+    carrier_command,
+    free_port,
+    privileged_port,
+    sipp_phone,
+    wait_for,
+)
+from tests.integration.test_recordings import speech
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-nspawn") is None or shutil.which("debootstrap") is None,
+    reason="needs systemd-nspawn and debootstrap (scripts/test installs them)",
+)
+
+SOURCE = "/root/appliance-src"  # the checkout, as copied into the server
+NUMBER = "+12025550123"
+ASTERISK_ROOT = "/opt/appliance/asterisk-root"
+SPOOL = f"{ASTERISK_ROOT}/var/spool/appliance-recordings"
+
+
+class Ports:
+    def __init__(self) -> None:
+        self.http = free_port()
+        self.tracking = free_port()
+        self.ami = free_port()
+        self.agi = privileged_port()
+        self.sip_port = free_port(socket.SOCK_DGRAM)  # the name carrier_command reads
+        self.phone = free_port(socket.SOCK_DGRAM)
+
+
+def copy_checkout(server: Server, version: str | None = None) -> None:
+    """The checkout's files as an admin would unpack them (no .git, venv or data)."""
+    target = server.path(SOURCE)
+    shutil.rmtree(target, ignore_errors=True)
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = REPO / name.decode()
+        if source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name.decode())
+    if version:
+        init = target / "appliance" / "__init__.py"
+        init.write_text(
+            re.sub(r'__version__ = ".*"', f'__version__ = "{version}"', init.read_text())
+        )
+
+
+def settings(ports: Ports) -> str:
+    """The admin's /etc/appliance/appliance.ini: the shipped one on this test's free ports,
+    on loopback only (the server shares the host's network)."""
+    text = (REPO / "systemd" / "appliance.ini").read_text()
+    text = text.replace("host = 0.0.0.0", "host = 127.0.0.1")
+    text = text.replace("sip_host = 0.0.0.0", "sip_host = 127.0.0.1")
+    text = text.replace("port = 8443", f"port = {ports.http}")
+    text = text.replace("port = 8444", f"port = {ports.tracking}")
+    text = text.replace("sip_port = 5060", f"sip_port = {ports.sip_port}")
+    text = text.replace("[asterisk]\n", "[asterisk]\nrtp_start = 33000\nrtp_end = 33999\n")
+    return text + f"\n[ami]\nport = {ports.ami}\n\n[agi]\nport = {ports.agi}\n"
+
+
+@pytest.fixture(scope="module")
+def ports() -> Ports:
+    return Ports()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, ports):
+    name = f"appliance-{uuid.uuid4().hex[:6]}"
+    server = Server(Path("/var/tmp") / name, name)
+    try:
+        server.prepare()
+        # A cached Asterisk root, as scripts/install would have built (debootstrap, minutes).
+        sandbox = asterisk_root()
+        if sandbox != Path("/"):
+            root = server.path(ASTERISK_ROOT)
+            root.mkdir(parents=True)
+            subprocess.run(["cp", "-a", "--reflink=auto", f"{sandbox}/.", str(root)], check=True)
+        server.path("/etc/appliance").mkdir()
+        server.path("/etc/appliance/appliance.ini").write_text(settings(ports))
+        copy_checkout(server)
+        server.boot()
+        yield server
+    finally:
+        server.shutdown()
+        server.remove()
+
+
+def install(server: Server, *args: str, env: dict | None = None):
+    return server.run(f"{SOURCE}/scripts/install", *args, env=env, timeout=1200)
+
+
+def last_line(result) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_install_refuses_an_unsupported_system_and_changes_nothing(server):
+    fake = "/root/os-release"
+    server.path(fake).write_text('ID=fedora\nVERSION_ID=40\nPRETTY_NAME="Fedora Linux 40"\n')
+    result = server.run(
+        "unshare", "-m", "sh", "-c",
+        f"mount --bind {fake} /etc/os-release && exec {SOURCE}/scripts/install",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert last_line(result) == (
+        "error: unsupported system: Fedora Linux 40 (supported: Debian 12, Ubuntu 24.04)"
+    )
+    assert not server.path("/opt/appliance/releases").exists()
+
+
+def test_install_refuses_a_port_another_program_holds(server, ports):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports.http))
+        squatter.listen()
+        result = install(server)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert last_line(result).startswith(f"error: port {ports.http}/tcp is already in use")
+    assert server.run("getent", "passwd", "appliance").returncode == 2  # nothing half-installed
+    assert not server.path("/opt/appliance/current").exists()
+    assert not server.path("/etc/systemd/system/appliance.service").exists()
+    assert list(server.path("/opt/appliance/releases").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def installed(server):
+    result = install(server)
+    assert result.returncode == 0, result.stdout + result.stderr + server.journal()
+    return result
+
+
+def test_install_runs_the_appliance_as_system_services(server, installed):
+    output = installed.stdout + installed.stderr
+    assert re.search(r"one-time password: \S+", output)
+    assert "admin UI: https://127.0.0.1:" in output
+    assert server.run("systemctl", "is-system-running").stdout.strip() == "running", server.run(
+        "systemctl", "--failed"
+    ).stdout
+    for unit in ("asterisk", "appliance", "appliance-transcriber"):
+        assert server.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
+    users = {
+        unit: server.run("systemctl", "show", "-p", "User", "--value", unit).stdout.strip()
+        for unit in ("asterisk", "appliance", "appliance-transcriber")
+    }
+    assert users == {
+        "asterisk": "asterisk",
+        "appliance": "appliance",
+        "appliance-transcriber": "appliance",
+    }
+    mount = server.run("findmnt", "-n", "-o", "FSTYPE,OPTIONS", SPOOL).stdout
+    assert mount.startswith("tmpfs") and "mode=770" in mount
+    rotation = server.run("logrotate", "--debug", "/etc/logrotate.d/appliance")
+    assert rotation.returncode == 0 and "messages.log" in rotation.stderr, rotation.stderr
+    doctor = server.run("appliance", "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
+def test_hardened_units_measured_inside_the_server(server, installed):
+    limits = {"appliance": 2.5, "appliance-transcriber": 2.5, "asterisk": 5.0}
+    for unit, limit in limits.items():
+        report = server.run("systemd-analyze", "security", unit).stdout
+        found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", report)
+        assert found and float(found.group(1)) <= limit, (unit, report[-400:])
+
+
+def health(server: Server, ports: Ports, token: str) -> dict:
+    context = ssl.create_default_context(cafile=str(server.path("/var/lib/appliance/tls/cert.pem")))
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{ports.http}/health", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=2) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def calls(server: Server) -> list[sqlite3.Row]:
+    database = server.path("/var/lib/appliance/appliance.db")
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        return db.execute(
+            "SELECT c.*, r.call_id AS recording FROM calls c LEFT JOIN recordings r"
+            " ON r.call_id = c.id ORDER BY c.started_at"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def token(server, installed) -> str:
+    made = server.run("appliance", "apikey", "add", "admin", "--scope", "config:read", check=True)
+    return made.stdout.rsplit(" ", 1)[1].strip()
+
+
+@pytest.fixture(scope="module")
+def recorded_number(server, ports, installed, token):
+    reloads = health(server, ports, token)["counters"]["dialplan_reloads"]
+    for argv in (
+        ("trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(ports.phone)),
+        ("route", "add", "Clinic", "--forward", "+12025550199", "--trunk", "carrier")
+        + ("--record", "always"),
+        ("number", "add", NUMBER, "--route", "Clinic"),
+    ):
+        server.run("appliance", *argv, check=True)
+    wait_for(
+        lambda: health(server, ports, token)["counters"]["dialplan_reloads"] > reloads,
+        timeout=20,
+        what="the route in the server's Asterisk",
+    )
+    return NUMBER
+
+
+def call(ports: Ports, talk_ms: int, cwd: Path) -> subprocess.Popen:
+    """A call with speech both ways, from a SIPp carrier to a SIPp phone through the server."""
+    speech(cwd)
+    phone = sipp_phone(ports.phone, "phone_speech.xml", cwd=cwd)
+    command = carrier_command(
+        ports, NUMBER.lstrip("+"), "13125550111", "Jane", talk_ms, scenario="carrier_speech.xml"
+    )
+    carrier = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    carrier.phone = phone  # type: ignore[attr-defined]
+    return carrier
+
+
+def finished(carrier: subprocess.Popen, timeout: float = 90) -> int:
+    code = carrier.wait(timeout)
+    carrier.phone.wait(30)  # type: ignore[attr-defined]
+    return code
+
+
+def exported_audio(server: Server, call_id: str) -> int:
+    """Bytes of audio in the recording exported through the installed command line."""
+    out = f"/var/tmp/{call_id}.wav"
+    server.run("appliance", "recordings", "export", call_id, out, check=True)
+    size = server.path(out).stat().st_size
+    server.path(out).unlink()
+    return size
+
+
+def test_a_call_into_the_installed_appliance_is_recorded_and_sealed(
+    server, ports, recorded_number, tmp_path
+):
+    assert finished(call(ports, 3000, tmp_path)) == 0
+    (row,) = wait_for(
+        lambda: [r for r in calls(server) if r["disposition"] and r["recording"]],
+        timeout=30,
+        what="the call and its sealed recording",
+    )
+    assert row["disposition"] == "answered" and row["caller_number"] == "13125550111"
+    assert exported_audio(server, row["id"]) > 8000 * 2  # more than a second of audio
+    assert (
+        list(server.path("/opt/appliance/asterisk-root/var/spool/appliance-recordings").iterdir())
+        == []
+    )
+
+
+def test_upgrade_in_place_keeps_data_and_the_call_in_progress(
+    server, ports, recorded_number, tmp_path
+):
+    before = calls(server)
+    release = server.path("/opt/appliance/current").readlink()
+    settings_before = server.path("/etc/appliance/appliance.ini").read_bytes()
+    live = call(ports, 30000, tmp_path)
+    wait_for(lambda: len(calls(server)) > len(before), timeout=20, what="the live call's record")
+    copy_checkout(server, version="0.1.0+upgraded")
+    result = install(server)
+    assert result.returncode == 0, result.stdout + result.stderr + server.journal("appliance")
+    assert live.poll() is None, "the upgrade outlasted the call: make the call longer"
+    assert finished(live) == 0  # the call went on, from answer to the caller's hang-up
+    assert server.path("/opt/appliance/current").readlink() != release
+    version = server.run("appliance", "--version").stdout.strip()
+    assert version == "appliance 0.1.0+upgraded"
+    assert server.path("/etc/appliance/appliance.ini").read_bytes() == settings_before
+
+    def all_recorded():
+        rows = calls(server)
+        return rows if all(r["disposition"] and r["recording"] for r in rows) else None
+
+    rows = wait_for(
+        all_recorded,
+        timeout=120,  # the live call is reconciled from Asterisk's CDR (every 60 s)
+        what="both calls recorded after the upgrade",
+    )
+    assert len(rows) == len(before) + 1
+    assert rows[-1]["talk_seconds"] >= 25
+    for row in rows:
+        assert exported_audio(server, row["id"]) > 0  # keys kept: every recording plays
+
+
+def main_pid(server: Server) -> str:
+    return server.run("systemctl", "show", "-p", "MainPID", "--value", "appliance").stdout
+
+
+def test_a_failed_upgrade_leaves_the_old_version_running(server):
+    release = server.path("/opt/appliance/current").readlink()
+    controller = main_pid(server)
+    unreachable = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}
+    result = install(server, env=unreachable)
+    assert result.returncode == 1
+    assert last_line(result).startswith("error: pip cannot reach the package index")
+    assert server.path("/opt/appliance/current").readlink() == release
+    assert (
+        server.run("systemctl", "show", "-p", "MainPID", "--value", "appliance").stdout
+        == controller
+    )
+    assert len(list(server.path("/opt/appliance/releases").iterdir())) <= 2
+
+
+def test_uninstall_keeps_the_data_and_purge_removes_it(server):
+    result = install(server, "--uninstall")
+    assert result.returncode == 0, result.stderr
+    assert server.run("systemctl", "is-active", "appliance").stdout.strip() == "inactive"
+    assert not server.path("/opt/appliance").exists()
+    assert not server.path("/etc/systemd/system/appliance.service").exists()
+    assert server.path("/var/lib/appliance/appliance.db").exists()
+    assert server.path("/etc/appliance/appliance.ini").exists()
+    result = install(server, "--uninstall", "--purge")
+    assert result.returncode == 0, result.stderr
+    assert not server.path("/var/lib/appliance").exists()
+    assert not server.path("/etc/appliance").exists()
+    assert server.run("getent", "passwd", "appliance").returncode == 2
