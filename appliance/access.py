@@ -27,6 +27,7 @@ class Permission(StrEnum):
     CONFIG_WRITE = "config:write"
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
+    METRICS_READ = "metrics:read"  # the whole box's numbers: owners and admins of the agency
 
 
 P = Permission

@@ -44,6 +44,7 @@ from appliance.events import EventBus
 from appliance.jobs import queue as jobs_queue
 from appliance.jobs.runner import Runner, worker_name
 from appliance.mail import AlertMail, Mailer
+from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
 from appliance.recordings.limits import RetentionJob
@@ -87,6 +88,7 @@ class Features:
     vault: RecordingVault
     sweeper: SpoolSweeper
     live: LiveRecordings
+    metrics: Metrics
 
 
 class Controller:
@@ -248,9 +250,25 @@ class Controller:
             vault=vault,
             sweeper=SpoolSweeper(vault, config.spool_on_host, ami.active_linkedids, bus),
             live=LiveRecordings(self.store, calls, ami, record_code(secret)),
+            metrics=self.metrics(calls, ami),
         )
+        features.metrics.subscribe(bus)
         ami.handlers += [calls.on_event, features.live.on_event, self.registrations.on_event]
         return features
+
+    def metrics(self, calls: CallFollower, ami: AmiClient) -> Metrics:
+        config = self.config
+        volumes = {
+            "data": config.data_dir,
+            "recordings": Path(config.recordings.store_dir),
+            "spool": config.spool_on_host,
+        }
+        return Metrics(
+            self.store.sessions,
+            volumes,
+            active_calls=lambda: len(calls.in_progress()),
+            ami_connected=lambda: ami.is_connected,
+        )
 
     def start(self, features: Features, tasks: Supervisor) -> None:
         async def after_login() -> None:
@@ -345,6 +363,7 @@ class Controller:
             tracking_url=tracking_url(config),
             destinations=config.destinations,
             transcription_off=functools.partial(transcription.off_reason, config),
+            metrics=features.metrics,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
+import ssl
 import stat
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import tls
 from appliance.asterisk import render
 from appliance.asterisk.peercred import peer_uid
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
@@ -18,6 +23,8 @@ from appliance.db.migrate import current_revision, head_revision
 from appliance.recordings import keys
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+RENEW_WITHIN_DAYS = 30
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")  # systemd-timesyncd, once in sync
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,99 @@ def check_disk(config: Config) -> Finding:
     return Finding(OK, "disk", text)
 
 
+def certificate_dates(cert: Path) -> tuple[float, bool]:
+    """(not after, as epoch seconds; whether it is self-signed) of a PEM certificate. Raises
+    OSError when openssl is missing, CalledProcessError when it cannot read the file."""
+    shown = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-enddate", "-issuer", "-subject",
+         "-nameopt", "RFC2253"],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout  # fmt: skip
+    fields = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    return ssl.cert_time_to_seconds(fields["notAfter"]), fields["issuer"] == fields["subject"]
+
+
+def certificate_finding(
+    cert: Path, key: Path, not_after: float, self_signed: bool, now: float
+) -> Finding:
+    """OK with more than RENEW_WITHIN_DAYS left, a warning within them, a failure once expired."""
+    if self_signed:
+        kind = "self-signed certificate"
+        fix = (
+            f"delete {cert} and {key}, run 'appliance init' (a new self-signed one) and "
+            "restart the controller; or serve your own: appliance tls install CERT KEY"
+        )
+    else:
+        kind = "certificate"
+        fix = "install the renewed one: appliance tls install CERT KEY, then restart the controller"
+    date = dt.datetime.fromtimestamp(not_after, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    days = (not_after - now) / 86400
+    if days <= 0:
+        return Finding(FAIL, "certificate", f"{kind} {cert} expired on {date}", fix)
+    if days <= RENEW_WITHIN_DAYS:
+        return Finding(WARN, "certificate", f"{kind} expires on {date}, in {days:.0f} day(s)", fix)
+    return Finding(OK, "certificate", f"{kind} valid until {date} ({days:.0f} days)")
+
+
+def check_certificate(config: Config, now: float | None = None) -> Finding:
+    """The admin UI's certificate: browsers and API clients refuse it once it has expired."""
+    if not config.http.tls:
+        return Finding(OK, "certificate", "http.tls is off: the proxy in front serves TLS")
+    cert, key = tls.cert_paths(config.data_dir)
+    unreadable = Finding(
+        FAIL,
+        "certificate",
+        f"{cert} is missing or unreadable",
+        f"appliance tls install CERT KEY, or delete {cert} and {key} and run 'appliance init'",
+    )
+    if not cert.is_file():
+        return unreadable
+    try:
+        not_after, self_signed = certificate_dates(cert)
+    except (subprocess.CalledProcessError, KeyError, ValueError):
+        return unreadable
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Finding(WARN, "certificate", f"expiry not checked: {exc}", "apt install openssl")
+    now = time.time() if now is None else now
+    return certificate_finding(cert, key, not_after, self_signed, now)
+
+
+def ntp_synchronized(timedatectl: str | None) -> bool | None:
+    """What `timedatectl show -p NTPSynchronized` says (True, False); None when it cannot say
+    (no timedatectl, or no systemd to ask, as in a container)."""
+    if timedatectl is None:
+        return None
+    try:
+        shown = subprocess.run(
+            [timedatectl, "show", "-p", "NTPSynchronized", "--value"],
+            capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    answer = shown.stdout.strip()
+    if shown.returncode != 0 or answer not in ("yes", "no"):
+        return None
+    return answer == "yes"
+
+
+def check_clock(timedatectl: str | None, flag: Path = TIMESYNC_FLAG) -> Finding:
+    """Business hours and call times follow the clock: warn (never fail) when it is not kept in
+    time, or when nothing can tell."""
+    fix = (
+        "enable time synchronisation: timedatectl set-ntp true (systemd-timesyncd) or install "
+        "chrony; business hours and call times follow this clock"
+    )
+    synchronized = ntp_synchronized(timedatectl)
+    if synchronized:
+        return Finding(OK, "clock", "synchronised (timedatectl)")
+    if synchronized is False:
+        return Finding(WARN, "clock", "not synchronised (timedatectl: NTPSynchronized=no)", fix)
+    if flag.exists():
+        return Finding(OK, "clock", f"synchronised (systemd-timesyncd: {flag})")
+    asked = "timedatectl cannot tell" if timedatectl else "no timedatectl"
+    return Finding(WARN, "clock", f"synchronisation unknown: {asked}, no {flag}", fix)
+
+
 def findings(config: Config) -> list[Finding]:
     checks: list[Callable[[], Finding]] = [
         lambda: check_data_dir(config),
@@ -252,6 +352,8 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_recordings(config),
         lambda: check_transcription(config),
         lambda: check_disk(config),
+        lambda: check_certificate(config),
+        lambda: check_clock(shutil.which("timedatectl")),
     ]
     return [_safely(check) for check in checks]
 

@@ -1,7 +1,8 @@
 """The event seam: features hook into what happens to calls, not into each other.
 
-The call path emits CallFinished once a call's record is complete and RecordingSealed once its
-recording is safely sealed; transcription, webhooks and plugins subscribe. A subscriber that
+The call path emits CallFinished once a call's record is complete, RecordingSealed once its
+recording is safely sealed and RecordingFailed when a spool file is refused or cannot be
+sealed; transcription, webhooks, plugins and the metrics subscribe. A subscriber that
 fails is logged and never affects the call path or the other subscribers.
 """
 
@@ -30,9 +31,19 @@ class RecordingSealed:
     call_id: str
     linkedid: str
     seconds: float
+    latency: float = 0.0  # seconds from the recording's last write (the call's end) to sealed
 
 
-Event = CallFinished | RecordingSealed
+@dataclass(frozen=True)
+class RecordingFailed:
+    """A spool file that was refused (`reason` "refused"), or that could not be sealed
+    ("error": said once until it is sealed or gone)."""
+
+    linkedid: str
+    reason: str
+
+
+Event = CallFinished | RecordingSealed | RecordingFailed
 
 
 class EventBus:

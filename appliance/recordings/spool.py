@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from appliance.events import EventBus, RecordingSealed
+from appliance.events import EventBus, RecordingFailed, RecordingSealed
 from appliance.recordings import spool_files
 from appliance.recordings.vault import CallNotRecordedYet, RecordingVault, SpoolFileRefused
 
@@ -111,6 +111,7 @@ class SpoolSweeper:
                 continue  # the call record is on its way; next sweep
             except SpoolFileRefused as refusal:
                 self.refused += 1
+                self.bus.emit(RecordingFailed(linkedid, "refused"))
                 if refusal.removed:
                     self._forget(linkedid)
                     log.warning("spool file %s refused and removed: %s", path.name, refusal.reason)
@@ -124,6 +125,8 @@ class SpoolSweeper:
                 if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
                     self._forget(linkedid)  # gone while we looked
                 else:
+                    if linkedid not in self.failing:  # once, not at every sweep
+                        self.bus.emit(RecordingFailed(linkedid, "error"))
                     self._failed(linkedid, str(exc))
                 continue
             self._forget(linkedid)
@@ -131,7 +134,8 @@ class SpoolSweeper:
             log.info(
                 "recording of call %s sealed (%.1f s of audio)", result.call_id, result.seconds
             )
-            self.bus.emit(RecordingSealed(result.call_id, linkedid, result.seconds))
+            latency = max(0.0, time.time() - result.written_at)
+            self.bus.emit(RecordingSealed(result.call_id, linkedid, result.seconds, latency))
         return sealed
 
     def _still_held(self, linkedid: str, path: Path) -> str | None:

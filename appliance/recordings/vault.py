@@ -90,6 +90,7 @@ class Sealed:
     file_name: str
     plaintext_bytes: int
     seconds: float
+    written_at: float  # epoch seconds of the spool file's last write: when recording stopped
 
 
 class _Refusal(Exception):
@@ -226,7 +227,7 @@ class RecordingVault:
                 call_id, sealed_before = found
                 if sealed_before:
                     raise _Refusal("a recording is already sealed for this call")
-                return self._seal_open(fd, spool_file, linkedid, call_id, identity)
+                return self._seal_open(fd, spool_file, linkedid, call_id, identity, st.st_mtime)
             except _Refusal as refusal:
                 raise self._refuse(spool_file, linkedid, subject, identity, refusal) from None
         finally:
@@ -253,7 +254,13 @@ class RecordingVault:
             return call_id, session.get(Recording, call_id) is not None
 
     def _seal_open(
-        self, fd: int, spool_file: Path, linkedid: str, call_id: str, identity: tuple[int, int]
+        self,
+        fd: int,
+        spool_file: Path,
+        linkedid: str,
+        call_id: str,
+        identity: tuple[int, int],
+        written_at: float,
     ) -> Sealed:
         ring = self.ring()
         now = dt.datetime.now(dt.UTC)
@@ -296,7 +303,7 @@ class RecordingVault:
                 _remove_quietly(spool_file.with_name(spool_files.done_name(linkedid)))
         except OSError as exc:
             log.error("recording of call %s sealed, but its plaintext stays: %s", call_id, exc)
-        return Sealed(call_id, file_name, size, size / BYTES_PER_SECOND)
+        return Sealed(call_id, file_name, size, size / BYTES_PER_SECOND, written_at)
 
     def _write_sealed(self, source: BinaryIO, target: Path) -> tuple[bytes, Header, int]:
         """Seal `source` under a new data key into `target` (written beside it, fsynced, then

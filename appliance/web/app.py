@@ -19,6 +19,7 @@ from appliance.asterisk.registrations import Registrations
 from appliance.config import DestinationsConfig, SmtpConfig
 from appliance.db.models import Job
 from appliance.mail import Mailer
+from appliance.metrics import Metrics
 from appliance.recordings.live import LiveRecordings
 from appliance.recordings.vault import RecordingVault
 from appliance.resources import shipped_dir
@@ -29,6 +30,7 @@ from appliance.web import (
     configure,
     conversions,
     manage,
+    monitoring,
     offload,
     pages,
     playback,
@@ -121,9 +123,11 @@ def init_app(
     tracking_url: str = "https://localhost:8444",
     destinations: DestinationsConfig | None = None,
     transcription_off: Callable[[], str | None] | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
-    operators and tests follow the controller without reading its log."""
+    operators and tests follow the controller without reading its log; `metrics` are served
+    at /metrics (without the controller's, only what the database says)."""
     app = web.Application(middlewares=[errors, auth.authenticate], client_max_size=256 * 1024)
     app[CHECKS] = checks
     app[COUNTERS] = counters
@@ -158,5 +162,6 @@ def init_app(
     websites.add_routes(app)
     conversions.add_routes(app, destinations or DestinationsConfig())
     api.add_routes(app, live)
+    monitoring.add_routes(app, metrics or Metrics(sessions))
     transcripts.add_routes(app)
     return app

@@ -1,5 +1,6 @@
-"""Who is asking: an API token under /api, a browser session cookie elsewhere. Forms that change
-anything carry the session's CSRF token; sign-in attempts are throttled per client."""
+"""Who is asking: an API token under /api, a browser session cookie elsewhere, either of them on
+/metrics. Forms that change anything carry the session's CSRF token; sign-in attempts are
+throttled per client."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from appliance.ratelimit import Buckets
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
 from appliance.web.keys import BRAND, PRINCIPAL, SESSION
+from appliance.web.monitoring import PATH as METRICS_PATH
 from appliance.web.offload import offload
 
 COOKIE = "__Host-appliance"
@@ -48,7 +50,8 @@ async def bearer(request: web.Request) -> Principal | None:
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     sessions = request.app[SESSIONS]
-    if request.path.startswith("/api/"):
+    scrape = request.path == METRICS_PATH
+    if request.path.startswith("/api/") or (scrape and "Authorization" in request.headers):
         principal = await bearer(request)
         if principal is None:
             raise Refused(
@@ -74,6 +77,10 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if _public(request.path):
         return await handler(request)
     if found is None:
+        if scrape:  # a machine's request: no sign-in page for it
+            raise Refused(
+                401, "a valid API token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
         if request.method in SAFE:
             raise web.HTTPSeeOther("/login?" + urllib.parse.urlencode({"next": request.path_qs}))
         raise Refused(401, "sign in first")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit
 from appliance.access import Denied, Principal
+from appliance.web import monitoring
 from appliance.web.keys import PRINCIPAL
 from appliance.web.offload import offload
 from appliance.web.render import render
@@ -161,7 +162,7 @@ def error_response(
     request: web.Request, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> web.StreamResponse:
     code = CODES.get(status, "error")
-    if request.path.startswith("/api/") or request.path == "/health":
+    if request.path.startswith("/api/") or request.path in ("/health", monitoring.PATH):
         body = {"error": {"code": code, "message": message}}
         return web.json_response(body, status=status, headers=headers)
     response = render(request, "error.html", status, code=status, message=message)

@@ -325,6 +325,19 @@ def document(with_live_control: bool) -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1"}, **_errors(401)},
             }
         },
+        "/metrics": {
+            "get": {
+                "summary": "The appliance's metrics for Prometheus (needs metrics:read, which "
+                "only the agency's owners and admins hold; a signed-in session of one will do)",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 403),
+                },
+            }
+        },
     }
     if with_live_control:
         paths["/api/v1/calls/{call_id}/recording/{verb}"] = {
