@@ -25,6 +25,9 @@ from appliance import __version__, admin, audit, bootstrap, doctor, tls
 from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
 from appliance.asterisk import render
 from appliance.attribution import sites
+from appliance.backup import BackupError
+from appliance.backup import create as backups
+from appliance.backup import restore as restores
 from appliance.calls import log as call_log
 from appliance.calls.dialplan import compile_routes
 from appliance.calls.store import CallStore
@@ -353,6 +356,70 @@ def cmd_keys_seal(config: Config, args: argparse.Namespace) -> int:
         "controller can unlock it at start"
     )
     return 0
+
+
+def cmd_backup(config: Config, args: argparse.Namespace) -> int:
+    passphrase = _backup_passphrase(args, confirm=True)
+    made = backups.backup(
+        config, Path(args.archive), passphrase, force=args.force, actor=audit.cli_actor()
+    )
+    print(
+        f"backup written to {made.path}: {made.calls} call(s), {made.recordings} "
+        f"recording(s), schema {made.revision}, {made.size} bytes"
+    )
+    print(f"sha256 {made.sha256}")
+    print("keep the passphrase apart from the archive: without it nothing can be restored")
+    return 0
+
+
+def cmd_restore(config: Config, args: argparse.Namespace) -> int:
+    done = restores.restore(
+        config,
+        Path(args.archive),
+        lambda: _backup_passphrase(args, confirm=False),
+        force=args.force,
+        config_to=Path(args.config_to) if args.config_to else None,
+        actor=audit.cli_actor(),
+    )
+    made = done.manifest
+    print(
+        f"restored the backup of {made.created} (appliance {made.appliance_version}): "
+        f"{done.calls} call(s), {done.recordings} recording(s)"
+    )
+    migrated = "" if done.revision == made.schema_revision else f" (was {made.schema_revision})"
+    print(f"database at revision {done.revision}{migrated}")
+    if done.aside:
+        print(f"the data dir that was there is now {done.aside}: remove it once all is well")
+    for setting in done.kept:
+        print(f"{setting}: kept the file already in place")
+    for path in done.config_written:
+        print(f"config written to {path}")
+    if done.config_in_archive and not done.config_written:
+        print("the archive's config was not written (--config-to PATH writes it)")
+    return 0
+
+
+def _backup_passphrase(args: argparse.Namespace, confirm: bool) -> str:
+    """From --passphrase-file, --password-stdin, or asked for at the terminal."""
+    if args.passphrase_file:
+        return _passphrase_file(Path(args.passphrase_file))
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not args.password_prompt and not sys.stdin.isatty():
+        raise admin.AdminError("no terminal to ask for the passphrase: give --passphrase-file")
+    passphrase = getpass.getpass("backup passphrase: ")
+    if confirm and passphrase != getpass.getpass("again: "):
+        raise admin.AdminError("the passphrases differ")
+    return passphrase
+
+
+def _passphrase_file(path: Path) -> str:
+    if path.stat().st_mode & 0o077:
+        raise admin.AdminError(f"{path} is readable by others (chmod 600 {path})")
+    passphrase = path.read_text(encoding="utf-8").rstrip("\r\n")
+    if not passphrase:
+        raise admin.AdminError(f"{path} is empty")
+    return passphrase
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -1090,10 +1157,33 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "upgrade the database schema in place")
     command("doctor", cmd_doctor, "check the installation and say what to fix")
 
-    def password_options(p: argparse.ArgumentParser) -> None:
+    def password_options(p: argparse.ArgumentParser) -> Any:
         group = p.add_mutually_exclusive_group()
         group.add_argument("--password-stdin", action="store_true", help="read it from stdin")
         group.add_argument("--password-prompt", action="store_true", help="ask for it")
+        return group
+
+    def passphrase_options(p: argparse.ArgumentParser) -> None:
+        """A backup passphrase: from a file, stdin, or asked for (the default)."""
+        password_options(p).add_argument(
+            "--passphrase-file", metavar="FILE", help="read it from FILE (mode 0600)"
+        )
+
+    p = command("backup", cmd_backup, "write one archive of this box (while calls go on)")
+    p.add_argument("archive", help="file to write; refused if it exists, unless --force")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    passphrase_options(p)
+    p = command("restore", cmd_restore, "rebuild this box from a backup archive")
+    p.add_argument("archive")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a data dir that is not empty (moved aside, never merged)",
+    )
+    p.add_argument(
+        "--config-to", metavar="PATH", help="write the archive's config (and drop-ins) to PATH"
+    )
+    passphrase_options(p)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     p = command("add", cmd_user_add, "add a user (prints a generated password)", user)
@@ -1514,6 +1604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         analysis_store.RuleError,
         RecordingError,
         call_log.BadFilter,
+        BackupError,
     ) as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 2

@@ -339,13 +339,15 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     return parser
 
 
+def config_files(path: Path) -> list[Path]:
+    """The config file and its drop-ins, in the order they are read."""
+    dropins = path.with_name(path.name + ".d")
+    return [path, *(sorted(dropins.glob("*.ini")) if dropins.is_dir() else [])]
+
+
 def _file_layers(path: Path) -> list[tuple[str, Mapping[str, Mapping[str, str]]]]:
     layers: list[tuple[str, Mapping[str, Mapping[str, str]]]] = []
-    files = [path]
-    dropins = path.with_name(path.name + ".d")
-    if dropins.is_dir():
-        files += sorted(dropins.glob("*.ini"))
-    for file in files:
+    for file in config_files(path):
         parser = _read_ini(file)
         layers.append((str(file), {s: dict(parser[s]) for s in parser.sections()}))
     return layers

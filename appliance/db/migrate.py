@@ -42,3 +42,10 @@ def head_revision() -> str | None:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     return ScriptDirectory.from_config(config).get_current_head()
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this version's migrations know `revision` (an archive's, say)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return revision in {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
