@@ -100,8 +100,9 @@ class Server:
         )
         self.leader = wait_for(self._init_pid, timeout=60, what="the container's systemd")
         wait_for(
-            lambda: self.run("systemctl", "is-system-running").stdout.strip()
-            in ("running", "degraded"),
+            lambda: (
+                self.run("systemctl", "is-system-running").stdout.strip() in ("running", "degraded")
+            ),
             timeout=120,
             interval=0.5,
             what=f"the container to boot ({self.console})",
