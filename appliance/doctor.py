@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import tls
+from appliance import production, tls
 from appliance.asterisk import render
 from appliance.asterisk.peercred import peer_uid
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
@@ -339,6 +339,37 @@ def check_clock(timedatectl: str | None, flag: Path = TIMESYNC_FLAG) -> Finding:
     return Finding(WARN, "clock", f"synchronisation unknown: {asked}, no {flag}", fix)
 
 
+def _from_problems(check: str, problems: list[production.Problem], fine: str) -> Finding:
+    if not problems:
+        return Finding(OK, check, fine)
+    status = FAIL if any(p.fatal for p in problems) else WARN
+    return Finding(
+        status, check, "; ".join(p.text for p in problems), "; ".join(p.fix for p in problems)
+    )
+
+
+def check_services(systemctl: str | None) -> Finding:
+    """On a server installed with scripts/install: each service up and enabled at boot."""
+    if systemctl is None:
+        return Finding(WARN, "services", "systemctl not found", "")
+    states = {unit: production.unit_state(systemctl, unit) for unit in production.SERVICES}
+    problems = production.service_problems(states)
+    return _from_problems("services", problems, ", ".join(f"{u} active" for u in states))
+
+
+def check_modes(config: Config) -> Finding:
+    """On a server installed with scripts/install: config root's and private, data the
+    appliance user's."""
+    problems = production.mode_problems(
+        production.config_modes(),
+        production.file_mode(config.data_dir),
+        production.appliance_uid(),
+    )
+    return _from_problems(
+        "modes", problems, f"{production.ETC} root's and private, {config.data_dir} closed"
+    )
+
+
 def findings(config: Config) -> list[Finding]:
     checks: list[Callable[[], Finding]] = [
         lambda: check_data_dir(config),
@@ -355,6 +386,11 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_certificate(config),
         lambda: check_clock(shutil.which("timedatectl")),
     ]
+    if production.installed():
+        checks += [
+            lambda: check_services(shutil.which("systemctl")),
+            lambda: check_modes(config),
+        ]
     return [_safely(check) for check in checks]
 
 

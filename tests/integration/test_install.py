@@ -180,6 +180,23 @@ def test_install_runs_the_appliance_as_system_services(server, installed):
     assert rotation.returncode == 0 and "messages.log" in rotation.stderr, rotation.stderr
     doctor = server.run("appliance", "doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "[  ok] services: asterisk active, appliance active" in doctor.stdout
+    assert "[  ok] modes: /etc/appliance root's and private" in doctor.stdout
+
+
+def test_doctor_says_what_to_fix_on_the_server(server, installed):
+    ini = "/etc/appliance/appliance.ini"
+    server.run("chmod", "0644", ini, check=True)
+    server.run("systemctl", "stop", "appliance-transcriber", check=True)
+    try:
+        doctor = server.run("appliance", "doctor")
+    finally:
+        server.run("chmod", "0640", ini, check=True)
+        server.run("systemctl", "start", "appliance-transcriber", check=True)
+    assert doctor.returncode == 1
+    assert f"[FAIL] modes: {ini} is readable by others" in doctor.stdout
+    assert f"fix: chown root:appliance {ini}; chmod 0640 {ini}" in doctor.stdout
+    assert "[warn] services: appliance-transcriber is inactive" in doctor.stdout
 
 
 def test_hardened_units_measured_inside_the_server(server, installed):
