@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import errno
 import ipaddress
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -506,7 +508,7 @@ def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = No
     if value.startswith("file:"):
         path = Path(value[5:])
         try:
-            return path.read_text(encoding="utf-8").strip()
+            return _read_secret_file(path)
         except FileNotFoundError:
             raise ConfigError(
                 f"{name}: secret file {path} does not exist (run 'appliance init')"
@@ -519,6 +521,21 @@ def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = No
             raise ConfigError(f"{name}: environment variable {var} is not set")
         return environ[var]
     return value
+
+
+def _read_secret_file(path: Path) -> str:
+    """A secret file's text, never through a link (root renders Asterisk's config with the AMI
+    secret, whose file the appliance user owns)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"secret file {path} is a link: name the file itself") from None
+        raise
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise ConfigError(f"secret file {path} is not a regular file")
+        return source.read(64 * 1024).decode("utf-8").strip()
 
 
 def key_passphrase(config: Config) -> str | None:

@@ -8,9 +8,12 @@ loads. The compiled routes live apart, in a directory that belongs to the contro
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +175,11 @@ def context(config: Config, user: SystemUser) -> dict[str, Any]:
         for end in (spool_files.RAW_SUFFIX, spool_files.DONE_SUFFIX)
     )
     ami_secret = resolve_secret("ami.secret", config.ami.secret)
+    if not AMI_SECRET.fullmatch(ami_secret):
+        raise ConfigError(
+            "ami.secret: use 8 to 128 letters, digits or - _ . ~ + / = "
+            "(it is written into Asterisk's manager.conf)"
+        )
     return {
         "rendered_by": "appliance config render",
         "dir": config.asterisk.dir.rstrip("/"),
@@ -198,6 +206,9 @@ def context(config: Config, user: SystemUser) -> dict[str, Any]:
         "inbound_context": config.asterisk.inbound_context,
         "phones_context": PHONES_CONTEXT,
     }
+
+
+AMI_SECRET = re.compile(r"[A-Za-z0-9_.~+/=-]{8,128}")
 
 
 def _environment() -> jinja2.Environment:
@@ -245,6 +256,7 @@ def write(
     user = lookup_user(Path(config.asterisk.root), config.asterisk.user)
     files = render_files(context(config, user))
     base = config.asterisk_dir_on_host
+    _only_root_above(base)
     base.mkdir(parents=True, exist_ok=True, mode=0o750)
     _own(base, 0, user.gid, 0o750)  # root's, so Asterisk cannot swap etc/ for its own
     for sub in ASTERISK_DIRS:
@@ -265,6 +277,26 @@ def write(
     return etc
 
 
+def _only_root_above(base: Path) -> None:
+    """Root writes Asterisk's config, its own, only through directories no other user can
+    change: every existing directory above `base` root's and closed to others' writes (or
+    sticky, as /tmp is). Otherwise another user could swap one for a link to where the config
+    would land as root's (the data dir, which the appliance user owns, is no place for it)."""
+    if os.geteuid() != 0:
+        return
+    for parent in reversed(base.parents):
+        try:
+            st = os.lstat(parent)
+        except FileNotFoundError:
+            return
+        swappable = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or swappable:
+            raise ConfigError(
+                f"asterisk.dir: {parent} is not root's alone; keep Asterisk's directory under "
+                "directories only root may change (as /var/lib/appliance-asterisk)"
+            )
+
+
 def _directory(path: Path, uid: int, gid: int, mode: int) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     _own(path, uid, gid, mode)
@@ -276,13 +308,32 @@ def _write(target: Path, text: str, uid: int, gid: int) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
-    _own(tmp, uid, gid, 0o640)
+        out.flush()
+        _set_owner(fd, uid, gid, 0o640)  # the file just written, whatever its name is now
     os.replace(tmp, target)
 
 
 def _own(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Owner and mode of a directory or file, never through a link: a directory the Asterisk
+    user or the controller owns may hold a link it planted where one of ours was."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"asterisk.dir: {path} is a link; remove it") from None
+        raise
+    try:
+        kind = os.fstat(fd).st_mode
+        if not (stat.S_ISDIR(kind) or stat.S_ISREG(kind)):
+            raise ConfigError(f"asterisk.dir: {path} is not a directory or a file; remove it")
+        _set_owner(fd, uid, gid, mode)
+    finally:
+        os.close(fd)
+
+
+def _set_owner(fd: int, uid: int, gid: int, mode: int) -> None:
     """chown (as root; a non-root install keeps its own user) before chmod: chown clears the
     setgid bit."""
     if os.geteuid() == 0:
-        os.chown(path, uid, gid)
-    os.chmod(path, mode)
+        os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)

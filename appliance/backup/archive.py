@@ -31,7 +31,8 @@ CERTIFICATE = "tls/cert.pem"
 RECORDINGS = "recordings/"
 FIXED = (SECRETS, DATABASE, CERTIFICATE)
 RECORDING = re.compile(r"recordings/[0-9]{4}/[0-9]{2}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.rec")
-MAX_MANIFEST = 256 << 20
+MAX_MANIFEST = 16 << 20  # ~100 bytes a member: room for 150,000 recordings
+MAX_SECRETS = 1 << 20  # keys, secrets, the config: kilobytes
 COPY_CHUNK = 1 << 20
 
 
@@ -172,7 +173,7 @@ def extract(source: BinaryIO, into: Path) -> Manifest:
                     manifest = _manifest_bytes(stream, info.size)
                 else:
                     seen[name] = _copy(stream, into / name)
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
         raise BackupError("the archive is truncated or is not a backup archive") from None
@@ -186,7 +187,12 @@ def extract(source: BinaryIO, into: Path) -> Manifest:
 def _checked(info: tarfile.TarInfo) -> str:
     if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
         raise BackupError(f"member {shown(info.name)} is {_kind(info)}: refused")
-    return check_name(info.name)
+    if info.sparse is not None:  # a few bytes in the archive, any size on the disk
+        raise BackupError(f"member {shown(info.name)} is a sparse file: refused")
+    name = check_name(info.name)
+    if name == SECRETS and info.size > MAX_SECRETS:
+        raise BackupError(f"member {SECRETS} is too big: refused")
+    return name
 
 
 def _kind(info: tarfile.TarInfo) -> str:

@@ -55,6 +55,13 @@ class Made:
 
 
 def backup(config: Config, output: Path, passphrase: str, *, force: bool, actor: str) -> Made:
+    if os.geteuid() == 0 and config.data_dir.stat().st_uid != 0:
+        # Its work folder is in the data dir, which that user could swap for a link while
+        # root writes there.
+        raise BackupError(
+            "run backups as the user that owns the data dir (the appliance command does), "
+            "not as root"
+        )
     if len(passphrase) < sealing.MIN_PASSPHRASE:
         raise BackupError(f"the passphrase must be at least {sealing.MIN_PASSPHRASE} characters")
     output = Path(os.path.abspath(output))

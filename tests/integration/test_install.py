@@ -338,6 +338,27 @@ def test_upgrade_in_place_keeps_data_and_the_call_in_progress(
         assert exported_audio(server, row["id"]) > 0  # keys kept: every recording plays
 
 
+def test_an_upgrade_whose_controller_fails_goes_back_to_the_previous_release(server):
+    release = server.path("/opt/appliance/current").readlink()
+    before = calls(server)
+    copy_checkout(server, version="0.1.0+broken")
+    controller = server.path(f"{SOURCE}/appliance/controller.py")
+    with controller.open("a") as source:  # a release whose controller exits at once
+        source.write("\n\nasync def serve(config):\n    raise SystemExit(1)\n")
+    result = install(server)
+    assert result.returncode == 1
+    assert re.fullmatch(
+        r"error: the controller did not start \(journalctl -u appliance\); "
+        r"the previous release \(\S+\) runs again",
+        last_line(result),
+    ), result.stderr
+    assert server.path("/opt/appliance/current").readlink() == release
+    assert server.run("appliance", "--version").stdout.strip() == "appliance 0.1.0+upgraded"
+    assert server.run("systemctl", "is-active", "appliance").stdout.strip() == "active"
+    assert [r["id"] for r in calls(server)] == [r["id"] for r in before]
+    assert not server.path("/var/lib/appliance/.pre-upgrade.db").exists()
+
+
 def main_pid(server: Server) -> str:
     return server.run("systemctl", "show", "-p", "MainPID", "--value", "appliance").stdout
 

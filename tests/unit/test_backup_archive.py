@@ -105,6 +105,31 @@ def test_hostile_members_are_refused_and_nothing_is_written_outside(tmp_path, me
     assert not (tmp_path.parent / "x.rec").exists()
 
 
+def test_a_sparse_member_that_would_fill_the_disk_is_refused(tmp_path):
+    """PAX GNU.sparse headers: a few bytes in the archive, 50 MiB of zeros once extracted."""
+    info, data = regular(REC, b"x")
+    info.pax_headers = {
+        "GNU.sparse.size": str(50 << 20),
+        "GNU.sparse.map": f"{(50 << 20) - 1},1",
+    }
+    with pytest.raises(BackupError, match="is a sparse file: refused"):
+        extract_into(tmp_path, crafted((info, data)))
+    assert list((tmp_path / "into").rglob("*.rec")) == []
+
+
+def test_a_malformed_sparse_header_is_one_clear_refusal(tmp_path):
+    info, data = regular(REC, b"")
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}
+    with pytest.raises(BackupError, match="not a backup archive"):
+        extract_into(tmp_path, crafted((info, data)))
+
+
+def test_oversized_sealed_secrets_are_refused_before_they_are_read(tmp_path):
+    too_big = b"\0" * (archive.MAX_SECRETS + 1)
+    with pytest.raises(BackupError, match="secrets.sealed is too big"):
+        extract_into(tmp_path, crafted(regular(archive.SECRETS, too_big)))
+
+
 def test_a_member_whose_bytes_changed_does_not_match_the_manifest(tmp_path):
     data, _ = good_archive()
     tampered = data.replace(b"sealed audio", b"sealed AUDIO")

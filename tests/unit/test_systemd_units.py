@@ -18,7 +18,7 @@ ASTERISK_DROP_IN = REPO / "systemd" / "asterisk.service.d" / "appliance.conf"
 ASTERISK_PACKAGED = REPO / "systemd" / "asterisk.service.d" / "packaged.conf"
 ASTERISK_OWN = REPO / "systemd" / "asterisk.service"
 SANDBOX_ROOT = Path("/var/cache/appliance/sid-root")
-CONFIG = "/var/lib/appliance/asterisk/etc/asterisk.conf"
+CONFIG = "/var/lib/appliance-asterisk/etc/asterisk.conf"
 
 
 def parse(*paths: Path) -> dict[str, dict[str, list[str]]]:
@@ -85,7 +85,11 @@ def test_controller_has_exactly_the_capability_to_bind_a_low_port(controller):
 
 def test_controller_sandbox(controller):
     assert single(controller, "ProtectSystem") == "strict"
-    assert words(controller, "ReadWritePaths") == {"-/run/appliance-recordings"}
+    assert words(controller, "ReadWritePaths") == {
+        "-/run/appliance-recordings",
+        "-/var/lib/appliance-asterisk/routes",
+        "-/var/lib/appliance-asterisk/log/cdr-custom",
+    }
     assert words(controller, "RestrictAddressFamilies") == {
         "AF_INET",
         "AF_INET6",
@@ -114,7 +118,7 @@ def test_asterisk_files(asterisk):
     assert single(asterisk, "LimitCORE") == "0"
     assert single(asterisk, "ProtectSystem") == "strict"
     root = single(asterisk, "RootDirectory") if "RootDirectory" in asterisk else ""
-    assert f"{root}/var/lib/appliance/asterisk/etc" in words(asterisk, "ReadOnlyPaths")
+    assert f"{root}/var/lib/appliance-asterisk/etc" in words(asterisk, "ReadOnlyPaths")
 
 
 def test_packaged_asterisk_keeps_its_spool_in_memory_across_restarts():
@@ -191,9 +195,12 @@ def test_transcription_workers_have_no_privilege_and_yield_to_calls():
     assert single(service, "IPAddressDeny") == "any"
     assert single(service, "IPAddressAllow") == "localhost"
     assert single(service, "LimitCORE") == "0"  # a core dump would hold plaintext audio
-    assert {"-/var/lib/appliance/tls", "-/var/lib/appliance/secrets/ami.secret"} <= words(
-        service, "InaccessiblePaths"
-    )
+    assert {
+        "-/var/lib/appliance/tls",
+        "-/var/lib/appliance/secrets/ami.secret",
+        "-/var/lib/appliance-asterisk",  # the AMI secret in manager.conf
+        "-/run/appliance-recordings",  # calls in progress
+    } <= words(service, "InaccessiblePaths")
     for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateUsers", "NoNewPrivileges"):
         assert single(service, key) == "yes", key
 
