@@ -174,6 +174,12 @@ def test_install_runs_the_appliance_as_system_services(server, installed):
         "appliance": "appliance",
         "appliance-transcriber": "appliance",
     }
+    # Asterisk's group (its config, calls in progress): the controller's alone, never the
+    # transcription workers', though both run as the appliance user.
+    asterisk_gid = server.run("getent", "group", "asterisk").stdout.split(":")[2]
+    groups = {unit: process_groups(server, unit) for unit in ("appliance", "appliance-transcriber")}
+    assert asterisk_gid in groups["appliance"]
+    assert asterisk_gid not in groups["appliance-transcriber"]
     mount = server.run("findmnt", "-n", "-o", "FSTYPE,OPTIONS", SPOOL).stdout
     assert mount.startswith("tmpfs") and "mode=770" in mount
     rotation = server.run("logrotate", "--debug", "/etc/logrotate.d/appliance")
@@ -197,6 +203,13 @@ def test_doctor_says_what_to_fix_on_the_server(server, installed):
     assert f"[FAIL] modes: {ini} is readable by others" in doctor.stdout
     assert f"fix: chown root:appliance {ini}; chmod 0640 {ini}" in doctor.stdout
     assert "[warn] services: appliance-transcriber is inactive" in doctor.stdout
+
+
+def process_groups(server: Server, unit: str) -> list[str]:
+    """The supplementary groups of a unit's main process, as the server's kernel reports them."""
+    pid = server.run("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+    found = server.run("grep", "^Groups:", f"/proc/{pid}/status", check=True).stdout
+    return found.split()[1:]
 
 
 def test_hardened_units_measured_inside_the_server(server, installed):
