@@ -136,6 +136,18 @@ def test_install_refuses_an_unsupported_system_and_changes_nothing(server):
     assert not server.path("/opt/appliance/releases").exists()
 
 
+def test_install_refuses_a_disk_without_room_and_changes_nothing(server):
+    result = server.run(
+        "unshare", "-m", "sh", "-c",
+        f"mount -t tmpfs -o size=100m small /opt && exec {SOURCE}/scripts/install",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert last_line(result) == (
+        "error: not enough disk space: 100 MB free in /opt, 2500 MB needed"
+    )
+    assert not server.path("/opt/appliance/releases").exists()
+
+
 def test_install_refuses_a_port_another_program_holds(server, ports):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", ports.http))
