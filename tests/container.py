@@ -138,9 +138,6 @@ class Server:
             )
         return Result(result.returncode, result.stdout, result.stderr)
 
-    def shell(self, script: str, **kwargs) -> Result:
-        return self.run("bash", "-c", script, **kwargs)
-
     def journal(self, unit: str = "") -> str:
         argv = ["journalctl", "--no-pager", "-n", "80"] + (["-u", unit] if unit else [])
         return self.run(*argv).stdout
