@@ -523,15 +523,22 @@ def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = No
     return value
 
 
+def open_no_link(path: Path, refusal: str) -> int:
+    """A read-only descriptor of `path` itself, never of what a link there points to (root
+    works in directories other users own); ConfigError(`refusal`) when it is a link. Opened
+    without blocking, so that a FIFO planted there cannot hang the caller."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(refusal) from None
+        raise
+
+
 def _read_secret_file(path: Path) -> str:
     """A secret file's text, never through a link (root renders Asterisk's config with the AMI
     secret, whose file the appliance user owns)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(f"secret file {path} is a link: name the file itself") from None
-        raise
+    fd = open_no_link(path, f"secret file {path} is a link: name the file itself")
     with os.fdopen(fd, "rb") as source:
         if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
             raise ConfigError(f"secret file {path} is not a regular file")

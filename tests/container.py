@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import REPO, wait_for
+from tests.harness import sandbox, wait_for
 
 CACHE = Path("/var/cache/appliance")
 BASE = CACHE / "bookworm-root"
@@ -30,12 +30,7 @@ def base_root() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (BASE / ".ready").exists():
             return BASE
-        mirror = subprocess.run(
-            [str(REPO / "scripts" / "asterisk-sandbox"), "mirror"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        mirror = sandbox("mirror")
         partial = BASE.with_name(BASE.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         subprocess.run(

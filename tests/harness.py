@@ -30,16 +30,18 @@ REPO = Path(__file__).resolve().parents[1]
 SIPP_DIR = REPO / "tests" / "sipp"
 
 
+def sandbox(command: str) -> str:
+    """What scripts/asterisk-sandbox COMMAND prints."""
+    return subprocess.run(
+        [str(REPO / "scripts" / "asterisk-sandbox"), command],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def asterisk_root() -> Path:
-    root = os.environ.get("APPLIANCE_TEST_ASTERISK_ROOT")
-    if not root:
-        root = subprocess.run(
-            [str(REPO / "scripts" / "asterisk-sandbox"), "root"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    path = Path(root)
+    path = Path(os.environ.get("APPLIANCE_TEST_ASTERISK_ROOT") or sandbox("root"))
     if not (path / "usr" / "sbin" / "asterisk").exists():
         raise RuntimeError(f"no Asterisk in {path}: run scripts/asterisk-sandbox build")
     return path
@@ -79,6 +81,21 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def fetch_health(port: int, certificate: Path, token: str) -> dict | None:
+    """The controller's /health on 127.0.0.1:port; None while it does not answer."""
+    context = ssl.create_default_context(cafile=str(certificate))
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/health", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=2) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -209,18 +226,7 @@ class Stack:
         return made.stdout.rsplit(" ", 1)[1].strip()
 
     def health(self) -> dict | None:
-        context = ssl.create_default_context(cafile=str(self.data_dir / "tls" / "cert.pem"))
-        request = urllib.request.Request(
-            f"https://127.0.0.1:{self.http_port}/health",
-            headers={"Authorization": f"Bearer {self.monitor_token}"},
-        )
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=2) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-        except (OSError, ValueError):
-            return None
+        return fetch_health(self.http_port, self.data_dir / "tls" / "cert.pem", self.monitor_token)
 
     def counter(self, name: str) -> int:
         """One of the counters /health exposes (what happened since the controller started)."""

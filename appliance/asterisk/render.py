@@ -8,7 +8,6 @@ loads. The compiled routes live apart, in a directory that belongs to the contro
 
 from __future__ import annotations
 
-import errno
 import grp
 import os
 import pwd
@@ -22,7 +21,7 @@ import jinja2
 
 from appliance.calls import cdr
 from appliance.calls.dialplan import Settings
-from appliance.config import Config, ConfigError, resolve_secret
+from appliance.config import Config, ConfigError, open_no_link, resolve_secret
 from appliance.recordings import spool_files
 from appliance.recordings.live import record_code
 from appliance.resources import shipped_dir
@@ -316,12 +315,7 @@ def _write(target: Path, text: str, uid: int, gid: int) -> None:
 def _own(path: Path, uid: int, gid: int, mode: int) -> None:
     """Owner and mode of a directory or file, never through a link: a directory the Asterisk
     user or the controller owns may hold a link it planted where one of ours was."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(f"asterisk.dir: {path} is a link; remove it") from None
-        raise
+    fd = open_no_link(path, f"asterisk.dir: {path} is a link; remove it")
     try:
         kind = os.fstat(fd).st_mode
         if not (stat.S_ISDIR(kind) or stat.S_ISREG(kind)):

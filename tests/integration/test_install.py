@@ -6,14 +6,11 @@ The tests run in file order against one server, as an admin would use it."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
 import sqlite3
-import ssl
 import subprocess
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from tests.harness import (
     REPO,
     asterisk_root,
     carrier_command,
+    fetch_health,
     free_port,
     privileged_port,
     sipp_phone,
@@ -122,13 +120,16 @@ def last_line(result) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+def install_after(server: Server, mount: str):
+    """scripts/install in a mount namespace of its own, after `mount` changed what it sees."""
+    script = f"{mount} && exec {SOURCE}/scripts/install"
+    return server.run("unshare", "-m", "sh", "-c", script)
+
+
 def test_install_refuses_an_unsupported_system_and_changes_nothing(server):
     fake = "/root/os-release"
     server.path(fake).write_text('ID=fedora\nVERSION_ID=40\nPRETTY_NAME="Fedora Linux 40"\n')
-    result = server.run(
-        "unshare", "-m", "sh", "-c",
-        f"mount --bind {fake} /etc/os-release && exec {SOURCE}/scripts/install",
-    )  # fmt: skip
+    result = install_after(server, f"mount --bind {fake} /etc/os-release")
     assert result.returncode == 1
     assert last_line(result) == (
         "error: unsupported system: Fedora Linux 40 (supported: Debian 12, Ubuntu 24.04)"
@@ -137,10 +138,7 @@ def test_install_refuses_an_unsupported_system_and_changes_nothing(server):
 
 
 def test_install_refuses_a_disk_without_room_and_changes_nothing(server):
-    result = server.run(
-        "unshare", "-m", "sh", "-c",
-        f"mount -t tmpfs -o size=100m small /opt && exec {SOURCE}/scripts/install",
-    )  # fmt: skip
+    result = install_after(server, "mount -t tmpfs -o size=100m small /opt")
     assert result.returncode == 1
     assert last_line(result) == (
         "error: not enough disk space: 100 MB free in /opt, 2500 MB needed"
@@ -233,17 +231,8 @@ def test_hardened_units_measured_inside_the_server(server, installed):
 
 
 def health(server: Server, ports: Ports, token: str) -> dict:
-    context = ssl.create_default_context(cafile=str(server.path("/var/lib/appliance/tls/cert.pem")))
-    request = urllib.request.Request(
-        f"https://127.0.0.1:{ports.http}/health", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=2) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())
-    except (OSError, ValueError):
-        return {}
+    certificate = server.path("/var/lib/appliance/tls/cert.pem")
+    return fetch_health(ports.http, certificate, token) or {}
 
 
 def calls(server: Server) -> list[sqlite3.Row]:
