@@ -68,6 +68,23 @@ class Account(Base):
     brand_colour: Mapped[str | None] = mapped_column(String(7))
     brand_logo: Mapped[bytes | None] = mapped_column(LargeBinary)
     brand_logo_type: Mapped[str | None] = mapped_column(String(16))
+    # retention per data type, in days (None: kept until erased); see appliance/privacy/
+    transcript_days: Mapped[int | None] = mapped_column(Integer)
+    call_days: Mapped[int | None] = mapped_column(Integer)
+    # what an expired call record becomes: 'anonymise' keeps it for the reports without the
+    # caller's number and name; 'delete' removes it
+    call_expiry: Mapped[str] = mapped_column(
+        String(10), default="anonymise", server_default="anonymise"
+    )
+    visit_days: Mapped[int | None] = mapped_column(Integer)
+    lead_days: Mapped[int | None] = mapped_column(Integer)
+    delivery_days: Mapped[int | None] = mapped_column(Integer)
+    # legal hold: nothing of the account younger than this many days is removed by retention,
+    # and no retention setting may be shorter
+    legal_hold_days: Mapped[int | None] = mapped_column(Integer)
+    # account deletion: disabled from delete_requested_at, erased once erase_after has passed
+    delete_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    erase_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     parent: Mapped[Account | None] = relationship(remote_side=[id])
 
@@ -275,6 +292,16 @@ class Call(Base):
         ForeignKey("visits.id", ondelete="SET NULL"), index=True
     )
     attribution: Mapped[str | None] = mapped_column(String(12))
+    # consent evidence: the prompt played to the caller and when (consent_announced and
+    # recording_opted_out above say what came of it)
+    consent_prompt: Mapped[str | None] = mapped_column(String(100))
+    consent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # the caller asked not to be recorded, transcribed, analysed or sent to ad platforms
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # kept whatever the retention settings, until released
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # when retention or an erasure removed the caller's number and name from this record
+    anonymised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Recording(Base):
@@ -630,6 +657,35 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RestrictedNumber(Base):
+    """A caller who asked an account not to be recorded, transcribed, analysed or sent to an
+    ad platform: the compiled dialplan and every later step honour it."""
+
+    __tablename__ = "restricted_numbers"
+    __table_args__ = (UniqueConstraint("account_id", "e164"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    e164: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ErasureRequest(Base):
+    """An erasure by person, carried out as a resumable job. The subject (number, e-mail or
+    visitor id) is sealed while the work goes on and dropped when it is done; what is left
+    (counts, who asked, when) holds no personal data."""
+
+    __tablename__ = "erasure_requests"
+    __table_args__ = (CheckConstraint("state IN ('pending', 'done')", name="state"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    subject_sealed: Mapped[str | None] = mapped_column(String(1000))
+    actor: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    removed: Mapped[str | None] = mapped_column(String(500))  # JSON counts per data type
 
 
 class Job(Base):

@@ -1,0 +1,9 @@
+"""The command line of the privacy lifecycle: each module adds its own subcommands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(sub: Any, command: Any) -> None:
+    """Add the privacy subcommands to the `appliance` parser (`command` as in cli.py)."""
