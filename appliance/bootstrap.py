@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from appliance import admin, tls
-from appliance.config import Config, ConfigError
+from appliance.config import Config, ConfigError, key_passphrase
 from appliance.db import engine as db
 from appliance.db.migrate import upgrade
 from appliance.db.models import User
@@ -38,7 +38,7 @@ def prepare_data_dir(config: Config) -> None:
 
 
 def secret_box(config: Config) -> SecretBox:
-    return SecretBox.from_file(config.secrets_dir / "box.key")
+    return SecretBox.from_file(config.secrets_dir / "box.key", lambda: key_passphrase(config))
 
 
 def initialise(config: Config, admin_username: str = "admin") -> InitResult:

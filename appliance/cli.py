@@ -44,7 +44,7 @@ from appliance.privacy import commands as privacy_commands
 from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
-from appliance.secrets import new_password
+from appliance.secrets import new_password, seal_box_file
 from appliance.transcription import analysis_store, models
 from appliance.transcription import service as transcription
 from appliance.transcription.decode import SPEAKERS
@@ -352,9 +352,10 @@ def cmd_keys_seal(config: Config, args: argparse.Namespace) -> int:
     if len(passphrase) < 12:
         raise admin.AdminError("the passphrase must be at least 12 characters")
     _vault(config).seal_key_file(passphrase)
+    seal_box_file(config.secrets_dir / "box.key", passphrase, key_passphrase(config))
     print(
-        "key file sealed; set recordings.key_passphrase (e.g. env:NAME) so that the "
-        "controller can unlock it at start"
+        "key files sealed (recording keys and secret box); set recordings.key_passphrase "
+        "(e.g. env:NAME) so that the controller can unlock them at start"
     )
     return 0
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from Crypto.Cipher import AES
 from Crypto.Protocol.KDF import bcrypt, bcrypt_check
+
+from appliance.recordings import keys
 
 BCRYPT_COST = 12
 
@@ -58,7 +62,9 @@ def write_secret_file(path: Path, value: str | bytes) -> bool:
 
 
 class SecretBox:
-    """Seals short secrets (trunk passwords) with AES-256-GCM under a local key."""
+    """Seals short secrets (SIP passwords, destinations' tokens, TOTP seeds) with AES-256-GCM
+    under a local key. The key file sits beside the recording keys and is sealed under the
+    same optional passphrase (recordings.key_passphrase; see `appliance keys seal`)."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
@@ -66,9 +72,11 @@ class SecretBox:
         self._key = key
 
     @classmethod
-    def from_file(cls, path: Path) -> SecretBox:
+    def from_file(cls, path: Path, unlock: Callable[[], str | None] = lambda: None) -> SecretBox:
+        """The box of `path`, created if missing; `unlock` gives the passphrase of a sealed
+        key file (asked only when the file is sealed)."""
         write_secret_file(path, secrets.token_bytes(32))
-        return cls(path.read_bytes())
+        return cls(read_box_key(path, unlock))
 
     def seal(self, plaintext: str) -> str:
         nonce = secrets.token_bytes(12)
@@ -80,3 +88,28 @@ class SecretBox:
         raw = base64.b64decode(token)
         cipher = AES.new(self._key, AES.MODE_GCM, nonce=raw[:12])
         return cipher.decrypt_and_verify(raw[28:], raw[12:28]).decode("utf-8")
+
+
+def read_box_key(path: Path, unlock: Callable[[], str | None]) -> bytes:
+    """A box key file: the 32 bytes themselves, or those sealed like the recording keys."""
+    data = path.read_bytes()
+    if len(data) == 32:
+        return data
+    try:
+        sealed = json.loads(data)["sealed"]
+        return base64.b64decode(keys.unseal_text(path, sealed, unlock()), validate=True)
+    except (ValueError, KeyError, TypeError):
+        raise keys.KeyProblem(f"secret box key {path} is damaged") from None
+
+
+def seal_box_file(path: Path, passphrase: str, old_passphrase: str | None) -> None:
+    """Seal the box key file under `passphrase` (replaced atomically, 0600)."""
+    key = read_box_key(path, lambda: old_passphrase)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(keys.seal_text(base64.b64encode(key).decode(), passphrase).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+

@@ -100,7 +100,7 @@ def save(path: Path, ring: KeyRing, passphrase: str | None = None) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     text = _dump(ring)
     with os.fdopen(fd, "w") as fh:
-        fh.write(_seal(text, passphrase) if passphrase else text)
+        fh.write(seal_text(text, passphrase) if passphrase else text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -119,7 +119,7 @@ def load(path: Path, passphrase: str | None = None) -> KeyRing:
     try:
         data = json.loads(text)
         if "sealed" in data:
-            data = json.loads(_unseal(path, data["sealed"], passphrase))
+            data = json.loads(unseal_text(path, data["sealed"], passphrase))
         if data.get("version") != KEYFILE_VERSION:
             raise KeyProblem(f"key file {path}: unsupported version {data.get('version')!r}")
         keys = {k: base64.b64decode(v, validate=True) for k, v in data["keys"].items()}
@@ -138,8 +138,8 @@ def _dump(ring: KeyRing) -> str:
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
 
-def _seal(text: str, passphrase: str) -> str:
-    """The key file sealed under an admin passphrase: scrypt, then AES-256-GCM."""
+def seal_text(text: str, passphrase: str) -> str:
+    """A key file sealed under an admin passphrase: scrypt, then AES-256-GCM."""
     salt, nonce = os.urandom(16), os.urandom(12)
     key = scrypt(passphrase.encode(), salt, 32, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     sealed, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).encrypt_and_digest(text.encode())
@@ -149,7 +149,7 @@ def _seal(text: str, passphrase: str) -> str:
     return json.dumps({"version": KEYFILE_VERSION, "sealed": box})
 
 
-def _unseal(path: Path, box: dict[str, object], passphrase: str | None) -> str:
+def unseal_text(path: Path, box: dict[str, object], passphrase: str | None) -> str:
     if not passphrase:
         raise KeyProblem(f"key file {path} is sealed: set recordings.key_passphrase to unlock it")
     salt, nonce, blob = (base64.b64decode(str(box[k])) for k in ("salt", "nonce", "ciphertext"))
