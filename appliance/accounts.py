@@ -65,6 +65,11 @@ def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
+def disabled(user: User) -> bool:
+    """Its account is being deleted: nobody of it signs in any more."""
+    return user.account.delete_requested_at is not None
+
+
 def _start_session(session: Session, user: User, client: str | None, verified: bool = True) -> str:
     """A new browser session for the user; returns its id (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
@@ -86,13 +91,13 @@ def sign_in(
             return None
         right = check_password(password, user.password_hash)  # always: the same time
         locked = (_aware(user.locked_until) or now) > now
-        if locked or not right:
-            if not locked:
+        if locked or not right or disabled(user):
+            if not locked and not right:
                 user.failed_logins += 1
                 if user.failed_logins >= LOCK_AFTER:
                     user.locked_until = now + LOCK_FOR
                     user.failed_logins = 0
-            why = "locked" if locked else "wrong password"
+            why = "locked" if locked else "wrong password" if not right else "account disabled"
             audit.record(
                 session,
                 f"user:{user.username}",
@@ -128,7 +133,7 @@ def check_code(
     with sessions.begin() as session:
         row = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
         sealed = row.user.totp_sealed if row is not None and not row.verified else None
-        if row is None or sealed is None:
+        if row is None or sealed is None or disabled(row.user):
             return None
         user = row.user
         step = totp.matching_step(box.open(sealed), code, now)
@@ -219,7 +224,7 @@ def session_user(sessions: sessionmaker[Session], token: str) -> SessionState | 
             return None
         seen, created = _aware(row.last_seen_at), _aware(row.created_at)
         assert seen is not None and created is not None
-        if now - seen > IDLE or now - created > LIFETIME:
+        if now - seen > IDLE or now - created > LIFETIME or disabled(row.user):
             session.delete(row)
             return None
         if now - seen > TOUCH_EVERY:
@@ -299,7 +304,7 @@ def token_user(sessions: sessionmaker[Session], token: str) -> Principal | None:
     now = utcnow()
     with sessions.begin() as session:
         key = session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash(token)))
-        if key is None or key.revoked_at is not None:
+        if key is None or key.revoked_at is not None or disabled(key.user):
             return None
         expires = _aware(key.expires_at)
         if expires is not None and expires <= now:
@@ -338,7 +343,8 @@ def _live_link(session: Session, token: str) -> UserLink | None:
     if link is None or link.used_at is not None:
         return None
     expires = _aware(link.expires_at)
-    return link if expires is not None and expires > utcnow() else None
+    live = expires is not None and expires > utcnow() and not disabled(link.user)
+    return link if live else None
 
 
 def link_user(sessions: sessionmaker[Session], token: str) -> str | None:

@@ -40,6 +40,7 @@ from appliance.db.migrate import current_revision, upgrade
 from appliance.db.models import AnalysisRule, ConversionRule, Delivery, Destination, Job
 from appliance.jobs import queue as jobs
 from appliance.numbers import InvalidNumber
+from appliance.privacy import account_deletion
 from appliance.privacy import commands as privacy_commands
 from appliance.recordings.container import RecordingError
 from appliance.recordings.keys import KeyProblem
@@ -206,6 +207,36 @@ def cmd_account_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         account = admin.add_account(session, args.name, args.parent, audit.cli_actor())
         print(f"account {account.id} {account.name!r} added under {account.parent_id}")
+    return 0
+
+
+def cmd_account_delete(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        pending = account_deletion.request(
+            session, args.account_id, audit.cli_actor(), args.grace_days
+        )
+        print(
+            f"account {pending.account_id} {pending.name!r} is disabled and will be erased "
+            f"after {pending.erase_after:%Y-%m-%d %H:%M} UTC; "
+            f"'appliance account undelete {pending.account_id}' cancels it until then"
+        )
+    return 0
+
+
+def cmd_account_undelete(config: Config, args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        account_deletion.cancel(session, args.account_id, audit.cli_actor())
+        print(f"account {args.account_id} is enabled again; nothing of it was erased")
+    return 0
+
+
+def cmd_account_pending(config: Config, _args: argparse.Namespace) -> int:
+    with _session(config) as session:
+        rows = account_deletion.pending(session)
+    for p in rows:
+        print(f"{p.account_id}\t{p.name}\terased after {p.erase_after:%Y-%m-%d %H:%M} UTC")
+    if not rows:
+        print("no account is to be deleted")
     return 0
 
 
@@ -1220,6 +1251,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("add", cmd_account_add, "add a client account under the agency", account)
     p.add_argument("name")
     p.add_argument("--parent", type=int, help="parent account id (default: the agency)")
+    p = command("delete", cmd_account_delete, "disable a client account now, erase it after "
+                "a grace period", account)  # fmt: skip
+    p.add_argument("account_id", type=int)
+    grace = account_deletion.GRACE_DAYS
+    p.add_argument("--grace-days", type=int, default=grace,
+                   help=f"days before it is erased (default {grace})")  # fmt: skip
+    p = command("undelete", cmd_account_undelete, "cancel a deletion in its grace period",
+                account)  # fmt: skip
+    p.add_argument("account_id", type=int)
+    command("pending", cmd_account_pending, "list the accounts to be erased, and when", account)
 
     trunk = sub.add_parser("trunk", help="manage SIP trunks").add_subparsers(
         dest="action", required=True

@@ -47,6 +47,7 @@ from appliance.mail import AlertMail, Mailer
 from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
+from appliance.privacy import account_deletion
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -298,6 +299,7 @@ class Controller:
         every(
             schedule, "recording limits", limits.interval, lambda: asyncio.to_thread(limits.apply)
         )
+        every(schedule, "account erasure", 3600, lambda: self.erase_accounts(features), first=120)
         every(schedule, "finished jobs purge", 3600, self.purge_jobs, first=60)
         every(schedule, "search index compaction", 3600, self.compact_search, first=300)
         schedule.start()
@@ -309,6 +311,14 @@ class Controller:
     def stop_periodic(self) -> None:
         if self.periodic.running:
             self.periodic.shutdown(wait=False)
+
+    async def erase_accounts(self, features: Features) -> None:
+        """Client accounts whose grace period after deletion has ended."""
+        erased = await asyncio.to_thread(
+            account_deletion.erase_due, self.store.sessions, features.vault
+        )
+        for account_id, counts in erased.items():
+            log.info("account %d erased: %s", account_id, counts)
 
     async def purge_jobs(self) -> None:
         def purge() -> int:

@@ -112,4 +112,3 @@ def seal_box_file(path: Path, passphrase: str, old_passphrase: str | None) -> No
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-

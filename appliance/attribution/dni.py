@@ -27,7 +27,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.attribution.pool import Pool
 from appliance.attribution.touch import Touch, classify, stored_page
 from appliance.conversions.store import LEAD_JOB
-from appliance.db.models import DniSite, Lead, NumberHold, TrackingNumber, Visit, VisitPage
+from appliance.db.models import (
+    Account,
+    DniSite,
+    Lead,
+    NumberHold,
+    TrackingNumber,
+    Visit,
+    VisitPage,
+)
 from appliance.jobs import queue as jobs
 from appliance.ratelimit import client_key
 
@@ -420,7 +428,9 @@ class Dni:
 
     def read_sites(self) -> list[SiteConfig]:
         with self.db() as session:
-            return [_config(session, site) for site in session.scalars(select(DniSite))]
+            # an account being deleted tracks nobody: its pages keep their own numbers
+            live = select(DniSite).join(Account).where(Account.delete_requested_at.is_(None))
+            return [_config(session, site) for site in session.scalars(live)]
 
     def read_holds(self, configs: list[SiteConfig]) -> dict[int, list[tuple[Any, ...]]]:
         """For sites not in memory yet (at start, or just added): their live sessions, oldest

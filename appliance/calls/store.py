@@ -48,7 +48,12 @@ class CallStore:
                 info = NumberInfo(number.id, number.account_id, number.e164, plans[number.route_id])
                 numbers.append(info)
             route = session.scalar(select(Route).where(Route.is_default).order_by(Route.id))
-            paused = session.scalars(select(Account.id).where(Account.recording_paused))
+            # a full store, or an account being deleted: calls go on, unrecorded
+            paused = session.scalars(
+                select(Account.id).where(
+                    Account.recording_paused | Account.delete_requested_at.is_not(None)
+                )
+            )
             return RoutingTable(tuple(numbers), _plan(session, route), frozenset(paused))
 
     # call records ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import DestinationsConfig
 from appliance.conversions import platforms
-from appliance.db.models import Delivery, Destination
+from appliance.db.models import Account, Delivery, Destination
 from appliance.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,9 @@ class Outbox:
             due = session.execute(
                 select(Delivery, Destination)
                 .join(Destination, Destination.id == Delivery.destination_id)
+                .join(Account, Account.id == Destination.account_id)
                 .where(Delivery.state == "pending", Delivery.next_attempt_at <= moment)
+                .where(Account.delete_requested_at.is_(None))  # held while being deleted
                 .order_by(Delivery.next_attempt_at, Delivery.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

@@ -80,3 +80,16 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def clear_erased(sessions: sessionmaker[Session]) -> None:
+    """After an erasure: nothing deleted may linger where the database keeps old pages.
+    SQLite (secure_delete on) copies the WAL back and truncates it; PostgreSQL vacuums, which
+    frees the dead rows' space for reuse."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    else:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM")

@@ -34,6 +34,7 @@ from appliance.web import (
     offload,
     pages,
     playback,
+    privacy,
     signin,
     transcripts,
     websites,
@@ -158,6 +159,7 @@ def init_app(
     signin.add_routes(app)
     pages.add_routes(app)
     manage.add_routes(app)
+    privacy.add_routes(app)
     configure.add_routes(app)
     websites.add_routes(app)
     conversions.add_routes(app, destinations or DestinationsConfig())
