@@ -230,3 +230,31 @@ async def test_forged_deletions_are_refused(world, client):
     with world.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Account).where(
             Account.erase_after.is_not(None))) == 0  # fmt: skip
+
+
+def test_the_command_line_deletes_cancels_and_lists_flows(tmp_path, capsys, monkeypatch):
+    from appliance import cli
+
+    monkeypatch.delenv("APPLIANCE_CONFIG", raising=False)
+    config = tmp_path / "appliance.ini"
+    config.write_text(f"[paths]\ndata_dir = {tmp_path / 'data'}\n\n[log]\nlevel = warning\n")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = cli.main(["--config", str(config), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("init")[0] == 0
+    assert run("account", "add", "Client")[0] == 0
+    assert run("account", "pending")[1] == "no account is to be deleted\n"
+    code, out, _ = run("account", "delete", "2", "--grace-days", "7")
+    assert code == 0 and "erased after" in out and "account undelete 2" in out
+    code, out, _ = run("account", "pending")
+    assert out.startswith("2\tClient\terased after ")
+    assert run("account", "delete", "1") == (2, "", "appliance: an agency account cannot be "
+                                             "deleted: delete its client accounts\n")  # fmt: skip
+    assert run("account", "undelete", "2")[0] == 0
+    assert run("account", "undelete", "2")[2] == "appliance: account 2 is not to be deleted\n"
+    code, out, _ = run("privacy", "flows")
+    assert code == 0 and "off  Webhooks" in out and "off  E-mail" in out
