@@ -194,7 +194,7 @@ def test_each_kind_goes_or_stays_as_set_and_nothing_is_left_in_the_files(box):
     old, new = box.call(100, OLD_CALLER), box.call(10, NEW_CALLER)
     old_visit, new_visit = box.visit(100), box.visit(10)
     box.lead(400, OLD_CALLER), box.lead(10, NEW_CALLER)
-    gone = box.delivery(40, "delivered", json.dumps({"caller": OLD_CALLER}))
+    box.delivery(40, "delivered", json.dumps({"caller": OLD_CALLER}))
     parked = box.delivery(40, "parked", "{}")
     pending = box.delivery(40, "pending", "{}")
     fresh = box.delivery(5, "delivered", "{}")
