@@ -31,7 +31,7 @@ def days(text: str) -> int | None:
     try:
         return retention.parse_days(text)
     except retention.RetentionRefused as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise AdminError(str(exc)) from None
 
 
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_set(config: Config, args: argparse.Namespace) -> int:
     settings: dict[str, Any] = {
-        name: getattr(args, label) for label, name in OPTIONS.items() if hasattr(args, label)
+        name: days(getattr(args, label)) for label, name in OPTIONS.items() if hasattr(args, label)
     }
     if args.call_expiry is not None:
         settings["call_expiry"] = args.call_expiry
@@ -121,7 +121,7 @@ def register(sub: Any, command: Any) -> None:
     p = command("set", cmd_set, "change an account's retention (days, or 'forever')", verbs)
     p.add_argument("account", type=int)
     for label in OPTIONS:
-        p.add_argument(f"--{label}", type=days, default=argparse.SUPPRESS, metavar="DAYS")
+        p.add_argument(f"--{label}", default=argparse.SUPPRESS, metavar="DAYS")
     p.add_argument("--call-expiry", choices=retention.EXPIRIES, help="what an expired call becomes")
     p = command("apply", cmd_apply, "remove what has expired now (the daily job)", verbs)
     p.add_argument("--dry-run", action="store_true", help="only say what would be removed")

@@ -15,7 +15,7 @@ from appliance import admin
 from appliance.access import the_box
 from appliance.attribution import report
 from appliance.calls import dashboard
-from appliance.config import load
+from appliance.config import ConfigError, load
 from appliance.db.models import (
     Account,
     AuditEntry,
@@ -337,3 +337,93 @@ def test_old_lines_of_unreconciled_cdr_files_go(box, tmp_path):
     assert mixed.read_text() == line("1.2", new)
     assert only_old.read_text() == "garbage without a time\n"
     assert live.read_text() == line("3.1", old)  # Asterisk's own file is never touched
+
+
+def test_the_command_line_sets_shows_and_holds(box, run):
+    code, out, err = run(
+        "--config", box.config, "retention", "set", box.account,
+        "--calls", "400", "--call-expiry", "delete", "--transcripts", "forever",
+        "--visits", "365", "--deliveries", "365",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "  calls: 400 days" in out and "  expired calls: deleted" in out
+    assert "Dentist <b>&</b>" in out  # printed as text: a terminal shows it as it is
+    code, out, err = run("--config", box.config, "hold", "account", box.account, "--days", "365")
+    assert (code, out) == (
+        0,
+        f"account {box.account}: legal hold 365 days: nothing younger is removed\n",
+    )
+    call_id = box.call(10, NEW_CALLER, recorded=False)
+    assert run("--config", box.config, "hold", "call", call_id)[0] == 0
+    assert box.count(Call.id, Call.legal_hold.is_(True)) == 1
+    assert run("--config", box.config, "hold", "call", call_id, "--release")[0] == 0
+    assert box.count(Call.id, Call.legal_hold.is_(True)) == 0
+    code, out, _ = run("--config", box.config, "retention", "show", box.account)
+    assert "  legal hold: 365 days" in out and "  transcripts: forever" in out
+    with box.sessions() as session:
+        actions = set(
+            session.scalars(select(AuditEntry.action).where(AuditEntry.actor.like("cli:%")))
+        )
+        details = " ".join(
+            session.scalars(select(AuditEntry.detail).where(AuditEntry.detail.is_not(None)))
+        )
+    assert {"retention.set", "hold.call", "hold.call.release"} <= actions
+    assert NEW_CALLER not in details
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("retention", "set", "{a}", "--calls", "20"),
+            "calls: 20 days is shorter than the legal hold of 30 days",
+        ),
+        (
+            ("hold", "account", "{a}", "--days", "1000"),
+            "calls: 730 days is shorter than the legal hold of 1000 days",
+        ),
+        (
+            ("account", "limits", "{a}", "--days", "20"),
+            "recordings: 20 days is shorter than the legal hold of 30 days",
+        ),
+        (
+            ("retention", "set", "{a}", "--visits", "0"),
+            "visits: at least 1 day ('forever' keeps them)",
+        ),
+        (
+            ("retention", "set", "{a}", "--calls", "ten"),
+            "'ten' is not a number of days or 'forever'",
+        ),
+        (("retention", "set", "{a}"), "nothing to change: give at least one option"),
+        (("retention", "set", "99999", "--calls", "800"), "no account with id 99999"),
+        (("hold", "call", "<script>nosuch"), "no such call"),
+    ],
+)
+def test_refusals_are_one_line_and_change_nothing(box, run, args, line):
+    assert run("--config", box.config, "hold", "account", box.account, "--days", "30")[0] == 0
+    with box.sessions() as session:
+        before = session.get(Account, box.account).__dict__.copy()
+    code, out, err = run("--config", box.config, *(a.format(a=box.account) for a in args))
+    assert (code, out, err) == (2, "", f"appliance: {line}\n")
+    with box.sessions() as session:
+        after = session.get(Account, box.account).__dict__
+        assert {k: after[k] for k in before if not k.startswith("_")} == {
+            k: v for k, v in before.items() if not k.startswith("_")
+        }
+
+
+@pytest.mark.parametrize(
+    ("days", "ok"), [("0", True), ("365", True), ("364", False), ("-1", False)]
+)
+def test_the_audit_log_has_its_own_minimum(tmp_path, days, ok):
+    path = tmp_path / "a.ini"
+    path.write_text(f"[paths]\ndata_dir = {tmp_path}\n[privacy]\naudit_days = {days}\n")
+    if ok:
+        assert load(path).privacy.audit_days == int(days)
+        return
+    with pytest.raises(ConfigError) as refused:
+        load(path)
+    assert str(refused.value) == (
+        f"privacy.audit_days: {days} is below the minimum of 365 days (0 keeps the audit log "
+        "for ever)"
+    )
