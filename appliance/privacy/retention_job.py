@@ -56,6 +56,8 @@ KINDS = (
     "deliveries",
 )
 
+WORDS_GO = ("transcripts", "recordings", "calls deleted")  # kinds that take transcripts along
+
 
 @dataclass
 class Report:
@@ -230,8 +232,8 @@ class PrivacyRetention:
                     detail=line,
                     account_id=account_id,
                 )
-            if any(c["transcripts"] for c in report.removed.values()):
-                search.compact(session)
+            if any(c[k] for c in report.removed.values() for k in WORDS_GO):
+                search.compact(session)  # the words of removed transcripts leave the index
         checkpoint(self.sessions)
 
 
