@@ -427,3 +427,28 @@ def test_the_audit_log_has_its_own_minimum(tmp_path, days, ok):
         f"privacy.audit_days: {days} is below the minimum of 365 days (0 keeps the audit log "
         "for ever)"
     )
+
+
+def test_a_run_interrupted_half_way_is_finished_by_the_next(box, monkeypatch):
+    from appliance.privacy import retention_job
+
+    monkeypatch.setattr(retention_job, "BATCH", 2)
+    box.set(call_days=60, call_expiry="delete")
+    old = [box.call(100 + i, f"+1312555090{i}") for i in range(5)]
+    erase = box.vault.delete
+    erased: list[str] = []
+
+    def failing(call_id: str, actor: str) -> None:
+        if len(erased) == 3:
+            raise OSError("disk went away")
+        erased.append(call_id)
+        erase(call_id, actor)
+
+    monkeypatch.setattr(box.vault, "delete", failing)
+    with pytest.raises(OSError):
+        box.job().apply(NOW)
+    assert 0 < box.count(Call.id, Call.id.in_(old)) < 5  # the first batch is gone for good
+    monkeypatch.setattr(box.vault, "delete", erase)
+    box.job().apply(NOW)
+    assert box.count(Call.id, Call.id.in_(old)) == 0
+    assert box.count(Recording.call_id) == 0
