@@ -47,14 +47,16 @@ def accounts_of(sessions: sessionmaker[Session], principal: Principal) -> list[A
 def _save(
     sessions: sessionmaker[Session], principal: Principal, account_id: int, fields: dict[str, str]
 ) -> None:
+    """The settings the form sent (an empty field: forever); those it did not send stay."""
+    days = [*retention.LABELS, "legal_hold_days"]
     try:
         settings: dict[str, Any] = {
-            name: retention.parse_days(fields.get(name, "")) for name in retention.LABELS
+            name: retention.parse_days(fields[name]) for name in days if name in fields
         }
-        settings["legal_hold_days"] = retention.parse_days(fields.get("legal_hold_days", ""))
     except retention.RetentionRefused as exc:
         raise AdminError(str(exc)) from None
-    settings["call_expiry"] = fields.get("call_expiry", "")
+    if "call_expiry" in fields:
+        settings["call_expiry"] = fields["call_expiry"]
     with sessions.begin() as session:
         retention_admin.set_retention(session, account_id, principal.actor, **settings)
 

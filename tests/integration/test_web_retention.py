@@ -66,6 +66,9 @@ async def test_an_owner_sets_a_clients_retention(world, client):
             select(AuditEntry).where(AuditEntry.action == "retention.set")
         ).one()
     assert entry.actor == "user:owner" and entry.account_id == world.accounts["a"]
+    response, _ = await save(owner, world.accounts["a"], visit_days="120")  # only what is sent
+    saved = account(world, "a")
+    assert (saved.call_days, saved.visit_days, saved.delivery_days) == (400, 120, 45)
 
 
 async def test_a_setting_shorter_than_the_hold_is_refused_in_one_line(world, client):
