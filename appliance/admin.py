@@ -30,6 +30,7 @@ from appliance.db.models import (
     utcnow,
 )
 from appliance.numbers import to_e164
+from appliance.privacy import retention
 from appliance.secrets import SecretBox, hash_password, new_password, new_token, token_hash
 from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, values
 
@@ -52,7 +53,7 @@ def default_account(session: Session) -> Account:
         select(Account).where(Account.parent_id.is_(None)).order_by(Account.id)
     )
     if account is None:
-        account = Account(name="Agency", timezone="UTC")
+        account = Account(name="Agency", timezone="UTC", **retention.DEFAULTS)
         session.add(account)
         session.flush()
     return account
@@ -76,7 +77,9 @@ def add_account(
     parent = get_account(session, parent_id)
     if parent.parent_id is not None:
         raise AdminError("client accounts cannot have sub-accounts of their own")
-    account = Account(name=name, parent_id=parent.id, timezone=parent.timezone)
+    account = Account(
+        name=name, parent_id=parent.id, timezone=parent.timezone, **retention.DEFAULTS
+    )
     session.add(account)
     session.flush()
     audit.record(session, actor, "account.add", str(account.id), detail=name, account_id=parent.id)
@@ -694,6 +697,10 @@ def set_recording_limits(
         raise AdminError("recordings must be kept at least 1 day")
     if when_full not in ("delete_oldest", "pause"):
         raise AdminError("when full: 'delete_oldest' or 'pause'")
+    try:
+        retention.change(retention.of(account), recording_days=days)
+    except retention.RetentionRefused as exc:
+        raise AdminError(str(exc)) from None
     before = _limits(account)
     account.recording_quota_mb = quota_mb
     account.recording_days = days

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+AUDIT_MINIMUM = 365  # days the audit log is kept at the least (privacy.audit_days)
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.ini")
 ENV_PREFIX = "APPLIANCE_"
 
@@ -248,6 +249,21 @@ class AnalysisConfig:
     spam: int = setting(-100, "Lead score points of a call that looks like spam.")
 
 
+# privacy: retention of the box's logs (an account's data has its own settings) ----------------
+@dataclass(frozen=True)
+class PrivacyConfig:
+    log_days: int = setting(
+        30,
+        "Days a line of Asterisk's CDR files may wait for reconciliation before it is dropped "
+        "(reconciled files are deleted at once); 0: kept until reconciled.",
+    )
+    audit_days: int = setting(
+        730,
+        "Days the audit log is kept (an account's legal hold keeps its entries longer); at "
+        "least 365; 0: kept for ever.",
+    )
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
@@ -268,6 +284,7 @@ class Config:
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source: str = "defaults"
 
     @property
@@ -452,6 +469,13 @@ def validate(config: Config) -> None:
         raise ConfigError("tracking.pool_share: a percentage from 1 to 100")
     if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
+    if config.privacy.log_days < 0:
+        raise ConfigError("privacy.log_days: 0 (kept until reconciled) or more days")
+    if 0 < config.privacy.audit_days < AUDIT_MINIMUM or config.privacy.audit_days < 0:
+        raise ConfigError(
+            f"privacy.audit_days: {config.privacy.audit_days} is below the minimum of "
+            f"{AUDIT_MINIMUM} days (0 keeps the audit log for ever)"
+        )
     if config.destinations.timeout <= 0:
         raise ConfigError("destinations.timeout: must be more than 0 seconds")
     redaction_patterns(config)  # each one compiles

@@ -48,6 +48,7 @@ from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
 from appliance.privacy import account_deletion
+from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -300,6 +301,18 @@ class Controller:
             schedule, "recording limits", limits.interval, lambda: asyncio.to_thread(limits.apply)
         )
         every(schedule, "account erasure", 3600, lambda: self.erase_accounts(features), first=120)
+        privacy = self.config.privacy
+        expiry = PrivacyRetention(
+            self.store.sessions,
+            features.vault,
+            self.config.asterisk_dir_on_host / render.CDR_DIR,
+            privacy.log_days,
+            privacy.audit_days,
+        )
+        every(
+            schedule, "retention", expiry.interval, lambda: asyncio.to_thread(expiry.apply),
+            first=900,
+        )  # fmt: skip
         every(schedule, "finished jobs purge", 3600, self.purge_jobs, first=60)
         every(schedule, "search index compaction", 3600, self.compact_search, first=300)
         schedule.start()

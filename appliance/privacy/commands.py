@@ -7,7 +7,7 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.db import engine as db
-from appliance.privacy import flows
+from appliance.privacy import flows, retention_commands
 
 
 def cmd_flows(config: Config, _args: argparse.Namespace) -> int:
@@ -28,3 +28,4 @@ def register(sub: Any, command: Any) -> None:
         dest="action", required=True
     )
     command("flows", cmd_flows, "every way data can leave this box, and whether it is on", privacy)
+    retention_commands.register(sub, command)

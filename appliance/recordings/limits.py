@@ -1,5 +1,6 @@
-"""The retention job: applies each account's storage limits (recordings/retention.py) once a
-minute: old or excess recordings are erased, or recording pauses, and the admin is warned."""
+"""The recording limits: applies each account's storage limits (recordings/retention.py) once a
+minute: old or excess recordings are erased, or recording pauses, and the admin is warned.
+Legal holds are honoured; the daily privacy retention (privacy/retention_job.py) runs it too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.db.models import Account, Call, Recording
+from appliance.privacy import retention
 from appliance.recordings.retention import Limits, Stored, Verdict, judge
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 
@@ -25,7 +27,14 @@ class RetentionJob:
         self.interval = interval
 
     def apply(self, now: dt.datetime | None = None) -> dict[int, Verdict]:
-        now = now or dt.datetime.now(dt.UTC)
+        verdicts = self.judge(now or dt.datetime.now(dt.UTC))
+        for account_id, verdict in verdicts.items():
+            self._carry_out(account_id, verdict)
+        return verdicts
+
+    def judge(self, now: dt.datetime) -> dict[int, Verdict]:
+        """What each limited account's limits would do now; nothing is changed. A call under
+        legal hold (its own, or its account's) counts towards the quota but is never removed."""
         verdicts = {}
         with self.sessions() as session:
             limited = session.scalars(
@@ -43,15 +52,22 @@ class RetentionJob:
                     days=account.recording_days,
                     when_full=account.recording_when_full,
                 )
+                policy = retention.of(account)
                 rows = session.execute(
-                    select(Recording.call_id, Recording.created_at, Recording.plaintext_bytes)
+                    select(
+                        Recording.call_id,
+                        Recording.created_at,
+                        Recording.plaintext_bytes,
+                        Call.legal_hold,
+                    )
                     .join(Call, Call.id == Recording.call_id)
                     .where(Call.account_id == account.id)
                 ).all()
-                stored = [Stored(c, _aware(at), size) for c, at, size in rows]
+                stored = [
+                    Stored(c, _aware(at), size, retention.held(_aware(at), hold, policy, now))
+                    for c, at, size, hold in rows
+                ]
                 verdicts[account.id] = judge(stored, limits, now)
-        for account_id, verdict in verdicts.items():
-            self._carry_out(account_id, verdict)
         return verdicts
 
     def _carry_out(self, account_id: int, verdict: Verdict) -> None:

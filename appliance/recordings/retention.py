@@ -15,6 +15,7 @@ class Stored:
     call_id: str
     created_at: dt.datetime
     size: int
+    held: bool = False  # under a legal hold: neither its age nor the quota removes it
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Verdict:
 def judge(recordings: Sequence[Stored], limits: Limits, now: dt.datetime) -> Verdict:
     ordered = sorted(recordings, key=lambda r: r.created_at)
     cutoff = now - dt.timedelta(days=limits.days) if limits.days else None
-    delete = [r.call_id for r in ordered if cutoff is not None and r.created_at < cutoff]
+    delete = [
+        r.call_id for r in ordered if cutoff is not None and r.created_at < cutoff and not r.held
+    ]
     kept = [r for r in ordered if r.call_id not in set(delete)]
     used = sum(r.size for r in kept)
     paused = False
@@ -43,7 +46,7 @@ def judge(recordings: Sequence[Stored], limits: Limits, now: dt.datetime) -> Ver
         if limits.when_full == "pause":
             paused = True
         else:
-            for record in kept:
+            for record in (r for r in kept if not r.held):
                 if used <= limits.quota_bytes:
                     break
                 delete.append(record.call_id)

@@ -16,7 +16,9 @@ from appliance.access import Denied, Permission, Principal, account_names, may_m
 from appliance.db.models import AuditEntry
 from appliance.forms import whole
 from appliance.mail import Mail, MailError
+from appliance.privacy.retention import LABELS
 from appliance.secrets import new_password
+from appliance.web import retention
 from appliance.web.auth import BASE_URL, MAILER, SESSIONS
 from appliance.web.hardening import Refused
 from appliance.web.keys import BRAND, PRINCIPAL
@@ -239,7 +241,10 @@ async def settings_page(request: web.Request, status: int = 200, **shown: Any) -
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_WRITE)
     current = await offload(request, _brand, request.app[SESSIONS], principal)
-    return render(request, "settings.html", status, brand=current, **shown)
+    kept = await offload(request, retention.accounts_of, request.app[SESSIONS], principal)
+    return render(
+        request, "settings.html", status, brand=current, retention=kept, labels=LABELS, **shown
+    )
 
 
 def _save_brand(
@@ -282,6 +287,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/brand/logo", brand_logo)
     app.router.add_get("/settings", settings_page)
     app.router.add_post("/settings", settings_change)
+    retention.add_routes(app, settings_page)
     app.router.add_get("/users", users_page)
     app.router.add_post("/users", users_change)
     app.router.add_get("/audit", audit_entries)

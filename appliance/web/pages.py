@@ -21,7 +21,7 @@ from appliance.calls import log as call_log
 from appliance.calls.tracker import InProgress
 from appliance.db.models import Account, Call
 from appliance.forms import whole
-from appliance.web import api, charts, playback, transcripts
+from appliance.web import api, charts, playback, retention, transcripts
 from appliance.web.auth import (
     SESSIONS,
 )
@@ -142,7 +142,10 @@ async def call(request: web.Request) -> web.Response:
     zone = await offload(request, account_zone, request.app[SESSIONS], principal)
     seen = await offload(request, _visit, request.app[SESSIONS], principal, found.visit_id)
     said = await transcripts.for_request(request, found)
-    return render(request, "call.html", call=found, visit=seen, zone=zone_named(zone), said=said)
+    hold = await offload(request, retention.held, request.app[SESSIONS], found.id)
+    return render(
+        request, "call.html", call=found, visit=seen, zone=zone_named(zone), said=said, held=hold
+    )
 
 
 def _visit(

@@ -37,3 +37,16 @@ def test_quota_with_pause_keeps_everything_and_pauses():
 def test_warning_before_the_limit():
     assert judge([stored("a", 1, 91)], Limits(quota_bytes=100), NOW).warn
     assert not judge([stored("a", 1, 89)], Limits(quota_bytes=100), NOW).warn
+
+
+def test_a_held_recording_is_kept_whatever_its_age():
+    held = Stored("held", NOW - dt.timedelta(days=400), MB, held=True)
+    verdict = judge([held, stored("old", 400)], Limits(days=30), NOW)
+    assert verdict.delete == ("old",)
+
+
+def test_the_quota_never_deletes_a_held_recording_and_still_counts_it():
+    held = Stored("held", NOW - dt.timedelta(days=9), MB, held=True)
+    records = [held, stored("b", 2), stored("c", 1)]
+    verdict = judge(records, Limits(quota_bytes=2 * MB), NOW)
+    assert verdict.delete == ("b",) and verdict.used_bytes == 2 * MB
