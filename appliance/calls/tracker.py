@@ -5,8 +5,8 @@ UserEvent ApplianceRoute says which tracking number and route it took (the call 
 record is written with a new random call id); DialBegin/DialEnd give ring time, each attempt's
 status and which destination answered; HangupRequest says who hung up first; Hangup gives the
 cause and, once every channel of a linkedid is gone, the end of the call; UserEvent
-ApplianceConsent says whether the recording notice was played and whether the caller opted
-out, ApplianceRecording that a recording started. A call is keyed by its linkedid, so one
+ApplianceConsent says which recording notice was played, when, and whether the caller opted
+out (consent evidence), ApplianceRecording that a recording started. A call is keyed by its linkedid, so one
 record per call whatever the number of legs; repeated events change nothing, and a call
 already finished ignores late events.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from appliance.calls import variables as var
 from appliance.calls.model import CallStarted, CallWrite, new_call_id, parse_id
 from appliance.calls.outcome import CallOutcome, disposition
+from appliance.calls.routing import SOUND
 
 FINISHED_MEMORY = 10_000
 
@@ -46,6 +47,8 @@ class _Call:
     ended: float | None = None
     consent_announced: bool = False
     recording_opted_out: bool = False
+    consent_prompt: str | None = None
+    consent_at: float | None = None
     number_id: int | None = None
     route_id: int | None = None
     after_hours: bool = False
@@ -64,6 +67,12 @@ def _clean(value: str | None, limit: int = 128) -> str:
     if not value or value == "<unknown>":
         return ""
     return "".join(ch for ch in value if ch.isprintable())[:limit]
+
+
+def _sound(value: str | None) -> str | None:
+    """The notice's sound name as the route gave it (routing.sound's pattern), else None."""
+    text = value or ""
+    return text if SOUND.fullmatch(text) else None
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,8 @@ class CallTracker:
         if kind == var.EVENT_CONSENT:
             call.consent_announced = True
             call.recording_opted_out = event.get("OptedOut") == "yes"
+            call.consent_prompt = _sound(event.get("Prompt"))
+            call.consent_at = _timestamp(event)
         elif kind == var.EVENT_RECORDING and event.get("State") == "started":
             call.recording_on = True
         elif kind == var.EVENT_ROUTE and uniqueid == call.linkedid:
@@ -263,6 +274,8 @@ class CallTracker:
             answered_by=call.answered_by,
             consent_announced=call.consent_announced,
             recording_opted_out=call.recording_opted_out,
+            consent_prompt=call.consent_prompt,
+            consent_at=call.consent_at,
             number_id=call.number_id,
             route_id=call.route_id,
             after_hours=call.after_hours,
