@@ -6,9 +6,9 @@ record is written with a new random call id); DialBegin/DialEnd give ring time, 
 status and which destination answered; HangupRequest says who hung up first; Hangup gives the
 cause and, once every channel of a linkedid is gone, the end of the call; UserEvent
 ApplianceConsent says which recording notice was played, when, and whether the caller opted
-out (consent evidence), ApplianceRecording that a recording started. A call is keyed by its linkedid, so one
-record per call whatever the number of legs; repeated events change nothing, and a call
-already finished ignores late events.
+out (consent evidence), ApplianceRecording that a recording started. A call is keyed by its
+linkedid, so one record per call whatever the number of legs; repeated events change
+nothing, and a call already finished ignores late events.
 """
 
 from __future__ import annotations
