@@ -34,6 +34,7 @@ from appliance.web import (
     offload,
     pages,
     playback,
+    restricted,
     signin,
     transcripts,
     websites,
@@ -164,4 +165,5 @@ def init_app(
     api.add_routes(app, live)
     monitoring.add_routes(app, metrics or Metrics(sessions))
     transcripts.add_routes(app)
+    restricted.add_routes(app)
     return app
