@@ -193,6 +193,7 @@ def _connect(plan: Connect, name: str) -> str:
             f"Dialled: ${{{var.DNID}}}",
             f"AfterHours: ${{{var.AFTER_HOURS}}}",
             f"Recording: {mode}",
+            f"Restricted: ${{{var.RESTRICTED}}}",
         )
     )
     steps = [f"MSet({var.ROUTE}={plan.route_id},{var.RECORDING}={mode})", f"UserEvent({report})"]

@@ -92,6 +92,7 @@ class CallStarted:
     number_id: int | None
     route_id: int | None
     after_hours: bool
+    restricted: bool = False  # the dialplan found the caller on the restrict list
 
 
 CallWrite = CallStarted | CallOutcome

@@ -96,6 +96,7 @@ class CallStore:
                 tracking_number_id=started.number_id,
             )
         self._place(session, record, started.route_id, started.after_hours)
+        record.restricted = record.restricted or started.restricted
         session.flush()
         return record.id
 

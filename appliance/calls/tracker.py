@@ -54,6 +54,7 @@ class _Call:
     after_hours: bool = False
     recording_mode: str = ""
     recording_on: bool = False
+    restricted: bool = False  # the dialplan found the caller on the account's restrict list
 
 
 def _timestamp(event: Mapping[str, str]) -> float:
@@ -83,6 +84,7 @@ class LiveCall:
     opted_out: bool
     recording: bool
     connected: bool  # answered by a destination: the caller is in the bridge
+    restricted: bool = False  # the caller is on the restrict list: never recorded
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class CallTracker:
             opted_out=call.recording_opted_out,
             recording=call.recording_on,
             connected=call.answered is not None,
+            restricted=call.restricted,
         )
 
     def in_progress(self) -> list[InProgress]:
@@ -185,6 +188,7 @@ class CallTracker:
         call.number_id = parse_id(event.get("Number"))
         call.after_hours = event.get("AfterHours") == "yes"
         call.recording_mode = _clean(event.get("Recording"), 16)
+        call.restricted = call.restricted or event.get("Restricted") == "1"
         call.dialled = _clean(event.get("Dialled"), 64) or call.dialled
         if not first:
             return None
@@ -198,6 +202,7 @@ class CallTracker:
             number_id=call.number_id,
             route_id=call.route_id,
             after_hours=call.after_hours,
+            restricted=call.restricted,
         )
 
     def _on_dialbegin(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:

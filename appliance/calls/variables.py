@@ -40,7 +40,7 @@ RESTRICTED_CTX = "appliance-restricted-"  # + account id: the restricted callers
 CONTEXTS = (RECORD_SUB, RECORD_NOW, WHISPER, HANGUP)  # the template's; the rest are compiled
 
 # AMI user events the dialplan sends ------------------------------------------------------------
-EVENT_ROUTE = "ApplianceRoute"  # Route, Number, Dialled, AfterHours, Recording
+EVENT_ROUTE = "ApplianceRoute"  # Route, Number, Dialled, AfterHours, Recording, Restricted
 EVENT_CONSENT = "ApplianceConsent"  # OptedOut: yes|no, Prompt: the notice played
 EVENT_RECORDING = "ApplianceRecording"  # State: started|refused, Reason (restricted, ...)
 

@@ -11,7 +11,7 @@ from appliance.calls.model import NumberInfo, RoutingTable
 from appliance.calls.routing import RoutePlan
 from appliance.privacy import restrict
 from tests.hostile import STRINGS
-from tests.unit.test_dialplan import DESK, LINE, SETTINGS
+from tests.unit.test_dialplan import DESK, LINE, SETTINGS, context
 
 SPRING = RoutePlan(id=5, name="Spring", account_id=4, targets=DESK)
 DEFAULT = RoutePlan(id=6, name="Default", account_id=1, targets=DESK)
@@ -98,9 +98,14 @@ def test_the_caller_id_is_filtered_to_digits_before_the_lookup():
 
 def test_no_list_no_lookup():
     text = compiled(restricted={})
-    assert var.RESTRICTED not in text and var.RESTRICTED_CTX not in text
+    assert "DIALPLAN_EXISTS" not in text and var.RESTRICTED_CTX not in text
     other = compiled(restricted={9: ("+13125550111",)})
-    assert var.RESTRICTED not in other.split(f"[{var.RESTRICTED_CTX}9]")[0]
+    assert "DIALPLAN_EXISTS" not in other.split(f"[{var.RESTRICTED_CTX}9]")[0]
+
+
+def test_the_route_event_tells_the_controller_what_the_dialplan_found():
+    (report,) = [step for step in context(compiled(), "appliance-connect-5") if "UserEvent" in step]
+    assert report.endswith(f"Restricted: ${{{var.RESTRICTED}}})")
 
 
 def test_a_default_route_of_no_account_looks_nothing_up():

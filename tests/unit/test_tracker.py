@@ -7,6 +7,7 @@ import pytest
 from appliance.calls.model import CallStarted, is_call_id
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.tracker import CallTracker
+from appliance.recordings.live import refusal
 
 AMI = Path(__file__).with_name("ami")
 
@@ -194,3 +195,22 @@ def test_a_prompt_that_is_not_a_sound_name_is_not_kept(prompt):
 def test_a_call_without_a_notice_has_no_consent_evidence():
     _, (outcome,) = run(events("answered"))
     assert (outcome.consent_prompt, outcome.consent_at) == (None, None)
+
+
+def test_the_dialplan_marks_a_restricted_caller_and_no_recording_starts_on_demand():
+    stream = events("answered")
+    tracker = CallTracker()
+    tracker.feed(stream[0])
+    started = tracker.feed(route_event("answered", Restricted="1"))
+    assert started.restricted
+    live = tracker.live(stream[0]["Linkedid"])
+    assert live.restricted and refusal(live) == "the caller is on the restrict list: never recorded"
+    for event in stream[1:]:
+        tracker.feed(event)
+
+
+@pytest.mark.parametrize("value", ["", "0", "1,Restricted: 1", "yes"])
+def test_anything_but_1_is_not_restricted(value):
+    tracker = CallTracker()
+    tracker.feed(events("answered")[0])
+    assert not tracker.feed(route_event("answered", Restricted=value)).restricted
