@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from appliance.numbers import InvalidNumber, dialled_forms, dialled_to_e164, to_e164
+from appliance.numbers import MAX_INPUT, InvalidNumber, dialled_forms, dialled_to_e164, to_e164
 
 __all__ = ["InvalidNumber", "caller_forms", "is_restricted", "normalised"]
 
@@ -28,6 +28,13 @@ def caller_forms(e164: str) -> tuple[str, ...]:
 
 
 def is_restricted(caller_number: str | None, listed: Iterable[str], region: str = "US") -> bool:
-    """Whether this caller ID is one of the listed E.164 numbers."""
-    e164 = dialled_to_e164(caller_number or "", region)
-    return e164 is not None and e164 in set(listed)
+    """Whether this caller ID is one of the listed E.164 numbers: read as a number, or (as
+    the dialplan matches it) its digits are one of a listed number's forms, e.g. a national
+    number of another country than the default region."""
+    digits = "".join(ch for ch in (caller_number or "")[:MAX_INPUT] if ch.isdigit())
+    if not digits:
+        return False
+    numbers = set(listed)
+    if dialled_to_e164(caller_number or "", region) in numbers:
+        return True
+    return any(digits in caller_forms(e164) for e164 in numbers)

@@ -1,7 +1,8 @@
 """Restricted callers through the real Asterisk and SIPp: a caller on the account's restrict
 list is connected but never recorded (the compiled dialplan says so before the route runs),
 another caller on the same always-recorded route is, with the consent notice and its time
-kept as evidence; a caller ID full of dialplan syntax is filtered, not run."""
+kept as evidence; a caller ID full of dialplan syntax is filtered, not run, and one with no
+digits at all is looked up as nothing."""
 
 from __future__ import annotations
 
@@ -73,12 +74,14 @@ def test_a_restricted_caller_is_connected_but_never_recorded(stack: Stack, phone
     _call(stack, HOSTILE)
     (hostile,) = [c for c in _finished(stack, 3) if c["caller_number"] == HOSTILE]
     assert (hostile["disposition"], hostile["restricted"]) == ("answered", 1)
-    _call(stack, OTHER)  # a fence: once its recording is sealed, any earlier one would be too
-    wait_for(
+    _call(stack, "anonymous")  # no digits at all; also a fence: once its recording is sealed,
+    wait_for(  # any earlier one would be too
         lambda: len(query(stack, "SELECT * FROM recordings")) >= 2, timeout=20, what="the fence"
     )
     spool_emptied(stack)
-    others = {c["id"] for c in _finished(stack, 4) if c["caller_number"] == OTHER}
-    assert {r["call_id"] for r in query(stack, "SELECT call_id FROM recordings")} == others
+    (anonymous,) = [c for c in _finished(stack, 4) if c["caller_number"] == "anonymous"]
+    assert anonymous["restricted"] == 0
+    recorded = {r["call_id"] for r in query(stack, "SELECT call_id FROM recordings")}
+    assert recorded == {other["id"], anonymous["id"]}
     listed = stack.appliance("restrict", "list")
     assert listed.stdout.split("\t")[:2] == [str(account[0]), "+13125550111"]

@@ -53,6 +53,11 @@ def test_a_caller_id_matches_in_every_form(caller):
     assert restrict.is_restricted(caller, {"+13125550111"})
 
 
+@pytest.mark.parametrize("caller", ["+442071234567", "442071234567", "02071234567", "2071234567"])
+def test_a_caller_id_matches_as_the_dialplan_does_whatever_the_default_region(caller):
+    assert restrict.is_restricted(caller, {"+13125550111", "+442071234567"})
+
+
 @pytest.mark.parametrize("caller", ["", None, "+13125550112", "anonymous", "${SHELL(id)}"])
 def test_other_callers_do_not(caller):
     assert not restrict.is_restricted(caller, {"+13125550111"})
