@@ -170,6 +170,14 @@ def test_the_consent_evidence_is_stored_with_the_call(world):
         assert abs(call.consent_at.timestamp() - heard) < 0.01
 
 
+def test_a_call_learnt_from_the_cdr_is_marked_too(world):
+    sessions, _, _ = world
+    ((call_id, _),) = CallStore(sessions).write([outcome("1.8", CALLER, reconciled=True)])
+    with sessions() as session:
+        call = session.get(Call, call_id)
+        assert (call.via, call.restricted) == ("reconciled", True)
+
+
 def _finished(sessions, caller: str, linkedid: str) -> str:
     ((call_id, _),) = CallStore(sessions).write([outcome(linkedid, caller)])
     return call_id
