@@ -4,6 +4,8 @@
     [appliance-entry-<route id>]   business hours: the first open step wins (calls/routing.py);
                                    only for routes with hours or a dynamic step
     [appliance-connect-<route id>] recording, announcement, Dial (simultaneous or in turn)
+    [appliance-restricted-<account>] the digit forms of the callers on the account's restrict
+                                   list: never executed, only looked up (DIALPLAN_EXISTS)
 
 Every dialplan step of a call costs Asterisk a channel snapshot that its CDR engine and AMI
 process (measured: about 0.7 ms of CPU per call for a route of fifteen steps), so the compiled
@@ -33,6 +35,7 @@ from appliance.calls.routing import (
     hours_chain,
 )
 from appliance.numbers import dialled_forms
+from appliance.privacy.restrict import caller_forms
 from appliance.vocabulary import RecordingMode
 
 HEADER = "; Compiled by the appliance from its routing database. Do not edit: it is rewritten.\n"
@@ -72,6 +75,7 @@ def compile_routes(table: RoutingTable, settings: Settings) -> Compiled:
     }
     problems = [problem for chain in chains.values() for problem in chain.problems]
     chunks = [HEADER, _inbound(table, settings.inbound_context, first, problems)]
+    chunks += [_restricted(account, e164s) for account, e164s in sorted(table.restricted.items())]
     for route_id, chain in chains.items():
         if first[route_id].startswith(var.ENTRY):
             chunks.append(_entry(entries[route_id], chain, settings))
@@ -99,22 +103,43 @@ def _inbound(table: RoutingTable, context: str, first: dict[int, str], problems:
             continue
         entry = table.entry(numbers[0])
         target = first[entry.id] if entry else None
-        lines += _extension(form, numbers[0].e164, numbers[0].id, target)
+        check = _check(table, numbers[0].account_id)
+        lines += _extension(form, numbers[0].e164, numbers[0].id, target, check)
     digits = "${FILTER(0-9,${EXTEN})}"
     default = first[table.default.id] if table.default else None
-    lines += _extension("_X.", digits, 0, default)
-    lines += _extension("_+X.", f"+{digits}", 0, default)
+    check = _check(table, table.default.account_id if table.default else None)
+    lines += _extension("_X.", digits, 0, default, check)
+    lines += _extension("_+X.", f"+{digits}", 0, default, check)
     return "\n".join(lines) + "\n"
 
 
-def _extension(exten: str, dialled: str, number_id: int, target: str | None) -> list[str]:
+def _extension(
+    exten: str, dialled: str, number_id: int, target: str | None, check: str = ""
+) -> list[str]:
     """One form of a number: tag the call, then its route (or unallocated: no route at all)."""
     then = f"Goto({target},s,1)" if target else f"Hangup({CAUSE_UNALLOCATED})"
     return [
         f"exten => {exten},1,Set(CHANNEL(hangup_handler_push)={var.HANGUP},s,1)",
-        f" same => n,MSet({var.DNID}={dialled},{var.NUMBER}={number_id})",
+        f" same => n,MSet({var.DNID}={dialled},{var.NUMBER}={number_id}{check})",
         f" same => n,{then}",
     ]
+
+
+# the restrict list ------------------------------------------------------------------------------
+def _check(table: RoutingTable, account_id: int | None) -> str:
+    """The MSet part that marks a restricted caller (no extra step): the caller ID is
+    filtered to digits before it is looked up, so what a caller sends is never dialplan."""
+    if account_id is None or not table.restricted.get(account_id):
+        return ""
+    caller = "${FILTER(0-9,${CALLERID(num)})}"
+    return f",{var.RESTRICTED}=${{DIALPLAN_EXISTS({var.RESTRICTED_CTX}{account_id},{caller},1)}}"
+
+
+def _restricted(account_id: int, e164s: tuple[str, ...]) -> str:
+    forms = dict.fromkeys(form for e164 in sorted(e164s) for form in caller_forms(e164))
+    lines = [f"[{var.RESTRICTED_CTX}{account_id}]"]
+    lines += [f"exten => {form},1,NoOp()" for form in forms]
+    return "\n".join(lines) + "\n"
 
 
 # which route ------------------------------------------------------------------------------------
@@ -168,6 +193,7 @@ def _connect(plan: Connect, name: str) -> str:
             f"Dialled: ${{{var.DNID}}}",
             f"AfterHours: ${{{var.AFTER_HOURS}}}",
             f"Recording: {mode}",
+            f"Restricted: ${{{var.RESTRICTED}}}",
         )
     )
     steps = [f"MSet({var.ROUTE}={plan.route_id},{var.RECORDING}={mode})", f"UserEvent({report})"]

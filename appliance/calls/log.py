@@ -84,6 +84,9 @@ class CallRow:
     answered_by: str | None = None
     consent_announced: bool = False
     recording_opted_out: bool = False
+    consent_prompt: str | None = None  # the recording notice played (its sound name)
+    consent_at: dt.datetime | None = None  # when it was played
+    restricted: bool = False  # the caller is on the account's restrict list
     visit_id: str | None = None  # the website visit that showed the number dialled
     attribution: str | None = None  # how sure: held, after or ambiguous
     score: int | None = None  # the lead score, once the call is transcribed and analysed
@@ -113,6 +116,9 @@ class CallRow:
             "answered_by": self.answered_by,
             "consent_announced": self.consent_announced,
             "recording_opted_out": self.recording_opted_out,
+            "consent_prompt": self.consent_prompt,
+            "consent_at": self.consent_at.isoformat() if self.consent_at else None,
+            "restricted": self.restricted,
             "visit_id": self.visit_id,
             "attribution": self.attribution,
             "score": self.score,
@@ -202,6 +208,9 @@ def _row(
         answered_by=call.answered_by,
         consent_announced=call.consent_announced,
         recording_opted_out=call.recording_opted_out,
+        consent_prompt=call.consent_prompt,
+        consent_at=_aware(call.consent_at) if call.consent_at else None,
+        restricted=call.restricted,
         visit_id=call.visit_id,
         attribution=call.attribution,
         score=score if analysed else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -53,6 +53,7 @@ class RoutingTable:
     numbers: tuple[NumberInfo, ...] = ()
     default: RoutePlan | None = None
     paused_accounts: frozenset[int] = field(default_factory=frozenset)
+    restricted: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # E.164 by account
 
     def entry(self, number: NumberInfo | None) -> RoutePlan | None:
         """The route a call to this number (None: an unknown number) enters."""
@@ -91,6 +92,7 @@ class CallStarted:
     number_id: int | None
     route_id: int | None
     after_hours: bool
+    restricted: bool = False  # the dialplan found the caller on the restrict list
 
 
 CallWrite = CallStarted | CallOutcome

@@ -24,6 +24,8 @@ class CallOutcome:
     answered_by: str | None = None  # the dial string of the destination that answered
     consent_announced: bool = False
     recording_opted_out: bool = False
+    consent_prompt: str | None = None  # the notice played (a sound name), when one was
+    consent_at: float | None = None  # when the caller heard it (epoch seconds)
     number_id: int | None = None  # the tracking number, when the dialplan said
     route_id: int | None = None  # the route the call connected to, when the dialplan said
     after_hours: bool = False

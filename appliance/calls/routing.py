@@ -18,7 +18,7 @@ from appliance.vocabulary import RecordingMode, RingStrategy, TargetKind
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_SOUND = re.compile(r"[A-Za-z0-9_-]{1,40}(/[A-Za-z0-9_-]{1,40}){0,3}")
+SOUND = re.compile(r"[A-Za-z0-9_-]{1,40}(/[A-Za-z0-9_-]{1,40}){0,3}")
 MAX_AFTER_HOURS_DEPTH = 3
 
 
@@ -145,7 +145,7 @@ def sound(name: str | None) -> str:
     """A prompt name Asterisk can play (e.g. 'custom/recording-notice'); '' for none."""
     if not name:
         return ""
-    if not _SOUND.fullmatch(name):
+    if not SOUND.fullmatch(name):
         raise InvalidRoute(f"{name[:60]!r} is not a sound name (letters, digits, _ - and /)")
     return name
 

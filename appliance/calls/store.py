@@ -18,6 +18,7 @@ from appliance.conversions.store import CALL_JOB
 from appliance.db.models import Account, Call, Campaign, Route, RouteTarget, TrackingNumber
 from appliance.jobs import queue as jobs
 from appliance.numbers import dialled_to_e164
+from appliance.privacy import restricted_lookup
 from appliance.vocabulary import RecordingMode, RingStrategy, TargetKind
 
 
@@ -54,7 +55,12 @@ class CallStore:
                     Account.recording_paused | Account.delete_requested_at.is_not(None)
                 )
             )
-            return RoutingTable(tuple(numbers), _plan(session, route), frozenset(paused))
+            return RoutingTable(
+                tuple(numbers),
+                _plan(session, route),
+                frozenset(paused),
+                restricted_lookup.by_account(session),
+            )
 
     # call records ----------------------------------------------------------------------
     def write(self, items: Sequence[CallWrite]) -> list[tuple[str, bool]]:
@@ -95,6 +101,7 @@ class CallStore:
                 tracking_number_id=started.number_id,
             )
         self._place(session, record, started.route_id, started.after_hours)
+        record.restricted = record.restricted or started.restricted
         session.flush()
         return record.id
 
@@ -127,6 +134,8 @@ class CallStore:
         record.answered_by = outcome.answered_by
         record.consent_announced = outcome.consent_announced
         record.recording_opted_out = outcome.recording_opted_out
+        record.consent_prompt = outcome.consent_prompt
+        record.consent_at = _utc(outcome.consent_at)
         number = session.get(TrackingNumber, record.tracking_number_id or 0)
         if number is not None:  # when the visit was written after the call started
             attribute(session, record, number, self.grace)
@@ -163,13 +172,17 @@ class CallStore:
         return record
 
     def _place(self, session: Session, record: Call, route_id: int | None, late: bool) -> None:
-        """The route the call connected to, and whether it came after hours."""
+        """The route the call connected to, whether it came after hours, and whether the
+        caller is on the account's restrict list (checked again when the call ends)."""
         route = session.get(Route, route_id) if route_id else None
         if route is not None and record.route_id is None:
             record.route_id, record.route_name = route.id, route.name
             if record.account_id is None:
                 record.account_id = route.account_id
         record.after_hours = record.after_hours or late
+        record.restricted = record.restricted or restricted_lookup.caller_restricted(
+            session, record.account_id, record.caller_number
+        )
 
     def finished_linkedids(self, linkedids: list[str]) -> set[str]:
         with self.sessions() as session:

@@ -5,10 +5,10 @@ UserEvent ApplianceRoute says which tracking number and route it took (the call 
 record is written with a new random call id); DialBegin/DialEnd give ring time, each attempt's
 status and which destination answered; HangupRequest says who hung up first; Hangup gives the
 cause and, once every channel of a linkedid is gone, the end of the call; UserEvent
-ApplianceConsent says whether the recording notice was played and whether the caller opted
-out, ApplianceRecording that a recording started. A call is keyed by its linkedid, so one
-record per call whatever the number of legs; repeated events change nothing, and a call
-already finished ignores late events.
+ApplianceConsent says which recording notice was played, when, and whether the caller opted
+out (consent evidence), ApplianceRecording that a recording started. A call is keyed by its
+linkedid, so one record per call whatever the number of legs; repeated events change
+nothing, and a call already finished ignores late events.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from appliance.calls import variables as var
 from appliance.calls.model import CallStarted, CallWrite, new_call_id, parse_id
 from appliance.calls.outcome import CallOutcome, disposition
+from appliance.calls.routing import SOUND
 
 FINISHED_MEMORY = 10_000
 
@@ -46,11 +47,14 @@ class _Call:
     ended: float | None = None
     consent_announced: bool = False
     recording_opted_out: bool = False
+    consent_prompt: str | None = None
+    consent_at: float | None = None
     number_id: int | None = None
     route_id: int | None = None
     after_hours: bool = False
     recording_mode: str = ""
     recording_on: bool = False
+    restricted: bool = False  # the dialplan found the caller on the account's restrict list
 
 
 def _timestamp(event: Mapping[str, str]) -> float:
@@ -66,6 +70,12 @@ def _clean(value: str | None, limit: int = 128) -> str:
     return "".join(ch for ch in value if ch.isprintable())[:limit]
 
 
+def _sound(value: str | None) -> str | None:
+    """The notice's sound name as the route gave it (routing.sound's pattern), else None."""
+    text = value or ""
+    return text if SOUND.fullmatch(text) else None
+
+
 @dataclass(frozen=True)
 class LiveCall:
     channel: str  # the caller's channel
@@ -74,6 +84,7 @@ class LiveCall:
     opted_out: bool
     recording: bool
     connected: bool  # answered by a destination: the caller is in the bridge
+    restricted: bool = False  # the caller is on the restrict list: never recorded
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,7 @@ class CallTracker:
             opted_out=call.recording_opted_out,
             recording=call.recording_on,
             connected=call.answered is not None,
+            restricted=call.restricted,
         )
 
     def in_progress(self) -> list[InProgress]:
@@ -162,6 +174,8 @@ class CallTracker:
         if kind == var.EVENT_CONSENT:
             call.consent_announced = True
             call.recording_opted_out = event.get("OptedOut") == "yes"
+            call.consent_prompt = _sound(event.get("Prompt"))
+            call.consent_at = _timestamp(event)
         elif kind == var.EVENT_RECORDING and event.get("State") == "started":
             call.recording_on = True
         elif kind == var.EVENT_ROUTE and uniqueid == call.linkedid:
@@ -174,6 +188,7 @@ class CallTracker:
         call.number_id = parse_id(event.get("Number"))
         call.after_hours = event.get("AfterHours") == "yes"
         call.recording_mode = _clean(event.get("Recording"), 16)
+        call.restricted = call.restricted or event.get("Restricted") == "1"
         call.dialled = _clean(event.get("Dialled"), 64) or call.dialled
         if not first:
             return None
@@ -187,6 +202,7 @@ class CallTracker:
             number_id=call.number_id,
             route_id=call.route_id,
             after_hours=call.after_hours,
+            restricted=call.restricted,
         )
 
     def _on_dialbegin(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
@@ -263,6 +279,8 @@ class CallTracker:
             answered_by=call.answered_by,
             consent_announced=call.consent_announced,
             recording_opted_out=call.recording_opted_out,
+            consent_prompt=call.consent_prompt,
+            consent_at=call.consent_at,
             number_id=call.number_id,
             route_id=call.route_id,
             after_hours=call.after_hours,

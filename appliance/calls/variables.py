@@ -13,6 +13,7 @@ RECORDING_ON = "APPLIANCE_RECORDING_ON"  # '1' once the call is being recorded
 OPTED = "APPLIANCE_OPTED"  # the key the caller pressed to opt out of recording
 CONNECT = "APPLIANCE_CONNECT"  # dynamic routes: the route id the controller chose
 READY = "APPLIANCE_READY"  # dynamic routes: '1', set last, once the answer is complete
+RESTRICTED = "APPLIANCE_RESTRICTED"  # '1': the caller is on the account's restrict list
 
 VARIABLES = {
     "DNID": DNID,
@@ -24,6 +25,7 @@ VARIABLES = {
     "OPTED": OPTED,
     "CONNECT": CONNECT,
     "READY": READY,
+    "RESTRICTED": RESTRICTED,
 }
 
 # Contexts ------------------------------------------------------------------------------------
@@ -33,13 +35,14 @@ WHISPER = "appliance-whisper"  # Dial option U(): a prompt for whoever answers
 HANGUP = "appliance-hangup"  # hangup handler: cause and hangup source into the CDR
 ENTRY = "appliance-entry-"  # + route id: business hours (and the dynamic step)
 CONNECT_CTX = "appliance-connect-"  # + route id: announcement, recording, Dial
+RESTRICTED_CTX = "appliance-restricted-"  # + account id: the restricted callers' digit forms
 
 CONTEXTS = (RECORD_SUB, RECORD_NOW, WHISPER, HANGUP)  # the template's; the rest are compiled
 
 # AMI user events the dialplan sends ------------------------------------------------------------
-EVENT_ROUTE = "ApplianceRoute"  # Route, Number, Dialled, AfterHours, Recording
-EVENT_CONSENT = "ApplianceConsent"  # OptedOut: yes|no
-EVENT_RECORDING = "ApplianceRecording"  # State: started|refused, Reason
+EVENT_ROUTE = "ApplianceRoute"  # Route, Number, Dialled, AfterHours, Recording, Restricted
+EVENT_CONSENT = "ApplianceConsent"  # OptedOut: yes|no, Prompt: the notice played
+EVENT_RECORDING = "ApplianceRecording"  # State: started|refused, Reason (restricted, ...)
 
 # The dynamic feature (features.conf applicationmap) that starts an on-demand recording
 RECORD_FEATURE = "appliance_record"

@@ -70,8 +70,9 @@ def on_call(session: Session, call_id: str) -> int:
     call = session.get(Call, call_id)
     if call is None or call.account_id is None or call.disposition is None:
         return 0
-    # an ambiguous attribution is no ground to credit an ad click
-    sure = call.attribution in ("held", "after")
+    # an ambiguous attribution is no ground to credit an ad click; a restricted caller's
+    # call is credited to no click at all (see `_enqueue`)
+    sure = call.attribution in ("held", "after") and not call.restricted
     visit = session.get(Visit, call.visit_id) if call.visit_id and sure else None
     facts = Facts(
         "call",
@@ -90,13 +91,14 @@ def on_call(session: Session, call_id: str) -> int:
         "click_id_type": visit.click_id_type if visit else None,
         "click_id": visit.click_id if visit else None,
         "clicked_at": _iso(visit.started_at) if visit else None,
-        "caller_number": call.caller_number,
+        "caller_number": None if call.restricted else call.caller_number,
         "email": None,
     }
-    queued = _enqueue(session, call.account_id, "call.finished", _call_event(call))
+    ads = not call.restricted
+    queued = _enqueue(session, call.account_id, "call.finished", _call_event(call), ads)
     for rule in _rules(session, call.account_id, "call"):
         if rule.matches(facts):
-            queued += _convert(session, call.account_id, rule, base, call_id=call.id)
+            queued += _convert(session, call.account_id, rule, base, call_id=call.id, ads=ads)
     return queued
 
 
@@ -164,6 +166,7 @@ def _call_event(call: Call) -> dict[str, Any]:
             "campaign": call.campaign_name,
             "visit_id": call.visit_id,
             "attribution": call.attribution,
+            "restricted": call.restricted,
         },
     }
 
@@ -175,6 +178,7 @@ def _convert(
     base: dict[str, Any],
     call_id: str | None = None,
     lead_id: int | None = None,
+    ads: bool = True,
 ) -> int:
     """Once per rule and call or lead: a replayed event converts nothing twice."""
     done = select(Conversion.id).where(
@@ -206,7 +210,8 @@ def _convert(
         "value": rule.value,
         "currency": rule.currency,
     }
-    return _enqueue(session, account_id, "conversion.created", platforms.conversion_event(data))
+    event = platforms.conversion_event(data)
+    return _enqueue(session, account_id, "conversion.created", event, ads)
 
 
 def accepts(kind: str, event: Mapping[str, Any]) -> bool:
@@ -224,13 +229,20 @@ def accepts(kind: str, event: Mapping[str, Any]) -> bool:
     return bool(data.get("caller_number") or data.get("email") or data.get("click_id_type"))
 
 
-def _enqueue(session: Session, account_id: int, name: str, event: dict[str, Any]) -> int:
+def _enqueue(
+    session: Session, account_id: int, name: str, event: dict[str, Any], ads: bool = True
+) -> int:
+    """One delivery per destination that takes the event. `ads` False (a restricted caller's
+    call): webhooks only, the admin's own integration, told so by data.restricted; never an
+    ad platform."""
     destinations = session.scalars(
         select(Destination).where(Destination.account_id == account_id, Destination.active)
     )
     queued = 0
     payload = json.dumps(event, sort_keys=True)
     for destination in destinations:
+        if not ads and destination.kind != "webhook":
+            continue
         if name in destination.events.split() and accepts(destination.kind, event):
             session.add(Delivery(destination_id=destination.id, event=name, payload=payload))
             queued += 1

@@ -39,6 +39,8 @@ class RecordingRefused(Exception):
 
 def refusal(call: LiveCall) -> str | None:
     """Why an on-demand start is refused, or None (pure, checked again by the dialplan)."""
+    if call.restricted:
+        return "the caller is on the restrict list: never recorded"
     if call.recording_mode != RecordingMode.ON_DEMAND:
         return "the route does not record on demand"
     if call.opted_out:

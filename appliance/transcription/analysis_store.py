@@ -62,6 +62,8 @@ def handlers(weights: analysis.Weights) -> dict[str, Callable[[Session, str], ob
         call = session.get(Call, call_id)
         if transcript is None or call is None:
             return  # erased meanwhile
+        if call.restricted:
+            return  # its caller is on the restrict list: never analysed
         words = [Word.from_row(row) for row in json.loads(transcript.words)]
         facts = analysis.Facts(
             answered=call.disposition == "answered",
@@ -109,7 +111,11 @@ def requeue(session: Session, account_id: int) -> int:
     applies = or_(Call.account_id == account_id, Call.account_id.in_(clients))
     if account.parent_id is None:  # an agency's rules also cover calls of no account
         applies = or_(applies, Call.account_id.is_(None))
-    wanted = select(Transcript.call_id).join(Call, Call.id == Transcript.call_id).where(applies)
+    wanted = (
+        select(Transcript.call_id)
+        .join(Call, Call.id == Transcript.call_id)
+        .where(applies, Call.restricted.is_(False))
+    )
     return queue.enqueue_all(session, KIND, list(session.scalars(wanted)), again=True)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import Config, key_passphrase, redaction_patterns
-from appliance.db.models import Job, Recording, Transcript, TranscriptTurn
+from appliance.db.models import Call, Job, Recording, Transcript, TranscriptTurn
 from appliance.jobs import queue
 from appliance.jobs.runner import Slow
 from appliance.recordings import vault as vaults
@@ -83,8 +83,14 @@ class Queuer:
             return self._on
 
     def __call__(self, session: Session, call_id: str, now: float) -> None:
-        if self.on(now):
+        if self.on(now) and not restricted(session, call_id):
             queue.enqueue(session, KIND, call_id)
+
+
+def restricted(session: Session, call_id: str) -> bool:
+    """A call whose caller is on the restrict list is never transcribed (nor analysed), even
+    when it has a recording (made before the number was listed)."""
+    return bool(session.scalar(select(Call.restricted).where(Call.id == call_id)))
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class Transcriber:
             audio_format = session.scalar(
                 select(Recording.audio_format).where(Recording.call_id == call_id)
             )
+            if restricted(session, call_id):
+                return None  # queued before its caller was restricted
         if audio_format is None:
             return None  # erased meanwhile: nothing to transcribe
         rate = RATES.get(audio_format)
@@ -197,7 +205,11 @@ def queue_recordings(session: Session, call_ids: list[str], again: bool = False)
         missing = [c for c in call_ids if c not in have]
         if missing:
             raise LookupError(f"no recording for call {missing[0][:40]!r}")
-    wanted = select(Recording.call_id)
+        refused = [c for c in call_ids if restricted(session, c)]
+        if refused:
+            raise LookupError(f"call {refused[0]} is restricted: its caller is never transcribed")
+    wanted = select(Recording.call_id).join(Call, Call.id == Recording.call_id)
+    wanted = wanted.where(Call.restricted.is_(False))
     if call_ids:
         wanted = wanted.where(Recording.call_id.in_(call_ids))
     if not again:

@@ -35,6 +35,7 @@ from appliance.web import (
     pages,
     playback,
     privacy,
+    restricted,
     signin,
     transcripts,
     websites,
@@ -166,4 +167,5 @@ def init_app(
     api.add_routes(app, live)
     monitoring.add_routes(app, metrics or Metrics(sessions))
     transcripts.add_routes(app)
+    restricted.add_routes(app)
     return app

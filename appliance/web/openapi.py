@@ -76,6 +76,16 @@ CALL = {
         "answered_by": {"type": ["string", "null"]},
         "consent_announced": {"type": "boolean"},
         "recording_opted_out": {"type": "boolean"},
+        "consent_prompt": {
+            "type": ["string", "null"],
+            "description": "the recording notice played to the caller (its sound name)",
+        },
+        "consent_at": {"type": ["string", "null"], "format": "date-time"},
+        "restricted": {
+            "type": "boolean",
+            "description": "the caller is on the account's restrict list: never recorded, "
+            "transcribed, analysed or sent to an ad platform",
+        },
         "visit_id": {"type": ["string", "null"]},
         "attribution": {"type": ["string", "null"], "enum": ["held", "after", "ambiguous", None]},
         "score": {

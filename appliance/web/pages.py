@@ -46,6 +46,11 @@ CSV_COLUMNS = (
     "first_time",
     "after_hours",
     "recorded",
+    "consent_announced",
+    "consent_prompt",
+    "consent_at",
+    "recording_opted_out",
+    "restricted",
     "attribution",
     "score",
 )

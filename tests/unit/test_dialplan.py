@@ -83,7 +83,8 @@ def test_sequential_route_dials_each_target_in_turn():
     assert steps == [
         "MSet(APPLIANCE_ROUTE=1,APPLIANCE_RECORDING=never)",
         "UserEvent(ApplianceRoute,Route: 1,Number: ${APPLIANCE_NUMBER},"
-        "Dialled: ${APPLIANCE_DNID},AfterHours: ${APPLIANCE_AFTER_HOURS},Recording: never)",
+        "Dialled: ${APPLIANCE_DNID},AfterHours: ${APPLIANCE_AFTER_HOURS},Recording: never,"
+        "Restricted: ${APPLIANCE_RESTRICTED})",
         "Dial(PJSIP/+12025550199@carrier,12,)",
         'GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)',
         "Dial(PJSIP/desk-1,12,)",

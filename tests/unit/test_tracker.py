@@ -7,6 +7,7 @@ import pytest
 from appliance.calls.model import CallStarted, is_call_id
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.tracker import CallTracker
+from appliance.recordings.live import refusal
 
 AMI = Path(__file__).with_name("ami")
 
@@ -155,3 +156,61 @@ def test_route_ids_that_are_not_plain_numbers_are_ignored(fields):
     tracker.feed(events("answered")[0])
     started = tracker.feed(route_event("answered", **fields))
     assert started.route_id in (None, 7) and started.number_id in (None, 3)
+
+
+def consent_event(**fields: str) -> dict[str, str]:
+    """The [appliance-record] subroutine's UserEvent ApplianceConsent, a second into the call."""
+    start = float(events("answered")[0]["Timestamp"])
+    given = {"OptedOut": "no", "Prompt": "custom/notice", "Timestamp": f"{start + 1:.6f}"}
+    return route_event("answered", UserEvent="ApplianceConsent", **(given | fields))
+
+
+def test_the_consent_evidence_is_the_prompt_played_and_when():
+    stream = events("answered")
+    stream[1:1] = [route_event("answered"), consent_event()]
+    _, (outcome,) = run(stream)
+    assert outcome.consent_announced and not outcome.recording_opted_out
+    assert outcome.consent_prompt == "custom/notice"
+    assert outcome.consent_at == float(stream[0]["Timestamp"]) + 1
+    assert outcome.started <= outcome.consent_at <= outcome.ended
+
+
+def test_an_opt_out_keeps_its_evidence_too():
+    stream = events("answered")
+    stream[1:1] = [route_event("answered"), consent_event(OptedOut="yes")]
+    _, (outcome,) = run(stream)
+    assert outcome.recording_opted_out and outcome.consent_prompt == "custom/notice"
+
+
+@pytest.mark.parametrize(
+    "prompt", ["", "../../etc/passwd", "a,b", "${SHELL(id)}", "<svg/onload=x>", "x" * 200]
+)
+def test_a_prompt_that_is_not_a_sound_name_is_not_kept(prompt):
+    stream = events("answered")
+    stream[1:1] = [route_event("answered"), consent_event(Prompt=prompt)]
+    _, (outcome,) = run(stream)
+    assert outcome.consent_announced and outcome.consent_prompt is None
+
+
+def test_a_call_without_a_notice_has_no_consent_evidence():
+    _, (outcome,) = run(events("answered"))
+    assert (outcome.consent_prompt, outcome.consent_at) == (None, None)
+
+
+def test_the_dialplan_marks_a_restricted_caller_and_no_recording_starts_on_demand():
+    stream = events("answered")
+    tracker = CallTracker()
+    tracker.feed(stream[0])
+    started = tracker.feed(route_event("answered", Restricted="1"))
+    assert started.restricted
+    live = tracker.live(stream[0]["Linkedid"])
+    assert live.restricted and refusal(live) == "the caller is on the restrict list: never recorded"
+    for event in stream[1:]:
+        tracker.feed(event)
+
+
+@pytest.mark.parametrize("value", ["", "0", "1,Restricted: 1", "yes"])
+def test_anything_but_1_is_not_restricted(value):
+    tracker = CallTracker()
+    tracker.feed(events("answered")[0])
+    assert not tracker.feed(route_event("answered", Restricted=value)).restricted
