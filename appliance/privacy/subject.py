@@ -84,17 +84,17 @@ def same_number(stored: str, e164: str, region: str = "US") -> bool:
     return digits in {f.lstrip("+") for f in dialled_forms(e164)}  # e.g. '0207 123 4567'
 
 
-def strings_in(value: object) -> Iterator[tuple[str, str]]:
-    """Every (key, text) pair inside a JSON value, however deep: what a payload mentions."""
+def strings_in(value: object, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every (key, text) pair inside a JSON value, however deep: what a payload mentions (a
+    value in a list goes with the list's key)."""
     if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, (dict, list)):
-                yield from strings_in(item)
-            elif item is not None:
-                yield str(key), str(item)
+        for name, item in value.items():
+            yield from strings_in(item, str(name))
     elif isinstance(value, list):
         for item in value:
-            yield from strings_in(item)
+            yield from strings_in(item, key)
+    elif value is not None:
+        yield key, str(value)
 
 
 def _show(text: str) -> str:
