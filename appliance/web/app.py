@@ -33,6 +33,7 @@ from appliance.web import (
     monitoring,
     offload,
     pages,
+    people,
     playback,
     signin,
     transcripts,
@@ -164,4 +165,5 @@ def init_app(
     api.add_routes(app, live)
     monitoring.add_routes(app, metrics or Metrics(sessions))
     transcripts.add_routes(app)
+    people.add_routes(app)
     return app
