@@ -113,8 +113,9 @@ def run(
             return _report(request)
         kind, value, region = json.loads(box.open(request.subject_sealed))
         principal = scope_of(session, request.account_id or 0, request.actor)
-        found = find(session, principal, Subject(Kind(kind), value, region))
-    _erase(sessions, vault, request_id, found, request.actor)
+        subject = Subject(Kind(kind), value, region)
+        found = find(session, principal, subject)
+    _erase(sessions, vault, request_id, found, request.actor, subject.kind)
     forget(sessions.kw["bind"], TOUCHED, search_index=True)
     return _finish(sessions, request_id, len(found.held))
 
@@ -137,13 +138,24 @@ def _erase(
     request_id: int,
     found: Found,
     actor: str,
+    kind: Kind,
 ) -> None:
-    _step(
-        sessions,
-        request_id,
-        "deliveries",
-        delete(Delivery).where(Delivery.id.in_(found.deliveries)),
-    )
+    """Payloads first (found through everything else), then what was found through another
+    row before that row: a run cut short anywhere finds the rest again."""
+    outbox = delete(Delivery).where(Delivery.id.in_(found.deliveries))
+    _step(sessions, request_id, "deliveries", outbox)
+    steps = [_erase_visits, _erase_leads, _erase_calls]
+    for step in reversed(steps) if kind is Kind.VISITOR else steps:
+        step(sessions, vault, request_id, found, actor)
+
+
+def _erase_calls(
+    sessions: sessionmaker[Session],
+    vault: RecordingVault,
+    request_id: int,
+    found: Found,
+    actor: str,
+) -> None:
     held = set(found.held)
     for call_id in found.calls:
         if call_id in held:
@@ -151,10 +163,20 @@ def _erase(
         if call_id in found.recordings:
             _erase_recording(sessions, vault, request_id, call_id, actor)
         _erase_call(sessions, request_id, call_id)
+
+
+def _erase_leads(
+    sessions: sessionmaker[Session], _vault: object, request_id: int, found: Found, _actor: str
+) -> None:
     with sessions() as session:
         conversions = _conversions_of_leads(session, found.leads)
     _step(sessions, request_id, "leads", delete(Lead).where(Lead.id.in_(found.leads)),
           Counter(conversions=conversions))  # fmt: skip
+
+
+def _erase_visits(
+    sessions: sessionmaker[Session], _vault: object, request_id: int, found: Found, _actor: str
+) -> None:
     _step(sessions, request_id, "visits", delete(Visit).where(Visit.id.in_(found.visits)))
 
 
@@ -210,7 +232,7 @@ def _add(session: Session, request_id: int, counted: Counter[str]) -> None:
     assert request is not None
     removed = Counter(json.loads(request.removed or "{}"))
     removed.update(counted)
-    request.removed = json.dumps(dict(sorted(removed.items())))
+    request.removed = json.dumps({k: n for k, n in sorted(removed.items()) if n})
 
 
 def _finish(sessions: sessionmaker[Session], request_id: int, held: int) -> Report:

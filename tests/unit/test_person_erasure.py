@@ -359,3 +359,24 @@ def test_deleting_a_recording_leaves_no_wrapped_key_in_the_wal(box, capsys):
                            box.calls["other"])  # fmt: skip
     assert code == 0, err
     assert files_holding(box.data, key) == []
+
+
+def test_a_visitor_erasure_cut_short_finds_the_rest_through_the_visit(box, monkeypatch):
+    def cut(*_args):
+        raise RuntimeError("power cut")
+
+    real = erasure._erase_call
+    monkeypatch.setattr(erasure, "_erase_call", cut)
+    secret = bootstrap.secret_box(load(box.config))
+    with box.sessions() as session:
+        principal = the_box(session, "cli:test")
+    request_id = erasure.start(box.sessions, secret, principal, parse(f"visitor:{VISITOR}"))
+    with pytest.raises(RuntimeError):
+        erasure.run(box.sessions, box.vault, secret, request_id)
+    monkeypatch.setattr(erasure, "_erase_call", real)
+    report = erasure.run(box.sessions, box.vault, secret, request_id)
+    assert report.removed == {"calls": 1, "conversions": 1, "deliveries": 1, "leads": 1,
+                              "recordings": 1, "transcripts": 1, "visits": 1}  # fmt: skip
+    with box.sessions() as session:
+        assert session.get(Visit, "v" * 32) is None
+        assert session.get(Call, box.calls["pat-a2"]) is not None  # not from that visit
