@@ -47,6 +47,7 @@ from appliance.mail import AlertMail, Mailer
 from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
+from appliance.privacy import erasure
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
@@ -230,6 +231,8 @@ class Controller:
             spool_owners={uid},
             on_sealed=transcription.Queuer(config),
         )
+        # privacy (person): an erasure left unfinished is finished by the job runner
+        self.jobs.handlers.update(erasure.handlers(vault, bootstrap.secret_box(config)))
         features = Features(
             ami=ami,
             writer=writer,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from appliance.db.models import (
     Visit,
     VisitPage,
 )
+from appliance.jobs.runner import Runner
 from appliance.privacy import erasure
 from appliance.privacy.person import find
 from appliance.privacy.subject import parse
@@ -380,3 +382,15 @@ def test_a_visitor_erasure_cut_short_finds_the_rest_through_the_visit(box, monke
     with box.sessions() as session:
         assert session.get(Visit, "v" * 32) is None
         assert session.get(Call, box.calls["pat-a2"]) is not None  # not from that visit
+
+
+def test_the_job_runner_finishes_an_erasure_that_was_only_started(box):
+    secret = bootstrap.secret_box(load(box.config))
+    with box.sessions() as session:
+        principal = the_box(session, "user:owner")
+    request_id = erasure.start(box.sessions, secret, principal, parse("pat@example.com"))
+    runner = Runner(box.sessions, erasure.handlers(box.vault, secret), "test")
+    assert runner.drain(threading.Event()) == 1
+    with box.sessions() as session:
+        assert session.get(ErasureRequest, request_id).state == "done"
+        assert session.scalars(select(Lead)).all()[0].fields.find("Robin") > 0
