@@ -41,6 +41,7 @@ from appliance.privacy.person import Found, find
 from appliance.privacy.subject import Kind, Subject
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import SecretBox
+from appliance.transcription import search
 from appliance.vocabulary import Role
 
 JOB = "person.erase"
@@ -116,7 +117,9 @@ def run(
         subject = Subject(Kind(kind), value, region)
         found = find(session, principal, subject)
     _erase(sessions, vault, request_id, found, request.actor, subject.kind)
-    forget(sessions.kw["bind"], TOUCHED, search_index=True)
+    with sessions.begin() as session:
+        search.compact(session)  # the erased turns' words leave the index's file
+    forget(sessions.kw["bind"], TOUCHED)
     return _finish(sessions, request_id, len(found.held))
 
 
