@@ -21,6 +21,7 @@ from appliance.access import the_box
 from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.models import (
+    Account,
     AuditEntry,
     Call,
     Conversion,
@@ -277,12 +278,15 @@ def test_an_interrupted_erasure_resumes_and_finishes(box, capsys, monkeypatch):
 def test_calls_under_legal_hold_are_kept_and_reported(box, capsys):
     with box.sessions.begin() as session:
         session.get(Call, box.calls["pat-a2"]).legal_hold = True
+        session.get(Account, box.accounts["b"]).legal_hold_days = 90  # its call is 40 days old
     box.close()
     code, out, err = cli_run(capsys, "--config", box.config, "person", "erase", NUMBER, "--yes")
     assert code == 0, err
-    assert "2 calls" in out and "1 call(s) kept under legal hold" in out
+    assert "erased 1 calls" in out and "2 call(s) kept under legal hold" in out
     with box.sessions() as session:
         assert session.get(Recording, box.calls["pat-a2"]) is not None
+        assert session.get(Recording, box.calls["pat-b"]) is not None
+        assert session.get(Call, box.calls["pat-a1"]) is None
 
 
 def test_export_holds_the_rows_and_the_recordings_but_no_key(box, capsys, tmp_path):
