@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from appliance.access import Principal
@@ -106,14 +106,13 @@ def _leads(
     if subject.kind is Kind.VISITOR:
         return list(session.scalars(select(Lead).where(scope, _among(Lead.visit_id, visits))))
     # a visitor types a number as they like ('(312) 555-0111'): every lead is read
-    query = select(Lead).where(scope)
-    if subject.kind is Kind.EMAIL:
-        query = query.where(func.lower(Lead.fields).contains(subject.value))
-    rows = session.scalars(query.order_by(Lead.id).execution_options(yield_per=BATCH))
-    return [lead for lead in rows if _gives(lead.fields, subject)]
+    query = select(Lead).where(scope).order_by(Lead.id).execution_options(yield_per=BATCH)
+    return [lead for lead in session.scalars(query) if _gives(lead.fields, subject)]
 
 
 def _gives(fields: str, subject: Subject) -> bool:
+    if not subject.may_be_in(fields):
+        return False
     try:
         values = json.loads(fields)
     except ValueError:
@@ -172,6 +171,8 @@ def _deliveries(
 
 
 def _mentions(payload: str, subject: Subject, ids: dict[str, set[str]]) -> bool:
+    if not subject.may_be_in(payload) and not any(n in payload for n in _needles(ids)):
+        return False
     try:
         event = json.loads(payload)
     except ValueError:
@@ -181,6 +182,13 @@ def _mentions(payload: str, subject: Subject, ids: dict[str, set[str]]) -> bool:
         if (kind and text in ids[kind]) or subject.matches(text):
             return True
     return False
+
+
+def _needles(ids: dict[str, set[str]]) -> Iterator[str]:
+    """Texts a payload naming one of the rows found contains (payloads are json.dumps'd)."""
+    yield from ids["calls"]
+    yield from ids["visits"]
+    yield from (f'"lead_id": {i}' for i in ids["leads"])
 
 
 def _among(column: Any, values: Iterable[object]) -> ColumnElement[bool]:

@@ -68,3 +68,13 @@ def test_every_string_in_a_payload_is_seen():
         ("caller_number", "+13125550111"), ("lead_id", "7"), ("list", "loose"), ("n", "3"),
         ("phone", "x")
     ]  # fmt: skip
+
+
+def test_the_quick_look_never_misses_what_the_full_read_would_find():
+    french = parse("+33 6 12 34 56 78")
+    assert french.may_be_in('{"tel": "06 12 34 56 78"}') and french.matches("06 12 34 56 78")
+    assert not french.may_be_in('{"tel": "06 12 34 56 79"}')
+    unicode_mail = parse("zoë@example.com")
+    assert unicode_mail.may_be_in('{"email": "Zoë@Example.com"}')
+    assert unicode_mail.may_be_in('{"email": "zo\\u00eb@example.com"}')  # as json.dumps writes it
+    assert not unicode_mail.may_be_in('{"email": "zoe@example.com"}')
