@@ -44,7 +44,7 @@ def checked(name: str | None, number: str | None, region: str = "US") -> Correct
 
 
 def correct(
-    session: Session, principal: Principal, subject: Subject, change: Correction
+    session: Session, principal: Principal, subject: Subject, change: Correction, actor: str
 ) -> dict[str, int]:
     """Apply a correction to everything found about the subject; how many calls and leads
     changed."""
@@ -59,7 +59,7 @@ def correct(
     changed = sum(_correct_lead(lead, subject, change) for lead in leads)
     counts = {"calls": len(calls), "leads": changed}
     what = " and ".join(k for k in ("name", "number") if getattr(change, k) is not None)
-    audit.record(session, principal.actor, "person.correct",
+    audit.record(session, actor, "person.correct",
                  detail=f"{what} on {len(calls)} call(s), {changed} lead(s)",
                  account_id=principal.account_id)  # fmt: skip
     return counts

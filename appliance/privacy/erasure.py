@@ -79,7 +79,11 @@ def scope_of(session: Session, account_id: int, actor: str) -> Principal:
 
 
 def start(
-    sessions: sessionmaker[Session], box: SecretBox, principal: Principal, subject: Subject
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    principal: Principal,
+    subject: Subject,
+    actor: str,
 ) -> int:
     """Record the request (nothing erased yet); its id. A subject with no data, or only data
     under legal hold, is refused and nothing is written."""
@@ -93,7 +97,7 @@ def start(
         request = ErasureRequest(
             account_id=principal.account_id,
             subject_sealed=box.seal(json.dumps([subject.kind, subject.value, subject.region])),
-            actor=principal.actor[:64],
+            actor=actor[:64],
             state="pending",
         )
         session.add(request)

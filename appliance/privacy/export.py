@@ -47,6 +47,7 @@ def to_file(
     vault: RecordingVault,
     principal: Principal,
     subject: Subject,
+    actor: str,
 ) -> dict[str, int]:
     """Write the archive to a new file, readable by this user only; an existing file (or a
     symbolic link) is never written through."""
@@ -56,7 +57,7 @@ def to_file(
         raise AdminError(f"{path} exists: choose a new file name") from None
     try:
         with os.fdopen(fd, "wb") as out:
-            return write(out, sessions, vault, principal, subject)
+            return write(out, sessions, vault, principal, subject, actor)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -68,6 +69,7 @@ def write(
     vault: RecordingVault,
     principal: Principal,
     subject: Subject,
+    actor: str,
 ) -> dict[str, int]:
     """The archive about `subject` into `out`; the counts of what it holds. Nothing found is
     a refusal: there is nothing to export."""
@@ -81,13 +83,13 @@ def write(
         for call_id in found.recordings:
             wav = io.BytesIO()
             try:
-                vault.export_wav(call_id, wav, principal.actor)
+                vault.export_wav(call_id, wav, actor)
             except RecordingNotFound:  # erased meanwhile
                 continue
             archive.writestr(f"recordings/{call_id}.wav", wav.getvalue(), zipfile.ZIP_STORED)
     counts = found.counts()
     with sessions.begin() as session:
-        audit.record(session, principal.actor, "person.export", detail=_counted(counts),
+        audit.record(session, actor, "person.export", detail=_counted(counts),
                      account_id=principal.account_id)  # fmt: skip
     return counts
 

@@ -88,7 +88,8 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
     sessions = _sessions(config)
     with sessions() as session:
         principal, subject = _who(session, args)
-    counts = export.to_file(args.file, sessions, _vault(config, sessions), principal, subject)
+    vault = _vault(config, sessions)
+    counts = export.to_file(args.file, sessions, vault, principal, subject, audit.cli_actor())
     shown = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n and kind != "held")
     print(f"{args.file} written ({shown}); it holds personal data: hand it over, then delete it")
     return 0
@@ -109,7 +110,7 @@ def cmd_erase(config: Config, args: argparse.Namespace) -> int:
         print("nothing erased yet: run again with --yes to erase this")
         return 0
     box = bootstrap.secret_box(config)
-    request_id = erasure.start(sessions, box, principal, subject)
+    request_id = erasure.start(sessions, box, principal, subject, audit.cli_actor())
     print(erasure.run(sessions, _vault(config, sessions), box, request_id))
     return 0
 
@@ -129,6 +130,6 @@ def cmd_correct(config: Config, args: argparse.Namespace) -> int:
     with _sessions(config).begin() as session:
         principal, subject = _who(session, args)
         change = correction.checked(args.name, args.number, args.region)
-        counts = correction.correct(session, principal, subject, change)
+        counts = correction.correct(session, principal, subject, change, audit.cli_actor())
     print(f"corrected {counts['calls']} call(s) and {counts['leads']} lead(s)")
     return 0

@@ -57,7 +57,7 @@ class Asked:
             return principal, subject
         if not whole(self.account) or int(self.account) not in principal.accounts:
             raise Denied("that account is not yours")
-        return erasure.scope_of(session, int(self.account), principal.actor), subject
+        return erasure.scope_of(session, int(self.account), principal.username), subject
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _export(
     with sessions() as session:
         scope, subject = asked.who(session, principal)
     out = io.BytesIO()
-    export.write(out, sessions, vault, scope, subject)
+    export.write(out, sessions, vault, scope, subject, principal.actor)
     return out.getvalue()
 
 
@@ -142,7 +142,7 @@ def _correct(
     with sessions.begin() as session:
         scope, subject = asked.who(session, principal)
         change = correction.checked(name, number)
-        counts = correction.correct(session, scope, subject, change)
+        counts = correction.correct(session, scope, subject, change, principal.actor)
     return f"Corrected {counts['calls']} call(s) and {counts['leads']} lead(s)."
 
 
@@ -167,7 +167,7 @@ def _erase(
 ) -> str:
     with sessions() as session:
         scope, subject = asked.who(session, principal)
-    request_id = erasure.start(sessions, box, scope, subject)
+    request_id = erasure.start(sessions, box, scope, subject, principal.actor)
     return str(erasure.run(sessions, vault, box, request_id)).capitalize() + "."
 
 

@@ -86,7 +86,7 @@ def test_an_interrupted_erasure_is_finished_by_the_next_run(box, monkeypatch, da
     secret = SecretBox(secrets.token_bytes(32))
     with sessions() as session:
         principal = erasure.scope_of(session, agency, "cli:test")
-    request_id = erasure.start(sessions, secret, principal, parse("(312) 555-0111"))
+    request_id = erasure.start(sessions, secret, principal, parse("(312) 555-0111"), "cli:test")
     real, runs = erasure._erase_call, []
 
     def cut(*args):

@@ -256,7 +256,7 @@ def test_an_interrupted_erasure_resumes_and_finishes(box, capsys, monkeypatch):
     box_key = bootstrap.secret_box(load(box.config))
     with box.sessions() as session:
         principal = erasure.scope_of(session, box.accounts["a"], "cli:test")
-    request_id = erasure.start(box.sessions, box_key, principal, parse(NUMBER))
+    request_id = erasure.start(box.sessions, box_key, principal, parse(NUMBER), "cli:test")
     with pytest.raises(RuntimeError):
         erasure.run(box.sessions, box.vault, box_key, request_id)
     with box.sessions() as session:
@@ -376,7 +376,9 @@ def test_a_visitor_erasure_cut_short_finds_the_rest_through_the_visit(box, monke
     secret = bootstrap.secret_box(load(box.config))
     with box.sessions() as session:
         principal = the_box(session, "cli:test")
-    request_id = erasure.start(box.sessions, secret, principal, parse(f"visitor:{VISITOR}"))
+    request_id = erasure.start(
+        box.sessions, secret, principal, parse(f"visitor:{VISITOR}"), "cli:test"
+    )
     with pytest.raises(RuntimeError):
         erasure.run(box.sessions, box.vault, secret, request_id)
     monkeypatch.setattr(erasure, "_erase_call", real)
@@ -392,7 +394,9 @@ def test_the_job_runner_finishes_an_erasure_that_was_only_started(box):
     secret = bootstrap.secret_box(load(box.config))
     with box.sessions() as session:
         principal = the_box(session, "user:owner")
-    request_id = erasure.start(box.sessions, secret, principal, parse("pat@example.com"))
+    request_id = erasure.start(
+        box.sessions, secret, principal, parse("pat@example.com"), "cli:test"
+    )
     runner = Runner(box.sessions, erasure.handlers(box.vault, secret), "test")
     assert runner.drain(threading.Event()) == 1
     with box.sessions() as session:
