@@ -45,6 +45,7 @@ from appliance.transcription import search
 from appliance.vocabulary import Role
 
 JOB = "person.erase"
+WHAT = {Kind.NUMBER: "number", Kind.EMAIL: "e-mail address", Kind.VISITOR: "visitor"}
 HELD = "kept_under_hold"
 TOUCHED = (  # tables whose deleted rows must leave no copy behind
     "calls", "recordings", "transcripts", "transcript_turns", "call_analyses", "conversions",
@@ -274,13 +275,9 @@ def _conversions_of_leads(session: Session, leads: list[int]) -> int:
 
 
 def _only_held(found: Found) -> bool:
-    rest = {k: v for k, v in found.counts().items() if k not in ("calls", "held")}
-    return len(found.held) == len(found.calls) and not any(
-        rest[k] for k in ("visits", "leads", "deliveries")
-    )
+    rest = found.visits or found.leads or found.deliveries
+    return len(found.held) == len(found.calls) and not rest
 
 
 def _what(subject: Subject) -> str:
-    return {Kind.NUMBER: "number", Kind.EMAIL: "e-mail address", Kind.VISITOR: "visitor"}[
-        subject.kind
-    ]
+    return WHAT[subject.kind]

@@ -402,3 +402,17 @@ def test_the_job_runner_finishes_an_erasure_that_was_only_started(box):
     with box.sessions() as session:
         assert session.get(ErasureRequest, request_id).state == "done"
         assert session.scalars(select(Lead)).all()[0].fields.find("Robin") > 0
+
+
+def test_an_erasure_of_held_calls_only_is_refused_in_one_line(box, capsys):
+    with box.sessions.begin() as session:
+        session.get(Call, box.calls["pat-b"]).legal_hold = True
+    box.close()
+    code, _, err = cli_run(capsys, "--config", box.config, "person", "erase", NUMBER,
+                           "--account", box.accounts["b"], "--yes")  # fmt: skip
+    assert (code, err) == (
+        2,
+        "appliance: all 1 call(s) found are under legal hold: nothing to erase\n",
+    )
+    with box.sessions() as session:
+        assert session.scalars(select(ErasureRequest)).all() == []
