@@ -47,7 +47,7 @@ from appliance.mail import AlertMail, Mailer
 from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
-from appliance.privacy import account_deletion
+from appliance.privacy import account_deletion, erasure
 from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
@@ -232,6 +232,8 @@ class Controller:
             spool_owners={uid},
             on_sealed=transcription.Queuer(config),
         )
+        # privacy (person): an erasure left unfinished is finished by the job runner
+        self.jobs.handlers.update(erasure.handlers(vault, bootstrap.secret_box(config)))
         features = Features(
             ami=ami,
             writer=writer,

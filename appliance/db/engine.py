@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from pathlib import Path
@@ -14,8 +13,6 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
@@ -83,18 +80,3 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
-
-
-def clear_erased(sessions: sessionmaker[Session]) -> None:
-    """After an erasure: nothing deleted may linger where the database keeps old pages.
-    SQLite (secure_delete on) copies the WAL back and truncates it; PostgreSQL vacuums, which
-    frees the dead rows' space for reuse."""
-    engine = sessions.kw["bind"]
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as connection:
-            busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
-        if busy and busy[0]:
-            log.warning("the database was busy: its WAL is truncated after the next erasure")
-    else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("VACUUM")

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit
 from appliance.admin import AdminError
-from appliance.db.engine import clear_erased
-from appliance.db.models import Account, Call, Lead, Recording, User, Visit, utcnow
+from appliance.db.forget import forget
+from appliance.db.models import Account, Base, Call, Lead, Recording, User, Visit, utcnow
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 
 GRACE_DAYS = 30
@@ -93,7 +93,7 @@ def erase(
         )
     for call_id in recorded:
         try:
-            vault.delete(call_id, actor)
+            vault.delete(call_id, actor, forget_now=False)
         except RecordingNotFound:  # gone meanwhile (retention, an erasure): fine
             pass
     with sessions.begin() as session:
@@ -112,7 +112,7 @@ def erase(
         session.delete(account)
         detail = ", ".join(f"{n} {kind}" for kind, n in counts.items())
         audit.record(session, actor, "account.erase", str(account_id), detail=detail)
-    clear_erased(sessions)
+    forget(sessions.kw["bind"], Base.metadata.tables)  # every table had the account's rows
     return counts
 
 

@@ -7,7 +7,12 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.db import engine as db
-from appliance.privacy import flows, restrict_commands, retention_commands
+from appliance.privacy import (
+    flows,
+    person_commands,
+    restrict_commands,
+    retention_commands,
+)
 
 
 def cmd_flows(config: Config, _args: argparse.Namespace) -> int:
@@ -30,3 +35,4 @@ def register(sub: Any, command: Any) -> None:
     command("flows", cmd_flows, "every way data can leave this box, and whether it is on", privacy)
     retention_commands.register(sub, command)
     restrict_commands.register(sub, command)
+    person_commands.register(sub, command)

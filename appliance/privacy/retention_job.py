@@ -21,7 +21,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import audit
-from appliance.db.engine import clear_erased
+from appliance.db.forget import forget
 from appliance.db.models import (
     Account,
     AuditEntry,
@@ -42,6 +42,22 @@ from appliance.privacy import cdr_files, retention
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.transcription import search
+
+# every table whose rows the job removes or rewrites: their old copies go too (db/forget.py)
+TOUCHED = (
+    "audit_log",
+    "call_analyses",
+    "calls",
+    "conversions",
+    "deliveries",
+    "leads",
+    "number_holds",
+    "recordings",
+    "transcript_turns",
+    "transcripts",
+    "visit_pages",
+    "visits",
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +186,7 @@ class PrivacyRetention:
             recorded_ids = list(recorded)
         for call_id in recorded_ids:  # crypto-erasure first: the wrapped key, then the file
             try:
-                self.vault.delete(call_id, actor=ACTOR)
+                self.vault.delete(call_id, actor=ACTOR, forget_now=False)
             except RecordingNotFound:
                 continue
         with self.sessions.begin() as session:
@@ -235,7 +251,7 @@ class PrivacyRetention:
                 )
             if any(c[k] for c in report.removed.values() for k in WORDS_GO):
                 search.compact(session)  # the words of removed transcripts leave the index
-        clear_erased(self.sessions)
+        forget(self.sessions.kw["bind"], TOUCHED)
 
 
 # what expires, per kind of data: the ids of the rows to remove --------------------------------

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.db.forget import forget
 from appliance.db.models import Account, Call, Recording
 from appliance.privacy import retention
 from appliance.recordings.retention import Limits, Stored, Verdict, judge
@@ -73,10 +74,11 @@ class RetentionJob:
     def _carry_out(self, account_id: int, verdict: Verdict) -> None:
         for call_id in verdict.delete:
             try:
-                self.vault.delete(call_id, actor="retention")
+                self.vault.delete(call_id, actor="retention", forget_now=False)
             except RecordingNotFound:
                 continue
         if verdict.delete:
+            forget(self.sessions.kw["bind"], ["recordings"])
             log.info(
                 "account %d: %d recording(s) erased by its storage limits",
                 account_id,

@@ -36,6 +36,7 @@ from typing import BinaryIO, cast
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.db.forget import forget
 from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys, spool_files
 from appliance.recordings.container import (
@@ -532,8 +533,9 @@ class RecordingVault:
         keys.save(self.key_file, ring, self.passphrase)
         return new_id, count
 
-    def delete(self, call_id: str, actor: str) -> None:
-        """Crypto-erasure: the wrapped key goes first, then the file."""
+    def delete(self, call_id: str, actor: str, forget_now: bool = True) -> None:
+        """Crypto-erasure: the wrapped key goes first, then the file. `forget_now=False`:
+        the caller erases more and calls db.forget.forget itself when done."""
         with self.sessions.begin() as session:
             row = session.get(Recording, call_id)
             if row is None:
@@ -542,6 +544,8 @@ class RecordingVault:
             session.execute(delete(Recording).where(Recording.call_id == call_id))
             session.add(AuditEntry(actor=actor, action="recording.delete", subject=call_id))
         (self.store_dir / file_name).unlink(missing_ok=True)
+        if forget_now:  # the wrapped key's earlier copies in the database's files go too
+            forget(self.sessions.kw["bind"], ["recordings"])
 
 
 def _rewrap(session: Session, ring: keys.KeyRing, new_id: str) -> int:

@@ -33,6 +33,7 @@ from appliance.web import (
     monitoring,
     offload,
     pages,
+    people,
     playback,
     privacy,
     restricted,
@@ -168,4 +169,5 @@ def init_app(
     monitoring.add_routes(app, metrics or Metrics(sessions))
     transcripts.add_routes(app)
     restricted.add_routes(app)
+    people.add_routes(app)
     return app
