@@ -157,11 +157,11 @@ def test_an_erasure_cut_short_is_finished_by_the_next_run(world, monkeypatch):
     deleted = []
     real = world.vault.delete
 
-    def fails_second(call_id, actor):
+    def fails_second(call_id, actor, forget_now=True):
         if deleted:
             raise OSError("power cut")
         deleted.append(call_id)
-        real(call_id, actor)
+        real(call_id, actor, forget_now)
 
     monkeypatch.setattr(world.vault, "delete", fails_second)
     with pytest.raises(OSError):

@@ -438,11 +438,11 @@ def test_a_run_interrupted_half_way_is_finished_by_the_next(box, monkeypatch):
     erase = box.vault.delete
     erased: list[str] = []
 
-    def failing(call_id: str, actor: str) -> None:
+    def failing(call_id: str, actor: str, forget_now: bool = True) -> None:
         if len(erased) == 3:
             raise OSError("disk went away")
         erased.append(call_id)
-        erase(call_id, actor)
+        erase(call_id, actor, forget_now)
 
     monkeypatch.setattr(box.vault, "delete", failing)
     with pytest.raises(OSError):
