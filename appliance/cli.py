@@ -43,9 +43,9 @@ from appliance.numbers import InvalidNumber
 from appliance.privacy import account_deletion
 from appliance.privacy import commands as privacy_commands
 from appliance.recordings.container import RecordingError
-from appliance.recordings.keys import KeyProblem
+from appliance.recordings.keys import KeyProblem, replace_private
 from appliance.recordings.vault import RecordingNotFound, RecordingVault
-from appliance.secrets import new_password, seal_box_file
+from appliance.secrets import new_password, sealed_box_file
 from appliance.transcription import analysis_store, models
 from appliance.transcription import service as transcription
 from appliance.transcription.decode import SPEAKERS
@@ -382,8 +382,10 @@ def cmd_keys_seal(config: Config, args: argparse.Namespace) -> int:
         raise admin.AdminError("the passphrases differ")
     if len(passphrase) < 12:
         raise admin.AdminError("the passphrase must be at least 12 characters")
+    box_file = config.secrets_dir / "box.key"  # both sealed, or neither
+    sealed_box = sealed_box_file(box_file, passphrase, key_passphrase(config))
     _vault(config).seal_key_file(passphrase)
-    seal_box_file(config.secrets_dir / "box.key", passphrase, key_passphrase(config))
+    replace_private(box_file, sealed_box)
     print(
         "key files sealed (recording keys and secret box); set recordings.key_passphrase "
         "(e.g. env:NAME) so that the controller can unlock them at start"

@@ -469,8 +469,10 @@ def validate(config: Config) -> None:
         raise ConfigError("tracking.pool_share: a percentage from 1 to 100")
     if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
-    if config.privacy.log_days < 0:
-        raise ConfigError("privacy.log_days: 0 (kept until reconciled) or more days")
+    if not 0 <= config.privacy.log_days <= 36500:
+        raise ConfigError("privacy.log_days: 0 (kept until reconciled) to 36500 days")
+    if config.privacy.audit_days > 36500:
+        raise ConfigError("privacy.audit_days: at most 36500 days (0 keeps it for ever)")
     if 0 < config.privacy.audit_days < AUDIT_MINIMUM or config.privacy.audit_days < 0:
         raise ConfigError(
             f"privacy.audit_days: {config.privacy.audit_days} is below the minimum of "

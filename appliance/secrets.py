@@ -102,13 +102,8 @@ def read_box_key(path: Path, unlock: Callable[[], str | None]) -> bytes:
         raise keys.KeyProblem(f"secret box key {path} is damaged") from None
 
 
-def seal_box_file(path: Path, passphrase: str, old_passphrase: str | None) -> None:
-    """Seal the box key file under `passphrase` (replaced atomically, 0600)."""
+def sealed_box_file(path: Path, passphrase: str, old_passphrase: str | None) -> bytes:
+    """The box key file's new content, sealed under `passphrase` (nothing is written: the
+    caller replaces the file with keys.replace_private once the recording keys are sealed)."""
     key = read_box_key(path, lambda: old_passphrase)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(keys.seal_text(base64.b64encode(key).decode(), passphrase).encode())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return keys.seal_text(base64.b64encode(key).decode(), passphrase).encode()

@@ -10,6 +10,7 @@ An erasure cut short is taken up again by the next run: each step is idempotent.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -23,6 +24,9 @@ from appliance.recordings.vault import RecordingNotFound, RecordingVault
 
 GRACE_DAYS = 30
 MOST_GRACE_DAYS = 365
+CALL_LONGEST = dt.timedelta(hours=4)  # a call row without an end older than this is stale
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ def request(
         raise AdminError(
             f"account {account_id} is already to be erased after {_day(account.erase_after)}"
         )
+    if held := _hold(session, account):
+        raise AdminError(f"account {account_id} is under legal hold ({held}): release it first")
     moment = now or utcnow()
     account.delete_requested_at = moment
     account.erase_after = moment + dt.timedelta(days=grace_days)
@@ -83,9 +89,20 @@ def due(session: Session, now: dt.datetime) -> list[int]:
 def erase(
     sessions: sessionmaker[Session], vault: RecordingVault, account_id: int
 ) -> dict[str, int]:
-    """Erase everything of the account; how many of each kind went."""
+    """Erase everything of the account; how many of each kind went. Nothing while a legal
+    hold was placed during the grace period, or while one of its calls is going on (its
+    record would be written again as the call ends): the next run tries again."""
     actor = "system:account-deletion"
     with sessions() as session:
+        account = session.get(Account, account_id)
+        if account is None or account.erase_after is None:
+            return {}
+        if held := _hold(session, account):
+            log.warning("account %d is under legal hold (%s): not erased", account_id, held)
+            return {}
+        if _calls_going_on(session, account_id):
+            log.info("account %d has a call going on: erased at the next run", account_id)
+            return {}
         recorded = list(
             session.scalars(
                 select(Recording.call_id).join(Call).where(Call.account_id == account_id)
@@ -123,6 +140,28 @@ def erase_due(
     with sessions() as session:
         accounts = due(session, now or utcnow())
     return {account_id: erase(sessions, vault, account_id) for account_id in accounts}
+
+
+def _hold(session: Session, account: Account) -> str | None:
+    """What legal hold keeps the account's data, if any."""
+    if account.legal_hold_days is not None:
+        return f"a hold of {account.legal_hold_days} days"
+    held = session.scalar(
+        select(func.count()).select_from(Call).where(Call.account_id == account.id, Call.legal_hold)
+    )
+    return f"{held} call(s) held" if held else None
+
+
+def _calls_going_on(session: Session, account_id: int) -> bool:
+    """A call started in the last hours and not ended: its end would write it again."""
+    since = utcnow() - CALL_LONGEST
+    query = select(Call.id).where(
+        Call.account_id == account_id,
+        Call.ended_at.is_(None),
+        Call.disposition.is_(None),
+        Call.started_at > since,
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def _client(session: Session, account_id: int) -> Account:

@@ -17,6 +17,7 @@ DEFAULTS = {
     "lead_days": 365,
     "delivery_days": 30,
 }
+MOST_DAYS = 36500  # a century: longer is "forever" (and past what dates can count back)
 EXPIRIES = ("anonymise", "delete")
 # the settings as the command line and the settings page name them
 LABELS = {
@@ -60,13 +61,15 @@ def check(policy: Policy) -> Policy:
     if policy.call_expiry not in EXPIRIES:
         raise RetentionRefused("call expiry: 'anonymise' or 'delete'")
     hold = policy.legal_hold_days
-    if hold is not None and hold < 1:
-        raise RetentionRefused("legal hold: at least 1 day")
+    if hold is not None and not 1 <= hold <= MOST_DAYS:
+        raise RetentionRefused(f"legal hold: 1 to {MOST_DAYS} days")
     for name, days in policy.days().items():
         if days is None:
             continue
         if days < 1:
             raise RetentionRefused(f"{LABELS[name]}: at least 1 day ('forever' keeps them)")
+        if days > MOST_DAYS:
+            raise RetentionRefused(f"{LABELS[name]}: at most {MOST_DAYS} days, or 'forever'")
         if hold is not None and days < hold:
             raise RetentionRefused(
                 f"{LABELS[name]}: {days} days is shorter than the legal hold of {hold} days"

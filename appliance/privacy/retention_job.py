@@ -101,7 +101,7 @@ class Report:
 
 
 Ids = Select[Any]  # the ids of the rows of one kind of data that expire
-Query = Callable[[retention.Policy, int, dt.datetime], Ids | None]
+Query = Callable[[retention.Policy, int | None, dt.datetime], Ids | None]
 
 
 class PrivacyRetention:
@@ -139,12 +139,18 @@ class PrivacyRetention:
         if not dry_run:
             self.recordings.apply(now)
         with self.sessions() as session:
-            policies = [(a.id, retention.of(a)) for a in session.scalars(select(Account))]
-        for account_id, policy in policies:
-            for kind, (query, remove) in self.kinds.items():
-                found = query(policy, account_id, now)
-                if found is not None:
-                    report.add(account_id, kind, self._run(found, remove, dry_run))
+            accounts = session.scalars(select(Account).order_by(Account.id)).all()
+            policies = [(a.id, retention.of(a)) for a in accounts]
+            # calls to numbers no account owns (released, unknown) go by the agency's settings
+            unowned = [(None, retention.of(a)) for a in accounts if a.parent_id is None][:1]
+        for owner, policy in [*policies, *unowned]:
+            try:
+                for kind, (query, remove) in self.kinds.items():
+                    found = query(policy, owner, now)
+                    if found is not None:
+                        report.add(owner, kind, self._run(found, remove, dry_run))
+            except Exception:  # one account's trouble never stops the others'
+                log.exception("retention of account %s failed; the others go on", owner)
         report.add(None, "audit entries", self._audit(policies, now, dry_run))
         if self.cdr_dir is not None and self.log_days:
             cutoff = (now - dt.timedelta(days=self.log_days)).timestamp()
@@ -255,13 +261,12 @@ class PrivacyRetention:
 
 
 # what expires, per kind of data: the ids of the rows to remove --------------------------------
-def _call_ids(policy: retention.Policy, account_id: int, cutoff: dt.datetime) -> Ids:
-    return select(Call.id).where(
-        Call.account_id == account_id, Call.started_at < cutoff, Call.legal_hold.is_(False)
-    )
+def _call_ids(policy: retention.Policy, account_id: int | None, cutoff: dt.datetime) -> Ids:
+    owner = Call.account_id.is_(None) if account_id is None else Call.account_id == account_id
+    return select(Call.id).where(owner, Call.started_at < cutoff, Call.legal_hold.is_(False))
 
 
-def _transcripts(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids | None:
+def _transcripts(policy: retention.Policy, account_id: int | None, now: dt.datetime) -> Ids | None:
     cutoff = retention.cutoff(policy.transcript_days, policy, now)
     if cutoff is None:
         return None
@@ -269,23 +274,27 @@ def _transcripts(policy: retention.Policy, account_id: int, now: dt.datetime) ->
     return select(Transcript.call_id).where(Transcript.call_id.in_(calls))
 
 
-def _calls_to_anonymise(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids | None:
+def _calls_to_anonymise(
+    policy: retention.Policy, account_id: int | None, now: dt.datetime
+) -> Ids | None:
     cutoff = retention.cutoff(policy.call_days, policy, now)
     if cutoff is None or policy.call_expiry != "anonymise":
         return None
     return _call_ids(policy, account_id, cutoff).where(Call.anonymised_at.is_(None))
 
 
-def _calls_to_delete(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids | None:
+def _calls_to_delete(
+    policy: retention.Policy, account_id: int | None, now: dt.datetime
+) -> Ids | None:
     cutoff = retention.cutoff(policy.call_days, policy, now)
     if cutoff is None or policy.call_expiry != "delete":
         return None
     return _call_ids(policy, account_id, cutoff)
 
 
-def _visits(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids | None:
+def _visits(policy: retention.Policy, account_id: int | None, now: dt.datetime) -> Ids | None:
     cutoff = retention.cutoff(policy.visit_days, policy, now)
-    if cutoff is None:
+    if cutoff is None or account_id is None:  # only calls can be without an account
         return None
     held = select(Call.visit_id).where(Call.legal_hold.is_(True), Call.visit_id.is_not(None))
     return select(Visit.id).where(
@@ -293,18 +302,18 @@ def _visits(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids 
     )
 
 
-def _leads(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids | None:
+def _leads(policy: retention.Policy, account_id: int | None, now: dt.datetime) -> Ids | None:
     cutoff = retention.cutoff(policy.lead_days, policy, now)
-    if cutoff is None:
+    if cutoff is None or account_id is None:  # only calls can be without an account
         return None
     return select(Lead.id).where(Lead.account_id == account_id, Lead.created_at < cutoff)
 
 
-def _deliveries(policy: retention.Policy, account_id: int, now: dt.datetime) -> Ids | None:
+def _deliveries(policy: retention.Policy, account_id: int | None, now: dt.datetime) -> Ids | None:
     """Delivered and parked ones; a pending one is still on its way (the outbox parks it
     after its last try, and the next run removes it)."""
     cutoff = retention.cutoff(policy.delivery_days, policy, now)
-    if cutoff is None:
+    if cutoff is None or account_id is None:  # only calls can be without an account
         return None
     return (
         select(Delivery.id)

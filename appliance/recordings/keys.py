@@ -96,11 +96,18 @@ def create(path: Path) -> KeyRing:
 
 def save(path: Path, ring: KeyRing, passphrase: str | None = None) -> None:
     """Replace the key file atomically (0600); sealed under the passphrase if one is given."""
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     text = _dump(ring)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(seal_text(text, passphrase) if passphrase else text)
+    replace_private(path, (seal_text(text, passphrase) if passphrase else text).encode())
+
+
+def replace_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with a new 0600 file: its temporary file is made afresh
+    (a leftover one, or a link put in its place, is removed, never followed)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

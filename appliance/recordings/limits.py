@@ -30,7 +30,10 @@ class RetentionJob:
     def apply(self, now: dt.datetime | None = None) -> dict[int, Verdict]:
         verdicts = self.judge(now or dt.datetime.now(dt.UTC))
         for account_id, verdict in verdicts.items():
-            self._carry_out(account_id, verdict)
+            try:
+                self._carry_out(account_id, verdict)
+            except Exception:
+                log.exception("recording limits of account %d failed", account_id)
         return verdicts
 
     def judge(self, now: dt.datetime) -> dict[int, Verdict]:
@@ -46,30 +49,40 @@ class RetentionJob:
                 )
             ).all()
             for account in limited:
-                limits = Limits(
-                    quota_bytes=account.recording_quota_mb * 1_000_000
-                    if account.recording_quota_mb is not None
-                    else None,
-                    days=account.recording_days,
-                    when_full=account.recording_when_full,
-                )
-                policy = retention.of(account)
-                rows = session.execute(
-                    select(
-                        Recording.call_id,
-                        Recording.created_at,
-                        Recording.plaintext_bytes,
-                        Call.legal_hold,
-                    )
-                    .join(Call, Call.id == Recording.call_id)
-                    .where(Call.account_id == account.id)
-                ).all()
-                stored = [
-                    Stored(c, _aware(at), size, retention.held(_aware(at), hold, policy, now))
-                    for c, at, size, hold in rows
-                ]
-                verdicts[account.id] = judge(stored, limits, now)
+                try:
+                    verdicts[account.id] = self._judge(session, account, now)
+                except Exception:  # one account's trouble never stops the others' limits
+                    log.exception("recording limits of account %d failed", account.id)
         return verdicts
+
+    def _judge(self, session: Session, account: Account, now: dt.datetime) -> Verdict:
+        """The agency's limits also cover the recordings of calls no account owns."""
+        owner = Call.account_id == account.id
+        if account.parent_id is None:
+            owner = or_(owner, Call.account_id.is_(None))
+        limits = Limits(
+            quota_bytes=account.recording_quota_mb * 1_000_000
+            if account.recording_quota_mb is not None
+            else None,
+            days=account.recording_days,
+            when_full=account.recording_when_full,
+        )
+        policy = retention.of(account)
+        rows = session.execute(
+            select(
+                Recording.call_id,
+                Recording.created_at,
+                Recording.plaintext_bytes,
+                Call.legal_hold,
+            )
+            .join(Call, Call.id == Recording.call_id)
+            .where(owner)
+        ).all()
+        stored = [
+            Stored(c, _aware(at), size, retention.held(_aware(at), hold, policy, now))
+            for c, at, size, hold in rows
+        ]
+        return judge(stored, limits, now)
 
     def _carry_out(self, account_id: int, verdict: Verdict) -> None:
         for call_id in verdict.delete:

@@ -258,3 +258,35 @@ def test_the_command_line_deletes_cancels_and_lists_flows(tmp_path, capsys, monk
     assert run("account", "undelete", "2")[2] == "appliance: account 2 is not to be deleted\n"
     code, out, _ = run("privacy", "flows")
     assert code == 0 and "off  Webhooks" in out and "off  E-mail" in out
+
+
+def test_a_legal_hold_stops_the_deletion(world):
+    held = world.add_call("a", record=True)
+    with world.sessions.begin() as session:
+        session.get(Call, held).legal_hold = True
+        with pytest.raises(AdminError, match=r"under legal hold \(1 call\(s\) held\)"):
+            account_deletion.request(session, world.accounts["a"], "test")
+        session.get(Call, held).legal_hold = False
+    requested = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    request_deletion(world, now=requested)
+    with world.sessions.begin() as session:  # a hold placed during the grace period
+        session.get(Account, world.accounts["a"]).legal_hold_days = 365
+    assert account_deletion.erase_due(world.sessions, world.vault) == {world.accounts["a"]: {}}
+    with world.sessions() as session:
+        assert session.get(Recording, held) is not None
+        assert session.get(Account, world.accounts["a"]) is not None
+
+
+def test_a_call_going_on_postpones_the_erasure(world):
+    requested = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    request_deletion(world, now=requested)
+    with world.sessions.begin() as session:
+        live = Call(account_id=world.accounts["a"], linkedid="1800000000.1", dialled="+12025550123",
+                    caller_number=CLIENT_CALLER)  # fmt: skip
+        session.add(live)
+    assert account_deletion.erase_due(world.sessions, world.vault) == {world.accounts["a"]: {}}
+    with world.sessions.begin() as session:
+        call = session.scalar(select(Call).where(Call.linkedid == "1800000000.1"))
+        call.ended_at, call.disposition = dt.datetime.now(dt.UTC), "answered"
+    (counts,) = account_deletion.erase_due(world.sessions, world.vault).values()
+    assert counts["calls"] == 2

@@ -395,6 +395,11 @@ def test_the_command_line_sets_shows_and_holds(box, run):
             "'ten' is not a number of days or 'forever'",
         ),
         (("retention", "set", "{a}"), "nothing to change: give at least one option"),
+        (
+            ("retention", "set", "{a}", "--calls", "999999"),
+            "calls: at most 36500 days, or 'forever'",
+        ),
+        (("hold", "account", "{a}", "--days", "999999"), "legal hold: 1 to 36500 days"),
         (("retention", "set", "99999", "--calls", "800"), "no account with id 99999"),
         (("hold", "call", "<script>nosuch"), "no such call"),
     ],
@@ -413,7 +418,7 @@ def test_refusals_are_one_line_and_change_nothing(box, run, args, line):
 
 
 @pytest.mark.parametrize(
-    ("days", "ok"), [("0", True), ("365", True), ("364", False), ("-1", False)]
+    ("days", "ok"), [("0", True), ("365", True), ("364", False), ("-1", False), ("40000", False)]
 )
 def test_the_audit_log_has_its_own_minimum(tmp_path, days, ok):
     path = tmp_path / "a.ini"
@@ -424,8 +429,10 @@ def test_the_audit_log_has_its_own_minimum(tmp_path, days, ok):
     with pytest.raises(ConfigError) as refused:
         load(path)
     assert str(refused.value) == (
-        f"privacy.audit_days: {days} is below the minimum of 365 days (0 keeps the audit log "
-        "for ever)"
+        "privacy.audit_days: at most 36500 days (0 keeps it for ever)"
+        if days == "40000"
+        else f"privacy.audit_days: {days} is below the minimum of 365 days (0 keeps the audit "
+        "log for ever)"
     )
 
 
@@ -445,10 +452,44 @@ def test_a_run_interrupted_half_way_is_finished_by_the_next(box, monkeypatch):
         erase(call_id, actor, forget_now)
 
     monkeypatch.setattr(box.vault, "delete", failing)
-    with pytest.raises(OSError):
-        box.job().apply(NOW)
+    box.job().apply(NOW)  # the account's run stops there (logged); other accounts' go on
     assert 0 < box.count(Call.id, Call.id.in_(old)) < 5  # the first batch is gone for good
     monkeypatch.setattr(box.vault, "delete", erase)
     box.job().apply(NOW)
     assert box.count(Call.id, Call.id.in_(old)) == 0
     assert box.count(Recording.call_id) == 0
+
+
+def test_one_accounts_bad_setting_does_not_stop_the_others(box):
+    """A value from before the limits existed (or written by hand) fails that account only."""
+    with box.sessions.begin() as session:
+        other = admin.add_account(session, "Other", None).id
+        session.execute(
+            update(Account).where(Account.id == other).values(call_days=10**6, recording_days=10**6)
+        )
+    box.set(call_days=60, recording_days=60)  # fmt: skip
+    old = box.call(100, OLD_CALLER)
+    report = box.job().apply(NOW)
+    with box.sessions() as session:
+        assert session.get(Call, old).caller_number is None  # anonymised all the same
+        assert session.get(Recording, old) is None
+    assert report.removed[box.account]["calls anonymised"] == 1
+
+
+def test_calls_no_account_owns_go_by_the_agencys_settings(box):
+    with box.sessions.begin() as session:
+        agency = admin.default_account(session).id
+    box.set(call_days=None)
+    with box.sessions.begin() as session:
+        session.execute(
+            update(Account).where(Account.id == agency).values(call_days=60, recording_days=60)
+        )
+    old = box.call(100, OLD_CALLER)  # fmt: skip
+    with box.sessions.begin() as session:
+        session.execute(update(Call).where(Call.id == old).values(account_id=None))
+    box.job().apply(NOW)
+    with box.sessions() as session:
+        call = session.get(Call, old)
+        assert call.caller_number is None and call.anonymised_at is not None
+        assert session.get(Recording, old) is None  # the agency's recording days
+    assert OLD_CALLER.encode() not in box.raw_bytes()

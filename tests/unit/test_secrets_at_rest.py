@@ -113,3 +113,22 @@ def test_a_sealed_box_without_its_passphrase_is_one_clear_line(box, run):
     box_file.write_bytes(b'{"sealed": "nonsense"}')
     with pytest.raises(KeyProblem, match="damaged"):
         read_box_key(box_file, lambda: KEY_PASSPHRASE)
+
+
+def test_sealing_never_writes_through_a_link_or_a_leftover_file(box, run, tmp_path):
+    config = load(box)
+    (config.secrets_dir / "key.pass").write_text(KEY_PASSPHRASE)
+    (config.secrets_dir / "key.pass").chmod(0o600)
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (config.secrets_dir / "box.key.new").symlink_to(victim)
+    leftover = config.secrets_dir / "recordings.keys.new"
+    leftover.write_text("old")
+    leftover.chmod(0o644)
+    code, _, err = run("--config", box, "keys", "seal", "--password-stdin", stdin=KEY_PASSPHRASE)
+    assert code == 0, err
+    assert victim.read_text() == "untouched"
+    for name in ("box.key", "recordings.keys"):
+        assert (config.secrets_dir / name).stat().st_mode & 0o777 == 0o600
+        assert not (config.secrets_dir / f"{name}.new").exists()
+    assert trunk_password(box) == TRUNK_PASSWORD
