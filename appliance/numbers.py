@@ -55,6 +55,26 @@ def dialled_forms(e164: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(forms))
 
 
+def national_parts(e164: str) -> tuple[str, str, tuple[str, ...]]:
+    """A valid E.164 number as its country code, its national significant number and the
+    national trunk prefixes it may be written with, from phonenumbers' metadata: '0' in the
+    UK, '8' in Russia, '06' in Hungary; none in the NANP, where '1' is the country code."""
+    parsed = phonenumbers.parse(e164)
+    country = str(parsed.country_code)
+    significant = phonenumbers.national_significant_number(parsed)
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    national = "".join(ch for ch in national if ch.isdigit())
+    trunks = []
+    if national.endswith(significant) and len(national) > len(significant):
+        trunks.append(national[: -len(significant)])
+    region = phonenumbers.region_code_for_number(parsed)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
+    prefix = metadata.national_prefix if metadata is not None else None
+    if prefix and prefix.isdigit() and prefix != country:
+        trunks.append(prefix)
+    return country, significant, tuple(dict.fromkeys(trunks))
+
+
 def _show(text: str) -> str:
     printable = "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_INPUT])
     return repr(printable)

@@ -7,7 +7,9 @@ regular file, owned by an allowed user (Asterisk's), with a single link and no b
 size cap; reading stops at the cap too. Anything else is refused (SpoolFileRefused), removed
 from the spool unless it may be a real recording (too big: kept for an admin), and the refusal
 is written to the audit log. A spool file never replaces a recording: a second file for a call
-that already has one is refused the same way (only `reseal`, for a redacted copy, does).
+that already has one is refused the same way (only `reseal`, for a redacted copy, does). Nor
+is a restricted caller's call ever sealed: should the dialplan have recorded one, its spool
+file is refused and removed ("restricted caller").
 
 Order of sealing, so that a crash at any point loses nothing: encrypt into a temporary file and
 fsync it, move it into place and fsync the directory, commit the wrapped key (with the audit
@@ -225,7 +227,9 @@ class RecordingVault:
                 self._check(st)
                 if found is None:
                     raise CallNotRecordedYet(linkedid)
-                call_id, sealed_before = found
+                call_id, sealed_before, restricted = found
+                if restricted:  # the dialplan should not have recorded it: nothing is kept
+                    raise _Refusal("restricted caller")
                 if sealed_before:
                     raise _Refusal("a recording is already sealed for this call")
                 return self._seal_open(fd, spool_file, linkedid, call_id, identity, st.st_mtime)
@@ -246,13 +250,17 @@ class RecordingVault:
                 f"{st.st_size} bytes, over the size cap of {self.max_spool_bytes} bytes", True
             )
 
-    def _find_call(self, linkedid: str) -> tuple[str, bool] | None:
-        """The call id for a linkedid and whether it has a sealed recording; None: no call."""
+    def _find_call(self, linkedid: str) -> tuple[str, bool, bool] | None:
+        """The call id for a linkedid, whether it has a sealed recording and whether its
+        caller is restricted (never recorded); None: no call."""
         with self.sessions() as session:
-            call_id = session.scalar(select(Call.id).where(Call.linkedid == linkedid))
-            if call_id is None:
+            row = session.execute(
+                select(Call.id, Call.restricted).where(Call.linkedid == linkedid)
+            ).first()
+            if row is None:
                 return None
-            return call_id, session.get(Recording, call_id) is not None
+            call_id, restricted = row
+            return call_id, session.get(Recording, call_id) is not None, bool(restricted)
 
     def _seal_open(
         self,

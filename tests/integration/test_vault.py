@@ -39,10 +39,12 @@ def world(tmp_path):
     engine.dispose()
 
 
-def add_call(sessions, linkedid: str) -> str:
+def add_call(sessions, linkedid: str, restricted: bool = False) -> str:
     call_id = uuid.uuid4().hex
     with sessions.begin() as session:
-        session.add(Call(id=call_id, linkedid=linkedid, dialled="12025550123"))
+        session.add(
+            Call(id=call_id, linkedid=linkedid, dialled="12025550123", restricted=restricted)
+        )
     return call_id
 
 
@@ -134,6 +136,40 @@ def test_a_recording_is_never_replaced(world):
         ).all()
     assert entry.subject == call_id
     assert "already sealed" in entry.detail
+
+
+def test_a_restricted_callers_spool_file_is_removed_not_sealed(world, tmp_path):
+    """Should the dialplan record a caller on the restrict list (a caller ID in a form it
+    does not list), sealing keeps nothing: the plaintext and its marker go, it is audited."""
+    sessions, store, spool_dir = world
+    restricted = add_call(sessions, LINKEDID, restricted=True)
+    spool = spool_dir / raw_name(LINKEDID)
+    spool.write_bytes(b"\x01\x02" * 8000)
+    (spool_dir / done_name(LINKEDID)).touch()
+    with pytest.raises(SpoolFileRefused) as refused:
+        store.seal(spool, LINKEDID)
+    assert refused.value.removed and refused.value.subject == restricted
+    assert refused.value.reason == "restricted caller"
+    assert not spool.exists() and not (spool_dir / done_name(LINKEDID)).exists()
+    assert not [path for path in (tmp_path / "store").rglob("*") if path.is_file()]
+
+    ordinary = add_call(sessions, "1700000000.2")
+    other = spool_dir / raw_name("1700000000.2")
+    other.write_bytes(b"\x01\x02" * 8000)
+    assert store.seal(other, "1700000000.2").call_id == ordinary
+    assert not other.exists()
+    with sessions() as session:
+        assert session.get(Recording, restricted) is None
+        assert session.get(Recording, ordinary) is not None
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.subject) for e in entries] == [
+        ("recording.refused", restricted),
+        ("recording.seal", ordinary),
+    ]
+    assert entries[0].detail == f"{raw_name(LINKEDID)}: restricted caller; removed from the spool"
+    with pytest.raises(vault.RecordingNotFound):
+        with store.open(restricted, "test", "recording.export"):
+            pass
 
 
 def test_a_recording_replaced_by_a_changed_copy_erases_the_original(world, tmp_path):

@@ -1,8 +1,10 @@
 """The restrict list, pure: numbers normalised, caller IDs matched in any form, and the
 compiled dialplan that marks a restricted caller without an extra step."""
 
+import random
 import re
 
+import phonenumbers
 import pytest
 
 from appliance.calls import variables as var
@@ -58,7 +60,25 @@ def test_a_caller_id_matches_as_the_dialplan_does_whatever_the_default_region(ca
     assert restrict.is_restricted(caller, {"+13125550111", "+442071234567"})
 
 
-@pytest.mark.parametrize("caller", ["", None, "+13125550112", "anonymous", "${SHELL(id)}"])
+@pytest.mark.parametrize(
+    "caller",
+    [
+        "011442071234567",  # a US carrier's spelling of a call from abroad
+        "+44 (0) 20 7123 4567",
+        "0044 (0)20 7123 4567",
+        "011 44 (0) 20 7123 4567",
+        "00442071234567",
+        "tel:+44-20-7123-4567",
+    ],
+)
+def test_a_caller_id_from_abroad_matches_in_the_carriers_forms(caller):
+    assert restrict.is_restricted(caller, {"+442071234567"})
+
+
+@pytest.mark.parametrize(
+    "caller",
+    ["", None, "+13125550112", "anonymous", "${SHELL(id)}", "+44 20 7123 4568", "٠٢٠٧١٢٣٤٥٦٧"],
+)
 def test_other_callers_do_not(caller):
     assert not restrict.is_restricted(caller, {"+13125550111"})
 
@@ -68,7 +88,17 @@ def test_the_digit_forms_a_caller_id_filters_down_to():
         "442071234567",
         "2071234567",
         "02071234567",
+        "4402071234567",
         "00442071234567",
+        "004402071234567",
+        "011442071234567",
+        "0114402071234567",
+    )
+    assert restrict.caller_forms("+13125550111") == (  # '1' is the country code, no trunk
+        "13125550111",
+        "3125550111",
+        "0013125550111",
+        "01113125550111",
     )
 
 
@@ -79,7 +109,7 @@ def restricted_forms(text: str, account: int) -> list[str]:
 
 def test_each_account_gets_a_context_of_its_callers_digit_forms():
     text = compiled()
-    assert restricted_forms(text, 4) == ["13125550111", "3125550111", "0013125550111"]
+    assert restricted_forms(text, 4) == list(restrict.caller_forms("+13125550111"))
     assert restricted_forms(text, 1) == list(restrict.caller_forms("+442071234567"))
 
 
@@ -116,3 +146,95 @@ def test_the_route_event_tells_the_controller_what_the_dialplan_found():
 def test_a_default_route_of_no_account_looks_nothing_up():
     text = compiled(default=RoutePlan(id=6, name="Default", targets=DESK))
     assert "DIALPLAN_EXISTS" not in text.split("exten => _X.,1,", 1)[1]
+
+
+# the Python check and the dialplan are one definition ------------------------------------------
+LISTED = {  # numbers in several countries, with and without a national trunk prefix
+    "US": ("+13125550111", "+12025550123"),
+    "GB": ("+442071234567", "+447400123456"),
+    "DE": ("+4930123456", "+4915123456789"),
+    "FR": ("+33123456789", "+33612345678"),
+    "AU": ("+61212345678", "+61412345678"),
+    "IT": ("+390212345678",),  # a leading zero that is no trunk prefix
+    "RU": ("+74951234567",),  # trunk prefix 8
+    "HU": ("+3612345678",),  # trunk prefix 06
+}
+
+
+def spellings(e164: str, rng: random.Random) -> set[str]:
+    """Caller IDs a carrier or a hostile caller may send for (or near) this number: its
+    formats, international prefixes, a trunk prefix in brackets, noise between the digits,
+    and near misses (a digit more, less or changed, other countries' prefixes)."""
+    parsed = phonenumbers.parse(e164)
+    country = str(parsed.country_code)
+    significant = phonenumbers.national_significant_number(parsed)
+    formats = [
+        phonenumbers.format_number(parsed, kind)
+        for kind in (
+            phonenumbers.PhoneNumberFormat.E164,
+            phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+            phonenumbers.PhoneNumberFormat.NATIONAL,
+            phonenumbers.PhoneNumberFormat.RFC3966,
+        )
+    ]
+    for region in ("US", "GB", "AU", "JP", "RU"):  # dialled out of other countries
+        formats.append(phonenumbers.format_out_of_country_calling_number(parsed, region))
+    bodies = [significant, *(trunk + significant for trunk in ("0", "8", "06", "1"))]
+    for prefix in ("", "+", "00", "011", "0011", "810", "010", "1", "+0"):
+        for body in bodies:
+            formats.append(f"{prefix}{country}{body}")
+            formats.append(
+                f"{prefix}{country} ({body[: len(body) - len(significant)]}) {significant}"
+            )
+        formats.append(prefix + significant)
+    digits = "".join(ch for ch in e164 if ch.isdigit())
+    formats += [digits[:-1], digits + "0", digits[:-1] + str((int(digits[-1]) + 1) % 10)]
+    found = set(formats)
+    for text in formats:  # the same digits between noise a caller ID may hold
+        noisy = "".join(
+            ch + rng.choice(["", " ", "-", ".", "(", ")", "$", ",", "\n"]) for ch in text
+        )
+        found.add(noisy)
+    return found
+
+
+def test_every_caller_id_the_check_accepts_is_one_the_dialplan_matches():
+    rng = random.Random(20240611)
+    listed = tuple(e164 for numbers in LISTED.values() for e164 in numbers)
+    compiled_forms = set(restricted_forms(compiled(restricted={4: listed}), 4))
+    accepted = 0
+    for e164 in listed:
+        assert set(restrict.caller_forms(e164)) <= compiled_forms
+        for caller in spellings(e164, rng):
+            if restrict.is_restricted(caller, {e164}):
+                accepted += 1
+                assert restrict.caller_digits(caller) in compiled_forms, (e164, caller)
+                assert restrict.is_restricted(caller, listed)
+            else:
+                assert restrict.caller_digits(caller) not in restrict.caller_forms(e164)
+        for form in restrict.caller_forms(e164):
+            assert restrict.is_restricted(form, {e164})
+        for prefix in ("", "+", "00", "011"):  # how carriers present a call from abroad
+            assert restrict.is_restricted(prefix + e164[1:], {e164})
+        parsed = phonenumbers.parse(e164)
+        national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+        assert restrict.is_restricted(national, {e164})
+        if national.startswith("0"):  # '+44 (0) 20 7123 4567'
+            trunked = f"+{parsed.country_code} (0) {national[1:]}"
+            assert restrict.is_restricted(trunked, {e164}), trunked
+    assert accepted > 30 * len(listed)
+
+
+def test_every_region_example_number_is_matched_in_its_international_forms():
+    """phonenumbers' example number of every region: E.164 digits, 00 and 011 before it,
+    and the national spelling, all match, and all are among the compiled forms."""
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+        forms = set(restrict.caller_forms(e164))
+        for caller in (e164, "00" + e164[1:], "011" + e164[1:], national):
+            assert restrict.is_restricted(caller, {e164}), (region, caller)
+            assert restrict.caller_digits(caller) in forms
