@@ -5,9 +5,13 @@ queues the job); `run` finds what is left about the subject and erases it step b
 step in its own transaction and harmless to repeat, so a run that stops half-way is finished by
 the next (`appliance person erase --resume`, or the controller's job runner). Recordings go by
 crypto-erasure; calls take their transcripts, analyses and conversions with them; then leads,
-visits (with their pages and holds) and the outbox payloads that mention the person. Calls under
-legal hold are kept. At the end the database's files are rid of old copies (db.forget), the
-subject is dropped from the request, and one audit entry keeps the counts, nothing personal."""
+visits (with their pages and holds) and the outbox payloads that mention the person. What is
+under legal hold is kept (person.py says what that is): held calls, the visits tied to them,
+leads within their account's hold and the payloads naming a held call or lead. An erasure is
+refused while one of the person's calls is in progress or has just ended: the call writer and
+the reconciler with Asterisk's CDRs would write it back. At the end the database's files are
+rid of old copies (db.forget), the subject is dropped from the request, and one audit entry
+keeps the counts, nothing personal."""
 
 from __future__ import annotations
 
@@ -47,6 +51,11 @@ from appliance.vocabulary import Role
 JOB = "person.erase"
 WHAT = {Kind.NUMBER: "number", Kind.EMAIL: "e-mail address", Kind.VISITOR: "visitor"}
 HELD = "kept_under_hold"
+HELD_KINDS = {"held": "calls", "held_visits": "visits", "held_leads": "leads",
+              "held_deliveries": "deliveries"}  # fmt: skip
+ONE = {"calls": "call", "visits": "visit", "leads": "lead", "deliveries": "delivery"}
+QUIET = dt.timedelta(minutes=2)  # the reconciler reads Asterisk's CDRs every minute
+LIVE = dt.timedelta(hours=6)  # a call unfinished for longer is a stale row, not a live call
 TOUCHED = (  # tables whose deleted rows must leave no copy behind
     "calls", "recordings", "transcripts", "transcript_turns", "call_analyses", "conversions",
     "leads", "visits", "visit_pages", "number_holds", "deliveries", "erasure_requests",
@@ -57,11 +66,11 @@ TOUCHED = (  # tables whose deleted rows must leave no copy behind
 class Report:
     request_id: int
     removed: dict[str, int]  # per kind of data
-    held: int  # calls kept under legal hold
+    held: dict[str, int]  # per kind of data: kept under legal hold
 
     def __str__(self) -> str:
         parts = [f"{n} {kind}" for kind, n in self.removed.items() if n] or ["nothing"]
-        kept = f"; {self.held} call(s) kept under legal hold" if self.held else ""
+        kept = f"; {_kinds(self.held)} kept under legal hold" if any(self.held.values()) else ""
         return f"erased {', '.join(parts)}{kept}"
 
 
@@ -86,15 +95,17 @@ def start(
     subject: Subject,
     actor: str,
 ) -> int:
-    """Record the request (nothing erased yet); its id. A subject with no data, or only data
-    under legal hold, is refused and nothing is written."""
+    """Record the request (nothing erased yet); its id. A subject with no data, only data
+    under legal hold, or a call in progress or just ended, is refused and nothing is
+    written."""
     with sessions.begin() as session:
         found = find(session, principal, subject)
         if found.empty():
             raise AdminError(f"nothing is stored about that {_what(subject)} in your accounts")
         if _only_held(found):
-            raise AdminError(f"all {len(found.held)} call(s) found are under legal hold: "
+            raise AdminError(f"all {_kinds(_held(found))} found are under legal hold: "
                              "nothing to erase")  # fmt: skip
+        _refuse_if_busy(session, found)
         request = ErasureRequest(
             account_id=principal.account_id,
             subject_sealed=box.seal(json.dumps([subject.kind, subject.value, subject.region])),
@@ -125,7 +136,7 @@ def run(
     with sessions.begin() as session:
         search.compact(session)  # the erased turns' words leave the index's file
     forget(sessions.kw["bind"], TOUCHED)
-    return _finish(sessions, request_id, len(found.held))
+    return _finish(sessions, request_id, _held(found))
 
 
 def pending(sessions: sessionmaker[Session]) -> list[int]:
@@ -150,7 +161,7 @@ def _erase(
 ) -> None:
     """Payloads first (found through everything else), then what was found through another
     row before that row: a run cut short anywhere finds the rest again."""
-    outbox = delete(Delivery).where(Delivery.id.in_(found.deliveries))
+    outbox = delete(Delivery).where(Delivery.id.in_(_not_held(found, "deliveries")))
     _step(sessions, request_id, "deliveries", outbox)
     steps = [_erase_visits, _erase_leads, _erase_calls]
     for step in reversed(steps) if kind is Kind.VISITOR else steps:
@@ -176,16 +187,18 @@ def _erase_calls(
 def _erase_leads(
     sessions: sessionmaker[Session], _vault: object, request_id: int, found: Found, _actor: str
 ) -> None:
+    leads = _not_held(found, "leads")
     with sessions() as session:
-        conversions = _conversions_of_leads(session, found.leads)
-    _step(sessions, request_id, "leads", delete(Lead).where(Lead.id.in_(found.leads)),
+        conversions = _conversions_of_leads(session, leads)
+    _step(sessions, request_id, "leads", delete(Lead).where(Lead.id.in_(leads)),
           Counter(conversions=conversions))  # fmt: skip
 
 
 def _erase_visits(
     sessions: sessionmaker[Session], _vault: object, request_id: int, found: Found, _actor: str
 ) -> None:
-    _step(sessions, request_id, "visits", delete(Visit).where(Visit.id.in_(found.visits)))
+    visits = _not_held(found, "visits")
+    _step(sessions, request_id, "visits", delete(Visit).where(Visit.id.in_(visits)))
 
 
 def _erase_recording(
@@ -243,7 +256,7 @@ def _add(session: Session, request_id: int, counted: Counter[str]) -> None:
     request.removed = json.dumps({k: n for k, n in sorted(removed.items()) if n})
 
 
-def _finish(sessions: sessionmaker[Session], request_id: int, held: int) -> Report:
+def _finish(sessions: sessionmaker[Session], request_id: int, held: dict[str, int]) -> Report:
     with sessions.begin() as session:
         request = session.get(ErasureRequest, request_id, with_for_update=True)
         assert request is not None
@@ -261,8 +274,11 @@ def _finish(sessions: sessionmaker[Session], request_id: int, held: int) -> Repo
 
 def _report(request: ErasureRequest) -> Report:
     removed = json.loads(request.removed or "{}")
-    held = int(removed.pop(HELD, 0))
-    return Report(request.id, {k: int(v) for k, v in removed.items()}, held)
+    held = removed.pop(HELD, {})
+    if isinstance(held, int):  # an erasure done before visits, leads and payloads were held
+        held = {"calls": held}
+    return Report(request.id, {k: int(v) for k, v in removed.items()},
+                  {k: int(v) for k, v in held.items() if v})  # fmt: skip
 
 
 def _how_many(session: Session, column: Any, call_id: str) -> int:
@@ -274,9 +290,55 @@ def _conversions_of_leads(session: Session, leads: list[int]) -> int:
     return session.scalar(query) or 0
 
 
+def _held(found: Found) -> dict[str, int]:
+    return {kind: len(getattr(found, name)) for name, kind in HELD_KINDS.items()
+            if getattr(found, name)}  # fmt: skip
+
+
+def _not_held(found: Found, kind: str) -> list[Any]:
+    held = set(getattr(found, f"held_{kind}"))
+    return [i for i in getattr(found, kind) if i not in held]
+
+
 def _only_held(found: Found) -> bool:
-    rest = found.visits or found.leads or found.deliveries
+    rest = _not_held(found, "visits") or _not_held(found, "leads")
+    rest = rest or _not_held(found, "deliveries")
     return len(found.held) == len(found.calls) and not rest
+
+
+def _refuse_if_busy(session: Session, found: Found) -> None:
+    """Refused while a call to be erased is in progress (it started lately and has not
+    ended) or ended less than QUIET ago: it would be written back when it ends, or from
+    Asterisk's CDR file."""
+    now = dt.datetime.now(dt.UTC)
+    held = set(found.held)
+    query = select(Call.started_at, Call.ended_at).where(
+        Call.id.in_([c for c in found.calls if c not in held])
+    )
+    live, ends = False, []
+    for started, ended in session.execute(query):
+        if ended is None:
+            live = live or _utc(started) > now - LIVE
+        elif _utc(ended) > now - QUIET:
+            ends.append(_utc(ended))
+    if not live and not ends:
+        return
+    minutes = int(QUIET.total_seconds() // 60)
+    if live:
+        after = f"{minutes} minutes after it ends"
+    else:
+        after = f"after {(max(ends) + QUIET).strftime('%H:%M:%S')} UTC"
+    raise AdminError(f"a call of this person is in progress or ended less than {minutes} "
+                     f"minutes ago; erase again {after}")  # fmt: skip
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    """'2 call(s), 1 delivery(s)'."""
+    return ", ".join(f"{n} {ONE.get(kind, kind)}(s)" for kind, n in counts.items() if n)
 
 
 def _what(subject: Subject) -> str:

@@ -90,7 +90,9 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
         principal, subject = _who(session, args)
     vault = _vault(config, sessions)
     counts = export.to_file(args.file, sessions, vault, principal, subject, audit.cli_actor())
-    shown = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n and kind != "held")
+    shown = ", ".join(
+        f"{n} {kind}" for kind, n in counts.items() if n and not kind.startswith("held")
+    )
     print(f"{args.file} written ({shown}); it holds personal data: hand it over, then delete it")
     return 0
 

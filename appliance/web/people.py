@@ -4,13 +4,18 @@ after a confirmation step."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import io
+import shutil
+import tempfile
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +37,7 @@ from appliance.web.render import render
 PATH = "/privacy/people"
 NEEDS = Permission.USERS_MANAGE  # owners and admins of the agency
 SHOWN_CALLS = 200
+ARCHIVE = "person.zip"
 Row = tuple[dt.datetime, str | None, str | None, bool]  # a call: at, number, name, held
 
 
@@ -106,30 +112,58 @@ def _accounts(sessions: sessionmaker[Session], principal: Principal) -> list[tup
 
 def _export(
     sessions: sessionmaker[Session], vault: RecordingVault, principal: Principal, asked: Asked
-) -> bytes:
+) -> Path:
+    """The archive written to a new file (0600) in a new directory of its own (0700) under
+    the service's private temporary directory; the directory, to remove once sent."""
     with sessions() as session:
         scope, subject = asked.who(session, principal)
-    out = io.BytesIO()
-    export.write(out, sessions, vault, scope, subject, principal.actor)
-    return out.getvalue()
+    place = Path(tempfile.mkdtemp(prefix="person-export-"))
+    try:
+        export.to_file(place / ARCHIVE, sessions, vault, scope, subject, principal.actor)
+    except BaseException:
+        shutil.rmtree(place, ignore_errors=True)
+        raise
+    return place
 
 
-async def people_export(request: web.Request) -> web.Response:
+class Handover(web.FileResponse):
+    """The archive streamed from its file, which is removed as soon as it is open (the open
+    file is read to the end), else once the response is sent or has failed to be, else when
+    the response is dropped unsent."""
+
+    def __init__(self, place: Path, headers: Mapping[str, str]) -> None:
+        super().__init__(place / ARCHIVE, headers=headers)
+        self.remove = weakref.finalize(self, shutil.rmtree, place, True)
+
+    def _make_response(self, request: web.BaseRequest, accept_encoding: str) -> Any:
+        try:
+            return super()._make_response(request, accept_encoding)  # opens the file
+        finally:
+            self.remove()
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        try:
+            return await super().prepare(request)
+        finally:
+            await asyncio.to_thread(self.remove)
+
+
+async def people_export(request: web.Request) -> web.StreamResponse:
     principal: Principal = request[PRINCIPAL]
     principal.require(NEEDS)
     asked = Asked.of(await request.post())
     try:
         async with request.app[EXPORTS]:
-            archive = await offload(
+            place = await offload(
                 request, _export, request.app[SESSIONS], request.app[VAULT], principal, asked
             )
     except AdminError as exc:
         return await people_page(request, 400, asked=asked, error=str(exc))
-    return web.Response(
-        body=archive,
-        content_type="application/zip",
-        headers={
-            "Content-Disposition": 'attachment; filename="person.zip"',
+    return Handover(
+        place,
+        {
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="{ARCHIVE}"',
             "Cache-Control": "no-store",
         },
     )

@@ -25,6 +25,11 @@ def test_a_recorded_callers_erasure_leaves_nothing_in_the_database_files(stack: 
 
     shown = stack.appliance("person", "find", "(312) 555-0111")
     assert "calls        1" in shown.stdout and "recordings   1" in shown.stdout
+    # just ended: the CDR reconciler may still write it back, so the erasure waits
+    refused = stack.appliance("person", "erase", "+1 312 555 0111", "--yes", check=False)
+    assert refused.returncode == 2 and "ended less than 2 minutes ago" in refused.stderr
+    assert query(stack, "SELECT id FROM erasure_requests") == []
+    query(stack, "UPDATE calls SET ended_at = datetime(ended_at, '-3 minutes')")
     erased = stack.appliance("person", "erase", "+1 312 555 0111", "--yes")
     assert "erased 1 calls" in erased.stdout and "1 recordings" in erased.stdout
 

@@ -3,8 +3,10 @@ CSRF-checked, every stored name escaped, an erasure confirmed before it happens.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import tempfile
 import urllib.parse
 import zipfile
 
@@ -13,6 +15,7 @@ from sqlalchemy import select
 
 from appliance import admin
 from appliance.db.models import Account, AuditEntry, Call, Recording
+from appliance.privacy import export
 from tests.hostile import STRINGS
 from tests.web_world import PASSWORD, Browser
 
@@ -34,11 +37,15 @@ async def owner(client) -> Browser:
 
 @pytest.fixture
 def pat(world) -> list[str]:
-    """Pat called client A twice (once recorded, with markup for a name) and client B once."""
+    """Pat called client A twice (once recorded, with markup for a name) and client B once,
+    yesterday."""
+    day = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     return [
-        world.add_call("a", caller_name=MARKUP, caller_number="13125550111", record=True),
-        world.add_call("a", caller_name="Pat", caller_number=PAT),
-        world.add_call("b", caller_name="Pat", caller_number="(312) 555-0111"),
+        world.add_call(
+            "a", caller_name=MARKUP, caller_number="13125550111", record=True, started=day
+        ),  # fmt: skip
+        world.add_call("a", caller_name="Pat", caller_number=PAT, started=day),
+        world.add_call("b", caller_name="Pat", caller_number="(312) 555-0111", started=day),
     ]
 
 
@@ -129,7 +136,20 @@ async def test_an_erasure_is_confirmed_then_done_within_the_account_chosen(world
     assert response.status == 400 and "nothing is stored about that number" in page
 
 
-async def test_export_and_correct(world, client, pat):
+async def test_export_and_correct(world, client, pat, tmp_path, monkeypatch):
+    """The archive is streamed from a private file, gone once sent or refused."""
+    private = tmp_path / "private-tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    real, written = export.to_file, []
+
+    def to_file(path, *args):
+        written.append((path.parent.stat().st_mode & 0o777, path))
+        counts = real(path, *args)
+        written.append((path.stat().st_mode & 0o777, path))
+        return counts
+
+    monkeypatch.setattr(export, "to_file", to_file)
     browser = await owner(client)
     await browser.get(page_of(PAT))
     response = await client.post(
@@ -142,6 +162,14 @@ async def test_export_and_correct(world, client, pat):
         document = json.loads(archive.read("person.json"))
         assert f"recordings/{pat[0]}.wav" in archive.namelist()
     assert len(document["calls"]) == 3
+    assert [mode for mode, _ in written] == [0o700, 0o600]
+    assert written[0][1].is_relative_to(private) and list(private.iterdir()) == []
+    with world.sessions() as session:
+        entries = session.scalars(select(AuditEntry.action)).all()
+    assert entries.count("person.export") == 1 and entries.count("recording.export") == 1
+    response, page = await browser.post("/privacy/people/export", {"subject": "+13125550000"})
+    assert response.status == 400 and "nothing is stored" in page
+    assert list(private.iterdir()) == []
     response, page = await browser.post("/privacy/people/correct",
                                         {"subject": PAT, "name": "Pat Right"})  # fmt: skip
     assert response.status == 200 and "Corrected 3 call(s)" in page
@@ -149,6 +177,18 @@ async def test_export_and_correct(world, client, pat):
     assert response.status == 400 and "say what to correct" in page
     with world.sessions() as session:
         assert {session.get(Call, i).caller_name for i in pat} == {"Pat Right"}
+
+
+async def test_an_erasure_waits_for_a_call_just_ended(world, client, pat):
+    with world.sessions.begin() as session:
+        session.get(Call, pat[1]).ended_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
+    browser = await owner(client)
+    await browser.get(page_of(PAT))
+    form = {"subject": PAT, "account": str(world.accounts["a"]), "confirm": "yes"}
+    response, page = await browser.post("/privacy/people/erase", form)
+    assert response.status == 400
+    assert "in progress or ended less than 2 minutes ago; erase again after" in page
+    assert calls_left(world, pat) == pat
 
 
 async def test_hostile_subjects_are_refused_or_inert(world, client, pat):
