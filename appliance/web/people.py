@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import shutil
 import tempfile
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +37,7 @@ PATH = "/privacy/people"
 NEEDS = Permission.USERS_MANAGE  # owners and admins of the agency
 SHOWN_CALLS = 200
 ARCHIVE = "person.zip"
+CHUNK = 256 * 1024
 Row = tuple[dt.datetime, str | None, str | None, bool]  # a call: at, number, name, held
 
 
@@ -112,40 +112,18 @@ def _accounts(sessions: sessionmaker[Session], principal: Principal) -> list[tup
 
 def _export(
     sessions: sessionmaker[Session], vault: RecordingVault, principal: Principal, asked: Asked
-) -> Path:
-    """The archive written to a new file (0600) in a new directory of its own (0700) under
-    the service's private temporary directory; the directory, to remove once sent."""
+) -> BinaryIO:
+    """The archive, written to a new file (0600) in a new directory (0700) under the
+    service's private temporary directory, opened, then removed from the disk: only the open
+    file is left, read once and gone when closed."""
     with sessions() as session:
         scope, subject = asked.who(session, principal)
     place = Path(tempfile.mkdtemp(prefix="person-export-"))
     try:
         export.to_file(place / ARCHIVE, sessions, vault, scope, subject, principal.actor)
-    except BaseException:
+        return (place / ARCHIVE).open("rb")
+    finally:
         shutil.rmtree(place, ignore_errors=True)
-        raise
-    return place
-
-
-class Handover(web.FileResponse):
-    """The archive streamed from its file, which is removed as soon as it is open (the open
-    file is read to the end), else once the response is sent or has failed to be, else when
-    the response is dropped unsent."""
-
-    def __init__(self, place: Path, headers: Mapping[str, str]) -> None:
-        super().__init__(place / ARCHIVE, headers=headers)
-        self.remove = weakref.finalize(self, shutil.rmtree, place, True)
-
-    def _make_response(self, request: web.BaseRequest, accept_encoding: str) -> Any:
-        try:
-            return super()._make_response(request, accept_encoding)  # opens the file
-        finally:
-            self.remove()
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        try:
-            return await super().prepare(request)
-        finally:
-            await asyncio.to_thread(self.remove)
 
 
 async def people_export(request: web.Request) -> web.StreamResponse:
@@ -154,19 +132,27 @@ async def people_export(request: web.Request) -> web.StreamResponse:
     asked = Asked.of(await request.post())
     try:
         async with request.app[EXPORTS]:
-            place = await offload(
+            archive = await offload(
                 request, _export, request.app[SESSIONS], request.app[VAULT], principal, asked
             )
     except AdminError as exc:
         return await people_page(request, 400, asked=asked, error=str(exc))
-    return Handover(
-        place,
-        {
-            "Content-Type": "application/zip",
-            "Content-Disposition": f'attachment; filename="{ARCHIVE}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    try:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/zip",
+                "Content-Disposition": f'attachment; filename="{ARCHIVE}"',
+                "Cache-Control": "no-store",
+            }
+        )
+        response.content_length = os.fstat(archive.fileno()).st_size
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(archive.read, CHUNK):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        archive.close()
 
 
 def _correct(
