@@ -1,13 +1,16 @@
 """Post-dial delay: INVITE sent by the carrier -> 180 Ringing seen, through the real Asterisk.
 
-Two comparisons in the same run against the same Asterisk, with the controller running and
+Three comparisons in the same run against the same Asterisk, with the controller running and
 recording every call:
 - a tracking number whose route is compiled into the dialplan, against a static extension
   that dials the same destination (the cost of the appliance's dialplan: tagging the call,
   the route's user event, its CDR fields);
 - a tracking number whose route is dynamic (the controller answers over FastAGI, then the
   compiled route connects), against the same exchange with a bare asyncio FastAGI responder
-  (bench/bare_agi.py), the floor any FastAGI decision starts from.
+  (bench/bare_agi.py), the floor any FastAGI decision starts from;
+- a tracking number of an account whose restrict list holds 1,000 callers (the caller ID
+  looked up in the compiled list, within the step that tags the call), against the compiled
+  route of an account without one.
 Bursts of 1, 10 and 50 concurrent call setups, one second apart, the paths taking turns; times
 come from SIPp's message trace (microseconds).
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,8 @@ STATIC = "12025550100"
 ROUTED = "12025550123"
 DYNAMIC = "12025550124"
 BARE = "12025550111"
+LISTED = "12025550125"  # an account with a restrict list (not of the bench's caller)
+LIST_SIZE = 1000
 _STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
 
 
@@ -44,6 +50,14 @@ def setup(stack: Stack, bare_port: int) -> None:
     stack.appliance("route", "add", "Hook", *forward, "--dynamic")
     stack.appliance("number", "add", f"+{ROUTED}", "--route", "Bench")
     stack.appliance("number", "add", f"+{DYNAMIC}", "--route", "Hook")
+    stack.appliance("account", "add", "Listed")
+    stack.appliance("route", "add", "Listed", *forward, "--account", "2")
+    stack.appliance("number", "add", f"+{LISTED}", "--route", "Listed", "--account", "2")
+    with sqlite3.connect(stack.database) as db:
+        db.executemany(
+            "INSERT INTO restricted_numbers (account_id, e164, created_at) VALUES (2, ?, ?)",
+            [(f"+1646555{n:04d}", "2026-11-30 00:00:00.000000") for n in range(LIST_SIZE)],
+        )
     stack.appliance("config", "render")
     local = stack.asterisk_dir_on_host / "etc" / "extensions_local.conf"
     agi = f"agi://127.0.0.1:{bare_port}/route,1,${{CHANNEL(linkedid)}}"
@@ -117,9 +131,15 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(0.5)
-            versus_static, versus_bare = [], []
+            versus_static, versus_bare, versus_list = [], [], []
             for size, rounds in ((1, 50), (10, 20), (50, 8)):
-                samples: dict[str, list[float]] = {STATIC: [], ROUTED: [], BARE: [], DYNAMIC: []}
+                samples: dict[str, list[float]] = {
+                    STATIC: [],
+                    ROUTED: [],
+                    BARE: [],
+                    DYNAMIC: [],
+                    LISTED: [],
+                }
                 for number in samples:  # warm up every path
                     burst(stack, number, size)
                 for _ in range(rounds):
@@ -128,10 +148,13 @@ def main() -> None:
                         time.sleep(1)  # let every call of the burst end and be written
                 versus_static.append((f"{size} concurrent", samples[STATIC], samples[ROUTED]))
                 versus_bare.append((f"{size} concurrent", samples[BARE], samples[DYNAMIC]))
+                versus_list.append((f"{size} concurrent", samples[ROUTED], samples[LISTED]))
             title = "Post-dial delay, INVITE sent -> 180 Ringing seen"
             print(report(title, "ms", versus_static, "static dialplan", "compiled route"))
             print()
             print(report(title, "ms", versus_bare, "bare FastAGI", "dynamic route"))
+            print()
+            print(report(title, "ms", versus_list, "compiled route", f"{LIST_SIZE} restricted"))
         finally:
             bare.kill()
             bare.wait()
