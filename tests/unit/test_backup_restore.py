@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import DateTime, column, func, insert, select, table
 
 from appliance import cli
@@ -24,7 +25,7 @@ from appliance.backup import archive, sealing
 from appliance.backup.create import _merged, _Moved
 from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import current_revision, head_revision, upgrade
+from appliance.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from appliance.db.models import AuditEntry, Call, Recording, new_call_id
 from appliance.recordings import keys
 from appliance.recordings.spool_files import raw_name
@@ -394,9 +395,12 @@ def test_an_archive_of_an_older_schema_is_restored_then_migrated(run, tmp_path, 
               "ab" * 8), KEY_PASSPHRASE)  # fmt: skip
     SecretBox.from_file(config.secrets_dir / "box.key")
     engine = make_engine(config.database.url)
-    upgrade(engine, "0014")
+    upgrade(engine)
     engine.dispose()
-    call_id = record(config_path, "1700000000.9")
+    call_id = record(config_path, "1700000000.9")  # sealed by this version's vault, then
+    engine = make_engine(config.database.url)  # the schema taken back to 0014
+    command.downgrade(alembic_config(engine), "0014")
+    engine.dispose()
     engine, sessions = sessions_of(config_path)
     with sessions.begin() as session:
         service.store(session, call_id, service.Result("test", 10.0, said("appointment please")))

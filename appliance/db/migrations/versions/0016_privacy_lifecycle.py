@@ -80,23 +80,30 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.drop_column("anonymised_at")
-        batch_op.drop_column("legal_hold")
-        batch_op.drop_column("restricted")
-        batch_op.drop_column("consent_at")
-        batch_op.drop_column("consent_prompt")
-
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.drop_column("erase_after")
-        batch_op.drop_column("delete_requested_at")
-        batch_op.drop_column("legal_hold_days")
-        batch_op.drop_column("delivery_days")
-        batch_op.drop_column("lead_days")
-        batch_op.drop_column("visit_days")
-        batch_op.drop_column("call_expiry")
-        batch_op.drop_column("call_days")
-        batch_op.drop_column("transcript_days")
-
+    # plain DROP COLUMN (SQLite 3.35+): a batch copy would drop `calls`, whose ON DELETE
+    # CASCADE would take the recordings with it
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table, columns in (
+        ("calls", ("anonymised_at", "legal_hold", "restricted", "consent_at", "consent_prompt")),
+        (
+            "accounts",
+            (
+                "erase_after",
+                "delete_requested_at",
+                "legal_hold_days",
+                "delivery_days",
+                "lead_days",
+                "visit_days",
+                "call_expiry",
+                "call_days",
+                "transcript_days",
+            ),
+        ),
+    ):
+        for column in columns:
+            if sqlite:
+                op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            else:
+                op.drop_column(table, column)
     op.drop_table("restricted_numbers")
     op.drop_table("erasure_requests")
