@@ -10,6 +10,7 @@ the dialplan's text."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from appliance.numbers import InvalidNumber, national_parts, to_e164
@@ -26,6 +27,7 @@ def normalised(raw: str, region: str = "US") -> str:
     return to_e164(raw, region)
 
 
+@functools.lru_cache(maxsize=8192)  # read on every call's record: a number's forms never change
 def caller_forms(e164: str) -> tuple[str, ...]:
     """Every digit string a caller ID of this number is recognised by: with and without the
     country code, with the national trunk prefix (also after the country code, as in
