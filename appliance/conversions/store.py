@@ -25,7 +25,7 @@ from appliance.db.models import (
     Visit,
 )
 
-EVENTS = ("conversion.created", "call.finished", "lead.created")
+EVENTS = ("conversion.created", "call.ended", "lead.created")
 CALL_JOB = "conversions.call"  # a finished call's conversions and events (key: the call id)
 LEAD_JOB = "conversions.lead"  # a new lead's (key: the lead id)
 
@@ -95,7 +95,7 @@ def on_call(session: Session, call_id: str) -> int:
         "email": None,
     }
     ads = not call.restricted
-    queued = _enqueue(session, call.account_id, "call.finished", _call_event(call), ads)
+    queued = _enqueue(session, call.account_id, "call.ended", _call_event(call), ads)
     for rule in _rules(session, call.account_id, "call"):
         if rule.matches(facts):
             queued += _convert(session, call.account_id, rule, base, call_id=call.id, ads=ads)
@@ -150,7 +150,7 @@ def _converted_visit(session: Session, rule: Rule, visit_id: str | None) -> bool
 
 def _call_event(call: Call) -> dict[str, Any]:
     return {
-        "event": "call.finished",
+        "event": "call.ended",
         "id": f"call-{call.id}",
         "occurred_at": _iso(call.started_at),
         "data": {

@@ -302,6 +302,32 @@ class Call(Base):
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # when retention or an erasure removed the caller's number and name from this record
     anonymised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # points integrators (AGI `score`, plugins) added to or took from the lead score
+    score_adjustment: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class CallTag(Base):
+    """A tag an integrator put on a call (AGI `tag`, a plugin); the analysis keeps its own."""
+
+    __tablename__ = "call_tags"
+    call_id: Mapped[str] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(60))  # 'agi', 'plugin:<name>'
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CallNote(Base):
+    """A note an integrator attached to a call (AGI `note`, a plugin): personal data, it goes
+    with the call and is dropped when the call is anonymised."""
+
+    __tablename__ = "call_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(1000))
+    origin: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Recording(Base):

@@ -194,7 +194,7 @@ def configure(world, base: str) -> str:
             session,
             BOX,
             conversions.DestinationRequest(
-                "CRM", "webhook", f"{base}/hook", ("conversion.created", "call.finished")
+                "CRM", "webhook", f"{base}/hook", ("conversion.created", "call.ended")
             ),
             account,
             "test",
@@ -323,7 +323,7 @@ async def test_conversions_reach_each_destination_in_its_documented_shape(world,
             time.time(),
         )  # fmt: skip
         events.append(json.loads(body)["event"])
-    assert sorted(events) == ["call.finished"] * 3 + ["conversion.created"] * 2
+    assert sorted(events) == ["call.ended"] * 3 + ["conversion.created"] * 2
     (google,) = receiver.seen["google"]
     assert (google["gclid"], google["conversionAction"], google["conversionValue"]) == (
         "Cj0KCQgoogle",
@@ -360,7 +360,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_parked(world, rec
     box = outbox(receiver, world)
     receiver.answers = [302] + [500] * (2 * MAX_ATTEMPTS)  # for both deliveries
     now = time.time()
-    assert await drain(box, now) == 2  # conversion.created and call.finished
+    assert await drain(box, now) == 2  # conversion.created and call.ended
     assert await drain(box, now + 29) == 0  # claimed: not again until the backoff ends
     with world.sessions() as session:
         first = session.scalars(select(Delivery).order_by(Delivery.id)).first()
@@ -402,7 +402,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_parked(world, rec
             conversions.DestinationRequest(
                 "x",
                 "meta",
-                events=("call.finished",),
+                events=("call.ended",),
                 settings={"pixel_id": "1"},
                 secrets={"token": "t"},
             ),

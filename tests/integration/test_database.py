@@ -275,3 +275,37 @@ def test_a_second_sqlite_engine_keeps_the_first_ones_locks(tmp_path):
         first.dispose()
     with sqlite3.connect(tmp_path / "t.db") as db:
         assert db.execute("SELECT count(*) FROM t").fetchone() == (2,)
+
+
+def test_schema_0017_renames_call_finished_to_call_ended_and_back(engine):
+    """Webhooks subscribed to `call.finished` keep getting the call's end, as `call.ended`."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from appliance.db.migrate import alembic_config
+
+    upgrade(engine, "0016")
+    with session_factory(engine).begin() as session:
+        agency = admin.default_account(session).id
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO destinations (account_id, name, kind, events, settings, active,"
+                " created_at) VALUES (:agency, 'crm', 'webhook', :events, '{}', :on, :now)"
+            ),
+            {
+                "agency": agency,
+                "events": "lead.created call.finished",
+                "on": True,
+                "now": "2026-11-30 00:00:00",
+            },
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        events = connection.scalar(text("SELECT events FROM destinations"))
+    assert events == "lead.created call.ended"
+    command.downgrade(alembic_config(engine), "0016")
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT events FROM destinations")) == events.replace(
+            "call.ended", "call.finished"
+        )

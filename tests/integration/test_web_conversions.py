@@ -39,7 +39,7 @@ async def test_an_owner_adds_a_rule_and_a_webhook_whose_secret_is_shown_once(wor
         "/conversions",
         data=[("action", "destination"), ("name", "CRM"), ("kind", "webhook"),
               ("url", "https://crm.example.com/T0/secret-9f"), ("events", "conversion.created"),
-              ("events", "call.finished"), ("account", account), ("csrf", owner.csrf)],
+              ("events", "call.ended"), ("account", account), ("csrf", owner.csrf)],
         headers=owner._headers(),
     )  # fmt: skip
     body = await response.text()
@@ -53,7 +53,7 @@ async def test_an_owner_adds_a_rule_and_a_webhook_whose_secret_is_shown_once(wor
     assert "secret-9f" not in again
     with world.sessions() as session:
         (destination,) = session.scalars(select(Destination))
-        assert destination.events == "conversion.created call.finished"
+        assert destination.events == "conversion.created call.ended"
         assert secret not in (destination.secret_sealed or "")
         actions = set(session.scalars(select(AuditEntry.action)))
     assert {"conversion.rule.add", "destination.add"} <= actions

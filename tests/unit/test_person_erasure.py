@@ -149,9 +149,9 @@ def fill(box: Box, spool: Path) -> None:
         session.flush()
         for call_id in (box.calls["pat-a1"], box.calls["other"]):
             number = session.get(Call, call_id).caller_number
-            payload = {"event": "call.finished", "data": {"call_id": call_id,
+            payload = {"event": "call.ended", "data": {"call_id": call_id,
                                                           "caller_number": number}}  # fmt: skip
-            session.add(Delivery(destination_id=hook.id, event="call.finished",
+            session.add(Delivery(destination_id=hook.id, event="call.ended",
                                  payload=json.dumps(payload)))  # fmt: skip
         session.add(Conversion(account_id=a, name="lead", call_id=box.calls["pat-a1"],
                                occurred_at=now, currency="USD"))  # fmt: skip
@@ -463,9 +463,9 @@ def test_a_visitor_is_not_given_a_call_only_ambiguously_from_their_visit(box):
         call = session.get(Call, box.calls["other"])
         call.visit_id, call.attribution = "v" * 32, "ambiguous"
         hook = session.scalars(select(Destination)).one()
-        event = {"event": "call.finished", "data": {"call_id": call.id, "visit_id": "v" * 32,
+        event = {"event": "call.ended", "data": {"call_id": call.id, "visit_id": "v" * 32,
                                                     "caller_number": OTHER}}  # fmt: skip
-        session.add(Delivery(destination_id=hook.id, event="call.finished",
+        session.add(Delivery(destination_id=hook.id, event="call.ended",
                              payload=json.dumps(event, sort_keys=True)))  # fmt: skip
         session.add(Delivery(destination_id=hook.id, event="visit",
                              payload=json.dumps({"visit_id": "v" * 32})))  # fmt: skip

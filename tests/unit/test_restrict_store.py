@@ -209,7 +209,7 @@ def test_ad_platforms_never_get_a_restricted_call_and_webhooks_are_told(world):
                     name=kind,
                     kind=kind,
                     url="https://x.test/",
-                    events="conversion.created call.finished",
+                    events="conversion.created call.ended",
                 )
             )
         session.add(ConversionRule(account_id=a, name="Any call", applies_to="call"))
@@ -226,9 +226,9 @@ def test_ad_platforms_never_get_a_restricted_call_and_webhooks_are_told(world):
             session.execute(Delivery.__table__.delete())
         seen[caller] = rows
     assert sorted((k, e) for k, e, _ in seen[CALLER]) == [
-        ("webhook", "call.finished"),
+        ("webhook", "call.ended"),
         ("webhook", "conversion.created"),
     ]
-    finished = next(json.loads(p) for _, e, p in seen[CALLER] if e == "call.finished")
+    finished = next(json.loads(p) for _, e, p in seen[CALLER] if e == "call.ended")
     assert finished["data"]["restricted"] is True
     assert ("meta", "conversion.created") in [(k, e) for k, e, _ in seen["13125550112"]]
