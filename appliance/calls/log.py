@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from appliance.access import Permission, Principal
+from appliance.calls.annotations import effective_score, of_call
 from appliance.calls.model import is_call_id
 from appliance.db.models import Account, Call, CallAnalysis, Recording
 from appliance.forms import BadFilter, day, text, whole
@@ -91,6 +93,10 @@ class CallRow:
     attribution: str | None = None  # how sure: held, after or ambiguous
     score: int | None = None  # the lead score, once the call is transcribed and analysed
     tags: tuple[str, ...] = ()
+    # what integrators added (AGI scripts, plugins); read with the call: `one` fills them
+    labels: tuple[str, ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()  # (origin, text), oldest first
+    score_adjustment: int = 0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -123,6 +129,9 @@ class CallRow:
             "attribution": self.attribution,
             "score": self.score,
             "tags": list(self.tags),
+            "labels": list(self.labels),
+            "notes": [{"origin": origin, "text": text} for origin, text in self.notes],
+            "score_adjustment": self.score_adjustment,
         }
 
 
@@ -213,8 +222,9 @@ def _row(
         restricted=call.restricted,
         visit_id=call.visit_id,
         attribution=call.attribution,
-        score=score if analysed else None,
+        score=effective_score(score, call.score_adjustment) if analysed else None,
         tags=tuple(json.loads(tags)) if tags and analysed else (),
+        score_adjustment=call.score_adjustment or 0,
     )
 
 
@@ -270,4 +280,8 @@ def one(session: Session, principal: Principal, call_id: str) -> CallRow | None:
     if not is_call_id(call_id):
         return None
     found = session.execute(_query(principal, CallFilter()).where(Call.id == call_id)).first()
-    return _row(*found, analysed=_may_see_analysis(principal)) if found else None
+    if not found:
+        return None
+    added = of_call(session, call_id)
+    row = _row(*found, analysed=_may_see_analysis(principal))
+    return dataclasses.replace(row, labels=added.tags, notes=added.notes)

@@ -27,6 +27,7 @@ from appliance.db.models import (
     AuditEntry,
     Call,
     CallAnalysis,
+    CallNote,
     Conversion,
     Delivery,
     Destination,
@@ -179,7 +180,10 @@ class PrivacyRetention:
                 session.execute(delete(table).where(table.call_id.in_(ids)))
 
     def _anonymise(self, ids: Sequence[object]) -> None:
+        """The caller's number and name go, and the integrators' notes (free text that may
+        name the caller); tags and the score adjustment stay for reports."""
         with self.sessions.begin() as session:
+            session.execute(delete(CallNote).where(CallNote.call_id.in_(ids)))
             session.execute(
                 update(Call)
                 .where(Call.id.in_(ids))

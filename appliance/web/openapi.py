@@ -90,9 +90,24 @@ CALL = {
         "attribution": {"type": ["string", "null"], "enum": ["held", "after", "ambiguous", None]},
         "score": {
             "type": ["integer", "null"],
-            "description": "lead score 0-100, once the call is transcribed and analysed",
+            "description": "lead score 0-100: the analysis's (once the call is transcribed "
+            "and analysed) plus score_adjustment",
         },
         "tags": {"type": "array", "items": {"type": "string"}},
+        "labels": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "tags integrators added (AGI script tag, plugins); in one call only",
+        },
+        "notes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"origin": {"type": "string"}, "text": {"type": "string"}},
+            },
+            "description": "notes integrators attached, oldest first; in one call only",
+        },
+        "score_adjustment": {"type": "integer", "description": "-100 to 100, from integrators"},
     },
 }
 VISIT = {

@@ -7,6 +7,7 @@ import json
 import pytest
 from sqlalchemy import select, update
 
+from appliance.calls import annotations
 from appliance.db.models import ApiKey, AuditEntry
 from appliance.web import openapi
 from tests.web_world import AUDIO, PEOPLE
@@ -371,3 +372,22 @@ async def test_even_requests_aiohttp_cannot_parse_name_no_server_version(client)
     assert answer.startswith("HTTP/1.") and " 400 " in answer.split("\r\n")[0]
     assert "Server: appliance" in answer
     assert "Python" not in answer and "aiohttp" not in answer.lower()
+
+
+async def test_a_call_carries_what_integrators_added_to_whoever_may_read_it(world, client):
+    """Tags, notes and the score adjustment from AGI scripts and plugins: with calls:read,
+    in the caller's tenant only."""
+    call_id = world.calls["a"]
+    with world.sessions.begin() as session:
+        annotations.add_tags(session, call_id, ["vip", "spanish"], "agi")
+        annotations.add_note(session, call_id, "<b>call back</b>", "plugin:crm")
+        annotations.adjust_score(session, call_id, 15)
+    response = await client.get(f"/api/v1/calls/{call_id}", headers=bearer(world.tokens["alice"]))
+    found = await response.json()
+    assert found["labels"] == ["spanish", "vip"]
+    assert found["notes"] == [{"origin": "plugin:crm", "text": "<b>call back</b>"}]
+    assert found["score_adjustment"] == 15 and found["score"] == 15  # not analysed yet
+    response = await client.get(
+        f"/api/v1/calls/{call_id}", headers=bearer(world.tokens["viewer-b"])
+    )
+    assert response.status == 404

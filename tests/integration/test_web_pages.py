@@ -13,6 +13,7 @@ import urllib.parse
 import pytest
 from sqlalchemy import select
 
+from appliance.calls import annotations
 from appliance.db.models import AuditEntry, User, WebSession
 from appliance.secrets import token_hash
 from appliance.web.auth import COOKIE, THROTTLE
@@ -182,6 +183,8 @@ async def test_hostile_caller_names_are_shown_as_text(world, client):
     await browser.sign_in("alice")
     for name in STRINGS:
         call_id = world.add_call("a", caller_name=name[:128], caller_number=name[:64])
+        with world.sessions.begin() as session:  # an integrator's note: as hostile
+            annotations.add_note(session, call_id, f"note {name[:990]}", "agi")
         search = "/calls?" + urllib.parse.urlencode({"q": name[:2000]})
         for path in ("/calls", f"/calls/{call_id}", search):
             response, body = await browser.get(path)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from appliance import admin, bootstrap, cli
 from appliance.access import the_box
+from appliance.calls import annotations
 from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.models import (
@@ -291,6 +292,8 @@ def test_calls_under_legal_hold_are_kept_and_reported(box, capsys):
 
 
 def test_export_holds_the_rows_and_the_recordings_but_no_key(box, capsys, tmp_path):
+    with box.sessions.begin() as session:
+        annotations.add_note(session, box.calls["pat-a1"], "wants a quote", "agi")
     box.close()
     target = tmp_path / "pat.zip"
     code, out, err = cli_run(capsys, "--config", box.config, "person", "export",
@@ -318,6 +321,7 @@ def test_export_holds_the_rows_and_the_recordings_but_no_key(box, capsys, tmp_pa
     ]
     assert "please book a xylophone marmalade lesson" in turns
     assert document["leads"][0]["fields"]["email"] == "Pat@Example.com"
+    assert [n["text"] for n in document["call_notes"]] == ["wants a quote"]
     with box.sessions() as session:
         actions = session.scalars(select(AuditEntry.action)).all()
     assert actions.count("recording.export") == 3 and "person.export" in actions

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from appliance import admin
 from appliance.access import the_box
 from appliance.attribution import report
-from appliance.calls import dashboard
+from appliance.calls import annotations, dashboard
 from appliance.config import ConfigError, load
 from appliance.db.models import (
     Account,
@@ -192,6 +192,10 @@ def test_new_accounts_get_the_documented_defaults(box):
 def test_each_kind_goes_or_stays_as_set_and_nothing_is_left_in_the_files(box):
     box.set(transcript_days=30, call_days=60, visit_days=90, lead_days=365, delivery_days=30)
     old, new = box.call(100, OLD_CALLER), box.call(10, NEW_CALLER)
+    with box.sessions.begin() as session:  # integrators' notes may name the caller
+        annotations.add_note(session, old, f"call back {OLD_CALLER}", "agi")
+        annotations.add_tags(session, old, ["vip"], "agi")
+        annotations.add_note(session, new, "kept", "agi")
     old_visit, new_visit = box.visit(100), box.visit(10)
     box.lead(400, OLD_CALLER), box.lead(10, NEW_CALLER)
     box.delivery(40, "delivered", json.dumps({"caller": OLD_CALLER}))
@@ -209,6 +213,9 @@ def test_each_kind_goes_or_stays_as_set_and_nothing_is_left_in_the_files(box):
         assert anonymised.caller_number is None and anonymised.caller_name is None
         assert anonymised.anonymised_at is not None and anonymised.source_name == "Google"
         assert kept.caller_number == NEW_CALLER and kept.anonymised_at is None
+        assert annotations.of_call(session, old).notes == ()  # the tag stays for reports
+        assert annotations.of_call(session, old).tags == ("vip",)
+        assert annotations.of_call(session, new).notes == (("agi", "kept"),)
         # the old call's recording stays (no recording limit), its transcript does not
         assert session.get(Recording, old) is not None
         assert session.get(Transcript, old) is None and session.get(CallAnalysis, old) is None
