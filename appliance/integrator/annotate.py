@@ -40,9 +40,9 @@ async def score(
 async def note(
     services: context.Services, request: AgiRequest, channel: AgiChannel
 ) -> dict[str, str]:
-    parts, given = args.split_call(request.args)  # a note's commas split it into arguments
+    parts, given = args.split_call(request.args)  # Asterisk splits a note at its commas
     call_id = await context.call_id(services, channel, given)
-    note_id = await _refusing("bad-note", facts.note, services.sessions, call_id, ",".join(parts))
+    note_id = await _refusing("bad-note", facts.note, services.sessions, call_id, ", ".join(parts))
     return {var.NOTE_ID: str(note_id)}
 
 
