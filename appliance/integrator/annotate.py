@@ -22,7 +22,7 @@ async def tag(
 ) -> dict[str, str]:
     words, given = args.split_call(request.args)  # 'vip,sales' arrives as two arguments
     call_id = await context.call_id(services, channel, given)
-    tags = await _refusing("bad-tags", facts.tag, services.sessions, call_id, list(words))
+    tags = await _refusing("bad-tags", facts.tag, services.sessions, call_id, ",".join(words))
     return {var.TAGS: ",".join(tags)}
 
 
