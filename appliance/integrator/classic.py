@@ -5,8 +5,8 @@ Asterisk starts it as its own user (which the controller's peer check accepts). 
 AGI environment with pyst2, asks the controller's FastAGI server the same request
 (agi_network_script=<script>), and relays the controller's commands to the channel, one at a
 time: SET VARIABLE, and GET FULL VARIABLE of the call's linkedid only; anything else is
-answered 510 and never reaches Asterisk. It exits 0 quickly whatever happens: with the controller down it sets nothing and
-the dialplan goes on.
+answered 510 and never reaches Asterisk. It exits 0 quickly whatever happens: with the
+controller down it sets nothing and the dialplan goes on.
 """
 
 from __future__ import annotations
