@@ -96,6 +96,7 @@ async def run(services, script: str, *arguments: str, channel: Channel | None = 
     request = AgiRequest(script, {f"agi_{k}": v for k, v in headers.items()}, tuple(arguments))
     answer = await agi.answer(services, script, request, channel)
     assert channel.set[0] == (var.READY, "")  # cleared before anything else
+    assert set(answer) <= {*agi.SETS[script], var.STATUS, var.READY}  # as documented
     assert list(answer)[-1] == (var.READY if answer.get(var.STATUS) == "ok" else var.STATUS)
     return answer
 
