@@ -11,8 +11,8 @@ AFTER_HOURS = "APPLIANCE_AFTER_HOURS"  # 'yes' when the call arrived outside bus
 RECORDING = "APPLIANCE_RECORDING"  # the route's recording mode (appliance.vocabulary)
 RECORDING_ON = "APPLIANCE_RECORDING_ON"  # '1' once the call is being recorded
 OPTED = "APPLIANCE_OPTED"  # the key the caller pressed to opt out of recording
-CONNECT = "APPLIANCE_CONNECT"  # dynamic routes: the route id the controller chose
-READY = "APPLIANCE_READY"  # dynamic routes: '1', set last, once the answer is complete
+CONNECT = "APPLIANCE_CONNECT"  # dynamic routes, AGI route: the route id the controller chose
+READY = "APPLIANCE_READY"  # dynamic routes, AGI scripts: '1', set last, once the answer is complete
 RESTRICTED = "APPLIANCE_RESTRICTED"  # '1': the caller is on the account's restrict list
 # set by the integrator AGI scripts (appliance/integrator/agi.py) -----------------------------
 STATUS = "APPLIANCE_STATUS"  # 'ok', or a short reason the script did nothing
