@@ -214,3 +214,22 @@ def test_anything_but_1_is_not_restricted(value):
     tracker = CallTracker()
     tracker.feed(events("answered")[0])
     assert not tracker.feed(route_event("answered", Restricted=value)).restricted
+
+
+def test_a_call_tracked_by_an_integrator_s_dialplan_ends_with_its_tracking_number():
+    """AGI `track`: no ApplianceRoute event; the call's start and number come from the script,
+    and its outcome (ring, answer, hangup) from the AMI events, as for any call."""
+    stream = events("answered")
+    linkedid = stream[0]["Linkedid"]
+    tracker = CallTracker()
+    assert tracker.started(linkedid) is None
+    tracker.feed(stream[0])
+    assert tracker.started(linkedid) == pytest.approx(float(stream[0]["Timestamp"]))
+    tracker.adopt(linkedid, 3, "+12025550123")
+    tracker.adopt("no-such-call", 4, "+12025550100")  # nothing to adopt: nothing happens
+    outcomes = [o for o in map(tracker.feed, stream[1:]) if isinstance(o, CallOutcome)]
+    (outcome,) = outcomes
+    assert outcome.number_id == 3 and outcome.dialled == "+12025550123"
+    assert outcome.disposition == "answered" and tracker.calls == {}
+    tracker.adopt(linkedid, 5, "+12025550100")  # over: nothing comes back to life
+    assert tracker.calls == {}
