@@ -32,6 +32,7 @@ from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
 from appliance.asterisk.registrations import REGISTERED, Registrations
 from appliance.attribution.dni import Dni
+from appliance.calls.dialplan import DYNAMIC_SCRIPT
 from appliance.calls.dynamic import DynamicRoute
 from appliance.calls.follow import CallFollower
 from appliance.calls.publish import DialplanPublisher
@@ -44,6 +45,8 @@ from appliance.conversions.outbox import Outbox
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.events import EventBus
+from appliance.integrator import agi as integrator_agi
+from appliance.integrator.context import Services
 from appliance.jobs import queue as jobs_queue
 from appliance.jobs.runner import Runner, worker_name
 from appliance.mail import AlertMail, Mailer
@@ -375,7 +378,17 @@ class Controller:
     ) -> FastAgiServer:
         config = self.config.agi
         agi = FastAgiServer(
-            {"route": DynamicRoute(lambda: features.routes.table)},
+            {
+                DYNAMIC_SCRIPT: DynamicRoute(lambda: features.routes.table),
+                **integrator_agi.handlers(
+                    Services(
+                        self.store.sessions,
+                        features.writer,
+                        features.calls,
+                        lambda: features.routes.table,
+                    )
+                ),
+            },
             config.request_timeout,
             allowed_uids=asterisk,
         )

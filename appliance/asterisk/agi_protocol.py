@@ -9,6 +9,7 @@ MAX_LINE = 2048
 MAX_HEADERS = 128
 _ARG = re.compile(r"agi_arg_(\d+)$")
 _RESULT = re.compile(r"^200 result=(-?\d+)")
+_VALUE = re.compile(r"^200 result=1 \((.*)\)$")
 
 
 class AgiProtocolError(ValueError):
@@ -64,3 +65,14 @@ def result_code(line: str) -> int | None:
     """The result of a '200 result=N' reply, or None for an error reply."""
     match = _RESULT.match(line)
     return int(match.group(1)) if match else None
+
+
+def get_full_variable(expression: str) -> str:
+    """GET FULL VARIABLE: Asterisk evaluates `expression` (e.g. ${CHANNEL(linkedid)})."""
+    return f"GET FULL VARIABLE {quote(expression)}\n"
+
+
+def result_value(line: str) -> str | None:
+    """The value of a '200 result=1 (value)' reply; None when unset ('200 result=0') or an error."""
+    match = _VALUE.match(line.rstrip("\r\n"))
+    return match.group(1) if match else None

@@ -2,8 +2,10 @@
 
 Only Asterisk may ask: a connection from a socket owned by any other local user is closed
 unanswered. Each request gets a fixed time budget for reading its headers, deciding and
-writing its answer. Anything hostile, slow or broken is dropped: the dialplan then finds no
-complete answer (its ready flag unset) and takes the compiled route.
+writing its answer. A handler may ask the channel for values (GET FULL VARIABLE) and set
+variables while it works, one command at a time; what it returns is set last. Anything
+hostile, slow or broken is dropped: the dialplan then finds no complete answer (its ready
+flag unset) and takes the compiled route.
 """
 
 from __future__ import annotations
@@ -19,15 +21,48 @@ from appliance.asterisk.agi_protocol import (
     AgiProtocolError,
     AgiRequest,
     build_request,
+    get_full_variable,
     parse_header,
     result_code,
+    result_value,
     set_variable,
 )
 from appliance.asterisk.peercred import peer_uid
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AgiRequest], Awaitable[Mapping[str, str]]]
+
+class AgiChannel:
+    """The call's channel, as a handler sees it: one command at a time, each answered before
+    the next (Asterisk reads AGI commands through a buffered stream but waits on the socket,
+    so a pipelined second command would sit unseen)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def command(self, line: str) -> str:
+        """Send one command line; return Asterisk's reply line."""
+        self.writer.write(line.encode())
+        await self.writer.drain()
+        reply = (await self.reader.readline()).decode("utf-8", "replace").strip()
+        if not reply:
+            raise ConnectionError("Asterisk hung up in the middle of the AGI commands")
+        return reply
+
+    async def set_variable(self, name: str, value: str) -> bool:
+        reply = await self.command(set_variable(name, value))
+        if result_code(reply) is None:
+            log.warning("Asterisk refused SET VARIABLE %s: %s", name, reply[:80])
+            return False
+        return True
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        """The value of `expression` on the channel; None when it is unset or refused."""
+        return result_value(await self.command(get_full_variable(expression)))
+
+
+Handler = Callable[[AgiRequest, AgiChannel], Awaitable[Mapping[str, str]]]
 
 
 class FastAgiServer:
@@ -96,19 +131,12 @@ class FastAgiServer:
         handler = self.handlers.get(request.script)
         if handler is None:
             raise AgiProtocolError(f"unknown AGI script {request.script[:40]!r}")
-        variables = await handler(request)
+        channel = AgiChannel(reader, writer)
+        variables = await handler(request, channel)
         if not variables:
             return
         for name, value in variables.items():
-            # One command at a time: Asterisk reads AGI commands through a buffered stream but
-            # waits on the socket, so a pipelined second command would sit unseen.
-            writer.write(set_variable(name, value).encode())
-            await writer.drain()
-            line = (await reader.readline()).decode("utf-8", "replace").strip()
-            if not line:
-                raise ConnectionError("Asterisk hung up before setting all variables")
-            if result_code(line) is None:
-                log.warning("Asterisk refused SET VARIABLE %s: %s", name, line[:80])
+            await channel.set_variable(name, value)
         self.answered += 1
 
 

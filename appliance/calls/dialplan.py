@@ -42,6 +42,7 @@ HEADER = "; Compiled by the appliance from its routing database. Do not edit: it
 CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,79}")
 AGI_URL = re.compile(r"agi://[0-9.]{7,15}:[0-9]{1,5}")
 CAUSE_UNALLOCATED, CAUSE_NO_CIRCUIT = 1, 34
+DYNAMIC_SCRIPT = "dynamic"  # the FastAGI script routes marked dynamic ask (calls/dynamic.py)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def _dynamic_step(plan: RoutePlan, settings: Settings) -> list[str]:
     chosen = f"${{{var.CONNECT}}}"
     target = f"{var.CONNECT_CTX}{chosen},s,1"
     return [
-        f"AGI({settings.agi_url}/route,{plan.id},${{CHANNEL(linkedid)}})",
+        f"AGI({settings.agi_url}/{DYNAMIC_SCRIPT},{plan.id},${{CHANNEL(linkedid)}})",
         f'GotoIf($["${{{var.READY}}}" != "1"]?compiled)',
         f"Set({var.CONNECT}=${{FILTER(0-9,{chosen})}})",
         f"Set({var.AFTER_HOURS}=${{FILTER(a-z,${{{var.AFTER_HOURS}}})}})",

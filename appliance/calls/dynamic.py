@@ -1,4 +1,4 @@
-"""The FastAGI script 'route', asked only by routes marked dynamic: the seam where integrator
+"""The FastAGI script 'dynamic', asked only by routes marked dynamic: the seam where integrator
 hooks and plugins will decide a call at call time. Today it answers what the compiled route
 would (calls/routing.py decides both). The answer names one of the compiled routes, never a
 dial string, so even a forged answer cannot dial anything the admin did not configure; the
@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from appliance.asterisk.agi_protocol import AgiRequest
+from appliance.asterisk.fastagi import AgiChannel
 from appliance.calls import variables as var
 from appliance.calls.model import RoutingTable
 from appliance.calls.routing import decide
@@ -29,7 +30,7 @@ class DynamicRoute:
         self.table = table
         self.clock = clock
 
-    async def __call__(self, request: AgiRequest) -> dict[str, str]:
+    async def __call__(self, request: AgiRequest, channel: AgiChannel) -> dict[str, str]:
         route_id = request.args[0] if request.args else ""
         known = route_id.isascii() and route_id.isdigit() and len(route_id) < 10
         plan = self.table().routes.get(int(route_id)) if known else None

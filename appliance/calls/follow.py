@@ -32,5 +32,11 @@ class CallFollower:
     def live(self, linkedid: str) -> LiveCall | None:
         return self.tracker.live(linkedid)
 
+    def started(self, linkedid: str) -> float | None:
+        return self.tracker.started(linkedid)
+
+    def adopt(self, linkedid: str, number_id: int | None, dialled: str) -> None:
+        self.tracker.adopt(linkedid, number_id, dialled)
+
     def in_progress(self) -> list[InProgress]:
         return self.tracker.in_progress()

@@ -136,6 +136,19 @@ class CallTracker:
             restricted=call.restricted,
         )
 
+    def started(self, linkedid: str) -> float | None:
+        """When a call in progress started (None: not seen, e.g. it began before AMI was up)."""
+        call = self.calls.get(linkedid)
+        return call.started if call is not None and call.channel else None
+
+    def adopt(self, linkedid: str, number_id: int | None, dialled: str) -> None:
+        """A call an integrator's dialplan tracks (AGI script `track`): its tracking number, so
+        that its outcome goes to the record `track` wrote, like the call of any route."""
+        call = self.calls.get(linkedid)
+        if call is not None and linkedid not in self.finished:
+            call.number_id = call.number_id or number_id
+            call.dialled = _clean(dialled, 64) or call.dialled
+
     def in_progress(self) -> list[InProgress]:
         """Every call not ended yet, the oldest first."""
         return sorted(

@@ -14,6 +14,26 @@ OPTED = "APPLIANCE_OPTED"  # the key the caller pressed to opt out of recording
 CONNECT = "APPLIANCE_CONNECT"  # dynamic routes: the route id the controller chose
 READY = "APPLIANCE_READY"  # dynamic routes: '1', set last, once the answer is complete
 RESTRICTED = "APPLIANCE_RESTRICTED"  # '1': the caller is on the account's restrict list
+# set by the integrator AGI scripts (appliance/integrator/agi.py) -----------------------------
+STATUS = "APPLIANCE_STATUS"  # 'ok', or a short reason the script did nothing
+CALL_ID = "APPLIANCE_CALL_ID"  # the appliance's id of the call (32 hex digits)
+SOURCE = "APPLIANCE_SOURCE"  # the marketing source of the call ('google', 'flyer', ...)
+MEDIUM = "APPLIANCE_MEDIUM"  # its medium ('cpc', 'organic', ...)
+CAMPAIGN = "APPLIANCE_CAMPAIGN"  # its campaign
+ATTRIBUTION = "APPLIANCE_ATTRIBUTION"  # how the website visit was matched: exact, likely, ...
+VISIT = "APPLIANCE_VISIT"  # the id of the website visit that showed the number
+FIRST_TIME = "APPLIANCE_FIRST_TIME"  # '1' first call from this caller, '0' not, '' unknown
+KEYWORD = "APPLIANCE_KEYWORD"  # the visit's search keyword
+CLICK_ID_TYPE = "APPLIANCE_CLICK_ID_TYPE"  # the visit's ad click id type (gclid, fbclid, ...)
+LANDING_PAGE = "APPLIANCE_LANDING_PAGE"  # the visit's first page
+TAGS = "APPLIANCE_TAGS"  # the call's integrator tags, comma-separated
+SCORE = "APPLIANCE_SCORE"  # the call's lead score (analysis plus adjustment), '' for none
+LEAD_FORM = "APPLIANCE_LEAD_FORM"  # the form of the visit's latest lead
+LEAD_EMAIL = "APPLIANCE_LEAD_EMAIL"  # that lead's e-mail field
+LEAD_NAME = "APPLIANCE_LEAD_NAME"  # that lead's name field
+NOTE_ID = "APPLIANCE_NOTE_ID"  # the id of the note just attached
+DIAL = "APPLIANCE_DIAL"  # route script: a dial string for the chosen route's first attempt
+RING_TIMEOUT = "APPLIANCE_RING_TIMEOUT"  # route script: the route's ring timeout, seconds
 
 VARIABLES = {
     "DNID": DNID,
@@ -26,6 +46,25 @@ VARIABLES = {
     "CONNECT": CONNECT,
     "READY": READY,
     "RESTRICTED": RESTRICTED,
+    "STATUS": STATUS,
+    "CALL_ID": CALL_ID,
+    "SOURCE": SOURCE,
+    "MEDIUM": MEDIUM,
+    "CAMPAIGN": CAMPAIGN,
+    "ATTRIBUTION": ATTRIBUTION,
+    "VISIT": VISIT,
+    "FIRST_TIME": FIRST_TIME,
+    "KEYWORD": KEYWORD,
+    "CLICK_ID_TYPE": CLICK_ID_TYPE,
+    "LANDING_PAGE": LANDING_PAGE,
+    "TAGS": TAGS,
+    "SCORE": SCORE,
+    "LEAD_FORM": LEAD_FORM,
+    "LEAD_EMAIL": LEAD_EMAIL,
+    "LEAD_NAME": LEAD_NAME,
+    "NOTE_ID": NOTE_ID,
+    "DIAL": DIAL,
+    "RING_TIMEOUT": RING_TIMEOUT,
 }
 
 # Contexts ------------------------------------------------------------------------------------

@@ -64,8 +64,9 @@ class CallWriter:
             for item in batch:
                 self.submit(item)
 
-    async def write(self, items: Sequence[CallWrite]) -> None:
-        """Write now, in one transaction (raises if it fails), then emit what finished."""
+    async def write(self, items: Sequence[CallWrite]) -> list[str]:
+        """Write now, in one transaction (raises if it fails), then emit what finished; return
+        each item's call id (the AGI script `track` writes its call's start this way)."""
         results = await asyncio.to_thread(self.store.write, items)
         for item, (call_id, finished) in zip(items, results, strict=True):
             if finished and isinstance(item, CallOutcome):
@@ -85,6 +86,7 @@ class CallWriter:
                         item.ring_seconds,
                     )
                 )
+        return [call_id for call_id, _ in results]
 
     async def flush(self) -> None:
         """Finish the batch in progress and write whatever is queued (at shutdown)."""

@@ -135,7 +135,7 @@ def test_dynamic_route_takes_only_a_complete_answer_naming_a_compiled_route():
     steps = context(compiled(NumberInfo(3, 1, "+12025550123", plan)), "appliance-entry-7")
     target = "appliance-connect-${APPLIANCE_CONNECT},s,1"
     assert steps == [
-        "AGI(agi://127.0.0.1:573/route,7,${CHANNEL(linkedid)})",
+        "AGI(agi://127.0.0.1:573/dynamic,7,${CHANNEL(linkedid)})",
         'GotoIf($["${APPLIANCE_READY}" != "1"]?compiled)',
         "Set(APPLIANCE_CONNECT=${FILTER(0-9,${APPLIANCE_CONNECT})})",
         "Set(APPLIANCE_AFTER_HOURS=${FILTER(a-z,${APPLIANCE_AFTER_HOURS})})",

@@ -29,11 +29,11 @@ async def fake_asterisk(port: int, headers: str = HEADERS) -> list[str]:
 async def server():
     seen = []
 
-    async def inbound(request):
+    async def inbound(request, channel):
         seen.append(request)
         return {"APPLIANCE_CONNECT": "7", "APPLIANCE_AFTER_HOURS": 'y"es', "APPLIANCE_READY": "1"}
 
-    async def slow(request):
+    async def slow(request, channel):
         await asyncio.sleep(10)
         return {}
 
