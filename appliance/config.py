@@ -508,10 +508,10 @@ def validate(config: Config) -> None:
         )
     if config.asterisk.mode not in (MANAGED, ATTACHED):
         raise ConfigError(f"asterisk.mode: {MANAGED} or {ATTACHED}")
-    if not _AMI_USER.fullmatch(config.ami.username):
+    if not _AMI_USER.fullmatch(config.ami.username) or config.ami.username.lower() == "general":
         raise ConfigError(
-            "ami.username: 1 to 64 letters, digits, _ and - (it names a section of Asterisk's "
-            "manager.conf)"
+            "ami.username: 1 to 64 letters, digits, _ and -, not 'general' (it names a section "
+            "of Asterisk's manager.conf)"
         )
     if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
         raise ConfigError(

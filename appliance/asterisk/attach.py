@@ -11,7 +11,10 @@ from appliance.asterisk.render import AMI_SECRET, CALL_EVENTS
 from appliance.calls import variables as var
 from appliance.config import Config, ConfigError
 
-TRACK_SCRIPT = "track"  # the FastAGI script that starts tracking a call (appliance.integrator)
+TRACK_SCRIPT = "track"  # the FastAGI scripts the snippet runs (appliance/integrator/agi.py)
+LOOKUP_SCRIPT = "lookup"
+TAG_SCRIPT = "tag"
+EXAMPLE_CTX = "appliance-example"  # not the code's: the site's to copy, rename or drop
 # What the manager user reads: calls' events and the dialplan's UserEvents. It writes nothing:
 # following calls needs no action (panoramisk's keep-alive Ping needs no class).
 MANAGER_READ = ("call", "user")
@@ -77,6 +80,28 @@ def dialplan(url: str, freepbx: bool = False) -> str:
         f"[{var.TRACK_CTX}]\n"
         f"exten => s,1,AGI({url}/{TRACK_SCRIPT},{dialled})\n"
         " same => n,Return()\n"
+        "\n"
+        f"{example(url)}"
+    )
+
+
+def example(url: str) -> str:
+    """The other scripts at work, after the call is tracked: what the appliance knows of it
+    (for a whisper, a screen pop, an IVR branch) and a tag put on it."""
+    ready = f'$["${{{var.READY}}}" != "1"]'
+    return (
+        "; Example (yours to copy, rename or drop): after the tracking context, read what the\n"
+        "; appliance knows of the call and tag it. Every script sets "
+        f"{var.STATUS} (ok, or why\n"
+        f"; not) and, last and only on success, {var.READY}=1.\n"
+        f"[{EXAMPLE_CTX}]\n"
+        f"exten => s,1,AGI({url}/{LOOKUP_SCRIPT})\n"
+        f" same => n,GotoIf({ready}?done)\n"
+        f" same => n,Verbose(1,call ${{{var.CALL_ID}}} from ${{{var.SOURCE}}} "
+        f"campaign ${{{var.CAMPAIGN}}})\n"
+        f' same => n,GotoIf($["${{{var.FIRST_TIME}}}" != "1"]?done)\n'
+        f" same => n,AGI({url}/{TAG_SCRIPT},first-call)\n"
+        " same => n(done),Return()\n"
     )
 
 

@@ -24,6 +24,7 @@ def extensions(freepbx: bool) -> str:
         "[from-pstn]\n"
         "exten => _+X.,1,Set(__FROM_DID=${EXTEN})\n"
         f" same => n,{track}\n"
+        " same => n,Gosub(appliance-example,s,1)\n"
         " same => n,Dial(PJSIP/desk,10)\n"
         " same => n,Hangup()\n"
         f"exten => {INTERNAL},1,Dial(PJSIP/desk,10)\n"

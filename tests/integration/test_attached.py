@@ -20,7 +20,7 @@ def site(request, stack: Stack):
     Asterisk's config directory before the controller started."""
     stack.extra_env["APPLIANCE_ASTERISK_MODE"] = "attached"
     stack.appliance("number", "add", foreign_pbx.TRACKED, "--source", "Google Ads")
-    etc = foreign_pbx.write(stack, freepbx=request.param == "freepbx")
+    foreign_pbx.write(stack, freepbx=request.param == "freepbx")
     stack.start_asterisk()
     before = foreign_pbx.fingerprint(stack.asterisk_dir_on_host)
     stack.start_controller()
@@ -47,6 +47,8 @@ def test_agi_track_records_a_call_of_the_site_s_dialplan_and_writes_nothing(site
     assert call["source_name"] == "Google Ads"
     assert call["dialled"] == foreign_pbx.TRACKED and call["caller_number"] == CALLER
     assert call["disposition"] == "answered"
+    tags = stack.query("SELECT tag, origin FROM call_tags WHERE call_id = ?", call["id"])
+    assert [(t["tag"], t["origin"]) for t in tags] == [("first-call", "agi")]  # the example
     assert abs(call["talk_seconds"] - 2.0) < 1.0
     assert stack.counter("agi_answered") >= 1 and stack.counter("agi_refused") == 0
     assert stack.counter("dialplan_reloads") == 0 and stack.counter("pjsip_reloads") == 0
