@@ -234,7 +234,7 @@ class Controller:
             max_backoff=config.ami.max_backoff,
         )
         writer = CallWriter(self.store, bus, busy=lambda: calls.busy)
-        calls = CallFollower(writer)
+        calls = CallFollower(writer, only_ours=config.attached)
         vault = RecordingVault(
             self.store.sessions,
             Path(config.recordings.store_dir),

@@ -191,3 +191,15 @@ def test_doctor_attached_checks_neither_the_config_nor_the_spool_nor_asterisk_s_
     )
     assert "asterisk" not in production.services(attached=True)
     assert "asterisk" in production.services(attached=False)
+
+
+def test_attached_the_calls_in_progress_are_only_those_track_adopted():
+    attached_tracker, managed = CallTracker(only_ours=True), CallTracker()
+    for linkedid in ("1.1", "2.1"):
+        event = {"Event": "Newchannel", "Linkedid": linkedid, "Uniqueid": linkedid, "Channel": "x"}
+        attached_tracker.feed(event)
+        managed.feed(event)
+    assert attached_tracker.in_progress() == []
+    attached_tracker.adopt("2.1", 7, "+12025550123")
+    assert [c.linkedid for c in attached_tracker.in_progress()] == ["2.1"]
+    assert [c.linkedid for c in managed.in_progress()] == ["1.1", "2.1"]  # all the appliance's
