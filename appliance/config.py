@@ -62,7 +62,8 @@ class AgiConfig:
     host: str = setting("127.0.0.1", "Loopback address the FastAGI server listens on.")
     port: int = setting(
         573,
-        "Port of the FastAGI server, asked only by dynamic routes; below 1024, so that no "
+        "Port of the FastAGI server, asked by dynamic routes and integrators' AGI scripts; "
+        "below 1024, so that no "
         "unprivileged local process can listen on it when the controller is down.",
     )
     request_timeout: float = setting(

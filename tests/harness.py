@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -112,6 +113,9 @@ class Stack:
     sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     phone_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # host directories Asterisk sees read-only inside its root (host path, path in the root):
+    # bind mounts in a mount namespace of its own, gone with it
+    mounts: list[tuple[Path, str]] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -169,8 +173,27 @@ class Stack:
 
     def start_asterisk(self) -> subprocess.Popen:
         log = open(self.data_dir / "asterisk.out", "ab")  # noqa: SIM115
+        argv = self.asterisk_argv("-f")
+        if self.mounts and self.root != Path("/"):
+            binds = [
+                f"mount --bind {shlex.quote(str(host))} {shlex.quote(str(self.root) + inside)}"
+                f" && mount -o remount,bind,ro {shlex.quote(str(self.root) + inside)}"
+                for host, inside in self.mounts
+            ]
+            script = " && ".join([*binds, 'exec "$@"'])
+            argv = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                *argv,
+            ]
         proc = subprocess.Popen(
-            self.asterisk_argv("-f"), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
         self.processes.append(proc)
         wait_for(

@@ -22,6 +22,7 @@ import jinja2
 from appliance.calls import cdr
 from appliance.calls.dialplan import Settings
 from appliance.config import Config, ConfigError, open_no_link, resolve_secret
+from appliance.integrator import agi_bin
 from appliance.recordings import spool_files
 from appliance.recordings.live import record_code
 from appliance.resources import shipped_dir
@@ -292,7 +293,18 @@ def write(
     _write(routes_path(config), routes, controller, user.gid)
     sections = pjsip_sections(trunks, endpoints or [], config.asterisk.inbound_context)
     _write(pjsip_path(config), sections, controller, user.gid)
+    write_agi_wrapper(base, agi_bin.command(config.agi.host, config.agi.port), user.gid)
     return etc
+
+
+def write_agi_wrapper(base: Path, argv: list[str], gid: int) -> Path:
+    """The `appliance-agi` wrapper in `<asterisk.dir>/agi-bin` (astagidir): root's, run by
+    Asterisk's group. Written again on every render, so it is always the current one."""
+    _directory(base / agi_bin.DIR, 0, gid, 0o750)
+    target = base / agi_bin.DIR / agi_bin.NAME
+    _write(target, agi_bin.wrapper(argv), 0, gid)
+    _own(target, 0, gid, 0o750)
+    return target
 
 
 def _only_root_above(base: Path) -> None:

@@ -27,6 +27,31 @@ log = logging.getLogger(__name__)
 
 Script = Callable[[Services, AgiRequest, AgiChannel], Awaitable[dict[str, str]]]
 
+# What each script sets besides APPLIANCE_STATUS and APPLIANCE_READY (every one sets those):
+# the table in docs/integrator-guide.md is checked against this.
+TRACKED = (
+    var.CALL_ID, var.NUMBER, var.DNID, var.SOURCE, var.MEDIUM, var.CAMPAIGN, var.ATTRIBUTION,
+    var.VISIT, var.FIRST_TIME,
+)  # fmt: skip
+SETS: dict[str, tuple[str, ...]] = {
+    "track": TRACKED,
+    "lookup": (
+        *TRACKED,
+        var.KEYWORD,
+        var.CLICK_ID_TYPE,
+        var.LANDING_PAGE,
+        var.TAGS,
+        var.SCORE,
+        var.LEAD_FORM,
+        var.LEAD_EMAIL,
+        var.LEAD_NAME,
+    ),  # fmt: skip
+    "tag": (var.TAGS,),
+    "score": (var.SCORE,),
+    "note": (var.NOTE_ID,),
+    "route": (var.CONNECT, var.DIAL, var.RING_TIMEOUT, var.AFTER_HOURS),
+}
+
 SCRIPTS: dict[str, Script] = {
     "track": track,
     "lookup": lookup,

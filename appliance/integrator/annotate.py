@@ -22,7 +22,7 @@ async def tag(
 ) -> dict[str, str]:
     words, given = args.split_call(request.args)  # 'vip,sales' arrives as two arguments
     call_id = await context.call_id(services, channel, given)
-    tags = await _refusing("bad-tags", facts.tag, services.sessions, call_id, list(words))
+    tags = await _refusing("bad-tags", facts.tag, services.sessions, call_id, ",".join(words))
     return {var.TAGS: ",".join(tags)}
 
 
@@ -40,9 +40,9 @@ async def score(
 async def note(
     services: context.Services, request: AgiRequest, channel: AgiChannel
 ) -> dict[str, str]:
-    parts, given = args.split_call(request.args)  # a note's commas split it into arguments
+    parts, given = args.split_call(request.args)  # Asterisk splits a note at its commas
     call_id = await context.call_id(services, channel, given)
-    note_id = await _refusing("bad-note", facts.note, services.sessions, call_id, ",".join(parts))
+    note_id = await _refusing("bad-note", facts.note, services.sessions, call_id, ", ".join(parts))
     return {var.NOTE_ID: str(note_id)}
 
 

@@ -126,9 +126,10 @@ def _field(fields: dict[str, str], name: re.Pattern[str]) -> str | None:
 
 
 # writes (annotations.py checks every value) ----------------------------------------------------
-def tag(sessions: Sessions, call_id: str, tags: list[str]) -> list[str]:
+def tag(sessions: Sessions, call_id: str, text: str) -> list[str]:
+    """Tag the call with the tags in `text` (',' or spaces between); return all its tags."""
     with sessions.begin() as session:
-        return annotated.add_tags(session, call_id, tags, "agi")
+        return annotated.add_tags(session, call_id, annotated.clean_tags(text), "agi")
 
 
 def score(sessions: Sessions, call_id: str, points: str) -> int | None:

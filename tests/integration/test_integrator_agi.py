@@ -5,11 +5,15 @@ they set in AstDB (read back with `database show`), and the call's record shows 
 from __future__ import annotations
 
 import re
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
+from appliance.asterisk import render
 from appliance.calls import variables as var
-from tests.harness import Stack, invited, sipp_call, wait_for
+from tests.harness import REPO, Stack, invited, sipp_call, wait_for
 
 pytestmark = pytest.mark.integration
 CALLER = "13125550111"
@@ -24,7 +28,8 @@ def results(*names: str) -> str:
 
 def steps(agi: str, *commands: str) -> str:
     """One extension of the test context: each command is a dialplan step; 'AGI ...' runs a
-    script at the controller, 'KEEP key=value' stores a value in AstDB (family agi)."""
+    script at the controller, 'KEEP key=value' stores a value in AstDB (family agi), and
+    '(label)App()' is a step with a label."""
     lines = []
     for command in commands:
         if command.startswith("AGI "):
@@ -34,7 +39,12 @@ def steps(agi: str, *commands: str) -> str:
             lines.append(f"Set(DB(agi/{key})={value})")
         else:
             lines.append(command)
-    return "\n".join(f" same => n,{line}" for line in lines)
+    return "\n".join(
+        f" same => n{line[: line.index(')') + 1]},{line[line.index(')') + 1 :]}"
+        if line.startswith("(")
+        else f" same => n,{line}"
+        for line in lines
+    )
 
 
 def install(stack: Stack, extensions: dict[str, list[str]]) -> None:
@@ -111,3 +121,221 @@ def test_agi_track_refuses_what_is_not_a_number_and_the_call_goes_on(running: St
     (record,) = running.finished()  # followed like any call, without a tracking number
     assert kept(running)["bad"] == "bad-number//"
     assert record["tracking_number_id"] is None
+
+
+def test_agi_tag_tags_the_tracked_call_and_refuses_what_is_not_a_tag(running: Stack):
+    install(
+        running,
+        {
+            "5550103": [
+                "AGI tag,vip",  # not tracked yet: nothing to tag
+                f"KEEP early={results(var.STATUS, var.READY)}",
+                "AGI track",
+                "AGI tag,vip,Sales",  # Asterisk splits at commas: two tags
+                f"KEEP tagged={results(var.STATUS, var.READY, var.TAGS)}",
+                "AGI tag,no way!",
+                f"KEEP refused={results(var.STATUS, var.READY)}",
+                "Answer()",
+                "Wait(10)",
+            ]
+        },
+    )
+    call(running, "5550103")
+    (record,) = running.finished()
+    values = kept(running)
+    assert values["early"] == "not-tracked/"
+    assert values["tagged"] == "ok/1/sales,vip" and values["refused"] == "bad-tags/"
+    rows = running.query("SELECT tag, origin FROM call_tags WHERE call_id = ?", record["id"])
+    assert sorted(tuple(r) for r in rows) == [("sales", "agi"), ("vip", "agi")]
+
+
+def test_agi_score_adjusts_the_lead_score_within_bounds(running: Stack):
+    install(
+        running,
+        {
+            "5550104": [
+                "AGI track",
+                "AGI score,+15",
+                f"KEEP up={results(var.STATUS, var.SCORE)}",
+                "AGI score,-5",
+                f"KEEP down={results(var.STATUS, var.SCORE)}",
+                "AGI score,500",
+                f"KEEP refused={results(var.STATUS, var.READY)}",
+                "Answer()",
+                "Wait(10)",
+            ]
+        },
+    )
+    call(running, "5550104")
+    (record,) = running.finished()
+    values = kept(running)
+    assert values["up"] == "ok/15" and values["down"] == "ok/10"
+    assert values["refused"] == "bad-score/"
+    assert record["score_adjustment"] == 10
+
+
+def test_agi_note_attaches_a_note_even_with_commas_in_it(running: Stack):
+    install(
+        running,
+        {
+            "5550105": [
+                "AGI track",
+                "AGI note,Asked about pricing, wants a callback",
+                f"KEEP noted={results(var.STATUS, var.READY)}",
+                "AGI note",
+                f"KEEP empty={results(var.STATUS, var.READY)}",
+                "Answer()",
+                "Wait(10)",
+            ]
+        },
+    )
+    call(running, "5550105")
+    (record,) = running.finished()
+    values = kept(running)
+    assert values["noted"] == "ok/1" and values["empty"] == "bad-note/"
+    notes = running.query("SELECT text, origin FROM call_notes WHERE call_id = ?", record["id"])
+    assert [tuple(n) for n in notes] == [("Asked about pricing, wants a callback", "agi")]
+
+
+def test_agi_lookup_tells_the_dialplan_what_is_known_of_a_call(running: Stack):
+    install(
+        running,
+        {
+            "5550106": [
+                f"AGI track,{TRACKED}",
+                "Set(ID=${APPLIANCE_CALL_ID})",
+                "AGI tag,returning",
+                "AGI score,20",
+                f"Set({var.SOURCE}=)",  # lookup sets it again
+                "AGI lookup",
+                f"KEEP current={results(var.STATUS, var.READY, var.CALL_ID, var.SOURCE)}",
+                f"KEEP more={results(var.TAGS, var.SCORE, var.FIRST_TIME)}",
+                "AGI lookup,${ID}",
+                f"KEEP given={results(var.STATUS, var.CALL_ID)}",
+                "AGI lookup,0123456789abcdef0123456789abcdef",
+                f"KEEP unknown={results(var.STATUS, var.READY)}",
+                "AGI lookup,../../etc/passwd",
+                f"KEEP hostile={results(var.STATUS, var.READY)}",
+                "Answer()",
+                "Wait(10)",
+            ]
+        },
+    )
+    call(running, "5550106")
+    (record,) = running.finished()
+    values = kept(running)
+    assert values["current"] == f"ok/1/{record['id']}/Google Ads"
+    assert values["more"] == "returning/20/1"
+    assert values["given"] == f"ok/{record['id']}"
+    assert values["unknown"] == "no-call/" and values["hostile"] == "bad-call-id/"
+
+
+def test_agi_route_gives_the_dialplan_a_destination_it_dials_itself(running: Stack, phone):
+    carrier = phone()
+    spring = running.query("SELECT id FROM routes WHERE name = 'Spring flyer'")[0]["id"]
+    install(
+        running,
+        {
+            "5550107": [
+                "AGI route,12025550123 OR 1",
+                f"KEEP refused={results(var.STATUS, var.READY, var.DIAL)}",
+                "AGI track",
+                f"AGI route,{TRACKED}",
+                f"KEEP routed={results(var.STATUS, var.CONNECT, var.RING_TIMEOUT)}",
+                f"KEEP after_hours=${{{var.AFTER_HOURS}}}",
+                f'GotoIf($["${{{var.READY}}}" != "1"]?end)',
+                f"Dial(${{{var.DIAL}}},${{{var.RING_TIMEOUT}}})",
+                "(end)Hangup()",
+            ]
+        },
+    )
+    call(running, "5550107")
+    (record,) = running.finished()
+    values = kept(running)
+    assert values["refused"] == "bad-number//"
+    assert values["routed"] == f"ok/{spring}/3" and values["after_hours"] == ""
+    assert invited(carrier.trace) == ["+12025550199"]
+    assert record["answered_at"] is not None and record["disposition"] == "answered"
+
+
+# the classic form: AGI(appliance-agi,...) from Asterisk's agi-bin ------------------------------
+@pytest.fixture
+def classic(stack: Stack):
+    """The `running` appliance, with this Python visible to Asterisk (in its root, read-only:
+    the interpreter at /mnt, the code and its packages where they are) and the agi-bin
+    wrapper running the entry point from there."""
+    packages = sysconfig.get_paths()["purelib"]
+    inside_root = stack.root != Path("/")
+    if inside_root:
+        if not (stack.root / str(REPO.parent).lstrip("/")).is_dir():
+            pytest.skip(f"{REPO.parent} has no place in Asterisk's root")
+        assert packages.startswith(f"{REPO.parent}/")
+        stack.mounts = [(Path(sys.base_prefix), "/mnt"), (REPO.parent, str(REPO.parent))]
+    python = Path(sys.executable).resolve()
+    interpreter = f"/mnt/{python.relative_to(sys.base_prefix)}" if inside_root else str(python)
+    stack.appliance(
+        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
+    )
+    stack.appliance(
+        "route", "add", "Spring flyer", "--forward", "+12025550199", "--trunk", "carrier"
+    )
+    number = (TRACKED, "--label", "Spring flyer", "--source", "Google Ads")
+    stack.appliance("number", "add", *number, "--route", "Spring flyer")
+    stack.appliance("config", "render")
+    wrapper = stack.asterisk_dir_on_host / "agi-bin" / "appliance-agi"
+    assert wrapper.stat().st_mode & 0o777 == 0o750  # written by config render
+    argv = [
+        "env", "LD_LIBRARY_PATH=/mnt/lib" if inside_root else "LD_LIBRARY_PATH=",
+        f"PYTHONPATH={REPO}:{packages}", interpreter, "-m", "appliance.integrator.classic",
+        "--host", "127.0.0.1", "--port", str(stack.agi_port),
+    ]  # fmt: skip
+    gid = render.lookup_user(stack.root, "asterisk").gid
+    render.write_agi_wrapper(stack.asterisk_dir_on_host, argv, gid)
+    stack.start_asterisk()
+    stack.start_controller()
+    return stack
+
+
+def test_agi_track_and_tag_run_from_agi_bin_through_the_classic_entry_point(classic: Stack):
+    install(
+        classic,
+        {
+            "5550108": [
+                f"AGI(appliance-agi,track,{TRACKED})",
+                f"KEEP track=${{AGISTATUS}}/{results(var.STATUS, var.READY, var.CALL_ID)}",
+                f"KEEP source=${{{var.SOURCE}}}",
+                "AGI(appliance-agi,tag,vip)",
+                f"KEEP tag={results(var.STATUS, var.READY, var.TAGS)}",
+                "AGI(appliance-agi,tag,not a tag!)",
+                f"KEEP refused={results(var.STATUS, var.READY)}",
+                "Answer()",
+                "Wait(10)",
+            ]
+        },
+    )
+    call(classic, "5550108")
+    (record,) = classic.finished()
+    values = kept(classic)
+    assert values["track"] == f"SUCCESS/ok/1/{record['id']}"
+    assert values["source"] == "Google Ads" and values["tag"] == "ok/1/vip"
+    assert values["refused"] == "bad-tags/"
+    assert classic.query("SELECT tag FROM call_tags WHERE call_id = ?", record["id"])[0][0] == "vip"
+
+
+def test_agi_track_from_agi_bin_with_the_controller_down_goes_on(classic: Stack, phone):
+    controller = classic.processes.pop()
+    classic.stop(controller)
+    carrier = phone()
+    install(
+        classic,
+        {
+            "5550109": [
+                f"AGI(appliance-agi,track,{TRACKED})",
+                f"KEEP down=${{AGISTATUS}}/{results(var.STATUS, var.READY)}",
+                "Dial(PJSIP/+12025550199@carrier,5)",
+            ]
+        },
+    )
+    call(classic, "5550109")
+    assert kept(classic)["down"] == "SUCCESS//"
+    assert invited(carrier.trace) == ["+12025550199"]

@@ -31,7 +31,7 @@ def test_a_forged_fastagi_request_from_another_user_gets_no_answer(running: Stac
         f"""
         import socket
         s = socket.create_connection(("127.0.0.1", {running.agi_port}))
-        s.sendall(b"agi_network_script: route\\nagi_arg_1: 1\\nagi_arg_2: 1700000000.1\\n\\n")
+        s.sendall(b"agi_network_script: dynamic\\nagi_arg_1: 1\\nagi_arg_2: 1700000000.1\\n\\n")
         s.settimeout(5)
         try:
             print(repr(s.recv(1000)))

@@ -3,9 +3,11 @@ import pytest
 from appliance.asterisk.agi_protocol import (
     AgiProtocolError,
     build_request,
+    get_full_variable,
     parse_header,
     quote,
     result_code,
+    result_value,
     set_variable,
 )
 
@@ -46,3 +48,11 @@ def test_result_codes():
     assert result_code("200 result=1") == 1
     assert result_code("200 result=-1") == -1
     assert result_code("510 Invalid or unknown command") is None
+
+
+def test_values_asked_of_the_channel():
+    assert get_full_variable("${CHANNEL(linkedid)}") == 'GET FULL VARIABLE "${CHANNEL(linkedid)}"\n'
+    assert result_value("200 result=1 (1700000000.1)") == "1700000000.1"
+    assert result_value("200 result=1 (a (b) c)\r\n") == "a (b) c"
+    assert result_value("200 result=0") is None  # not set
+    assert result_value("510 Invalid or unknown command") is None

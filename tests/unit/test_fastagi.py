@@ -124,3 +124,28 @@ async def test_only_asterisk_s_user_is_answered(server):
     except ConnectionResetError:
         pass  # closed before reading what was sent: a reset, and no answer either
     assert server.seen == [] and server.refused == 1
+
+
+async def test_a_handler_asks_the_channel_one_command_at_a_time():
+    async def ask(request, channel):
+        linkedid = await channel.get_full_variable("${CHANNEL(linkedid)}")
+        missing = await channel.get_full_variable("${NOPE}")
+        return {"APPLIANCE_CALL_ID": f"{linkedid}/{missing}"}
+
+    agi = FastAgiServer({"ask": ask}, timeout=1, allowed_uids={os.getuid()})
+    await agi.start("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+    writer.write(HEADERS.replace("inbound", "ask").encode())
+    replies = iter(["200 result=1 (1700000000.1)", "200 result=0", "200 result=1"])
+    commands = []
+    while line := await reader.readline():
+        commands.append(line.decode().strip())
+        writer.write(f"{next(replies)}\n".encode())
+    writer.close()
+    await agi.close()
+    assert commands == [
+        'GET FULL VARIABLE "${CHANNEL(linkedid)}"',
+        'GET FULL VARIABLE "${NOPE}"',
+        'SET VARIABLE APPLIANCE_CALL_ID "1700000000.1/None"',
+    ]
+    assert agi.answered == 1
