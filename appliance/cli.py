@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance import __version__, admin, audit, bootstrap, doctor, tls
 from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
-from appliance.asterisk import render
+from appliance.asterisk import attach_commands, render
 from appliance.attribution import sites
 from appliance.backup import BackupError
 from appliance.backup import create as backups
@@ -240,7 +240,16 @@ def cmd_account_pending(config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _managed_only(config: Config, what: str) -> None:
+    """Trunks and phones live in the PJSIP file the appliance renders: none in attached mode."""
+    if config.attached:
+        raise admin.AdminError(
+            f"asterisk.mode is attached: {what} are the site's PBX's own; add them there"
+        )
+
+
 def cmd_trunk_add(config: Config, args: argparse.Namespace) -> int:
+    _managed_only(config, "trunks")
     request = admin.TrunkRequest(
         name=args.name,
         kind=args.kind,
@@ -1094,6 +1103,7 @@ def cmd_calls_list(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_endpoint_add(config: Config, args: argparse.Namespace) -> int:
+    _managed_only(config, "phones")
     with _session(config) as session:
         endpoint, password = admin.add_endpoint(
             session,
@@ -1142,6 +1152,7 @@ def cmd_endpoint_remove(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_config_render(config: Config, _args: argparse.Namespace) -> int:
+    render.refuse_if_attached(config)
     sessions = _sessions(config)
     with sessions.begin() as session:
         trunks = admin.trunk_views(session, bootstrap.secret_box(config))
@@ -1617,6 +1628,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("render", cmd_config_render, "write the Asterisk config from the database", cfg)
     command("show", cmd_config_show, "print the effective configuration", cfg)
     privacy_commands.register(sub, command)
+    attach_commands.register(sub, command)
     return parser
 
 

@@ -23,6 +23,7 @@ from typing import Any
 AUDIT_MINIMUM = 365  # days the audit log is kept at the least (privacy.audit_days)
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.ini")
 ENV_PREFIX = "APPLIANCE_"
+MANAGED, ATTACHED = "managed", "attached"  # asterisk.mode
 
 
 class ConfigError(Exception):
@@ -85,6 +86,12 @@ class AmiConfig:
 
 @dataclass(frozen=True)
 class AsteriskConfig:
+    mode: str = setting(
+        "managed",
+        "managed: the appliance renders and reloads Asterisk's config (trunks, phones, routes); "
+        "attached: Asterisk (or FreePBX) is the site's own, the appliance only follows its calls "
+        "over AMI and answers its dialplan's FastAGI requests (appliance attach snippet).",
+    )
     root: str = setting(
         "/", "Root directory Asterisk runs in: / on a host with Asterisk, else the sandbox root."
     )
@@ -289,6 +296,11 @@ class Config:
     source: str = "defaults"
 
     @property
+    def attached(self) -> bool:
+        """Asterisk's config is the site's: the appliance writes none of it, reloads nothing."""
+        return self.asterisk.mode == ATTACHED
+
+    @property
     def data_dir(self) -> Path:
         return Path(self.paths.data_dir)
 
@@ -423,6 +435,7 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
 
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}")
+_AMI_USER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a manager.conf section name
 
 
 def validate(config: Config) -> None:
@@ -493,6 +506,13 @@ def validate(config: Config) -> None:
     ):
         raise ConfigError(
             "transcription.model: the name of an installed model (appliance models list)"
+        )
+    if config.asterisk.mode not in (MANAGED, ATTACHED):
+        raise ConfigError(f"asterisk.mode: {MANAGED} or {ATTACHED}")
+    if not _AMI_USER.fullmatch(config.ami.username) or config.ami.username.lower() == "general":
+        raise ConfigError(
+            "ami.username: 1 to 64 letters, digits, _ and -, not 'general' (it names a section "
+            "of Asterisk's manager.conf)"
         )
     if not _CONTEXT.fullmatch(config.asterisk.inbound_context):
         raise ConfigError(

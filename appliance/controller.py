@@ -3,6 +3,9 @@
 Calls do not pass through here: Asterisk routes them with the compiled dialplan. The
 controller keeps that dialplan equal to the database, follows calls over AMI, records them,
 reconciles what it missed, seals recordings, and answers the dynamic routes and the API.
+Attached to a site's own Asterisk (asterisk.mode = attached), it writes none of Asterisk's
+config and reloads nothing: it follows the calls the site's dialplan hands to the FastAGI
+script `track`; it neither records them nor reconciles CDRs (both need the managed dialplan).
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ class Controller:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.engine = db.make_engine(config.database.url)
-        self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
+        self.store = CallStore(
+            db.session_factory(self.engine), config.tracking.grace, only_tracked=config.attached
+        )
         tracking = config.tracking
         self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
         self.jobs = Runner(
@@ -207,7 +212,10 @@ class Controller:
             features.ami.start()
             sdnotify.ready()
             log.info(
-                "controller ready: FastAGI port %s, HTTP port %s", agi.port, self.config.http.port
+                "controller ready: FastAGI port %s, HTTP port %s, Asterisk %s",
+                agi.port,
+                self.config.http.port,
+                self.config.asterisk.mode,
             )
             await _first(stop.wait(), features.ami.auth_failed.wait())
             sdnotify.stopping()
@@ -226,7 +234,7 @@ class Controller:
             max_backoff=config.ami.max_backoff,
         )
         writer = CallWriter(self.store, bus, busy=lambda: calls.busy)
-        calls = CallFollower(writer)
+        calls = CallFollower(writer, only_ours=config.attached)
         vault = RecordingVault(
             self.store.sessions,
             Path(config.recordings.store_dir),
@@ -241,13 +249,7 @@ class Controller:
             ami=ami,
             writer=writer,
             calls=calls,
-            routes=DialplanPublisher(
-                self.store,
-                render.routes_path(config),
-                render.dialplan_settings(config),
-                ami,
-                pjsip=(render.pjsip_path(config), self.pjsip_sections),
-            ),
+            routes=self.publisher(ami),
             reconciler=Reconciler(
                 self.store,
                 writer,
@@ -262,6 +264,18 @@ class Controller:
         features.metrics.subscribe(bus)
         ami.handlers += [calls.on_event, features.live.on_event, self.registrations.on_event]
         return features
+
+    def publisher(self, ami: AmiClient) -> DialplanPublisher:
+        config = self.config
+        if config.attached:  # the routing table only, for the FastAGI scripts
+            return DialplanPublisher(self.store, None, render.dialplan_settings(config), ami)
+        return DialplanPublisher(
+            self.store,
+            render.routes_path(config),
+            render.dialplan_settings(config),
+            ami,
+            pjsip=(render.pjsip_path(config), self.pjsip_sections),
+        )
 
     def metrics(self, calls: CallFollower, ami: AmiClient) -> Metrics:
         config = self.config
@@ -278,19 +292,23 @@ class Controller:
         )
 
     def start(self, features: Features, tasks: Supervisor) -> None:
+        managed = not self.config.attached  # the CDRs, the spool and the trunks are ours
+
         async def after_login() -> None:
             await features.routes.on_login()
-            await features.reconciler.reconcile()
-            await features.sweeper.sweep_orphans()
+            if managed:
+                await features.reconciler.reconcile()
+                await features.sweeper.sweep_orphans()
 
         features.ami.on_login.append(lambda: tasks.spawn("after AMI login", after_login()))
         tasks.spawn("systemd watchdog", sdnotify.watchdog())
         tasks.spawn("call writer", features.writer.run())
         tasks.spawn("routing refresh", features.routes.run())
-        tasks.spawn("spool sweeper", features.sweeper.run())  # seals within a second: a loop
+        if managed:
+            tasks.spawn("spool sweeper", features.sweeper.run())  # seals within a second
+            tasks.spawn("registration watch", self.watch_registrations())
         ami_down = Outage("Asterisk's manager interface (AMI): calls go on, but are not followed")
         tasks.spawn("AMI watch", outage.watch(ami_down, lambda: features.ami.is_connected))
-        tasks.spawn("registration watch", self.watch_registrations())
         tasks.spawn("jobs", self.jobs.run())
         tasks.spawn("outbox", self.outbox.run())
         self.schedule_periodic(features)
@@ -299,8 +317,9 @@ class Controller:
         """Maintenance on APScheduler: none of it is on a call's way."""
         schedule = self.periodic
         reconciler = features.reconciler
-        every(schedule, "reconciliation", reconciler.interval, reconciler.reconcile,
-              first=reconciler.interval)  # fmt: skip
+        if not self.config.attached:  # the site's CDRs are not written for the appliance
+            every(schedule, "reconciliation", reconciler.interval, reconciler.reconcile,
+                  first=reconciler.interval)  # fmt: skip
         limits = RetentionJob(self.store.sessions, features.vault)
         every(
             schedule, "recording limits", limits.interval, lambda: asyncio.to_thread(limits.apply)
@@ -310,7 +329,7 @@ class Controller:
         expiry = PrivacyRetention(
             self.store.sessions,
             features.vault,
-            self.config.asterisk_dir_on_host / render.CDR_DIR,
+            render.cdr_dir(self.config),
             privacy.log_days,
             privacy.audit_days,
         )

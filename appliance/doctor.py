@@ -140,11 +140,14 @@ def check_ami(config: Config) -> Finding:
             "asterisk) and check ami.host/ami.port",
         )
     if "Response: Success" not in reply:
+        fix = (
+            "add the manager user of 'appliance attach snippet --part manager' to the site's "
+            "manager_custom.conf and run: asterisk -rx 'manager reload'"
+            if config.attached
+            else "run 'appliance config render' and reload Asterisk, or fix ami.secret"
+        )
         return Finding(
-            FAIL,
-            "AMI login",
-            f"refused at {where} for user {config.ami.username!r}",
-            "run 'appliance config render' and reload Asterisk, or fix ami.secret",
+            FAIL, "AMI login", f"refused at {where} for user {config.ami.username!r}", fix
         )
     return Finding(OK, "AMI login", f"{config.ami.username}@{where}")
 
@@ -186,6 +189,8 @@ def check_recordings(config: Config) -> Finding:
         ring = keys.load(Path(config.recordings.key_file), key_passphrase(config))
     except (keys.KeyProblem, ConfigError) as exc:
         return Finding(FAIL, "recordings", str(exc), "run 'appliance init' or restore the key file")
+    if config.attached:
+        return Finding(OK, "recordings", "none: attached calls are tracked, not recorded")
     spool = config.spool_on_host
     if not spool.is_dir():
         return Finding(
@@ -348,11 +353,13 @@ def _from_problems(check: str, problems: list[production.Problem], fine: str) ->
     )
 
 
-def check_services(systemctl: str | None) -> Finding:
-    """On a server installed with scripts/install: each service up and enabled at boot."""
+def check_services(systemctl: str | None, attached: bool = False) -> Finding:
+    """On a server installed with scripts/install: each service up and enabled at boot (the
+    site's own Asterisk, when attached, is the AMI check's)."""
     if systemctl is None:
         return Finding(WARN, "services", "systemctl not found", "")
-    states = {unit: production.unit_state(systemctl, unit) for unit in production.SERVICES}
+    units = production.services(attached)
+    states = {unit: production.unit_state(systemctl, unit) for unit in units}
     problems = production.service_problems(states)
     return _from_problems("services", problems, ", ".join(f"{u} active" for u in states))
 
@@ -375,8 +382,10 @@ def findings(config: Config) -> list[Finding]:
         lambda: check_data_dir(config),
         lambda: check_secrets(config),
         lambda: check_database(config),
-        lambda: check_asterisk_config(config),
-        lambda: check_routes(config),
+    ]
+    if not config.attached:  # the site's Asterisk config is not the appliance's to check
+        checks += [lambda: check_asterisk_config(config), lambda: check_routes(config)]
+    checks += [
         lambda: check_ami(config),
         lambda: check_port("FastAGI", config.agi.host, config.agi.port),
         lambda: check_port("HTTP", config.http.host, config.http.port),
@@ -388,7 +397,7 @@ def findings(config: Config) -> list[Finding]:
     ]
     if production.installed():
         checks += [
-            lambda: check_services(shutil.which("systemctl")),
+            lambda: check_services(shutil.which("systemctl"), config.attached),
             lambda: check_modes(config),
         ]
     return [_safely(check) for check in checks]

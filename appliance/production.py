@@ -25,6 +25,11 @@ class Problem:
     fix: str
 
 
+def services(attached: bool) -> list[str]:
+    """The units the install made; attached to a site's own PBX, Asterisk is not one."""
+    return [unit for unit in SERVICES if not (attached and unit == "asterisk")]
+
+
 def installed(unit: Path = INSTALLED_UNIT) -> bool:
     return unit.exists()
 

@@ -53,8 +53,8 @@ NOLOAD = (
     "res_ari_sounds.so"
 ).split()
 
-# The events the controller reads (calls/tracker.py, and panoramisk's connection handling).
-AMI_EVENTS = (
+# The events the call tracker reads (calls/tracker.py): all the attached mode's manager user gets.
+CALL_EVENTS = (
     "Newchannel",
     "DialBegin",
     "DialEnd",
@@ -62,10 +62,10 @@ AMI_EVENTS = (
     "HangupRequest",
     "Hangup",
     "UserEvent",
-    "FullyBooted",
-    "Shutdown",
-    "Registry",  # registration trunks: asterisk/registrations.py
 )
+# The events the controller reads of the Asterisk it manages: the calls', panoramisk's
+# connection handling, and the registration trunks' (asterisk/registrations.py).
+AMI_EVENTS = (*CALL_EVENTS, "FullyBooted", "Shutdown", "Registry")
 
 # Directories Asterisk writes to; etc/ (root's) and routes/ (the controller's) are apart.
 ASTERISK_DIRS = ("db", "keys", "spool", "run", "log")
@@ -159,6 +159,12 @@ def pjsip_path(config: Config) -> Path:
     return config.asterisk_dir_on_host / ROUTES_DIR / PJSIP_FILE
 
 
+def cdr_dir(config: Config) -> Path | None:
+    """Where Asterisk writes the CDR lines reconciliation reads, as the controller sees it;
+    None when attached (the site's Asterisk writes none for the appliance)."""
+    return None if config.attached else config.asterisk_dir_on_host / CDR_DIR
+
+
 def dialplan_settings(config: Config) -> Settings:
     return Settings(config.asterisk.inbound_context, f"agi://{config.agi.host}:{config.agi.port}")
 
@@ -208,6 +214,17 @@ def context(config: Config, user: SystemUser) -> dict[str, Any]:
     }
 
 
+NOT_OURS = (
+    "asterisk.mode is attached: Asterisk's config is the site's, the appliance writes none of "
+    "it (see 'appliance attach snippet')"
+)
+
+
+def refuse_if_attached(config: Config) -> None:
+    if config.attached:
+        raise ConfigError(NOT_OURS)
+
+
 AMI_SECRET = re.compile(r"[A-Za-z0-9_.~+/=-]{8,128}")
 
 
@@ -252,7 +269,9 @@ def write(
     routes: str,
     endpoints: list[EndpointView] | None = None,
 ) -> Path:
-    """Render and write the config and the compiled routes; create Asterisk's directories."""
+    """Render and write the config and the compiled routes; create Asterisk's directories.
+    Refused in attached mode: Asterisk's config is the site's."""
+    refuse_if_attached(config)
     user = lookup_user(Path(config.asterisk.root), config.asterisk.user)
     files = render_files(context(config, user))
     base = config.asterisk_dir_on_host

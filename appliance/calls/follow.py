@@ -13,9 +13,9 @@ from appliance.calls.writer import CallWriter
 class CallFollower:
     QUIET = 0.3  # seconds without call events after which calls are not being set up
 
-    def __init__(self, writer: CallWriter) -> None:
+    def __init__(self, writer: CallWriter, only_ours: bool = False) -> None:
         self.writer = writer
-        self.tracker = CallTracker()
+        self.tracker = CallTracker(only_ours)
         self.last_event = 0.0
 
     @property

@@ -1,7 +1,9 @@
 """Routes, trunks and phones into Asterisk: read them from the database, write the routes file
 and the PJSIP file, and have Asterisk reload what changed (its dialplan, PJSIP). Whoever
 changes them (admin UI, CLI, another appliance sharing the database), Asterisk has them within
-one refresh interval; calls in progress are not touched by either reload."""
+one refresh interval; calls in progress are not touched by either reload. Attached to a site's
+own Asterisk (no `path`), only the routing table is kept, for the FastAGI scripts: nothing is
+written, nothing reloaded."""
 
 from __future__ import annotations
 
@@ -42,13 +44,14 @@ class DialplanPublisher:
     def __init__(
         self,
         store: CallStore,
-        path: Path,
+        path: Path | None,
         settings: Settings,
         ami: AmiClient,
         interval: float = 5.0,
         pjsip: tuple[Path, Callable[[], str]] | None = None,
     ) -> None:
-        """`pjsip`: where the trunks and phones file goes, and what makes its text."""
+        """`path`: the routes file (None: Asterisk's dialplan is the site's); `pjsip`: where
+        the trunks and phones file goes, and what makes its text."""
         self.store = store
         self.path = path
         self.settings = settings
@@ -72,6 +75,8 @@ class DialplanPublisher:
 
     async def refresh(self) -> None:
         self.table = await asyncio.to_thread(self.store.routing_table)
+        if self.path is None:
+            return
         compiled = compile_routes(self.table, self.settings)
         self._report(compiled)
         files = [(self.path, compiled.text, "pbx_config")]
@@ -107,7 +112,7 @@ class DialplanPublisher:
         await self.refresh()
 
     async def reload(self) -> None:
-        if not self.ami.is_connected:
+        if not self.ami.is_connected or self.path is None:
             return
         if self.pjsip is None:
             self.pending.discard("res_pjsip.so")

@@ -32,9 +32,15 @@ def _e164(dialled: str) -> str:
 
 
 class CallStore:
-    def __init__(self, sessions: sessionmaker[Session], grace: float = GRACE) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], grace: float = GRACE, only_tracked: bool = False
+    ) -> None:
         self.sessions = sessions
         self.grace = grace  # how long after a pool number's hold a call still goes to it
+        # Attached to a site's PBX: the outcome of a call whose record nothing started (an
+        # internal or outgoing call, a call the site's dialplan did not hand to 'track') is
+        # not the appliance's, and is not recorded.
+        self.only_tracked = only_tracked
 
     # routing ---------------------------------------------------------------------------
     def routing_table(self) -> RoutingTable:
@@ -111,6 +117,8 @@ class CallStore:
         record = session.scalar(select(Call).where(Call.linkedid == outcome.linkedid))
         if record is not None and record.disposition is not None:
             return record.id, False
+        if record is None and self.only_tracked:
+            return "", False
         if record is None:
             record = self._insert(
                 session,

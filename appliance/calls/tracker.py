@@ -55,6 +55,7 @@ class _Call:
     recording_mode: str = ""
     recording_on: bool = False
     restricted: bool = False  # the dialplan found the caller on the account's restrict list
+    ours: bool = False  # the appliance's call: its route event came, or `track` adopted it
 
 
 def _timestamp(event: Mapping[str, str]) -> float:
@@ -101,9 +102,12 @@ class InProgress:
 
 
 class CallTracker:
-    def __init__(self) -> None:
+    def __init__(self, only_ours: bool = False) -> None:
+        """`only_ours`: attached to a site's PBX, the calls in progress shown are only those
+        the appliance tracks (not the site's internal or outgoing calls)."""
         self.calls: dict[str, _Call] = {}
         self.finished: OrderedDict[str, None] = OrderedDict()
+        self.only_ours = only_ours
 
     def feed(self, event: Mapping[str, str]) -> CallWrite | None:
         """Apply one AMI event; return what to record: the call's start, or its outcome."""
@@ -146,6 +150,7 @@ class CallTracker:
         that its outcome goes to the record `track` wrote, like the call of any route."""
         call = self.calls.get(linkedid)
         if call is not None and linkedid not in self.finished:
+            call.ours = True
             call.number_id = call.number_id or number_id
             call.dialled = _clean(dialled, 64) or call.dialled
 
@@ -163,7 +168,7 @@ class CallTracker:
                     recording=c.recording_on,
                 )
                 for c in self.calls.values()
-                if c.ended is None and c.channel
+                if c.ended is None and c.channel and (c.ours or not self.only_ours)
             ),
             key=lambda c: c.started,
         )
@@ -197,6 +202,7 @@ class CallTracker:
 
     def _route(self, call: _Call, event: Mapping[str, str]) -> CallStarted | None:
         first = call.route_id is None
+        call.ours = True
         call.route_id = parse_id(event.get("Route"))
         call.number_id = parse_id(event.get("Number"))
         call.after_hours = event.get("AfterHours") == "yes"

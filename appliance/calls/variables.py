@@ -76,6 +76,8 @@ ENTRY = "appliance-entry-"  # + route id: business hours (and the dynamic step)
 CONNECT_CTX = "appliance-connect-"  # + route id: announcement, recording, Dial
 RESTRICTED_CTX = "appliance-restricted-"  # + account id: the restricted callers' digit forms
 
+TRACK_CTX = "appliance-track"  # attached mode: the site's Gosub target that runs 'track'
+
 CONTEXTS = (RECORD_SUB, RECORD_NOW, WHISPER, HANGUP)  # the template's; the rest are compiled
 
 # AMI user events the dialplan sends ------------------------------------------------------------

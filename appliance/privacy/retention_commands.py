@@ -81,7 +81,7 @@ def cmd_apply(config: Config, args: argparse.Namespace) -> int:
     job = PrivacyRetention(
         sessions,
         vault,
-        config.asterisk_dir_on_host / render.CDR_DIR,
+        render.cdr_dir(config),
         config.privacy.log_days,
         config.privacy.audit_days,
     )
