@@ -1483,8 +1483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("kind", choices=conversions.KINDS)
     p.add_argument("--url", help="a webhook's https:// address")
-    p.add_argument("--event", action="append", help="an event to send (repeat); default: "
-                   "conversion.created")  # fmt: skip
+    p.add_argument("--event", action="append", help="an event to send (repeat): one of "
+                   f"{', '.join(conversions.EVENTS)}; default: conversion.created")  # fmt: skip
     p.add_argument("--setting", action="append", help="NAME=VALUE, e.g. pixel_id=123")
     p.add_argument(
         "--secrets-stdin", action="store_true", help="read its tokens as a JSON object on stdin"

@@ -95,4 +95,12 @@ class CallStarted:
     restricted: bool = False  # the dialplan found the caller on the restrict list
 
 
-CallWrite = CallStarted | CallOutcome
+@dataclass(frozen=True)
+class CallAnswered:
+    """A destination answered the call (AMI DialEnd ANSWER, or the callee entering the bridge)."""
+
+    linkedid: str
+    answered: float  # epoch seconds
+
+
+CallWrite = CallStarted | CallAnswered | CallOutcome

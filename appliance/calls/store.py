@@ -11,9 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from appliance.attribution.attribute import GRACE, attribute
-from appliance.calls.model import CallStarted, CallWrite, NumberInfo, RoutingTable, new_call_id
+from appliance.calls.model import (
+    CallAnswered,
+    CallStarted,
+    CallWrite,
+    NumberInfo,
+    RoutingTable,
+    new_call_id,
+)
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import RoutePlan, Target
+from appliance.conversions import call_events
 from appliance.conversions.store import CALL_JOB
 from appliance.db.models import Account, Call, Campaign, Route, RouteTarget, TrackingNumber
 from appliance.jobs import queue as jobs
@@ -69,16 +77,18 @@ class CallStore:
             )
 
     # call records ----------------------------------------------------------------------
-    def write(self, items: Sequence[CallWrite]) -> list[tuple[str, bool]]:
+    def write(self, items: Sequence[CallWrite]) -> list[tuple[str | None, bool]]:
         """Apply call writes in order, in one transaction; per item, (call id, whether this
-        write finished the call). If the batch conflicts with another writer, item by item."""
+        write was news: it created the call's record, wrote its answer or finished it; the
+        call id is None for an answer to a call with no record). If the batch conflicts with
+        another writer, item by item."""
         try:
             with self.sessions.begin() as session:
                 return [self._apply(session, item) for item in items]
         except IntegrityError:
             return [self._apply_alone(item) for item in items]
 
-    def _apply_alone(self, item: CallWrite) -> tuple[str, bool]:
+    def _apply_alone(self, item: CallWrite) -> tuple[str | None, bool]:
         try:
             with self.sessions.begin() as session:
                 return self._apply(session, item)
@@ -86,14 +96,18 @@ class CallStore:
             with self.sessions.begin() as session:
                 return self._apply(session, item)
 
-    def _apply(self, session: Session, item: CallWrite) -> tuple[str, bool]:
+    def _apply(self, session: Session, item: CallWrite) -> tuple[str | None, bool]:
         if isinstance(item, CallStarted):
-            return self._start(session, item), False
+            return self._start(session, item)
+        if isinstance(item, CallAnswered):
+            return self._answer(session, item)
         return self._finish(session, item)
 
-    def _start(self, session: Session, started: CallStarted) -> str:
-        """Create the call record once per linkedid (or complete the one an outcome made)."""
+    def _start(self, session: Session, started: CallStarted) -> tuple[str, bool]:
+        """Create the call record once per linkedid (or complete the one an outcome made);
+        a new record queues call.started."""
         record = session.scalar(select(Call).where(Call.linkedid == started.linkedid))
+        new = record is None
         if record is None:
             record = self._insert(
                 session,
@@ -109,16 +123,31 @@ class CallStore:
         self._place(session, record, started.route_id, started.after_hours)
         record.restricted = record.restricted or started.restricted
         session.flush()
-        return record.id
+        if new:
+            call_events.started(session, record)
+        return record.id, new
 
-    def _finish(self, session: Session, outcome: CallOutcome) -> tuple[str, bool]:
+    def _answer(self, session: Session, answer: CallAnswered) -> tuple[str | None, bool]:
+        """The answer of a call in progress, once: a replayed event, or an answer to a call
+        already finished or never recorded (joined late: reconciliation writes it), writes
+        nothing."""
+        record = session.scalar(select(Call).where(Call.linkedid == answer.linkedid))
+        if record is None or record.answered_at is not None or record.disposition is not None:
+            return (record.id if record else None), False
+        record.answered_at = _utc(answer.answered)
+        session.flush()
+        call_events.answered(session, record)
+        return record.id, True
+
+    def _finish(self, session: Session, outcome: CallOutcome) -> tuple[str | None, bool]:
         """A call is finished once: a second outcome for it (a replayed event, the CDR of a
         call the AMI already reported) changes nothing."""
         record = session.scalar(select(Call).where(Call.linkedid == outcome.linkedid))
         if record is not None and record.disposition is not None:
             return record.id, False
         if record is None and self.only_tracked:
-            return "", False
+            return None, False
+        new = record is None
         if record is None:
             record = self._insert(
                 session,
@@ -131,6 +160,7 @@ class CallStore:
                 tracking_number_id=outcome.number_id,
             )
         self._place(session, record, outcome.route_id, outcome.after_hours)
+        answer_news = record.answered_at is None and outcome.answered is not None
         record.started_at = _utc(outcome.started) or record.started_at
         record.answered_at = _utc(outcome.answered)
         record.ended_at = _utc(outcome.ended)
@@ -148,6 +178,10 @@ class CallStore:
         if number is not None:  # when the visit was written after the call started
             attribute(session, record, number, self.grace)
         session.flush()
+        if new:  # recorded at its end only (reconciled from the CDR): its start, then answer
+            call_events.started(session, record)
+        if answer_news:
+            call_events.answered(session, record)
         if record.account_id is not None:  # its conversions and events: with the call, atomically
             jobs.enqueue(session, CALL_JOB, record.id)
         return record.id, True

@@ -3,7 +3,8 @@
 Why these events: Newchannel tells who called which number and when; the dialplan's
 UserEvent ApplianceRoute says which tracking number and route it took (the call starts: its
 record is written with a new random call id); DialBegin/DialEnd give ring time, each attempt's
-status and which destination answered; HangupRequest says who hung up first; Hangup gives the
+status and which destination answered (the answer is written at once; BridgeEnter tells it
+when DialEnd did not); HangupRequest says who hung up first; Hangup gives the
 cause and, once every channel of a linkedid is gone, the end of the call; UserEvent
 ApplianceConsent says which recording notice was played, when, and whether the caller opted
 out (consent evidence), ApplianceRecording that a recording started. A call is keyed by its
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from appliance.calls import variables as var
-from appliance.calls.model import CallStarted, CallWrite, new_call_id, parse_id
+from appliance.calls.model import CallAnswered, CallStarted, CallWrite, new_call_id, parse_id
 from appliance.calls.outcome import CallOutcome, disposition
 from appliance.calls.routing import SOUND
 
@@ -110,7 +111,8 @@ class CallTracker:
         self.only_ours = only_ours
 
     def feed(self, event: Mapping[str, str]) -> CallWrite | None:
-        """Apply one AMI event; return what to record: the call's start, or its outcome."""
+        """Apply one AMI event; return what to record: the call's start, its answer, or its
+        outcome."""
         linkedid = event.get("Linkedid") or ""
         uniqueid = event.get("Uniqueid") or ""
         name = event.get("Event", "")
@@ -122,8 +124,8 @@ class CallTracker:
         call = self.calls.get(linkedid)
         if call is None:
             call = self.calls[linkedid] = _Call(linkedid=linkedid, started=_timestamp(event))
-        started = handler(call, event, uniqueid)
-        return self._finish(call) if name == "Hangup" else started
+        written = handler(call, event, uniqueid)
+        return self._finish(call) if name == "Hangup" else written
 
     def live(self, linkedid: str) -> LiveCall | None:
         """What is known of a call in progress (for actions on the live call)."""
@@ -233,21 +235,31 @@ class CallTracker:
         if call.ring_started is None:
             call.ring_started = _timestamp(event)
 
-    def _on_dialend(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+    def _on_dialend(
+        self, call: _Call, event: Mapping[str, str], uniqueid: str
+    ) -> CallAnswered | None:
         status = event.get("DialStatus", "")
         dest = event.get("DestUniqueid", "")
         if dest in call.dial_ends:  # a repeated event
-            return
+            return None
         call.dial_ends.add(dest)
         call.dial_statuses.append(status)
         if status == "ANSWER" and call.answered is None:
-            call.answered = _timestamp(event)
-            call.answered_by = call.dial_strings.get(dest) or None
+            return self._answer(call, _timestamp(event), dest)
+        return None
 
-    def _on_bridgeenter(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
+    def _on_bridgeenter(
+        self, call: _Call, event: Mapping[str, str], uniqueid: str
+    ) -> CallAnswered | None:
         if uniqueid != call.linkedid and call.answered is None and call.ring_started is not None:
-            call.answered = _timestamp(event)
-            call.answered_by = call.dial_strings.get(uniqueid) or None
+            return self._answer(call, _timestamp(event), uniqueid)
+        return None
+
+    def _answer(self, call: _Call, moment: float, dest: str) -> CallAnswered:
+        """The answer, once per call (it is written at once: webhooks, plugins)."""
+        call.answered = moment
+        call.answered_by = call.dial_strings.get(dest) or None
+        return CallAnswered(call.linkedid, moment)
 
     def _on_hanguprequest(self, call: _Call, event: Mapping[str, str], uniqueid: str) -> None:
         if call.first_hangup_request is None:

@@ -1,5 +1,6 @@
 """One writer for call records: batches writes into single transactions off the event loop,
-lets call setup go first, and tells the event seam about every call it finished.
+lets call setup go first, and tells the event seam about every call it started (its record
+first written), answered and finished.
 
 Calls never wait for the controller, but on a small box they share its CPUs: measured, a row
 written while a burst of calls was being set up delayed their ringing by tens of ms. So a
@@ -11,6 +12,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from appliance import events
+from appliance.calls import model
 from appliance.calls.model import CallWrite
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.store import CallStore
@@ -64,29 +67,37 @@ class CallWriter:
             for item in batch:
                 self.submit(item)
 
-    async def write(self, items: Sequence[CallWrite]) -> list[str]:
-        """Write now, in one transaction (raises if it fails), then emit what finished; return
+    async def write(self, items: Sequence[CallWrite]) -> list[str | None]:
+        """Write now, in one transaction (raises if it fails), then emit what was news; return
         each item's call id (the AGI script `track` writes its call's start this way)."""
         results = await asyncio.to_thread(self.store.write, items)
-        for item, (call_id, finished) in zip(items, results, strict=True):
-            if finished and isinstance(item, CallOutcome):
-                log.info(
-                    "call %s ended: %s, talk %.1fs, ring %.1fs",
+        for item, (call_id, news) in zip(items, results, strict=True):
+            if news and call_id is not None:
+                self._emit(item, call_id)
+        return [call_id for call_id, _ in results]
+
+    def _emit(self, item: CallWrite, call_id: str) -> None:
+        if isinstance(item, model.CallStarted):
+            self.bus.emit(events.CallStarted(call_id, item.linkedid))
+        elif isinstance(item, model.CallAnswered):
+            self.bus.emit(events.CallAnswered(call_id, item.linkedid))
+        elif isinstance(item, CallOutcome):
+            log.info(
+                "call %s ended: %s, talk %.1fs, ring %.1fs",
+                call_id,
+                item.disposition,
+                item.talk_seconds,
+                item.ring_seconds,
+            )
+            self.bus.emit(
+                CallFinished(
                     call_id,
+                    item.linkedid,
                     item.disposition,
                     item.talk_seconds,
                     item.ring_seconds,
                 )
-                self.bus.emit(
-                    CallFinished(
-                        call_id,
-                        item.linkedid,
-                        item.disposition,
-                        item.talk_seconds,
-                        item.ring_seconds,
-                    )
-                )
-        return [call_id for call_id, _ in results]
+            )
 
     async def flush(self) -> None:
         """Finish the batch in progress and write whatever is queued (at shutdown)."""

@@ -1,6 +1,8 @@
 """Conversions and the outbox in the database: a finished call or a new lead is checked
 against its account's rules; each conversion (and the call or lead itself, for webhooks that
-ask for it) becomes one delivery per destination that can use it. Blocking: called off the
+ask for it) becomes one delivery per destination that can use it. The call's other events
+(started, answered, recording and transcript ready) are queued where their fact is written
+(conversions/call_events.py). Blocking: called off the
 event loop."""
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.conversions import platforms
+from appliance.conversions import call_events, platforms
+from appliance.conversions.deliveries import enqueue
 from appliance.conversions.rules import Facts, Rule
 from appliance.db.models import (
     Call,
     Conversion,
     ConversionRule,
-    Delivery,
-    Destination,
     Lead,
     Visit,
 )
 
-EVENTS = ("conversion.created", "call.ended", "lead.created")
+EVENTS = (
+    "call.started",
+    "call.answered",
+    "call.ended",
+    "recording.ready",
+    "transcript.ready",
+    "lead.created",
+    "conversion.created",
+)  # what a webhook may subscribe to (docs/integrator-guide.md "Webhooks" says when and what)
 CALL_JOB = "conversions.call"  # a finished call's conversions and events (key: the call id)
 LEAD_JOB = "conversions.lead"  # a new lead's (key: the lead id)
 
@@ -71,7 +80,7 @@ def on_call(session: Session, call_id: str) -> int:
     if call is None or call.account_id is None or call.disposition is None:
         return 0
     # an ambiguous attribution is no ground to credit an ad click; a restricted caller's
-    # call is credited to no click at all (see `_enqueue`)
+    # call is credited to no click at all (see `deliveries.enqueue`)
     sure = call.attribution in ("held", "after") and not call.restricted
     visit = session.get(Visit, call.visit_id) if call.visit_id and sure else None
     facts = Facts(
@@ -95,7 +104,7 @@ def on_call(session: Session, call_id: str) -> int:
         "email": None,
     }
     ads = not call.restricted
-    queued = _enqueue(session, call.account_id, "call.ended", _call_event(call), ads)
+    queued = call_events.ended(session, call)
     for rule in _rules(session, call.account_id, "call"):
         if rule.matches(facts):
             queued += _convert(session, call.account_id, rule, base, call_id=call.id, ads=ads)
@@ -129,7 +138,7 @@ def on_lead(session: Session, lead_id: int) -> int:
         "data": {"lead_id": lead.id, "form": lead.form, "fields": fields, "page": lead.page}
         | {k: base[k] for k in ("source", "medium", "campaign", "click_id_type", "click_id")},
     }
-    queued = _enqueue(session, lead.account_id, "lead.created", event)
+    queued = enqueue(session, lead.account_id, "lead.created", event)
     for rule in _rules(session, lead.account_id, "lead"):
         if rule.matches(facts) and not _converted_visit(session, rule, lead.visit_id):
             queued += _convert(session, lead.account_id, rule, base, lead_id=lead.id)
@@ -146,29 +155,6 @@ def _converted_visit(session: Session, rule: Rule, visit_id: str | None) -> bool
         .where(Conversion.rule_id == rule.id, Lead.visit_id == visit_id)
     )
     return session.scalar(earlier.limit(1)) is not None
-
-
-def _call_event(call: Call) -> dict[str, Any]:
-    return {
-        "event": "call.ended",
-        "id": f"call-{call.id}",
-        "occurred_at": _iso(call.started_at),
-        "data": {
-            "call_id": call.id,
-            "dialled": call.dialled,
-            "caller_number": call.caller_number,
-            "caller_name": call.caller_name,
-            "disposition": call.disposition,
-            "talk_seconds": call.talk_seconds,
-            "first_time": call.first_time,
-            "source": call.source_name,
-            "medium": call.medium,
-            "campaign": call.campaign_name,
-            "visit_id": call.visit_id,
-            "attribution": call.attribution,
-            "restricted": call.restricted,
-        },
-    }
 
 
 def _convert(
@@ -211,42 +197,7 @@ def _convert(
         "currency": rule.currency,
     }
     event = platforms.conversion_event(data)
-    return _enqueue(session, account_id, "conversion.created", event, ads)
-
-
-def accepts(kind: str, event: Mapping[str, Any]) -> bool:
-    """Whether a destination of this kind can use the event at all (ad platforms take
-    conversions with something to match them by)."""
-    if kind == "webhook":
-        return True
-    if event["event"] != "conversion.created":
-        return False
-    data = event["data"]
-    if kind == "google_ads":
-        return data.get("click_id_type") in platforms.GOOGLE_CLICKS
-    if kind == "microsoft":
-        return data.get("click_id_type") == "msclkid"
-    return bool(data.get("caller_number") or data.get("email") or data.get("click_id_type"))
-
-
-def _enqueue(
-    session: Session, account_id: int, name: str, event: dict[str, Any], ads: bool = True
-) -> int:
-    """One delivery per destination that takes the event. `ads` False (a restricted caller's
-    call): webhooks only, the admin's own integration, told so by data.restricted; never an
-    ad platform."""
-    destinations = session.scalars(
-        select(Destination).where(Destination.account_id == account_id, Destination.active)
-    )
-    queued = 0
-    payload = json.dumps(event, sort_keys=True)
-    for destination in destinations:
-        if not ads and destination.kind != "webhook":
-            continue
-        if name in destination.events.split() and accepts(destination.kind, event):
-            session.add(Delivery(destination_id=destination.id, event=name, payload=payload))
-            queued += 1
-    return queued
+    return enqueue(session, account_id, "conversion.created", event, ads)
 
 
 def convert_lead(session: Session, key: str) -> int:

@@ -32,6 +32,8 @@ async def track(
         after_hours=False,
     )
     (call_id,) = await services.writer.write([started])
+    if call_id is None:
+        raise args.Refused("no-call", "the call's record was not written")
     found = await asyncio.to_thread(facts.tracked, services.sessions, call_id)
     if found is None:  # erased in between
         raise args.Refused("no-call", f"call {call_id} is gone")

@@ -38,6 +38,7 @@ from typing import BinaryIO, cast
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.conversions import call_events
 from appliance.db.forget import forget
 from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys, spool_files
@@ -302,6 +303,7 @@ class RecordingVault:
                     detail=f"{size} bytes, {seconds:.1f} s",
                 )
             )
+            call_events.recording_ready(session, call_id, seconds, AUDIO_FORMAT)
             if self.on_sealed is not None:
                 self.on_sealed(session, call_id, time.time())
         self._settle_key(call_id, header.file_id, data_key, wrapped)

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import Config, key_passphrase, redaction_patterns
+from appliance.conversions import call_events
 from appliance.db.models import Call, Job, Recording, Transcript, TranscriptTurn
 from appliance.jobs import queue
 from appliance.jobs.runner import Slow
@@ -161,7 +162,9 @@ class Transcriber:
 
 
 def store(session: Session, call_id: str, result: Result) -> None:
-    """The transcript of a recorded call, replacing any earlier one; its analysis is queued."""
+    """The transcript of a recorded call, replacing any earlier one; its analysis is queued,
+    and transcript.ready for the call's first transcript (a redone one is not news)."""
+    first = session.get(Transcript, call_id) is None
     session.execute(delete(Transcript).where(Transcript.call_id == call_id))
     session.add(
         Transcript(
@@ -176,6 +179,8 @@ def store(session: Session, call_id: str, result: Result) -> None:
         )
     )
     queue.enqueue(session, ANALYSE, call_id, again=True)
+    if first:
+        call_events.transcript_ready(session, call_id, result.model, result.seconds)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.calls.model import CallStarted, is_call_id
+from appliance.calls.model import CallAnswered, CallStarted, is_call_id
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.tracker import CallTracker
 from appliance.recordings.live import refusal
@@ -118,12 +118,44 @@ def test_the_route_event_starts_the_call_once_with_a_random_id():
     stream[1:1] = [route_event("answered"), route_event("answered")]
     tracker = CallTracker()
     written = [w for w in map(tracker.feed, stream) if w is not None]
-    started, outcome = written
+    started, answered, outcome = written
     assert isinstance(started, CallStarted) and isinstance(outcome, CallOutcome)
+    assert isinstance(answered, CallAnswered) and answered.answered == outcome.answered
     assert (started.number_id, started.route_id, started.after_hours) == (3, 7, True)
     assert started.dialled == "+12025550123" and started.caller_number == "13125550111"
     assert is_call_id(started.call_id)
     assert (outcome.route_id, outcome.number_id, outcome.after_hours) == (7, 3, True)
+
+
+def answers(stream):
+    tracker = CallTracker()
+    return [w for w in map(tracker.feed, stream) if isinstance(w, CallAnswered)]
+
+
+def test_the_answer_is_written_once_when_the_destination_answers():
+    stream = events("answered")
+    (answer,) = answers(stream)
+    dial_end = next(e for e in stream if e.get("DialStatus") == "ANSWER")
+    assert answer == CallAnswered(dial_end["Linkedid"], float(dial_end["Timestamp"]))
+
+
+def test_a_replayed_answer_or_bridge_writes_no_second_answer():
+    doubled = [e for event in events("answered") for e in (event, dict(event))]
+    assert len(answers(doubled)) == 1
+
+
+def test_the_bridge_tells_the_answer_when_dialend_did_not():
+    stream = [e for e in events("answered") if e.get("Event") != "DialEnd"]
+    (answer,) = answers(stream)
+    bridge = next(
+        e for e in stream if e.get("Event") == "BridgeEnter" and e["Uniqueid"] != e["Linkedid"]
+    )
+    assert answer.answered == float(bridge["Timestamp"])
+
+
+@pytest.mark.parametrize("name", ["busy", "noanswer", "abandon"])
+def test_a_call_nobody_answered_writes_no_answer(name):
+    assert answers(events(name)) == []
 
 
 def test_what_a_live_call_allows_is_known_while_it_lasts():
