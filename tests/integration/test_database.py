@@ -74,7 +74,7 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
         route_id=info.route.id,
         after_hours=False,
     )
-    assert store.write([started, started]) == [(call_id, False), (call_id, False)]
+    assert store.write([started, started]) == [(call_id, True), (call_id, False)]  # once news
     outcome = CallOutcome(
         linkedid="1700000000.7",
         dialled="12025550123",
