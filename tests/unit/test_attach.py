@@ -160,7 +160,7 @@ def test_attached_the_outcome_of_a_call_nothing_tracked_is_not_recorded(store):
         "2.1", new_call_id(), "+12025550123", "13125550111", "", time.time(), None, None, False
     )
     results = store.write([outcome("1.1"), started, outcome("2.1")])
-    assert [finished for _, finished in results] == [False, False, True]
+    assert [news for _, news in results] == [False, True, True]  # started, then finished
     assert results[2][0] == started.call_id
     assert store.finished_linkedids(["1.1", "2.1"]) == {"2.1"}
 

@@ -397,13 +397,11 @@ def test_an_archive_of_an_older_schema_is_restored_then_migrated(run, tmp_path, 
     engine = make_engine(config.database.url)
     upgrade(engine)
     engine.dispose()
-    call_id = record(config_path, "1700000000.9")  # sealed by this version's vault, then
-    engine = make_engine(config.database.url)  # the schema taken back to 0014
-    command.downgrade(alembic_config(engine), "0014")
-    engine.dispose()
-    engine, sessions = sessions_of(config_path)
+    call_id = record(config_path, "1700000000.9")  # sealed and transcribed by this version,
+    engine, sessions = sessions_of(config_path)  # then the schema taken back to 0014
     with sessions.begin() as session:
         service.store(session, call_id, service.Result("test", 10.0, said("appointment please")))
+    command.downgrade(alembic_config(engine), "0014")
     engine.dispose()
     archive_path = tmp_path / "old.tar"
     assert run("--config", config_path, "backup", archive_path, "--passphrase-file",
