@@ -47,6 +47,11 @@ from appliance.mail import AlertMail, Mailer
 from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
+from appliance.plugins import builtin
+from appliance.plugins import status as plugin_status
+from appliance.plugins.claims import RouteClaims
+from appliance.plugins.manager import PluginManager
+from appliance.plugins.sites import Decided, HookSites
 from appliance.privacy import account_deletion, erasure
 from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.limits import RetentionJob
@@ -100,9 +105,15 @@ class Controller:
         self.store = CallStore(db.session_factory(self.engine), config.tracking.grace)
         tracking = config.tracking
         self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
+        self.plugins = PluginManager(config.plugins.timeout)
+        self.decided = Decided()  # calls whose route plugins decided at the dynamic step
+        weights = analysis_store.weights(config)
         self.jobs = Runner(
             self.store.sessions,
-            {**conversions.HANDLERS, **analysis_store.handlers(analysis_store.weights(config))},
+            {
+                **conversions.handlers(self.plugins),
+                **analysis_store.handlers(weights, self.plugins),
+            },
             worker_name("controller"),
         )
 
@@ -234,17 +245,21 @@ class Controller:
         )
         # privacy (person): an erasure left unfinished is finished by the job runner
         self.jobs.handlers.update(erasure.handlers(vault, bootstrap.secret_box(config)))
+        routes = DialplanPublisher(
+            self.store,
+            render.routes_path(config),
+            render.dialplan_settings(config),
+            ami,
+            pjsip=(render.pjsip_path(config), self.pjsip_sections),
+            claims=RouteClaims(self.plugins),
+        )
+        self.load_plugins(routes)
+        HookSites(self.plugins, self.store.sessions, self.decided).subscribe(bus)
         features = Features(
             ami=ami,
             writer=writer,
             calls=calls,
-            routes=DialplanPublisher(
-                self.store,
-                render.routes_path(config),
-                render.dialplan_settings(config),
-                ami,
-                pjsip=(render.pjsip_path(config), self.pjsip_sections),
-            ),
+            routes=routes,
             reconciler=Reconciler(
                 self.store,
                 writer,
@@ -259,6 +274,13 @@ class Controller:
         features.metrics.subscribe(bus)
         ami.handlers += [calls.on_event, features.live.on_event, self.registrations.on_event]
         return features
+
+    def load_plugins(self, routes: DialplanPublisher) -> None:
+        """The built-in behaviour first, then (unless turned off) the admin's plugins."""
+        self.plugins.add_builtin(builtin.Routing(lambda: routes.table), builtin.NAME)
+        if self.config.plugins.enabled:
+            self.plugins.load(Path(self.config.plugins.dir))
+        plugin_status.write(self.config, self.plugins)
 
     def metrics(self, calls: CallFollower, ami: AmiClient) -> Metrics:
         config = self.config
@@ -316,6 +338,7 @@ class Controller:
             first=900,
         )  # fmt: skip
         every(schedule, "finished jobs purge", 3600, self.purge_jobs, first=60)
+        every(schedule, "plugin status", 10, self.write_plugin_status, first=10)
         every(schedule, "search index compaction", 3600, self.compact_search, first=300)
         schedule.start()
 
@@ -344,6 +367,9 @@ class Controller:
         if gone:
             log.info("forgot %d finished jobs", gone)
 
+    async def write_plugin_status(self) -> None:
+        await asyncio.to_thread(plugin_status.write, self.config, self.plugins)
+
     async def compact_search(self) -> None:
         def compact() -> None:
             with self.store.sessions.begin() as session:
@@ -356,7 +382,7 @@ class Controller:
     ) -> FastAgiServer:
         config = self.config.agi
         agi = FastAgiServer(
-            {"route": DynamicRoute(lambda: features.routes.table)},
+            {"route": DynamicRoute(lambda: features.routes.table, self.plugins, self.decided)},
             config.request_timeout,
             allowed_uids=asterisk,
         )
@@ -389,6 +415,7 @@ class Controller:
             destinations=config.destinations,
             transcription_off=functools.partial(transcription.off_reason, config),
             metrics=features.metrics,
+            plugins=self.plugins.listing,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -449,6 +476,7 @@ def counters(features: Features, agi: FastAgiServer, controller: Controller) -> 
         "jobs_failed": controller.jobs.failed,
         "deliveries_sent": controller.outbox.delivered,
         "deliveries_parked": controller.outbox.failed,
+        **controller.plugins.totals(),
     }
 
 

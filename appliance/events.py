@@ -1,6 +1,7 @@
 """The event seam: features hook into what happens to calls, not into each other.
 
-The call path emits CallFinished once a call's record is complete, RecordingSealed once its
+The call path emits CallStarted once a call's record is first written, CallAnswered once
+its answer is written, CallFinished once a call's record is complete, RecordingSealed once its
 recording is safely sealed and RecordingFailed when a spool file is refused or cannot be
 sealed; transcription, webhooks, plugins and the metrics subscribe. A subscriber that
 fails is logged and never affects the call path or the other subscribers.
@@ -15,6 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """A call's record was first written (its route chosen)."""
+
+    call_id: str
+    linkedid: str
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    """A call's answer was written."""
+
+    call_id: str
+    linkedid: str
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,7 @@ class RecordingFailed:
     reason: str
 
 
-Event = CallFinished | RecordingSealed | RecordingFailed
+Event = CallStarted | CallAnswered | CallFinished | RecordingSealed | RecordingFailed
 
 
 class EventBus:

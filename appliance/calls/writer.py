@@ -11,7 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from appliance.calls.model import CallWrite
+from appliance import events
+from appliance.calls.model import CallStarted, CallWrite
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.store import CallStore
 from appliance.events import CallFinished, EventBus
@@ -68,6 +69,10 @@ class CallWriter:
         """Write now, in one transaction (raises if it fails), then emit what finished."""
         results = await asyncio.to_thread(self.store.write, items)
         for item, (call_id, finished) in zip(items, results, strict=True):
+            if isinstance(item, CallStarted):
+                self.bus.emit(events.CallStarted(call_id, item.linkedid))
+            if finished and isinstance(item, CallOutcome) and item.answered is not None:
+                self.bus.emit(events.CallAnswered(call_id, item.linkedid))
             if finished and isinstance(item, CallOutcome):
                 log.info(
                     "call %s ended: %s, talk %.1fs, ring %.1fs",
