@@ -58,7 +58,7 @@ class PluginManager:
         self.pm.add_hookspecs(spec)
         self.plugins: dict[str, PluginInfo] = {}
         self.outstanding: Counter[str] = Counter()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # loading ------------------------------------------------------------------------------
@@ -194,9 +194,11 @@ class PluginManager:
         counted: bool = True,
     ) -> None:
         try:
-            future.set_result(function(**arguments))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            future.set_exception(exc)
+            if future.set_running_or_notify_cancel():  # not given up on before it started
+                try:
+                    future.set_result(function(**arguments))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(exc)
         finally:
             if counted:
                 with self.lock:
