@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from appliance.config import Config
 from appliance.plugins.manager import PluginManager
 
 FILE = "plugins.json"
+log = logging.getLogger(__name__)
 
 
 def path(config: Config) -> Path:
@@ -19,7 +21,14 @@ def path(config: Config) -> Path:
 
 
 def write(config: Config, plugins: PluginManager) -> None:
-    target = path(config)
+    """Best effort: the listing is a convenience, never a reason for the controller to stop."""
+    try:
+        _write(path(config), plugins)
+    except OSError as exc:
+        log.warning("%s cannot be written: %s", path(config), exc.strerror)
+
+
+def _write(target: Path, plugins: PluginManager) -> None:
     text = json.dumps({"plugins": plugins.listing()}, sort_keys=True)
     temporary = target.with_name(f".{FILE}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)

@@ -162,7 +162,7 @@ def test_hook_claims_route_compiles_the_claimed_route_with_the_dynamic_step_only
     assert table.claimed == {7}
     text = compile_routes(table, SETTINGS).text
     entry = text.split(f"[{var.ENTRY}7]")[1].split("\n[")[0]
-    assert f"AGI({SETTINGS.agi_url}/route,7," in entry
+    assert f"AGI({SETTINGS.agi_url}/" in entry and ",7,${CHANNEL(linkedid)})" in entry
     assert f"[{var.ENTRY}8]" not in text and f"[{var.ENTRY}9]" not in text
     assert text.count("AGI(") == 1
 
