@@ -40,6 +40,7 @@ from appliance.db.migrate import current_revision, upgrade
 from appliance.db.models import AnalysisRule, ConversionRule, Delivery, Destination, Job
 from appliance.jobs import queue as jobs
 from appliance.numbers import InvalidNumber
+from appliance.plugins import commands as plugin_commands
 from appliance.privacy import account_deletion
 from appliance.privacy import commands as privacy_commands
 from appliance.recordings.container import RecordingError
@@ -1629,6 +1630,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("show", cmd_config_show, "print the effective configuration", cfg)
     privacy_commands.register(sub, command)
     attach_commands.register(sub, command)
+    plugin_commands.register(sub, command)
     return parser
 
 

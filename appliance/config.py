@@ -273,6 +273,21 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class PluginsConfig:
+    enabled: bool = setting(True, "Load Python plugins (entry points and the drop-in directory).")
+    dir: str = setting(
+        "/etc/appliance/plugins.d",
+        "Drop-in directory of plugin files (*.py), run by the controller: refused unless it and "
+        "each file are owned by root or the controller's user and writable by no one else.",
+    )
+    timeout: float = setting(
+        0.5,
+        "Seconds one plugin hook may take; past it the call goes on without that plugin's "
+        "answer. Less than agi.request_timeout (a route decision must fit inside it).",
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("info", "Log level: debug, info, warning or error.")
 
@@ -293,6 +308,7 @@ class Config:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     log: LogConfig = field(default_factory=LogConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
     source: str = "defaults"
 
     @property
@@ -455,6 +471,8 @@ def validate(config: Config) -> None:
         raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
     if config.agi.request_timeout <= 0:
         raise ConfigError("agi.request_timeout: must be more than 0 seconds")
+    if not 0 < config.plugins.timeout < config.agi.request_timeout:
+        raise ConfigError("plugins.timeout: more than 0 and less than agi.request_timeout")
     if config.agi.port >= 1024:
         raise ConfigError(
             f"agi.port: {config.agi.port} must be below 1024, so that no unprivileged local "

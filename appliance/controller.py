@@ -53,6 +53,11 @@ from appliance.mail import AlertMail, Mailer
 from appliance.metrics import Metrics
 from appliance.outage import Outage
 from appliance.periodic import every
+from appliance.plugins import builtin
+from appliance.plugins import status as plugin_status
+from appliance.plugins.claims import RouteClaims
+from appliance.plugins.manager import PluginManager
+from appliance.plugins.sites import Decided, HookSites
 from appliance.privacy import account_deletion, erasure
 from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.limits import RetentionJob
@@ -108,9 +113,15 @@ class Controller:
         )
         tracking = config.tracking
         self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
+        self.plugins = PluginManager(config.plugins.timeout)
+        self.decided = Decided()  # calls whose route plugins decided at the dynamic step
+        weights = analysis_store.weights(config)
         self.jobs = Runner(
             self.store.sessions,
-            {**conversions.HANDLERS, **analysis_store.handlers(analysis_store.weights(config))},
+            {
+                **conversions.handlers(self.plugins),
+                **analysis_store.handlers(weights, self.plugins),
+            },
             worker_name("controller"),
         )
 
@@ -245,11 +256,14 @@ class Controller:
         )
         # privacy (person): an erasure left unfinished is finished by the job runner
         self.jobs.handlers.update(erasure.handlers(vault, bootstrap.secret_box(config)))
+        routes = self.publisher(ami)
+        self.load_plugins(routes)
+        HookSites(self.plugins, self.store.sessions, self.decided).subscribe(bus)
         features = Features(
             ami=ami,
             writer=writer,
             calls=calls,
-            routes=self.publisher(ami),
+            routes=routes,
             reconciler=Reconciler(
                 self.store,
                 writer,
@@ -267,15 +281,26 @@ class Controller:
 
     def publisher(self, ami: AmiClient) -> DialplanPublisher:
         config = self.config
+        claims = RouteClaims(self.plugins)
         if config.attached:  # the routing table only, for the FastAGI scripts
-            return DialplanPublisher(self.store, None, render.dialplan_settings(config), ami)
+            return DialplanPublisher(
+                self.store, None, render.dialplan_settings(config), ami, claims=claims
+            )
         return DialplanPublisher(
             self.store,
             render.routes_path(config),
             render.dialplan_settings(config),
             ami,
             pjsip=(render.pjsip_path(config), self.pjsip_sections),
+            claims=claims,
         )
+
+    def load_plugins(self, routes: DialplanPublisher) -> None:
+        """The built-in behaviour first, then (unless turned off) the admin's plugins."""
+        self.plugins.add_builtin(builtin.Routing(lambda: routes.table), builtin.NAME)
+        if self.config.plugins.enabled:
+            self.plugins.load(Path(self.config.plugins.dir))
+        plugin_status.write(self.config, self.plugins)
 
     def metrics(self, calls: CallFollower, ami: AmiClient) -> Metrics:
         config = self.config
@@ -338,6 +363,7 @@ class Controller:
             first=900,
         )  # fmt: skip
         every(schedule, "finished jobs purge", 3600, self.purge_jobs, first=60)
+        every(schedule, "plugin status", 10, self.write_plugin_status, first=10)
         every(schedule, "search index compaction", 3600, self.compact_search, first=300)
         schedule.start()
 
@@ -366,6 +392,9 @@ class Controller:
         if gone:
             log.info("forgot %d finished jobs", gone)
 
+    async def write_plugin_status(self) -> None:
+        await asyncio.to_thread(plugin_status.write, self.config, self.plugins)
+
     async def compact_search(self) -> None:
         def compact() -> None:
             with self.store.sessions.begin() as session:
@@ -379,7 +408,9 @@ class Controller:
         config = self.config.agi
         agi = FastAgiServer(
             {
-                DYNAMIC_SCRIPT: DynamicRoute(lambda: features.routes.table),
+                DYNAMIC_SCRIPT: DynamicRoute(
+                    lambda: features.routes.table, self.plugins, self.decided
+                ),
                 **integrator_agi.handlers(
                     Services(
                         self.store.sessions,
@@ -421,6 +452,7 @@ class Controller:
             destinations=config.destinations,
             transcription_off=functools.partial(transcription.off_reason, config),
             metrics=features.metrics,
+            plugins=self.plugins.listing,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -481,6 +513,7 @@ def counters(features: Features, agi: FastAgiServer, controller: Controller) -> 
         "jobs_failed": controller.jobs.failed,
         "deliveries_sent": controller.outbox.delivered,
         "deliveries_parked": controller.outbox.failed,
+        **controller.plugins.totals(),
     }
 
 

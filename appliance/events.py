@@ -21,12 +21,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CallStarted:
+    """A call's record was first written (its route chosen)."""
+
     call_id: str
     linkedid: str
 
 
 @dataclass(frozen=True)
 class CallAnswered:
+    """A call's answer was written."""
+
     call_id: str
     linkedid: str
 

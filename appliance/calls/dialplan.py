@@ -12,8 +12,9 @@ process (measured: about 0.7 ms of CPU per call for a route of fifteen steps), s
 route takes as few steps as it can: a handful before Dial.
 
 Calls never wait for the controller: the compiled text is Asterisk's own dialplan, loaded from
-the routes file. Only a route marked dynamic asks the controller first (FastAGI), and takes
-its compiled decision when the answer is missing, late or not one of the compiled routes.
+the routes file. Only a route marked dynamic (or claimed by a plugin) asks the controller
+first (FastAGI), and takes its compiled decision when the answer is missing, late or not
+one of the compiled routes.
 Everything written here is an id, a validated name or a fixed word: no value an admin or a
 caller typed reaches the text without passing routing.py's patterns.
 """
@@ -69,17 +70,15 @@ def compile_routes(table: RoutingTable, settings: Settings) -> Compiled:
         entries[table.default.id] = table.default
     chains = {route_id: hours_chain(plan) for route_id, plan in sorted(entries.items())}
     # where a call entering a route goes first: its hours (or dynamic step), else connecting it
-    first = {
-        route_id: f"{var.ENTRY if plan.dynamic or chains[route_id].steps else var.CONNECT_CTX}"
-        f"{route_id}"
-        for route_id, plan in entries.items()
-    }
+    asks = {r for r, plan in entries.items() if table.dynamic(plan) or chains[r].steps}
+    first = {r: f"{var.ENTRY if r in asks else var.CONNECT_CTX}{r}" for r in entries}
     problems = [problem for chain in chains.values() for problem in chain.problems]
     chunks = [HEADER, _inbound(table, settings.inbound_context, first, problems)]
     chunks += [_restricted(account, e164s) for account, e164s in sorted(table.restricted.items())]
     for route_id, chain in chains.items():
         if first[route_id].startswith(var.ENTRY):
-            chunks.append(_entry(entries[route_id], chain, settings))
+            plan = entries[route_id]
+            chunks.append(_entry(plan, chain, settings, table.dynamic(plan)))
     for plan in sorted(table.routes.values(), key=lambda p: p.id):
         paused = plan.account_id in table.paused_accounts
         try:
@@ -144,9 +143,9 @@ def _restricted(account_id: int, e164s: tuple[str, ...]) -> str:
 
 
 # which route ------------------------------------------------------------------------------------
-def _entry(plan: RoutePlan, chain: HoursChain, settings: Settings) -> str:
+def _entry(plan: RoutePlan, chain: HoursChain, settings: Settings, dynamic: bool) -> str:
     steps: list[str] = []
-    if plan.dynamic:
+    if dynamic:
         steps += _dynamic_step(plan, settings)
     for index, step in enumerate(chain.steps):
         if index == 1:

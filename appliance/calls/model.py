@@ -54,6 +54,12 @@ class RoutingTable:
     default: RoutePlan | None = None
     paused_accounts: frozenset[int] = field(default_factory=frozenset)
     restricted: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # E.164 by account
+    claimed: frozenset[int] = field(default_factory=frozenset)  # routes a plugin decides
+
+    def dynamic(self, plan: RoutePlan) -> bool:
+        """Whether calls entering `plan` ask the controller first (FastAGI): marked dynamic,
+        or claimed by a plugin."""
+        return plan.dynamic or plan.id in self.claimed
 
     def entry(self, number: NumberInfo | None) -> RoutePlan | None:
         """The route a call to this number (None: an unknown number) enters."""

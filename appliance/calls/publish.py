@@ -8,6 +8,7 @@ written, nothing reloaded."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -49,9 +50,12 @@ class DialplanPublisher:
         ami: AmiClient,
         interval: float = 5.0,
         pjsip: tuple[Path, Callable[[], str]] | None = None,
+        claims: Callable[[RoutingTable], frozenset[int]] | None = None,
     ) -> None:
         """`path`: the routes file (None: Asterisk's dialplan is the site's); `pjsip`: where
-        the trunks and phones file goes, and what makes its text."""
+        the trunks and phones file goes, and what makes its text; `claims`: the routes plugins
+        decide (blocking), compiled as if marked dynamic."""
+        self.claims = claims
         self.store = store
         self.path = path
         self.settings = settings
@@ -74,7 +78,11 @@ class DialplanPublisher:
                 log.exception("routing refresh failed; Asterisk keeps the routes it has")
 
     async def refresh(self) -> None:
-        self.table = await asyncio.to_thread(self.store.routing_table)
+        table = await asyncio.to_thread(self.store.routing_table)
+        if self.claims is not None:
+            claimed = await asyncio.to_thread(self.claims, table)
+            table = dataclasses.replace(table, claimed=claimed)
+        self.table = table
         if self.path is None:
             return
         compiled = compile_routes(self.table, self.settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +25,9 @@ from appliance.db.models import (
     Lead,
     Visit,
 )
+from appliance.plugins import checks
+from appliance.plugins.calldata import lead_data
+from appliance.plugins.manager import PluginManager
 
 EVENTS = (
     "call.started",
@@ -74,7 +77,7 @@ def lead_email(fields: Mapping[str, str]) -> str | None:
     return None
 
 
-def on_call(session: Session, call_id: str) -> int:
+def on_call(session: Session, call_id: str, plugins: PluginManager | None = None) -> int:
     """A finished call: its conversions and deliveries; how many deliveries were queued."""
     call = session.get(Call, call_id)
     if call is None or call.account_id is None or call.disposition is None:
@@ -107,14 +110,18 @@ def on_call(session: Session, call_id: str) -> int:
     queued = call_events.ended(session, call)
     for rule in _rules(session, call.account_id, "call"):
         if rule.matches(facts):
-            queued += _convert(session, call.account_id, rule, base, call_id=call.id, ads=ads)
+            queued += _convert(
+                session, call.account_id, rule, base, call_id=call.id, ads=ads, plugins=plugins
+            )
     return queued
 
 
-def on_lead(session: Session, lead_id: int) -> int:
+def on_lead(session: Session, lead_id: int, plugins: PluginManager | None = None) -> int:
     lead = session.get(Lead, lead_id)
     if lead is None:
         return 0
+    if plugins is not None and plugins.implemented("lead_captured"):
+        plugins.call("lead_captured", lead=lead_data(lead))
     visit = session.get(Visit, lead.visit_id) if lead.visit_id else None
     fields = json.loads(lead.fields)
     facts = Facts("lead", source=lead.source_name, form=lead.form)
@@ -141,7 +148,9 @@ def on_lead(session: Session, lead_id: int) -> int:
     queued = enqueue(session, lead.account_id, "lead.created", event)
     for rule in _rules(session, lead.account_id, "lead"):
         if rule.matches(facts) and not _converted_visit(session, rule, lead.visit_id):
-            queued += _convert(session, lead.account_id, rule, base, lead_id=lead.id)
+            queued += _convert(
+                session, lead.account_id, rule, base, lead_id=lead.id, plugins=plugins
+            )
     return queued
 
 
@@ -165,8 +174,11 @@ def _convert(
     call_id: str | None = None,
     lead_id: int | None = None,
     ads: bool = True,
+    plugins: PluginManager | None = None,
 ) -> int:
-    """Once per rule and call or lead: a replayed event converts nothing twice."""
+    """Once per rule and call or lead: a replayed event converts nothing twice. Plugins see
+    the conversion before it is queued: a veto stops its deliveries (the conversion stays,
+    as a record), extra fields go under data.plugins.<name>."""
     done = select(Conversion.id).where(
         Conversion.rule_id == rule.id,
         Conversion.call_id == call_id if call_id else Conversion.lead_id == lead_id,
@@ -196,8 +208,32 @@ def _convert(
         "value": rule.value,
         "currency": rule.currency,
     }
+    extra = before_send(plugins, data)
+    if extra is None:
+        return 0
     event = platforms.conversion_event(data)
+    if extra:
+        event["data"]["plugins"] = extra
     return enqueue(session, account_id, "conversion.created", event, ads)
+
+
+def before_send(plugins: PluginManager | None, data: dict[str, Any]) -> dict[str, Any] | None:
+    """conversion_before_send: None when a plugin vetoed, else the plugins' extra fields
+    (checked) by plugin name."""
+    if plugins is None or not plugins.implemented("conversion_before_send"):
+        return {}
+    extra: dict[str, Any] = {}
+    for name, value in plugins.call("conversion_before_send", conversion=data):
+        try:
+            answer = checks.conversion_answer(value)
+        except checks.PluginValueError as exc:
+            plugins.invalid(name, "conversion_before_send", str(exc))
+            continue
+        if answer.veto:
+            return None
+        if answer.extra:
+            extra[name] = answer.extra
+    return extra
 
 
 def convert_lead(session: Session, key: str) -> int:
@@ -205,3 +241,11 @@ def convert_lead(session: Session, key: str) -> int:
 
 
 HANDLERS = {CALL_JOB: on_call, LEAD_JOB: convert_lead}  # the jobs, for the job runner
+
+
+def handlers(plugins: PluginManager) -> dict[str, Callable[[Session, str], object]]:
+    """The same jobs, with the plugins' lead_captured and conversion_before_send."""
+    return {
+        CALL_JOB: lambda session, key: on_call(session, key, plugins),
+        LEAD_JOB: lambda session, key: on_lead(session, int(key), plugins),
+    }

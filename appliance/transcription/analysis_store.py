@@ -17,6 +17,8 @@ from appliance import audit
 from appliance.config import Config
 from appliance.db.models import Account, AnalysisRule, Call, CallAnalysis, Transcript
 from appliance.jobs import queue
+from appliance.plugins import hooks
+from appliance.plugins.manager import PluginManager
 from appliance.transcription import analysis, service
 from appliance.transcription.decode import Word
 
@@ -56,7 +58,9 @@ def rules_for(session: Session, account_id: int | None) -> list[analysis.Rule]:
     ]
 
 
-def handlers(weights: analysis.Weights) -> dict[str, Callable[[Session, str], object]]:
+def handlers(
+    weights: analysis.Weights, plugins: PluginManager | None = None
+) -> dict[str, Callable[[Session, str], object]]:
     def analyse(session: Session, call_id: str) -> None:
         transcript = session.get(Transcript, call_id)
         call = session.get(Call, call_id)
@@ -83,6 +87,9 @@ def handlers(weights: analysis.Weights) -> dict[str, Callable[[Session, str], ob
                 details=json.dumps(_details(found), ensure_ascii=False),
             )
         )
+        if plugins is not None:
+            session.flush()
+            hooks.after_analysis(plugins, session, call, transcript, found)
 
     return {KIND: analyse}
 

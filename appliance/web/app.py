@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -41,6 +42,7 @@ from appliance.web import (
     transcripts,
     websites,
 )
+from appliance.web import plugins as plugins_page
 from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
 from appliance.web.keys import PRINCIPAL
 from appliance.web.render import render
@@ -127,6 +129,7 @@ def init_app(
     destinations: DestinationsConfig | None = None,
     transcription_off: Callable[[], str | None] | None = None,
     metrics: Metrics | None = None,
+    plugins: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log; `metrics` are served
@@ -170,4 +173,5 @@ def init_app(
     transcripts.add_routes(app)
     restricted.add_routes(app)
     people.add_routes(app)
+    plugins_page.add_routes(app, plugins)
     return app

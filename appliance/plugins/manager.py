@@ -1,0 +1,261 @@
+"""Loads plugins and calls their hooks in isolation: each implementation runs in a worker
+thread of its own (async ones on the controller's loop) within the plugin timeout; an
+exception or a timeout is logged with the plugin's name and counted, and the call and the
+other plugins go on. A plugin still busy with MAX_OUTSTANDING earlier calls is skipped, so a
+stuck plugin holds a few threads, never more. Built-in plugins are the appliance's own code:
+they run inline."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import inspect
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from appliance.plugins import loading, spec
+
+log = logging.getLogger(__name__)
+
+MAX_OUTSTANDING = 4  # calls one plugin may have running at once
+BUILT_IN = "built-in"
+Result = tuple[str, Any]  # (plugin name, what it returned)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    origin: str
+    hooks: tuple[str, ...] = ()
+    state: str = "loaded"  # or "refused"
+    reason: str = ""
+    stats: Counter[str] = field(default_factory=Counter)  # calls, failures, timeouts, skipped
+
+    def view(self) -> dict[str, Any]:
+        keys = ("calls", "failures", "timeouts", "skipped", "invalid")
+        return {
+            "name": self.name,
+            "origin": self.origin,
+            "hooks": list(self.hooks),
+            "state": self.state,
+            "reason": self.reason,
+        } | {k: self.stats[k] for k in keys}
+
+
+class PluginManager:
+    def __init__(self, timeout: float = 0.5) -> None:
+        self.timeout = timeout
+        self.pm = pluggy.PluginManager(spec.PROJECT)
+        self.pm.add_hookspecs(spec)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.outstanding: Counter[str] = Counter()
+        self.lock = threading.RLock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # loading ------------------------------------------------------------------------------
+    def add_builtin(self, plugin: object, name: str) -> None:
+        self._register(plugin, name, BUILT_IN)
+
+    def load(self, directory: Path | None, installed: bool = True) -> None:
+        """Installed plugins, then the drop-in directory's files (sorted by name)."""
+        found: list[loading.Found | tuple[str, str, str]] = []
+        if installed:
+            found += list(loading.entry_points())
+        if directory is not None:
+            found += list(loading.dropins(directory, loading.trusted_owners()))
+        for item in found:
+            if isinstance(item, tuple):
+                self.refuse(*item)
+            else:
+                self._load_one(item)
+
+    def _load_one(self, item: loading.Found) -> None:
+        if item.name in self.plugins:
+            self.refuse(item.name, item.origin, "its name is taken by another plugin")
+            return
+        try:
+            plugin = item.load()  # type: ignore[operator]
+        except loading.Refused as exc:
+            self.refuse(item.name, item.origin, str(exc))
+            return
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin: refused, nothing else
+            self.refuse(item.name, item.origin, f"failed to load: {_one_line(exc)}")
+            return
+        self._register(plugin, item.name, item.origin)
+
+    def _register(self, plugin: object, name: str, origin: str) -> None:
+        try:
+            self.pm.register(plugin, name)
+            self.pm.check_pending()
+        except Exception as exc:  # pluggy's validation errors (unknown hook, argument)
+            if self.pm.get_plugin(name) is not None:
+                self.pm.unregister(name=name)
+            self.refuse(name, origin, f"not a valid plugin: {_one_line(exc)}")
+            return
+        hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or ()))
+        self.plugins[name] = PluginInfo(name, origin, hooks)
+        log.info("plugin %s loaded from %s (%s)", name, origin, ", ".join(hooks) or "no hooks")
+
+    def refuse(self, name: str, origin: str, reason: str) -> None:
+        log.error("plugin %s (%s) refused: %s", name, origin, reason)
+        key = name if name not in self.plugins else f"{name} ({origin})"
+        self.plugins[key] = PluginInfo(name, origin, (), "refused", reason)
+
+    # calling ------------------------------------------------------------------------------
+    def implementations(self, hook: str) -> list[pluggy.HookImpl]:
+        """In calling order: tryfirst first, built-in trylast last."""
+        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+
+    def implemented(self, hook: str) -> bool:
+        return any(i.plugin_name not in self._builtins() for i in self.implementations(hook))
+
+    def _builtins(self) -> set[str]:
+        return {n for n, p in self.plugins.items() if p.origin == BUILT_IN}
+
+    def call(self, hook: str, **kwargs: Any) -> list[Result]:
+        """Blocking (from a worker thread, never the loop): every implementation, at once,
+        within one timeout; the results of those that answered, in calling order."""
+        deadline = time.monotonic() + self.timeout
+        running = [(impl, self._start(impl, kwargs)) for impl in self.implementations(hook)]
+        results = []
+        for impl, future in running:
+            if future is None:
+                continue
+            try:
+                value = future.result(max(0.0, deadline - time.monotonic()))
+            except BaseException as exc:  # noqa: BLE001 - counted and logged per plugin
+                self._failed(impl.plugin_name, hook, exc)
+                continue
+            results.append((impl.plugin_name, value))
+        return results
+
+    async def acall(self, hook: str, **kwargs: Any) -> list[Result]:
+        """From the loop: the same, awaited."""
+        self.loop = asyncio.get_running_loop()
+        impls = self.implementations(hook)
+        waits = [self._await(impl, hook, kwargs) for impl in impls]
+        answers = await asyncio.gather(*waits)
+        return [(i.plugin_name, a[1]) for i, a in zip(impls, answers, strict=True) if a[0]]
+
+    async def _await(
+        self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        try:
+            if inspect.iscoroutinefunction(impl.function):
+                self._count(impl.plugin_name, "calls")
+                async with asyncio.timeout(self.timeout):
+                    return True, await impl.function(**_arguments(impl, kwargs))
+            future = self._start(impl, kwargs)
+            if future is None:
+                return False, None
+            async with asyncio.timeout(self.timeout):
+                return True, await asyncio.wrap_future(future)
+        except Exception as exc:  # a timeout, or the plugin's own error: counted and logged
+            self._failed(impl.plugin_name, hook, exc)
+            return False, None
+
+    def _start(
+        self, impl: pluggy.HookImpl, kwargs: dict[str, Any]
+    ) -> concurrent.futures.Future[Any] | None:
+        name = impl.plugin_name
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        arguments = _arguments(impl, kwargs)
+        if name in self._builtins():
+            self._run(name, impl.function, arguments, future, counted=False)
+            return future
+        with self.lock:
+            if self.outstanding[name] >= MAX_OUTSTANDING:
+                self._count(name, "skipped")
+                log.warning("plugin %s skipped: still busy with earlier calls", name)
+                return None
+            self.outstanding[name] += 1
+        self._count(name, "calls")
+        function = _sync(impl.function, self.loop)
+        threading.Thread(
+            target=self._run, args=(name, function, arguments, future), daemon=True
+        ).start()
+        return future
+
+    def _run(
+        self,
+        name: str,
+        function: Callable[..., Any],
+        arguments: dict[str, Any],
+        future: concurrent.futures.Future[Any],
+        counted: bool = True,
+    ) -> None:
+        try:
+            if future.set_running_or_notify_cancel():  # not given up on before it started
+                try:
+                    future.set_result(function(**arguments))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(exc)
+        finally:
+            if counted:
+                with self.lock:
+                    self.outstanding[name] -= 1
+
+    def _failed(self, name: str, hook: str, exc: BaseException) -> None:
+        if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
+            self._count(name, "timeouts")
+            log.warning("plugin %s: %s took over %.2fs; ignored", name, hook, self.timeout)
+        else:
+            self._count(name, "failures")
+            log.error("plugin %s: %s failed: %s", name, hook, _one_line(exc))
+
+    def invalid(self, name: str, hook: str, reason: str) -> None:
+        """A plugin's answer that its checks refused (appliance/plugins/checks.py)."""
+        self._count(name, "invalid")
+        log.error("plugin %s: %s returned what cannot be taken: %s", name, hook, reason)
+
+    def _count(self, name: str, what: str) -> None:
+        info = self.plugins.get(name)
+        if info is not None:
+            with self.lock:
+                info.stats[what] += 1
+
+    # reporting ----------------------------------------------------------------------------
+    def listing(self) -> list[dict[str, Any]]:
+        return [p.view() for p in self.plugins.values()]
+
+    def totals(self) -> dict[str, int]:
+        """For /health: what went wrong in plugins since start."""
+        sums: Counter[str] = Counter()
+        for info in self.plugins.values():
+            sums.update(info.stats)
+        return {f"plugin_{k}": sums[k] for k in ("failures", "timeouts", "skipped", "invalid")}
+
+
+def _arguments(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments the implementation names, each a copy of its own."""
+    return {a: copy.deepcopy(kwargs[a]) for a in impl.argnames if a in kwargs}
+
+
+def _sync(
+    function: Callable[..., Any], loop: asyncio.AbstractEventLoop | None
+) -> Callable[..., Any]:
+    """An async implementation called from a worker thread: on the controller's loop when
+    there is one, else on a loop of its own."""
+    if not inspect.iscoroutinefunction(function):
+        return function
+
+    def run(**arguments: Any) -> Any:
+        if loop is not None and loop.is_running():
+            return asyncio.run_coroutine_threadsafe(function(**arguments), loop).result()
+        return asyncio.run(function(**arguments))
+
+    return run
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]

@@ -1,0 +1,233 @@
+"""The plugin manager: where plugins come from, which drop-in files it refuses (hostile files
+and directories, each alone), and how one plugin's failure, slowness or hang stays its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from appliance.plugins import manager as manager_module
+from appliance.plugins.manager import PluginManager
+
+GOOD = """
+from appliance.plugins import hookimpl
+
+@hookimpl
+def call_ended(call):
+    return call["call_id"]
+"""
+
+
+def drop(directory: Path, name: str, text: str = GOOD, mode: int = 0o644) -> Path:
+    path = directory / f"{name}.py"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def plugin_dir(tmp_path):
+    directory = tmp_path / "plugins.d"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    return directory
+
+
+def states(plugins: PluginManager) -> dict[str, tuple[str, str]]:
+    return {p["name"]: (p["state"], p["reason"]) for p in plugins.listing()}
+
+
+def test_drop_in_files_load_as_plugins_named_after_their_file(plugin_dir):
+    drop(plugin_dir, "first")
+    drop(plugin_dir, "second")
+    plugins = PluginManager()
+    plugins.load(plugin_dir, installed=False)
+    assert states(plugins) == {"first": ("loaded", ""), "second": ("loaded", "")}
+    listed = {p["name"]: p for p in plugins.listing()}
+    assert listed["first"]["hooks"] == ["call_ended"]
+    assert listed["first"]["origin"] == str(plugin_dir / "first.py")
+    assert plugins.call("call_ended", call={"call_id": "x"}) == [("second", "x"), ("first", "x")]
+
+
+def hostile_setups():
+    def symlinked_file(d: Path) -> None:
+        target = drop(d.parent, "elsewhere")
+        (d / "evil.py").symlink_to(target)
+
+    def world_writable(d: Path) -> None:
+        drop(d, "evil", mode=0o646)
+
+    def group_writable(d: Path) -> None:
+        drop(d, "evil", mode=0o664)
+
+    def strangers(d: Path) -> None:
+        os.chown(drop(d, "evil"), 4242, 4242)
+
+    def not_a_file(d: Path) -> None:
+        (d / "evil.py").mkdir()
+
+    def bad_name(d: Path) -> None:
+        drop(d, "evil-name")
+
+    def broken(d: Path) -> None:
+        drop(d, "evil", "raise SystemExit('no')\n")
+
+    def unknown_hook(d: Path) -> None:
+        text = "from appliance.plugins import hookimpl\n@hookimpl\ndef call_exploded(call): pass\n"
+        drop(d, "evil", text)
+
+    def wrong_argument(d: Path) -> None:
+        text = "from appliance.plugins import hookimpl\n@hookimpl\ndef call_ended(cal): pass\n"
+        drop(d, "evil", text)
+
+    return [
+        symlinked_file,
+        world_writable,
+        group_writable,
+        strangers,
+        not_a_file,
+        bad_name,
+        broken,
+        unknown_hook,
+        wrong_argument,
+    ]
+
+
+@pytest.mark.parametrize("setup", hostile_setups(), ids=lambda f: f.__name__)
+def test_a_hostile_drop_in_file_is_refused_with_its_reason_and_nothing_else_is(plugin_dir, setup):
+    if os.geteuid() != 0 and setup.__name__ == "strangers":
+        pytest.skip("needs root to give a file away")
+    drop(plugin_dir, "good")
+    setup(plugin_dir)
+    plugins = PluginManager()
+    plugins.load(plugin_dir, installed=False)
+    found = states(plugins)
+    assert found.pop("good") == ("loaded", "")
+    ((name, (state, reason)),) = found.items()
+    assert name.startswith("evil") and state == "refused" and reason
+    assert "\n" not in reason
+    assert [n for n, _ in plugins.call("call_ended", call={"call_id": "x"})] == ["good"]
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        lambda d, tmp: (d.chmod(0o777), d)[1],
+        lambda d, tmp: (d.chmod(0o775), d)[1],
+        lambda d, tmp: ((tmp / "link").symlink_to(d), tmp / "link")[1],
+        lambda d, tmp: (os.chown(d, 4242, 4242), d)[1],
+        lambda d, tmp: ((tmp / "file").write_text(""), tmp / "file")[1],
+    ],
+    ids=["world-writable", "group-writable", "symlink", "stranger's", "not-a-directory"],
+)
+def test_a_hostile_drop_in_directory_refuses_all_its_files(plugin_dir, tmp_path, setup):
+    drop(plugin_dir, "good")
+    directory = setup(plugin_dir, tmp_path)
+    plugins = PluginManager()
+    plugins.load(directory, installed=False)
+    ((name, (state, reason)),) = states(plugins).items()
+    assert name == "(directory)" and state == "refused" and reason.startswith("the directory")
+    assert plugins.call("call_ended", call={"call_id": "x"}) == []
+
+
+def test_a_missing_directory_is_no_plugins_and_no_error(tmp_path):
+    plugins = PluginManager()
+    plugins.load(tmp_path / "absent", installed=False)
+    assert plugins.listing() == []
+
+
+class Raises:
+    def call_ended(self, call):
+        raise RuntimeError("boom\nsecond line")
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def call_ended(self, call):
+        self.release.wait(30)
+        return "late"
+
+
+class Fine:
+    def call_ended(self, call):
+        call["call_id"] = "changed"  # its own copy: the others never see it
+        return "fine"
+
+
+def isolated(timeout: float = 0.2) -> tuple[PluginManager, Sleeps]:
+    from appliance.plugins import hookimpl
+
+    for cls in (Raises, Sleeps, Fine):
+        cls.call_ended = hookimpl(cls.call_ended)
+    plugins = PluginManager(timeout)
+    sleeper = Sleeps()
+    for name, plugin in (("raises", Raises()), ("sleeps", sleeper), ("fine", Fine())):
+        plugins._register(plugin, name, "test")
+    return plugins, sleeper
+
+
+def test_an_exception_or_a_timeout_is_counted_for_its_plugin_and_the_others_go_on():
+    plugins, sleeper = isolated()
+    try:
+        call = {"call_id": "x"}
+        assert plugins.call("call_ended", call=call) == [("fine", "fine")]
+        assert call == {"call_id": "x"}
+        assert asyncio.run(plugins.acall("call_ended", call=call)) == [("fine", "fine")]
+        listed = {p["name"]: p for p in plugins.listing()}
+        assert listed["raises"]["failures"] == 2 and listed["raises"]["timeouts"] == 0
+        assert listed["sleeps"]["timeouts"] == 2 and listed["sleeps"]["failures"] == 0
+        assert listed["fine"]["failures"] == listed["fine"]["timeouts"] == 0
+        assert plugins.totals()["plugin_failures"] == 2
+        assert plugins.totals()["plugin_timeouts"] == 2
+    finally:
+        sleeper.release.set()
+
+
+def test_a_stuck_plugin_is_skipped_instead_of_piling_up_threads():
+    plugins, sleeper = isolated(timeout=0.05)
+    try:
+        before = threading.active_count()
+        for _ in range(manager_module.MAX_OUTSTANDING + 5):
+            plugins.call("call_ended", call={"call_id": "x"})
+        assert threading.active_count() - before <= manager_module.MAX_OUTSTANDING
+        listed = {p["name"]: p for p in plugins.listing()}
+        assert listed["sleeps"]["skipped"] == 5
+        assert listed["sleeps"]["calls"] == manager_module.MAX_OUTSTANDING
+    finally:
+        sleeper.release.set()
+
+
+def test_async_implementations_run_on_the_loop_within_the_timeout():
+    from appliance.plugins import hookimpl
+
+    class Slow:
+        @hookimpl
+        async def call_ended(self, call):
+            await asyncio.sleep(30)
+
+    class Quick:
+        @hookimpl
+        async def call_ended(self, call):
+            return call["call_id"]
+
+    plugins = PluginManager(0.1)
+    plugins._register(Slow(), "slow", "test")
+    plugins._register(Quick(), "quick", "test")
+    assert asyncio.run(plugins.acall("call_ended", call={"call_id": "y"})) == [("quick", "y")]
+    assert {p["name"]: p["timeouts"] for p in plugins.listing()} == {"slow": 1, "quick": 0}
+    assert plugins.call("call_ended", call={"call_id": "z"}) == [("quick", "z")]
+
+
+def test_a_plugin_name_already_taken_is_refused(plugin_dir):
+    drop(plugin_dir, "routing")
+    plugins = PluginManager()
+    plugins._register(Fine(), "routing", "built-in")
+    plugins.load(plugin_dir, installed=False)
+    refused = [p for p in plugins.listing() if p["state"] == "refused"]
+    assert [p["reason"] for p in refused] == ["its name is taken by another plugin"]
