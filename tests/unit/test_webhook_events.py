@@ -327,12 +327,8 @@ def test_an_ad_platform_may_subscribe_to_conversions_only(world):
         destinations.add_destination(session, SecretBox(bytes(32)), request, account, "cli:test")
 
 
-def test_every_webhook_event_is_in_the_integrator_guides_table_and_has_its_test():
+def test_the_integrator_guides_webhook_table_lists_exactly_the_events():
     guide = (Path(__file__).parents[2] / "docs" / "integrator-guide.md").read_text()
     webhooks = guide.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip(" `") for line in webhooks.splitlines() if line[:3] == "| `"}
-    assert rows == set(conversions.EVENTS)
-    here = Path(__file__).parents[1]
-    tests = " ".join(p.read_text() for p in here.rglob("test_*.py"))
-    for event in conversions.EVENTS:
-        assert f"def test_event_{event.replace('.', '_')}_" in tests, event
+    assert rows == set(conversions.EVENTS)  # each has its test: test_integrator_coverage.py
