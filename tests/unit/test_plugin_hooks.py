@@ -181,7 +181,7 @@ def test_hook_call_started_while_deciding_overrides_the_route_sets_variables_and
     answer = {"route": 8, "variables": {"VIP_LEVEL": "gold"}, "tags": ["vip"]}
     plugin = Recorder(call_started=answer)
     route = dynamic(manager(plugin))
-    said = asyncio.run(route(agi()))
+    said = asyncio.run(route(agi(), None))  # the step asks the channel nothing
     assert said == {
         "VIP_LEVEL": "gold",
         var.CONNECT: "8",
@@ -210,7 +210,7 @@ def test_hook_call_started_while_deciding_overrides_the_route_sets_variables_and
 )
 def test_hook_call_started_answers_that_fail_their_checks_leave_the_built_in_decision(answer):
     plugins = manager(Recorder(call_started=answer))
-    said = asyncio.run(dynamic(plugins)(agi()))
+    said = asyncio.run(dynamic(plugins)(agi(), None))
     assert said == {var.CONNECT: "7", var.AFTER_HOURS: "", var.READY: "1"}
     assert plugins.listing()[0]["invalid"] == 1
 
