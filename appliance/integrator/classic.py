@@ -7,8 +7,8 @@ AGI environment with pyst2, asks the controller's FastAGI server the same reques
 time: SET VARIABLE of the appliance's own variables (calls/variables.py), and GET FULL
 VARIABLE of the call's linkedid only; anything else is answered 510 and never reaches
 Asterisk (whatever holds the port when the controller is down cannot set TRANSFER_CONTEXT,
-DYNAMIC_FEATURES or any other variable that changes what the channel may do). It exits 0 quickly whatever happens: with the
-controller down it sets nothing and the dialplan goes on.
+DYNAMIC_FEATURES or any other variable that changes what the channel may do). It exits 0
+quickly whatever happens: with the controller down it sets nothing and the dialplan goes on.
 """
 
 from __future__ import annotations
