@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,33 @@ def test_a_plugin_name_already_taken_is_refused(plugin_dir):
     plugins.load(plugin_dir, installed=False)
     refused = [p for p in plugins.listing() if p["state"] == "refused"]
     assert [p["reason"] for p in refused] == ["its name is taken by another plugin"]
+
+
+def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_up():
+    """A coroutine that swallows CancelledError (a bare except in a retry loop) still has its
+    caller back within the timeout, and is skipped while MAX_OUTSTANDING of it are running."""
+    from appliance.plugins import hookimpl
+
+    until = time.monotonic() + 2
+
+    class Stubborn:
+        @hookimpl
+        async def call_ended(self, call):
+            while time.monotonic() < until:
+                try:
+                    await asyncio.sleep(0.01)
+                except BaseException:  # noqa: BLE001, S112 - the plugin's own bad habit
+                    continue
+
+    async def calls() -> None:
+        plugins = PluginManager(0.05)
+        plugins._register(Stubborn(), "stubborn", "test")
+        for _ in range(manager_module.MAX_OUTSTANDING + 2):
+            started = time.monotonic()
+            assert await plugins.acall("call_ended", call={"call_id": "x"}) == []
+            assert time.monotonic() - started < 0.5
+        listed = {p["name"]: p for p in plugins.listing()}["stubborn"]
+        assert listed["calls"] == manager_module.MAX_OUTSTANDING and listed["skipped"] == 2
+        assert listed["timeouts"] == manager_module.MAX_OUTSTANDING
+
+    asyncio.run(calls())
