@@ -262,3 +262,50 @@ def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_
         assert listed["timeouts"] == manager_module.MAX_OUTSTANDING
 
     asyncio.run(calls())
+
+
+def test_plugins_list_runs_no_plugin_code_and_shows_what_the_controller_loaded(
+    plugin_dir, tmp_path
+):
+    """`appliance plugins list` (often run with sudo, as root) imports nothing: the running
+    controller's status file says what it loaded; without one, the files it would find."""
+    from appliance.config import load
+    from appliance.plugins import commands, status
+
+    ran = tmp_path / "ran"
+    drop(plugin_dir, "side_effect", f"open({str(ran)!r}, 'w').close()\n{GOOD}")
+    data = tmp_path / "data"
+    data.mkdir()
+    environ = {"APPLIANCE_PATHS_DATA_DIR": str(data), "APPLIANCE_PLUGINS_DIR": str(plugin_dir)}
+    config = load(environ=environ)
+    listed = {p["name"]: p for p in commands.describe(config)}
+    assert not ran.exists()
+    assert listed["side_effect"]["state"] == "found" and listed["side_effect"]["hooks"] == []
+    assert listed["routing"]["state"] == "loaded" and listed["routing"]["failures"] is None
+    controller = PluginManager()
+    controller.load(plugin_dir, installed=False)
+    controller.call("call_ended", call={"call_id": "x"})
+    status.write(config, controller)
+    listed = {p["name"]: p for p in commands.describe(config)}
+    assert listed["side_effect"]["state"] == "loaded"
+    assert listed["side_effect"]["hooks"] == ["call_ended"]
+    assert listed["side_effect"]["failures"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives files to another user")
+def test_plugins_list_run_as_root_trusts_the_controller_s_user(plugin_dir, tmp_path):
+    """Under sudo the controller's user is the data dir's owner, not root: its drop-in files
+    are found, not refused as a stranger's."""
+    from appliance.config import load
+    from appliance.plugins import commands
+
+    controller_uid = 65534
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, controller_uid, controller_uid)
+    os.chown(drop(plugin_dir, "theirs"), controller_uid, controller_uid)
+    os.chown(drop(plugin_dir, "stranger"), 12345, 12345)
+    environ = {"APPLIANCE_PATHS_DATA_DIR": str(data), "APPLIANCE_PLUGINS_DIR": str(plugin_dir)}
+    listed = {p["name"]: p for p in commands.describe(load(environ=environ))}
+    assert listed["theirs"]["state"] == "found"
+    assert listed["stranger"]["state"] == "refused"
