@@ -107,6 +107,7 @@ class PluginManager:
         log.info("plugin %s loaded from %s (%s)", name, origin, ", ".join(hooks) or "no hooks")
 
     def refuse(self, name: str, origin: str, reason: str) -> None:
+        name, origin = _printable(name), _printable(origin)  # a file's name may hold a newline
         log.error("plugin %s (%s) refused: %s", name, origin, reason)
         key = name if name not in self.plugins else f"{name} ({origin})"
         self.plugins[key] = PluginInfo(name, origin, (), "refused", reason)
@@ -291,4 +292,8 @@ def _sync(
 
 def _one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
+    return _printable(text)[:200]
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

@@ -309,3 +309,14 @@ def test_plugins_list_run_as_root_trusts_the_controller_s_user(plugin_dir, tmp_p
     listed = {p["name"]: p for p in commands.describe(load(environ=environ))}
     assert listed["theirs"]["state"] == "found"
     assert listed["stranger"]["state"] == "refused"
+
+
+def test_a_refused_file_s_name_cannot_forge_log_lines_or_listing_rows(plugin_dir, caplog):
+    drop(plugin_dir, "x\nALERT disk full\tnow")
+    plugins = PluginManager()
+    with caplog.at_level("INFO", logger="appliance.plugins.manager"):
+        plugins.load(plugin_dir, installed=False)
+    (refused,) = plugins.listing()
+    assert refused["state"] == "refused"
+    assert refused["name"].isprintable() and refused["origin"].isprintable()
+    assert all(r.getMessage().isprintable() for r in caplog.records)
