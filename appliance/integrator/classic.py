@@ -4,9 +4,11 @@ than over the network: `AGI(appliance-agi,<script>,<args...>)`.
 Asterisk starts it as its own user (which the controller's peer check accepts). It reads the
 AGI environment with pyst2, asks the controller's FastAGI server the same request
 (agi_network_script=<script>), and relays the controller's commands to the channel, one at a
-time: SET VARIABLE, and GET FULL VARIABLE of the call's linkedid only; anything else is
-answered 510 and never reaches Asterisk. It exits 0 quickly whatever happens: with the
-controller down it sets nothing and the dialplan goes on.
+time: SET VARIABLE of the appliance's own variables (calls/variables.py), and GET FULL
+VARIABLE of the call's linkedid only; anything else is answered 510 and never reaches
+Asterisk (whatever holds the port when the controller is down cannot set TRANSFER_CONTEXT,
+DYNAMIC_FEATURES or any other variable that changes what the channel may do). It exits 0
+quickly whatever happens: with the controller down it sets nothing and the dialplan goes on.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from appliance.asterisk.agi_protocol import MAX_HEADERS, MAX_LINE
+from appliance.calls.variables import VARIABLES
 from appliance.config import AgiConfig
 
 SCRIPT = re.compile(r"[a-z]{1,20}")
 HEADER = re.compile(r"agi_[a-z0-9_]{1,40}")
 SET = re.compile(r'SET VARIABLE ([A-Za-z_][A-Za-z0-9_]{0,79}) ("(?:[^"\\]|\\.)*")')
 GET = re.compile(r'GET FULL VARIABLE "([^"\\]{1,200})"')
+SETTABLE = frozenset(VARIABLES.values())  # what the scripts set: APPLIANCE_* only
 READABLE = frozenset({"${CHANNEL(linkedid)}"})  # what the scripts ask; never ${SHELL(...)}
 MAX_COMMANDS = 64
 CONNECT_SECONDS = 0.5
@@ -73,7 +77,7 @@ def request(env: Mapping[str, str], script: str, args: Sequence[str], url: str) 
 
 def reply(agi: Any, command: str) -> str:
     """Run one command of the controller's on the channel; what Asterisk answered."""
-    if found := SET.fullmatch(command):
+    if (found := SET.fullmatch(command)) and found.group(1) in SETTABLE:
         agi.execute("SET VARIABLE", found.group(1), found.group(2))  # already quoted
         return "200 result=1"
     if (found := GET.fullmatch(command)) and found.group(1) in READABLE:

@@ -11,6 +11,7 @@ from typing import Any
 
 from appliance.calls import annotations as annotate
 from appliance.calls import variables as var
+from appliance.integrator.args import DIALPLAN_SPECIAL
 
 VARIABLE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 MAX_VARIABLES = 10
@@ -31,12 +32,14 @@ RESERVED_PREFIXES = (
     "DYNAMIC_FEATURES",
     "FORWARD_CONTEXT",
     "GOSUB",
+    "GOTO_ON_BLINDXFR",
     "HANGUP",
     "LIMIT_",
     "MACRO",
     "MIXMON",
     "MONITOR",
     "OUTBOUND_GROUP",
+    "PARKING",
     "PICKUP",
     "PJSIP",
     "SIP",
@@ -90,6 +93,8 @@ def clean_variable(name: object, value: object) -> tuple[str, str]:
     text = str(value)
     if len(text) > VALUE_CHARS or not text.isprintable():
         raise PluginValueError(f"variable {name}: printable, at most {VALUE_CHARS} characters")
+    if DIALPLAN_SPECIAL.intersection(text):  # e.g. a caller's name passed on as it came
+        raise PluginValueError(f"variable {name}: none of {''.join(sorted(DIALPLAN_SPECIAL))}")
     return name, text
 
 

@@ -1,5 +1,5 @@
 """Loads plugins and calls their hooks in isolation: each implementation runs in a worker
-thread of its own (async ones on the controller's loop) within the plugin timeout; an
+thread of its own (async ones as tasks on the controller's loop) within the plugin timeout; an
 exception or a timeout is logged with the plugin's name and counted, and the call and the
 other plugins go on. A plugin still busy with MAX_OUTSTANDING earlier calls is skipped, so a
 stuck plugin holds a few threads, never more. Built-in plugins are the appliance's own code:
@@ -60,6 +60,7 @@ class PluginManager:
         self.outstanding: Counter[str] = Counter()
         self.lock = threading.RLock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.running: set[asyncio.Future[Any]] = set()  # async calls not finished yet
 
     # loading ------------------------------------------------------------------------------
     def add_builtin(self, plugin: object, name: str) -> None:
@@ -106,6 +107,7 @@ class PluginManager:
         log.info("plugin %s loaded from %s (%s)", name, origin, ", ".join(hooks) or "no hooks")
 
     def refuse(self, name: str, origin: str, reason: str) -> None:
+        name, origin = _printable(name), _printable(origin)  # a file's name may hold a newline
         log.error("plugin %s (%s) refused: %s", name, origin, reason)
         key = name if name not in self.plugins else f"{name} ({origin})"
         self.plugins[key] = PluginInfo(name, origin, (), "refused", reason)
@@ -151,9 +153,7 @@ class PluginManager:
     ) -> tuple[bool, Any]:
         try:
             if inspect.iscoroutinefunction(impl.function):
-                self._count(impl.plugin_name, "calls")
-                async with asyncio.timeout(self.timeout):
-                    return True, await impl.function(**_arguments(impl, kwargs))
+                return await self._await_coroutine(impl, kwargs)
             future = self._start(impl, kwargs)
             if future is None:
                 return False, None
@@ -162,6 +162,40 @@ class PluginManager:
         except Exception as exc:  # a timeout, or the plugin's own error: counted and logged
             self._failed(impl.plugin_name, hook, exc)
             return False, None
+
+    async def _await_coroutine(
+        self, impl: pluggy.HookImpl, kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """An async implementation as a task of its own, waited for until the timeout and then
+        cancelled and left: one that ignores its cancellation delays nobody, and is skipped
+        while MAX_OUTSTANDING of it still run (built-in ones are the appliance's own)."""
+        name = impl.plugin_name
+        counted = name not in self._builtins()
+        if counted:
+            with self.lock:
+                if self.outstanding[name] >= MAX_OUTSTANDING:
+                    self._count(name, "skipped")
+                    log.warning("plugin %s skipped: still busy with earlier calls", name)
+                    return False, None
+                self.outstanding[name] += 1
+            self._count(name, "calls")
+        coroutine: Any = impl.function(**_arguments(impl, kwargs))
+        task = asyncio.ensure_future(coroutine)
+        if counted:
+            task.add_done_callback(lambda _: self._done(name))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        finally:
+            task.cancel()  # nothing when it is done; else asked to stop, and not waited for
+        if not done:
+            raise TimeoutError
+        return True, task.result()
+
+    def _done(self, name: str) -> None:
+        with self.lock:
+            self.outstanding[name] -= 1
 
     def _start(
         self, impl: pluggy.HookImpl, kwargs: dict[str, Any]
@@ -258,4 +292,8 @@ def _sync(
 
 def _one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
+    return _printable(text)[:200]
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

@@ -75,7 +75,8 @@ async def test_classic_entry_point_refuses_a_script_that_is_no_script_s_name(scr
 
 
 async def test_classic_entry_point_relays_nothing_but_variables():
-    """Whatever holds the port may answer anything: only the two commands reach Asterisk."""
+    """Whatever holds the port may answer anything: only the two commands reach Asterisk, and
+    SET VARIABLE only of the appliance's own variables."""
     answered = []
 
     async def forged(reader, writer):
@@ -87,7 +88,10 @@ async def test_classic_entry_point_relays_nothing_but_variables():
             'SET VARIABLE A;B "c"',
             'GET FULL VARIABLE "${SHELL(id)}" "x"',
             'GET FULL VARIABLE "${SHELL(id)}"',
+            'SET VARIABLE TRANSFER_CONTEXT "from-internal"',
+            'SET VARIABLE __DYNAMIC_FEATURES "automon"',
             'SET VARIABLE APPLIANCE_OK "fine"',
+            'SET VARIABLE APPLIANCE_TAGS "fine"',
         ]:
             writer.write(command.encode() + b"\n")
             answered.append((await reader.readline()).decode().strip())
@@ -99,8 +103,8 @@ async def test_classic_entry_point_relays_nothing_but_variables():
         code, sent, _ = await classic(port, "track", replies=OK)
     finally:
         server.close()
-    assert code == 0 and sent == ['SET VARIABLE APPLIANCE_OK "fine"']
-    assert answered == ["510 Invalid or unknown command"] * 5 + ["200 result=1"]
+    assert code == 0 and sent == ['SET VARIABLE APPLIANCE_TAGS "fine"']
+    assert answered == ["510 Invalid or unknown command"] * 8 + ["200 result=1"]
 
 
 def test_the_agi_bin_wrapper_execs_the_entry_point_with_the_controller_s_address(tmp_path):

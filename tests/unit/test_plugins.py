@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,91 @@ def test_a_plugin_name_already_taken_is_refused(plugin_dir):
     plugins.load(plugin_dir, installed=False)
     refused = [p for p in plugins.listing() if p["state"] == "refused"]
     assert [p["reason"] for p in refused] == ["its name is taken by another plugin"]
+
+
+def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_up():
+    """A coroutine that swallows CancelledError (a bare except in a retry loop) still has its
+    caller back within the timeout, and is skipped while MAX_OUTSTANDING of it are running."""
+    from appliance.plugins import hookimpl
+
+    until = time.monotonic() + 2
+
+    class Stubborn:
+        @hookimpl
+        async def call_ended(self, call):
+            while time.monotonic() < until:
+                try:
+                    await asyncio.sleep(0.01)
+                except BaseException:  # noqa: BLE001, S112 - the plugin's own bad habit
+                    continue
+
+    async def calls() -> None:
+        plugins = PluginManager(0.05)
+        plugins._register(Stubborn(), "stubborn", "test")
+        for _ in range(manager_module.MAX_OUTSTANDING + 2):
+            started = time.monotonic()
+            assert await plugins.acall("call_ended", call={"call_id": "x"}) == []
+            assert time.monotonic() - started < 0.5
+        listed = {p["name"]: p for p in plugins.listing()}["stubborn"]
+        assert listed["calls"] == manager_module.MAX_OUTSTANDING and listed["skipped"] == 2
+        assert listed["timeouts"] == manager_module.MAX_OUTSTANDING
+
+    asyncio.run(calls())
+
+
+def test_plugins_list_runs_no_plugin_code_and_shows_what_the_controller_loaded(
+    plugin_dir, tmp_path
+):
+    """`appliance plugins list` (often run with sudo, as root) imports nothing: the running
+    controller's status file says what it loaded; without one, the files it would find."""
+    from appliance.config import load
+    from appliance.plugins import commands, status
+
+    ran = tmp_path / "ran"
+    drop(plugin_dir, "side_effect", f"open({str(ran)!r}, 'w').close()\n{GOOD}")
+    data = tmp_path / "data"
+    data.mkdir()
+    environ = {"APPLIANCE_PATHS_DATA_DIR": str(data), "APPLIANCE_PLUGINS_DIR": str(plugin_dir)}
+    config = load(environ=environ)
+    listed = {p["name"]: p for p in commands.describe(config)}
+    assert not ran.exists()
+    assert listed["side_effect"]["state"] == "found" and listed["side_effect"]["hooks"] == []
+    assert listed["routing"]["state"] == "loaded" and listed["routing"]["failures"] is None
+    controller = PluginManager()
+    controller.load(plugin_dir, installed=False)
+    controller.call("call_ended", call={"call_id": "x"})
+    status.write(config, controller)
+    listed = {p["name"]: p for p in commands.describe(config)}
+    assert listed["side_effect"]["state"] == "loaded"
+    assert listed["side_effect"]["hooks"] == ["call_ended"]
+    assert listed["side_effect"]["failures"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives files to another user")
+def test_plugins_list_run_as_root_trusts_the_controller_s_user(plugin_dir, tmp_path):
+    """Under sudo the controller's user is the data dir's owner, not root: its drop-in files
+    are found, not refused as a stranger's."""
+    from appliance.config import load
+    from appliance.plugins import commands
+
+    controller_uid = 65534
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, controller_uid, controller_uid)
+    os.chown(drop(plugin_dir, "theirs"), controller_uid, controller_uid)
+    os.chown(drop(plugin_dir, "stranger"), 12345, 12345)
+    environ = {"APPLIANCE_PATHS_DATA_DIR": str(data), "APPLIANCE_PLUGINS_DIR": str(plugin_dir)}
+    listed = {p["name"]: p for p in commands.describe(load(environ=environ))}
+    assert listed["theirs"]["state"] == "found"
+    assert listed["stranger"]["state"] == "refused"
+
+
+def test_a_refused_file_s_name_cannot_forge_log_lines_or_listing_rows(plugin_dir, caplog):
+    drop(plugin_dir, "x\nALERT disk full\tnow")
+    plugins = PluginManager()
+    with caplog.at_level("INFO", logger="appliance.plugins.manager"):
+        plugins.load(plugin_dir, installed=False)
+    (refused,) = plugins.listing()
+    assert refused["state"] == "refused"
+    assert refused["name"].isprintable() and refused["origin"].isprintable()
+    assert all(r.getMessage().isprintable() for r in caplog.records)
