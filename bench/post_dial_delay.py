@@ -1,6 +1,6 @@
 """Post-dial delay: INVITE sent by the carrier -> 180 Ringing seen, through the real Asterisk.
 
-Three comparisons in the same run against the same Asterisk, with the controller running and
+Five comparisons in the same run against the same Asterisk, with the controller running and
 recording every call:
 - a tracking number whose route is compiled into the dialplan, against a static extension
   that dials the same destination (the cost of the appliance's dialplan: tagging the call,
@@ -10,7 +10,12 @@ recording every call:
   (bench/bare_agi.py), the floor any FastAGI decision starts from;
 - a tracking number of an account whose restrict list holds 1,000 callers (the caller ID
   looked up in the compiled list, within the step that tags the call), against the compiled
-  route of an account without one.
+  route of an account without one;
+- a route a drop-in plugin claims and decides (its call_started answers at the dynamic step,
+  in a worker thread, within the plugin timeout), against a dynamic route no plugin claims
+  (the built-in decision alone);
+- an integrator's own context that calls the AGI script `track` (the call's record written
+  before Dial) and dials, against the same context without it.
 Bursts of 1, 10 and 50 concurrent call setups, one second apart, the paths taking turns; times
 come from SIPp's message trace (microseconds).
 
@@ -36,7 +41,40 @@ ROUTED = "12025550123"
 DYNAMIC = "12025550124"
 BARE = "12025550111"
 LISTED = "12025550125"  # an account with a restrict list (not of the bench's caller)
+PLUGGED = "12025550126"  # its route is claimed and decided by the bench's plugin
+TRACKED = "12025550127"  # an integrator's context: AGI track, then Dial
+UNTRACKED = "12025550128"  # the same context without track
 LIST_SIZE = 1000
+PATHS = {  # number -> what its path is, in the report
+    STATIC: "static dialplan",
+    ROUTED: "compiled route",
+    BARE: "bare FastAGI",
+    DYNAMIC: "dynamic route",
+    LISTED: f"{LIST_SIZE} restricted",
+    PLUGGED: "plugin decides",
+    UNTRACKED: "own context",
+    TRACKED: "own context + track",
+}
+COMPARISONS = (  # (baseline, candidate)
+    (STATIC, ROUTED),
+    (BARE, DYNAMIC),
+    (ROUTED, LISTED),
+    (DYNAMIC, PLUGGED),
+    (UNTRACKED, TRACKED),
+)
+PLUGIN = """
+from appliance.plugins import hookimpl
+
+
+@hookimpl
+def claims_route(route):
+    return route["name"] == "Plugged"
+
+
+@hookimpl
+def call_started(call, deciding):
+    return {"route": call["route_id"], "tags": ["bench"]} if deciding else None
+"""
 _STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
 
 
@@ -58,13 +96,25 @@ def setup(stack: Stack, bare_port: int) -> None:
             "INSERT INTO restricted_numbers (account_id, e164, created_at) VALUES (2, ?, ?)",
             [(f"+1646555{n:04d}", "2026-11-30 00:00:00.000000") for n in range(LIST_SIZE)],
         )
+    stack.appliance("route", "add", "Plugged", *forward, "--dynamic")
+    stack.appliance("number", "add", f"+{PLUGGED}", "--route", "Plugged")
+    plugins = stack.data_dir / "plugins.d"
+    plugins.mkdir(mode=0o755)
+    (plugins / "bench.py").write_text(PLUGIN)
+    (plugins / "bench.py").chmod(0o644)
+    stack.extra_env["APPLIANCE_PLUGINS_DIR"] = str(plugins)
     stack.appliance("config", "render")
     local = stack.asterisk_dir_on_host / "etc" / "extensions_local.conf"
     agi = f"agi://127.0.0.1:{bare_port}/route,1,${{CHANNEL(linkedid)}}"
+    track = f"agi://127.0.0.1:{stack.agi_port}/track,+{ROUTED}"
     local.write_text(
         "[appliance-inbound](+)\n"
         f"exten => {STATIC},1,Dial(PJSIP/+12025550199@carrier,30)\n"
         f"exten => {BARE},1,AGI({agi})\n"
+        " same => n,Dial(PJSIP/+12025550199@carrier,30)\n"
+        f"exten => {TRACKED},1,AGI({track})\n"
+        " same => n,Dial(PJSIP/+12025550199@carrier,30)\n"
+        f"exten => {UNTRACKED},1,NoOp()\n"
         " same => n,Dial(PJSIP/+12025550199@carrier,30)\n"
     )
     stack.start_asterisk()
@@ -131,30 +181,23 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(0.5)
-            versus_static, versus_bare, versus_list = [], [], []
+            rows: dict[tuple[str, str], list] = {pair: [] for pair in COMPARISONS}
             for size, rounds in ((1, 50), (10, 20), (50, 8)):
-                samples: dict[str, list[float]] = {
-                    STATIC: [],
-                    ROUTED: [],
-                    BARE: [],
-                    DYNAMIC: [],
-                    LISTED: [],
-                }
+                samples: dict[str, list[float]] = {number: [] for number in PATHS}
                 for number in samples:  # warm up every path
                     burst(stack, number, size)
                 for _ in range(rounds):
                     for number, values in samples.items():
                         values += burst(stack, number, size)
                         time.sleep(1)  # let every call of the burst end and be written
-                versus_static.append((f"{size} concurrent", samples[STATIC], samples[ROUTED]))
-                versus_bare.append((f"{size} concurrent", samples[BARE], samples[DYNAMIC]))
-                versus_list.append((f"{size} concurrent", samples[ROUTED], samples[LISTED]))
+                for base, cand in COMPARISONS:
+                    rows[base, cand].append((f"{size} concurrent", samples[base], samples[cand]))
             title = "Post-dial delay, INVITE sent -> 180 Ringing seen"
-            print(report(title, "ms", versus_static, "static dialplan", "compiled route"))
-            print()
-            print(report(title, "ms", versus_bare, "bare FastAGI", "dynamic route"))
-            print()
-            print(report(title, "ms", versus_list, "compiled route", f"{LIST_SIZE} restricted"))
+            for (base, cand), compared in rows.items():
+                print(report(title, "ms", compared, PATHS[base], PATHS[cand]))
+                print()
+            tagged = stack.query("SELECT count(*) AS n FROM call_tags WHERE tag = 'bench'")
+            print(f"calls the plugin tagged: {tagged[0]['n']}")
         finally:
             bare.kill()
             bare.wait()
