@@ -473,6 +473,13 @@ def validate(config: Config) -> None:
         raise ConfigError("agi.request_timeout: must be more than 0 seconds")
     if not 0 < config.plugins.timeout < config.agi.request_timeout:
         raise ConfigError("plugins.timeout: more than 0 and less than agi.request_timeout")
+    data_dir = Path(config.paths.data_dir).resolve()
+    plugins_dir = Path(config.plugins.dir).resolve()
+    if plugins_dir == data_dir or data_dir in plugins_dir.parents:
+        raise ConfigError(
+            "plugins.dir: not inside paths.data_dir, where the controller writes (a plugin "
+            "it could write would run again after every restart)"
+        )
     if config.agi.port >= 1024:
         raise ConfigError(
             f"agi.port: {config.agi.port} must be below 1024, so that no unprivileged local "

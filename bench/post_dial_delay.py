@@ -98,7 +98,7 @@ def setup(stack: Stack, bare_port: int) -> None:
         )
     stack.appliance("route", "add", "Plugged", *forward, "--dynamic")
     stack.appliance("number", "add", f"+{PLUGGED}", "--route", "Plugged")
-    plugins = stack.data_dir / "plugins.d"
+    plugins = stack.data_dir.parent / "plugins.d"
     plugins.mkdir(mode=0o755)
     (plugins / "bench.py").write_text(PLUGIN)
     (plugins / "bench.py").chmod(0o644)

@@ -45,7 +45,7 @@ def call_started(call, deciding):
 
 
 def install(stack: Stack, files: dict[str, str | Path]) -> None:
-    directory = stack.data_dir / "plugins.d"
+    directory = stack.data_dir.parent / "plugins.d"
     directory.mkdir()
     directory.chmod(0o755)
     for name, source in files.items():
@@ -117,7 +117,7 @@ def test_hook_call_started_a_raising_and_a_hanging_plugin_leave_the_call_to_its_
 
 def test_a_refused_drop_in_file_is_listed_with_its_reason_and_the_others_run(stack: Stack, phone):
     start(stack, {"vip_route": EXAMPLE, "shared": BROKEN})
-    (stack.data_dir / "plugins.d" / "shared.py").chmod(0o666)
+    (stack.data_dir.parent / "plugins.d" / "shared.py").chmod(0o666)
     stack.processes.pop().terminate()  # the controller: started again to load them anew
     stack.start_controller()
     desk = phone(port=stack.desk_port)

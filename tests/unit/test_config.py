@@ -87,3 +87,13 @@ def test_every_setting_is_documented_in_the_admin_guide():
     guide = (REPO / "docs" / "admin-guide.md").read_text()
     missing = [f"{s}.{k}" for s, k, _ in config.iter_settings() if f"`{s}.{k}`" not in guide]
     assert not missing, f"undocumented settings: {missing}"
+
+
+@pytest.mark.parametrize("inside", ["{data}", "{data}/plugins.d", "{data}/../data/x"])
+def test_the_plugin_directory_may_not_be_where_the_controller_writes(tmp_path, inside):
+    """A plugin file the controller could write would outlive a compromise of it."""
+    data = tmp_path / "data"
+    environ = {"APPLIANCE_PATHS_DATA_DIR": str(data)}
+    with pytest.raises(ConfigError, match="plugins.dir: not inside paths.data_dir"):
+        load(environ=environ | {"APPLIANCE_PLUGINS_DIR": inside.format(data=data)})
+    assert load(environ=environ | {"APPLIANCE_PLUGINS_DIR": str(tmp_path / "plugins.d")})
