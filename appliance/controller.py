@@ -453,6 +453,7 @@ class Controller:
             transcription_off=functools.partial(transcription.off_reason, config),
             metrics=features.metrics,
             plugins=self.plugins.listing,
+            attached=config.attached,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

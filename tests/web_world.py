@@ -176,9 +176,11 @@ def app_for(
     mailer=None,
     box=None,
     transcription_off=None,
+    attached: bool = False,
 ):
     """The application as the controller builds it; `live` adds the control of recordings in
-    progress (which needs Asterisk: tests of it run the whole stack)."""
+    progress (which needs Asterisk: tests of it run the whole stack); `attached`: as in
+    asterisk.mode = attached."""
     return init_app(
         checks or {"database": lambda: True},
         lambda: {"ami_logins": 1},
@@ -190,6 +192,7 @@ def app_for(
         box=box,
         base_url="https://calls.example.com:8443",
         transcription_off=transcription_off,
+        attached=attached,
     )
 
 

@@ -130,6 +130,7 @@ def init_app(
     transcription_off: Callable[[], str | None] | None = None,
     metrics: Metrics | None = None,
     plugins: Callable[[], list[dict[str, Any]]] | None = None,
+    attached: bool = False,
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log; `metrics` are served
@@ -137,6 +138,7 @@ def init_app(
     app = web.Application(middlewares=[errors, auth.authenticate], client_max_size=256 * 1024)
     app[CHECKS] = checks
     app[COUNTERS] = counters
+    app[configure.ATTACHED] = attached
     app[auth.SESSIONS] = sessions
     app[auth.THROTTLE] = auth.Throttle()
     app[auth.BOX] = box or SecretBox(secrets.token_bytes(32))

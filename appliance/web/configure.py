@@ -324,6 +324,10 @@ def _registration(registrations: Registrations, trunk: Trunk) -> str:
     return f"{state.status} {state.cause}".strip()
 
 
+ATTACHED: web.AppKey[bool] = web.AppKey("attached", bool)  # asterisk.mode = attached
+NOT_OURS = "Asterisk is the site's own (attached mode): add trunks and phones on that PBX."
+
+
 async def sip_page(request: web.Request, status: int = 200, **shown: Any) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_READ)
@@ -392,6 +396,8 @@ async def sip_change(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require(Permission.CONFIG_WRITE)
     form = {k: str(v)[:500] for k, v in (await request.post()).items()}
+    if request.app[ATTACHED] and form.get("action") in ("add_phone", "add_trunk"):
+        return await sip_page(request, 400, error=NOT_OURS)
     try:
         shown = await offload(
             request, _change_sip, request.app[SESSIONS], request.app[BOX], principal, form

@@ -11,14 +11,15 @@ import re
 import urllib.parse
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from appliance.calls import annotations
-from appliance.db.models import AuditEntry, User, WebSession
+from appliance.db.models import AuditEntry, Endpoint, Trunk, User, WebSession
 from appliance.secrets import token_hash
 from appliance.web.auth import COOKIE, THROTTLE
 from tests.hostile import CATEGORIES, STRINGS
-from tests.web_world import PASSWORD, Browser
+from tests.web_world import PASSWORD, Browser, app_for
 
 pytestmark = pytest.mark.integration
 
@@ -499,6 +500,29 @@ async def test_numbers_and_routes_are_configured_from_their_pages(world, client)
     assert [a for a in actions if a.split(".")[0] in ("route", "number")] == [
         "route.add", "number.add", "number.edit", "number.release", "route.remove",
     ]  # fmt: skip
+
+
+async def test_attached_no_trunk_or_phone_is_added_from_the_page(world):
+    """The site's own PBX has them: the page refuses in one line and writes nothing."""
+    client = TestClient(TestServer(app_for(world, attached=True)))
+    await client.start_server()
+    try:
+        owner = Browser(client)
+        await owner.sign_in("owner")
+        agency = str(world.accounts["agency"])
+        for form in (
+            {"action": "add_phone", "name": "desk-9", "account": agency},
+            {"action": "add_trunk", "name": "c9", "host": "203.0.113.5", "account": agency},
+        ):
+            await owner.get("/sip")
+            response, body = await owner.post("/sip", form)
+            assert response.status == 400 and "attached mode" in html.unescape(body)
+        with world.sessions() as session:
+            names = session.scalars(select(Endpoint.name)).all()
+            names += session.scalars(select(Trunk.name)).all()
+        assert "desk-9" not in names and "c9" not in names
+    finally:
+        await client.close()
 
 
 async def test_trunks_and_phones_are_added_from_their_page(world, client):
