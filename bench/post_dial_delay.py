@@ -12,8 +12,10 @@ recording every call:
   looked up in the compiled list, within the step that tags the call), against the compiled
   route of an account without one;
 - a route a drop-in plugin claims and decides (its call_started answers at the dynamic step,
-  in a worker thread, within the plugin timeout), against a dynamic route no plugin claims
-  (the built-in decision alone);
+  in a worker thread, within the plugin timeout), against a dynamic route it does not claim.
+  The plugin is installed for the whole run, so every dynamic step (that route's too) calls
+  its call_started, which answers nothing there: the second comparison's dynamic route
+  includes that call;
 - an integrator's own context that calls the AGI script `track` (the call's record written
   before Dial) and dials, against the same context without it.
 Bursts of 1, 10 and 50 concurrent call setups, one second apart, the paths taking turns; times
@@ -73,7 +75,9 @@ def claims_route(route):
 
 @hookimpl
 def call_started(call, deciding):
-    return {"route": call["route_id"], "tags": ["bench"]} if deciding else None
+    if deciding and call["route_name"] == "Plugged":
+        return {"route": call["route_id"], "tags": ["bench"]}
+    return None
 """
 _STAMP = re.compile(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$")
 
