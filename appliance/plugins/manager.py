@@ -1,9 +1,10 @@
 """Loads plugins and calls their hooks in isolation: each implementation runs in a worker
 thread of its own (async ones as tasks on the controller's loop) within the plugin timeout; an
 exception or a timeout is logged with the plugin's name and counted, and the call and the
-other plugins go on. A plugin still busy with MAX_OUTSTANDING earlier calls is skipped, so a
-stuck plugin holds a few threads, never more. Built-in plugins are the appliance's own code:
-they run inline."""
+other plugins go on. A plugin with MAX_STUCK calls still running after their callers gave up
+on them is skipped, so a stuck plugin holds a few threads, never more, while a quick one keeps
+up with a burst of calls (at most MAX_RUNNING at once). Built-in plugins are the appliance's
+own code: they run inline."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from appliance.plugins import loading, spec
 
 log = logging.getLogger(__name__)
 
-MAX_OUTSTANDING = 4  # calls one plugin may have running at once
+MAX_STUCK = 4  # calls of one plugin still running after the timeout: then it is skipped
+MAX_RUNNING = 64  # calls one plugin may have running at once, stuck or not
 BUILT_IN = "built-in"
 Result = tuple[str, Any]  # (plugin name, what it returned)
 
@@ -57,7 +59,8 @@ class PluginManager:
         self.pm = pluggy.PluginManager(spec.PROJECT)
         self.pm.add_hookspecs(spec)
         self.plugins: dict[str, PluginInfo] = {}
-        self.outstanding: Counter[str] = Counter()
+        self.inflight: dict[str, set[_Running]] = {}  # per plugin: its calls still running
+        self.threads: dict[concurrent.futures.Future[Any], _Running] = {}
         self.lock = threading.RLock()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.running: set[asyncio.Future[Any]] = set()  # async calls not finished yet
@@ -135,6 +138,8 @@ class PluginManager:
             try:
                 value = future.result(max(0.0, deadline - time.monotonic()))
             except BaseException as exc:  # noqa: BLE001 - counted and logged per plugin
+                if isinstance(exc, concurrent.futures.TimeoutError):
+                    self._give_up(future)
                 self._failed(impl.plugin_name, hook, exc)
                 continue
             results.append((impl.plugin_name, value))
@@ -157,8 +162,12 @@ class PluginManager:
             future = self._start(impl, kwargs)
             if future is None:
                 return False, None
-            async with asyncio.timeout(self.timeout):
-                return True, await asyncio.wrap_future(future)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return True, await asyncio.wrap_future(future)
+            except TimeoutError:
+                self._give_up(future)
+                raise
         except Exception as exc:  # a timeout, or the plugin's own error: counted and logged
             self._failed(impl.plugin_name, hook, exc)
             return False, None
@@ -168,21 +177,17 @@ class PluginManager:
     ) -> tuple[bool, Any]:
         """An async implementation as a task of its own, waited for until the timeout and then
         cancelled and left: one that ignores its cancellation delays nobody, and is skipped
-        while MAX_OUTSTANDING of it still run (built-in ones are the appliance's own)."""
+        while MAX_STUCK of it still run past their timeout (built-in ones are the appliance's
+        own)."""
         name = impl.plugin_name
         counted = name not in self._builtins()
-        if counted:
-            with self.lock:
-                if self.outstanding[name] >= MAX_OUTSTANDING:
-                    self._count(name, "skipped")
-                    log.warning("plugin %s skipped: still busy with earlier calls", name)
-                    return False, None
-                self.outstanding[name] += 1
-            self._count(name, "calls")
+        running = self._admit(name) if counted else None
+        if counted and running is None:
+            return False, None
         coroutine: Any = impl.function(**_arguments(impl, kwargs))
         task = asyncio.ensure_future(coroutine)
-        if counted:
-            task.add_done_callback(lambda _: self._done(name))
+        if running is not None:
+            task.add_done_callback(lambda _: self._release(running))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         try:
@@ -190,12 +195,36 @@ class PluginManager:
         finally:
             task.cancel()  # nothing when it is done; else asked to stop, and not waited for
         if not done:
+            if running is not None:
+                running.given_up = True
             raise TimeoutError
         return True, task.result()
 
-    def _done(self, name: str) -> None:
+    def _admit(self, name: str) -> _Running | None:
+        """This call of the plugin, or None (counted as skipped) while the plugin has
+        MAX_STUCK calls running that their callers gave up on, or MAX_RUNNING at all."""
         with self.lock:
-            self.outstanding[name] -= 1
+            running = self.inflight.setdefault(name, set())
+            stuck = sum(1 for call in running if call.given_up)
+            if stuck >= MAX_STUCK or len(running) >= MAX_RUNNING:
+                self._count(name, "skipped")
+                log.warning("plugin %s skipped: still busy with earlier calls", name)
+                return None
+            call = _Running(name)
+            running.add(call)
+        self._count(name, "calls")
+        return call
+
+    def _release(self, call: _Running) -> None:
+        with self.lock:
+            self.inflight[call.plugin].discard(call)
+
+    def _give_up(self, future: concurrent.futures.Future[Any]) -> None:
+        """The caller stopped waiting for this thread's call (its timeout)."""
+        with self.lock:
+            call = self.threads.get(future)
+            if call is not None:
+                call.given_up = True
 
     def _start(
         self, impl: pluggy.HookImpl, kwargs: dict[str, Any]
@@ -204,15 +233,13 @@ class PluginManager:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         arguments = _arguments(impl, kwargs)
         if name in self._builtins():
-            self._run(name, impl.function, arguments, future, counted=False)
+            self._run(name, impl.function, arguments, future)
             return future
+        running = self._admit(name)
+        if running is None:
+            return None
         with self.lock:
-            if self.outstanding[name] >= MAX_OUTSTANDING:
-                self._count(name, "skipped")
-                log.warning("plugin %s skipped: still busy with earlier calls", name)
-                return None
-            self.outstanding[name] += 1
-        self._count(name, "calls")
+            self.threads[future] = running
         function = _sync(impl.function, self.loop)
         threading.Thread(
             target=self._run, args=(name, function, arguments, future), daemon=True
@@ -225,7 +252,6 @@ class PluginManager:
         function: Callable[..., Any],
         arguments: dict[str, Any],
         future: concurrent.futures.Future[Any],
-        counted: bool = True,
     ) -> None:
         try:
             if future.set_running_or_notify_cancel():  # not given up on before it started
@@ -234,9 +260,10 @@ class PluginManager:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     future.set_exception(exc)
         finally:
-            if counted:
-                with self.lock:
-                    self.outstanding[name] -= 1
+            with self.lock:
+                running = self.threads.pop(future, None)
+            if running is not None:
+                self._release(running)
 
     def _failed(self, name: str, hook: str, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
@@ -288,6 +315,14 @@ def _sync(
         return asyncio.run(function(**arguments))
 
     return run
+
+
+@dataclass(eq=False)
+class _Running:
+    """One call of a plugin's hook still running; `given_up`: its caller stopped waiting."""
+
+    plugin: str
+    given_up: bool = False
 
 
 def _one_line(exc: BaseException) -> str:

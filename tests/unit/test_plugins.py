@@ -194,12 +194,12 @@ def test_a_stuck_plugin_is_skipped_instead_of_piling_up_threads():
     plugins, sleeper = isolated(timeout=0.05)
     try:
         before = threading.active_count()
-        for _ in range(manager_module.MAX_OUTSTANDING + 5):
+        for _ in range(manager_module.MAX_STUCK + 5):
             plugins.call("call_ended", call={"call_id": "x"})
-        assert threading.active_count() - before <= manager_module.MAX_OUTSTANDING
+        assert threading.active_count() - before <= manager_module.MAX_STUCK
         listed = {p["name"]: p for p in plugins.listing()}
         assert listed["sleeps"]["skipped"] == 5
-        assert listed["sleeps"]["calls"] == manager_module.MAX_OUTSTANDING
+        assert listed["sleeps"]["calls"] == manager_module.MAX_STUCK
     finally:
         sleeper.release.set()
 
@@ -236,7 +236,8 @@ def test_a_plugin_name_already_taken_is_refused(plugin_dir):
 
 def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_up():
     """A coroutine that swallows CancelledError (a bare except in a retry loop) still has its
-    caller back within the timeout, and is skipped while MAX_OUTSTANDING of it are running."""
+    caller back within the timeout, and is skipped while MAX_STUCK of it still run after their
+    timeout."""
     from appliance.plugins import hookimpl
 
     until = time.monotonic() + 2
@@ -253,13 +254,13 @@ def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_
     async def calls() -> None:
         plugins = PluginManager(0.05)
         plugins._register(Stubborn(), "stubborn", "test")
-        for _ in range(manager_module.MAX_OUTSTANDING + 2):
+        for _ in range(manager_module.MAX_STUCK + 2):
             started = time.monotonic()
             assert await plugins.acall("call_ended", call={"call_id": "x"}) == []
             assert time.monotonic() - started < 0.5
         listed = {p["name"]: p for p in plugins.listing()}["stubborn"]
-        assert listed["calls"] == manager_module.MAX_OUTSTANDING and listed["skipped"] == 2
-        assert listed["timeouts"] == manager_module.MAX_OUTSTANDING
+        assert listed["calls"] == manager_module.MAX_STUCK and listed["skipped"] == 2
+        assert listed["timeouts"] == manager_module.MAX_STUCK
 
     asyncio.run(calls())
 
@@ -320,3 +321,26 @@ def test_a_refused_file_s_name_cannot_forge_log_lines_or_listing_rows(plugin_dir
     assert refused["state"] == "refused"
     assert refused["name"].isprintable() and refused["origin"].isprintable()
     assert all(r.getMessage().isprintable() for r in caplog.records)
+
+
+def test_a_quick_plugin_keeps_up_with_a_burst_of_calls():
+    """Fifty calls setting up at once each get the plugin's answer: only calls left running
+    after their timeout count against it, not calls still within it."""
+    from appliance.plugins import hookimpl
+
+    class Quick:
+        @hookimpl
+        def call_ended(self, call):
+            time.sleep(0.02)  # the plugin's own work, e.g. a lookup
+            return call["call_id"]
+
+    async def burst() -> list:
+        plugins = PluginManager(2.0)
+        plugins._register(Quick(), "quick", "test")
+        answers = await asyncio.gather(
+            *(plugins.acall("call_ended", call={"call_id": str(n)}) for n in range(50))
+        )
+        assert {p["name"]: p["skipped"] for p in plugins.listing()} == {"quick": 0}
+        return answers
+
+    assert sorted(int(a[0][1]) for a in asyncio.run(burst())) == list(range(50))
