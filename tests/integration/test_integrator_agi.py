@@ -262,15 +262,16 @@ def test_agi_route_gives_the_dialplan_a_destination_it_dials_itself(running: Sta
 @pytest.fixture
 def classic(stack: Stack):
     """The `running` appliance, with this Python visible to Asterisk (in its root, read-only:
-    the interpreter at /mnt, the code and its packages where they are) and the agi-bin
-    wrapper running the entry point from there."""
+    the interpreter at /mnt, this checkout with its venv at /srv; nothing of the root's own is
+    covered, its /tmp holds the stacks' Asterisk directories) and the agi-bin wrapper running
+    the entry point from there."""
     packages = sysconfig.get_paths()["purelib"]
     inside_root = stack.root != Path("/")
     if inside_root:
-        if not (stack.root / str(REPO.parent).lstrip("/")).is_dir():
-            pytest.skip(f"{REPO.parent} has no place in Asterisk's root")
-        assert packages.startswith(f"{REPO.parent}/")
-        stack.mounts = [(Path(sys.base_prefix), "/mnt"), (REPO.parent, str(REPO.parent))]
+        assert packages.startswith(f"{REPO}/"), "the venv is this checkout's"
+        stack.mounts = [(Path(sys.base_prefix), "/mnt"), (REPO, "/srv")]
+        packages = "/srv/" + packages.removeprefix(f"{REPO}/")
+    code = "/srv" if inside_root else str(REPO)
     python = Path(sys.executable).resolve()
     interpreter = f"/mnt/{python.relative_to(sys.base_prefix)}" if inside_root else str(python)
     stack.appliance(
@@ -286,7 +287,7 @@ def classic(stack: Stack):
     assert wrapper.stat().st_mode & 0o777 == 0o750  # written by config render
     argv = [
         "env", "LD_LIBRARY_PATH=/mnt/lib" if inside_root else "LD_LIBRARY_PATH=",
-        f"PYTHONPATH={REPO}:{packages}", interpreter, "-m", "appliance.integrator.classic",
+        f"PYTHONPATH={code}:{packages}", interpreter, "-m", "appliance.integrator.classic",
         "--host", "127.0.0.1", "--port", str(stack.agi_port),
     ]  # fmt: skip
     gid = render.lookup_user(stack.root, "asterisk").gid
