@@ -5,6 +5,7 @@ they set in AstDB (read back with `database show`), and the call's record shows 
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import sysconfig
 from pathlib import Path
@@ -262,16 +263,21 @@ def test_agi_route_gives_the_dialplan_a_destination_it_dials_itself(running: Sta
 @pytest.fixture
 def classic(stack: Stack):
     """The `running` appliance, with this Python visible to Asterisk (in its root, read-only:
-    the interpreter at /mnt, this checkout with its venv at /srv; nothing of the root's own is
-    covered, its /tmp holds the stacks' Asterisk directories) and the agi-bin wrapper running
-    the entry point from there."""
-    packages = sysconfig.get_paths()["purelib"]
+    the interpreter at /mnt; at /srv a copy, readable by Asterisk's user, of what the entry
+    point imports: the appliance's code and pyst2 with its one dependency; nothing of the
+    root's own is covered) and the agi-bin wrapper running the entry point from there."""
+    packages = Path(sysconfig.get_paths()["purelib"])
+    code = str(REPO), str(packages)
     inside_root = stack.root != Path("/")
     if inside_root:
-        assert packages.startswith(f"{REPO}/"), "the venv is this checkout's"
-        stack.mounts = [(Path(sys.base_prefix), "/mnt"), (REPO, "/srv")]
-        packages = "/srv/" + packages.removeprefix(f"{REPO}/")
-    code = "/srv" if inside_root else str(REPO)
+        copy = stack.data_dir.parent / "agi-code"
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(REPO / "appliance", copy / "appliance", ignore=ignore)
+        shutil.copytree(packages / "asterisk", copy / "asterisk", ignore=ignore)
+        shutil.copy2(packages / "six.py", copy / "six.py")
+        copy.chmod(0o755)
+        stack.mounts = [(Path(sys.base_prefix), "/mnt"), (copy, "/srv")]
+        code = ("/srv",)
     python = Path(sys.executable).resolve()
     interpreter = f"/mnt/{python.relative_to(sys.base_prefix)}" if inside_root else str(python)
     stack.appliance(
@@ -287,7 +293,7 @@ def classic(stack: Stack):
     assert wrapper.stat().st_mode & 0o777 == 0o750  # written by config render
     argv = [
         "env", "LD_LIBRARY_PATH=/mnt/lib" if inside_root else "LD_LIBRARY_PATH=",
-        f"PYTHONPATH={code}:{packages}", interpreter, "-m", "appliance.integrator.classic",
+        f"PYTHONPATH={':'.join(code)}", interpreter, "-m", "appliance.integrator.classic",
         "--host", "127.0.0.1", "--port", str(stack.agi_port),
     ]  # fmt: skip
     gid = render.lookup_user(stack.root, "asterisk").gid
