@@ -22,7 +22,8 @@ from appliance.conversions.deliveries import enqueue
 from appliance.db.models import Call
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
+def iso(moment: dt.datetime | None) -> str | None:
+    """A database time as ISO 8601 with its zone (SQLite gives it back naive, in UTC)."""
     if moment is None:
         return None
     return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
@@ -53,7 +54,7 @@ def _queue(
     event = {
         "event": name,
         "id": f"call-{call.id}{fact}",
-        "occurred_at": _iso(moment),
+        "occurred_at": iso(moment),
         "data": call_data(call) | more,
     }
     return enqueue(session, call.account_id, name, event, ads=not call.restricted)

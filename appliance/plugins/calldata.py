@@ -3,19 +3,13 @@ fields, never the ORM object. Blocking reads: off the event loop."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.conversions.call_events import iso
 from appliance.db.models import Call, Lead
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
 
 
 def call_data(call: Call) -> dict[str, Any]:
@@ -34,9 +28,9 @@ def call_data(call: Call) -> dict[str, Any]:
         "campaign": call.campaign_name,
         "after_hours": bool(call.after_hours),
         "restricted": bool(call.restricted),
-        "started_at": _iso(call.started_at),
-        "answered_at": _iso(call.answered_at),
-        "ended_at": _iso(call.ended_at),
+        "started_at": iso(call.started_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
         "disposition": call.disposition,
         "talk_seconds": call.talk_seconds,
         "ring_seconds": call.ring_seconds,
@@ -59,5 +53,5 @@ def lead_data(lead: Lead) -> dict[str, Any]:
         "source": lead.source_name,
         "medium": lead.medium,
         "campaign": lead.campaign_name,
-        "created_at": _iso(lead.created_at),
+        "created_at": iso(lead.created_at),
     }
