@@ -23,7 +23,7 @@ class RefusedAddress(OSError):
     """The address is one destinations may not reach (this machine, a private network)."""
 
     def __init__(self, why: str) -> None:
-        super().__init__(f"refused: a {why} address")
+        super().__init__(f"refused: {why} address")
 
 
 def guarded_socket(
@@ -57,11 +57,19 @@ def refused(exc: BaseException) -> bool:
     )
 
 
+def final(exc: BaseException) -> bool:
+    """Whether trying again cannot help: the address is refused, or no address at all (the
+    client takes only canonical IPv4: 127.1 and 2130706433 are refused before any lookup)."""
+    return refused(exc) or isinstance(exc, aiohttp.InvalidURL)
+
+
 def reason(exc: BaseException) -> str:
     """What the delivery log keeps of a failed send: a fixed phrase for the kind of failure."""
     if refused(exc):
         assert isinstance(exc, aiohttp.ClientConnectorError)
         return str(exc.os_error)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "not a valid address"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "the name does not resolve"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -157,7 +157,7 @@ class Outbox:
             status, error, final = exc.status, str(exc), exc.final
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # never str(exc): it holds what answered (a banner) and the whole address
-            status, error, final = None, outbound.reason(exc), outbound.refused(exc)
+            status, error, final = None, outbound.reason(exc), outbound.final(exc)
         except Exception as exc:  # an answer of a shape nobody expected: counted, retried
             log.exception("delivery %s failed", claimed.id)
             status, error = None, f"{type(exc).__name__}"

@@ -122,7 +122,7 @@ def test_allowed_networks_are_checked_when_the_config_is_read():
 
 def test_the_socket_factory_refuses_before_any_socket_is_made():
     make = outbound.guarded_socket(())
-    with pytest.raises(outbound.RefusedAddress, match="refused: a loopback address"):
+    with pytest.raises(outbound.RefusedAddress, match="refused: loopback address"):
         make((2, 1, 6, "", ("127.0.0.1", 5038)))
     allowed = outbound.guarded_socket((ipaddress.ip_network("127.0.0.1/32"),))
     allowed((2, 1, 6, "", ("127.0.0.1", 5038))).close()
@@ -136,16 +136,17 @@ BANNER = "Asterisk Call Manager/11.0.0 at http://127.0.0.1:5038/hooks/secret"
     ("exc", "reason"),
     [
         (aiohttp.ClientConnectorError(KEY, outbound.RefusedAddress("private")),
-         "refused: a private address"),
+         "refused: private address"),
         (aiohttp.ClientConnectorDNSError(KEY, OSError(BANNER)), "the name does not resolve"),
         (aiohttp.ClientConnectorError(KEY, OSError(111, BANNER)), "could not connect"),
         (aiohttp.ServerDisconnectedError(BANNER), "closed without an answer"),
         (aiohttp.ClientResponseError(None, (), status=400, message=BANNER),  # type: ignore[arg-type]
          "the answer is not HTTP"),
         (TimeoutError(BANNER), "no answer in time"),
+        (aiohttp.InvalidURL(BANNER), "not a valid address"),
         (OSError(BANNER), "the connection failed"),
     ],
 )  # fmt: skip
 def test_a_failure_is_kept_as_a_fixed_reason(exc, reason):
     assert outbound.reason(exc) == reason
-    assert outbound.refused(exc) == reason.startswith("refused")
+    assert outbound.final(exc) == reason.startswith(("refused", "not a valid"))
