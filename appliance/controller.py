@@ -185,13 +185,13 @@ class Controller:
         start = agi_port.unprivileged_port_start()
         if start is None or not agi_port.open_to_others(start, config.port):
             return
+        danger = agi_port.danger(start, config.port)
         if not config.allow_unprivileged_ports:
             raise StartupError(
-                f"agi.port: {agi_port.danger(start, config.port)}; {agi_port.fix(config.port)}"
-                " (agi.allow_unprivileged_ports starts anyway: for throwaway test machines)"
+                f"agi.port: {danger}; {agi_port.fix(config.port)}; agi.allow_unprivileged_ports "
+                "starts anyway, on throwaway test machines only"
             )
-        log.warning("%s (started anyway: agi.allow_unprivileged_ports)", agi_port.danger(
-            start, config.port))  # fmt: skip
+        log.warning("%s (started anyway: agi.allow_unprivileged_ports)", danger)
 
     def check_database(self) -> None:
         try:
