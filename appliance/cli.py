@@ -62,6 +62,12 @@ def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
     return asyncio.run(serve(config))
 
 
+def cmd_track(config: Config, _args: argparse.Namespace) -> int:
+    from appliance.public_listener import serve
+
+    return asyncio.run(serve(config))
+
+
 def cmd_init(config: Config, args: argparse.Namespace) -> int:
     result = bootstrap.initialise(config, args.admin)
     for item in result.created:
@@ -1199,6 +1205,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("serve", cmd_serve, "run the controller (AMI, FastAGI, HTTP)")
+    command("track", cmd_track, "run the public tracking listener (website snippets)")
     init = command("init", cmd_init, "create the data dir, secrets, database and first admin")
     init.add_argument("--admin", default="admin", help="username of the first admin")
     command("migrate", cmd_migrate, "upgrade the database schema in place")

@@ -13,6 +13,7 @@ and a site that requires consent gets no tracking without it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -48,6 +49,7 @@ class Limits:
         self.visits = Buckets(max(1, min(10, hourly // 6)), 3600 / hourly)
         self.leads = Buckets(5, 60.0)
         self.proxies = frozenset(config.trusted_proxies.split())
+        self.timeout = config.timeout  # seconds a request body may take to arrive
 
     def client(self, request: web.Request) -> str:
         """The visitor's address: the peer's, or behind a trusted proxy the last address
@@ -105,7 +107,11 @@ async def guard(
 async def _body(request: web.Request) -> dict[str, object]:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[LIMITS].timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise Refusal(408, "the request body took too long") from None
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -111,6 +111,7 @@ def dni_stack(stack: Stack, origin: str, hook_url: str) -> tuple[str, str]:
     stack.appliance("config", "render")
     stack.start_asterisk()
     stack.start_controller()
+    stack.start_tracking()
     wait_for(lambda: stack.counter("dni_sites") == 1, what="the site loaded")
     return stack.query("SELECT key FROM dni_sites")[0]["key"], secret
 
@@ -263,6 +264,7 @@ def test_a_site_that_needs_consent_tracks_nothing_until_the_page_says_so(
     assert 'data-consent="required"' in added.stdout  # the line to paste says so
     stack.appliance("site", "pool", "Clinic", POOL[0])
     stack.start_controller(wait_ami=False)  # the tracking listener needs no Asterisk
+    stack.start_tracking()
     wait_for(lambda: stack.counter("dni_sites") == 1, what="the site loaded")
     key = stack.query("SELECT key FROM dni_sites")[0]["key"]
     snippet = f"https://127.0.0.1:{stack.tracking_port}/t/v1/snippet.js"
