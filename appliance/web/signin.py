@@ -62,7 +62,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             status=401,
             next=target,
             username=username[:200],
-            error="Wrong user name or password (after five wrong ones, a wait of 15 minutes here).",
+            error="Wrong user name or password, or too many wrong ones from here for now.",
         )
     if signed.needs_code:
         after = "/password" if signed.must_change_password else target
