@@ -265,8 +265,9 @@ async def test_a_burst_from_a_client_that_never_returns_is_counted_at_shutdown(w
     one_by_one = audited(world, "request.refused")
     counts = audited(world, COUNT_ACTION)
     assert {e.client for e in one_by_one + counts} == {"198.51.100.77"}
-    # 100 requests take less than a minute: one minute, or two if they straddle its end
-    assert len(one_by_one) in (30, 60) and counts
+    # 100 requests take less than a minute, so they fall in one or two minutes: at least 50
+    # in one of them, more than its 30 written one by one
+    assert 30 <= len(one_by_one) <= 60 and counts
     assert len(one_by_one) + sum(parse_count(e.detail)[1] for e in counts) == 100
 
 
