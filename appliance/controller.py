@@ -45,6 +45,7 @@ from appliance.conversions.outbox import Outbox
 from appliance.db import engine as db
 from appliance.db.migrate import current_revision, head_revision
 from appliance.events import EventBus
+from appliance.forwarded import parse_proxies
 from appliance.integrator import agi as integrator_agi
 from appliance.integrator.context import Services
 from appliance.jobs import queue as jobs_queue
@@ -454,6 +455,7 @@ class Controller:
             metrics=features.metrics,
             plugins=self.plugins.listing,
             attached=config.attached,
+            trusted_proxies=parse_proxies(config.http.trusted_proxies),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
