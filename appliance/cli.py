@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import __version__, admin, audit, bootstrap, doctor, tls
+from appliance import __version__, accounts, admin, audit, bootstrap, doctor, tls
 from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
 from appliance.asterisk import attach_commands, render
 from appliance.attribution import sites
@@ -488,10 +488,10 @@ def _clean(text: str) -> str:
 def cmd_user_list(config: Config, _args: argparse.Namespace) -> int:
     with _sessions(config)() as session:
         _table(
-            ("user", "role", "account", "must change password", "locked until"),
+            ("user", "role", "account", "must change password", "locked out networks"),
             [
                 (u.username, u.role, u.account_id, "yes" if u.must_change_password else "no",
-                 _day(u.locked_until))
+                 len(accounts.locked_networks(session, u)))
                 for u in admin.users(session)
             ],
         )  # fmt: skip
@@ -572,7 +572,7 @@ def cmd_user_show(config: Config, args: argparse.Namespace) -> int:
                 ("account", user.account_id),
                 ("e-mail", user.email),
                 ("must change password", "yes" if user.must_change_password else "no"),
-                ("locked until", _day(user.locked_until) if user.locked_until else None),
+                ("locked out networks", " ".join(accounts.locked_networks(session, user))),
                 ("two-step sign-in", "on" if user.totp_sealed else "off"),
                 ("created", _day(user.created_at)),
             ]

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.forwarded import parse_proxies
+
 AUDIT_MINIMUM = 365  # days the audit log is kept at the least (privacy.audit_days)
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.ini")
 ENV_PREFIX = "APPLIANCE_"
@@ -55,6 +57,11 @@ class HttpConfig:
     port: int = setting(8443, "Port of the admin UI and API.")
     tls: bool = setting(True, "Serve HTTPS with the certificate in {data_dir}/tls.")
     public_url: str = setting("", "URL shown to admins; empty means https://<host>:<port>/.")
+    trusted_proxies: str = setting(
+        "",
+        "Addresses or networks (CIDR) of reverse proxies in front of the admin UI and API "
+        "(space-separated): from them, the client's address is read from X-Forwarded-For.",
+    )
     max_connections: int = setting(
         512,
         "Connections the admin UI and API hold at once; more are refused at once (the "
@@ -181,8 +188,8 @@ class TrackingConfig:
     )
     trusted_proxies: str = setting(
         "",
-        "Addresses of reverse proxies in front of the tracking listener (space-separated): "
-        "from them, the visitor's address is read from X-Forwarded-For.",
+        "Addresses or networks (CIDR) of reverse proxies in front of the tracking listener "
+        "(space-separated): from them, the visitor's address is read from X-Forwarded-For.",
     )
     max_connections: int = setting(
         4096,
@@ -526,6 +533,11 @@ def validate(config: Config) -> None:
         raise ConfigError("smtp.security: none is only for a relay on this machine (loopback)")
     if config.smtp.host and not EMAIL.fullmatch(config.smtp.sender):
         raise ConfigError("smtp.sender: an e-mail address, e.g. calls@example.com")
+    for name in ("http", "tracking"):
+        try:
+            parse_proxies(getattr(config, name).trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"{name}.trusted_proxies: {exc}") from None
     if config.tracking.ip_storage not in ("truncate", "hash", "none", "full"):
         raise ConfigError("tracking.ip_storage: truncate, hash, none or full")
     if not 1 <= config.tracking.pool_share <= 100:

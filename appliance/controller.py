@@ -41,6 +41,7 @@ from appliance.conversions import store as conversions
 from appliance.conversions.outbox import Outbox
 from appliance.db import engine as db
 from appliance.events import EventBus
+from appliance.forwarded import is_proxy, parse_proxies
 from appliance.integrator import agi as integrator_agi
 from appliance.integrator.context import Services
 from appliance.jobs import queue as jobs_queue
@@ -435,10 +436,16 @@ class Controller:
             metrics=features.metrics,
             plugins=self.plugins.listing,
             attached=config.attached,
+            trusted_proxies=parse_proxies(config.http.trusted_proxies),
         )
         http = config.http
         limits = limits_for(
-            "admin UI", http.max_connections, http.connections_per_network, ADMIN_TIMEOUT, RESERVE
+            "admin UI",
+            http.max_connections,
+            http.connections_per_network,
+            ADMIN_TIMEOUT,
+            RESERVE,
+            is_proxy=functools.partial(is_proxy, proxies=parse_proxies(http.trusted_proxies)),
         )
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=limits.idle)
         await runner.setup()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from appliance import sdnotify, tracking_status
 from appliance.attribution.dni import Dni
 from appliance.config import Config, ConfigError
 from appliance.db import engine as db
+from appliance.forwarded import is_proxy, parse_proxies
 from appliance.startup import (
     StartupError,
     bound_loop_errors,
@@ -66,7 +68,7 @@ class PublicListener:
             tracking.connections_per_network,
             tracking.timeout,
             RESERVE,
-            is_proxy=frozenset(tracking.trusted_proxies.split()).__contains__,
+            is_proxy=functools.partial(is_proxy, proxies=parse_proxies(tracking.trusted_proxies)),
         )
         ssl_context = server_context(config.data_dir) if tracking.tls else None
         app = tracking_app(self.dni, tracking)

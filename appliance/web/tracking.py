@@ -27,6 +27,7 @@ from appliance.attribution.dni import Answer, Dni, Refusal, SiteConfig
 from appliance.attribution.leads import clean_fields
 from appliance.attribution.touch import BadInput, web_address
 from appliance.config import TrackingConfig
+from appliance.forwarded import client_address, parse_proxies
 from appliance.ratelimit import Buckets, client_key
 from appliance.resources import shipped_dir
 
@@ -48,19 +49,14 @@ class Limits:
         hourly = config.new_visits_per_hour
         self.visits = Buckets(max(1, min(10, hourly // 6)), 3600 / hourly)
         self.leads = Buckets(5, 60.0)
-        self.proxies = frozenset(config.trusted_proxies.split())
+        self.proxies = parse_proxies(config.trusted_proxies)
         self.timeout = config.timeout  # seconds a request body may take to arrive
 
     def client(self, request: web.Request) -> str:
         """The visitor's address: the peer's, or behind a trusted proxy the last address
         X-Forwarded-For names that is not one of the proxies."""
-        address = request.remote or ""
-        if address in self.proxies:
-            for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
-                hop = hop.strip()
-                if hop and hop not in self.proxies:
-                    return hop[:64]
-        return address
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return client_address(request.remote, forwarded, self.proxies)
 
 
 def _headers(response: web.StreamResponse) -> None:
