@@ -111,8 +111,7 @@ class Controller:
         self.store = CallStore(
             db.session_factory(self.engine), config.tracking.grace, only_tracked=config.attached
         )
-        tracking = config.tracking
-        self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
+        self.dni = Dni(self.store.sessions, config.tracking)
         self.plugins = PluginManager(config.plugins.timeout)
         self.decided = Decided()  # calls whose route plugins decided at the dynamic step
         weights = analysis_store.weights(config)

@@ -44,3 +44,18 @@ def client_key(address: str | None) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+@functools.lru_cache(maxsize=65536)
+def network_key(address: str | None) -> str:
+    """Which network a client is in, for what one party could otherwise take many of (pool
+    numbers, sessions, stored pages): an IPv4 /24 or an IPv6 /48, the blocks one customer
+    of a provider commonly gets."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
