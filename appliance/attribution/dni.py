@@ -521,7 +521,7 @@ class Dni:
 
     def read_holds(self, configs: list[SiteConfig]) -> dict[int, list[tuple[Any, ...]]]:
         """For sites not in memory yet (at start, or just added): their live sessions, oldest
-        first, with the pool number each holds."""
+        first, with the pool number each holds; the newest `sessions_per_site` of them."""
         wanted = [c for c in configs if c.key not in self.sites]
         found: dict[int, list[tuple[Any, ...]]] = {}
         with self.db() as session:
@@ -535,9 +535,10 @@ class Dni:
                     )
                     .outerjoin(TrackingNumber, TrackingNumber.id == NumberHold.number_id)
                     .where(Visit.site_id == config.id, Visit.last_seen_at > since)
-                    .order_by(Visit.last_seen_at, NumberHold.held_from)
+                    .order_by(Visit.last_seen_at.desc(), NumberHold.held_from.desc())
+                    .limit(self.max_sessions)
                 )
-                found[config.id] = [(visit, e164) for visit, e164 in rows]
+                found[config.id] = [(visit, e164) for visit, e164 in rows][::-1]
         return found
 
     def apply(self, configs: list[SiteConfig], holds: dict[int, list[tuple[Any, ...]]]) -> None:

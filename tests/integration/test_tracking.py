@@ -649,6 +649,7 @@ async def test_sessions_are_bounded_per_network_and_per_site(tmp_path, clock):
         assert (await site.ask(V4, headers={"X-Forwarded-For": "2001:db8:8::1"})).status == 200
         clock.advance(31 * 60)  # the sessions ended: room for new ones
         assert (await site.ask(V4, headers={"X-Forwarded-For": "2001:db8:7::2"})).status == 200
+        await dni.flush()
     finally:
         await client.close()
     dni, client = await start(
@@ -656,6 +657,7 @@ async def test_sessions_are_bounded_per_network_and_per_site(tmp_path, clock):
     )
     try:
         site = Site(world, dni, client, key)
+        assert 0 < len(dni.sites[key].sessions) <= 3  # of five visits going on, the newest
         visitors = [f"{i:02x}".ljust(32, "0") for i in range(10, 16)]
         for visitor in visitors:
             assert (await site.ask(visitor)).status == 200
