@@ -4,7 +4,7 @@ hold only its share of the descriptors, and the listener as a whole never holds 
 its process can spare.
 
     admission = Admission(total=4096, per_network=64)
-    key = network_of(peer_address)
+    key = network_key(peer_address)     # appliance/ratelimit.py
     if admission.admit(key):    # take the connection ...
         ...
         admission.release(key)  # ... exactly once, when it closes
@@ -12,25 +12,7 @@ its process can spare.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from collections import Counter
-
-NETWORK_PREFIX = {4: 24, 6: 48}
-
-
-@functools.lru_cache(maxsize=65536)  # the same addresses connect again and again
-def network_of(address: str | None) -> str:
-    """The client network an address belongs to: its IPv4 /24 or IPv6 /48 (an IPv4-mapped
-    IPv6 address counts as the IPv4 address). Anything else is its own network."""
-    try:
-        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
-    except ValueError:
-        return address or ""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    network = ipaddress.ip_network(f"{ip}/{NETWORK_PREFIX[ip.version]}", strict=False)
-    return str(network)
 
 
 class Admission:

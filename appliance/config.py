@@ -183,8 +183,24 @@ class TrackingConfig:
     )
     pool_share: int = setting(
         20,
-        "Percent of a site's pool that visitors from one address (an IPv6 /64) may hold at "
-        "once (at least 2 numbers); others from it see the site's own number. 100: no limit.",
+        "Percent of a site's pool that visitors from one network (an IPv4 /24, an IPv6 /48) "
+        "may hold at once (at least 2 numbers); others from it see the site's own number. "
+        "100: no limit.",
+    )
+    sessions_per_site: int = setting(
+        100_000,
+        "Visitor sessions going on that the controller keeps in memory per site (a few hundred "
+        "bytes each); beyond it, the session seen longest ago ends.",
+    )
+    sessions_per_network: int = setting(
+        1000,
+        "Visitor sessions going on per site from one network (an IPv4 /24, an IPv6 /48); "
+        "beyond it, new visits from that network are refused (429) until some end.",
+    )
+    pages_per_day: int = setting(
+        1000,
+        "Page views stored per site and network (an IPv4 /24, an IPv6 /48) each day (UTC); "
+        "beyond it, visits still get numbers but their further pages are not stored.",
     )
     trusted_proxies: str = setting(
         "",
@@ -553,6 +569,9 @@ def validate(config: Config) -> None:
             )
     if not 0.5 <= config.tracking.timeout <= 60:
         raise ConfigError("tracking.timeout: from 0.5 to 60 seconds")
+    for key in ("sessions_per_site", "sessions_per_network", "pages_per_day"):
+        if getattr(config.tracking, key) < 1:
+            raise ConfigError(f"tracking.{key}: at least 1")
     if not 0 <= config.privacy.log_days <= 36500:
         raise ConfigError("privacy.log_days: 0 (kept until reconciled) to 36500 days")
     if config.privacy.audit_days > 36500:

@@ -46,7 +46,7 @@ class PublicListener:
         self.config = config
         self.engine = db.make_engine(config.database.url)
         tracking = config.tracking
-        self.dni = Dni(db.session_factory(self.engine), tracking.ip_storage, tracking.pool_share)
+        self.dni = Dni(db.session_factory(self.engine), tracking)
         self.listener: GuardedListener | None = None
 
     def counters(self) -> dict[str, int]:

@@ -34,7 +34,8 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.admission import Admission, network_of, within_budget
+from appliance.admission import Admission, within_budget
+from appliance.ratelimit import network_key
 
 log = logging.getLogger(__name__)
 # the process is out of descriptors or memory: wait a little, the next accept may succeed
@@ -186,7 +187,7 @@ class GuardedListener:
 
     def _admit(self, conn: socket.socket, address: str) -> None:
         proxy = self.limits.is_proxy(address)
-        key = f"proxy {address}" if proxy else network_of(address)
+        key = f"proxy {address}" if proxy else network_key(address)
         if not self.admission.admit(key, capped=not proxy):
             self.refusing.warn(
                 "connections refused: %d open, %d from %s (caps: %d, %d per network)",

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from appliance.attribution.dni import Answer, Dni, Refusal, SiteConfig
+from appliance.attribution.dni import HEARTBEAT, Answer, Dni, Refusal, SiteConfig
 from appliance.attribution.leads import clean_fields
 from appliance.attribution.touch import BadInput, web_address
 from appliance.config import TrackingConfig
@@ -38,7 +38,6 @@ SNIPPET: web.AppKey[bytes] = web.AppKey("snippet", bytes)
 MAX_BODY = 16 * 1024
 KEY = re.compile(r"[A-Za-z0-9_-]{10,40}")
 VISITOR = re.compile(r"[0-9a-f]{32}")
-HEARTBEAT = 60  # seconds between a page's heartbeats
 
 
 class Limits:

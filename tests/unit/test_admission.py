@@ -4,29 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.admission import Admission, network_of, within_budget
+from appliance.admission import Admission, within_budget
 from appliance.web.listener import Quieted
-from tests.hostile import STRINGS
-
-
-@pytest.mark.parametrize(
-    ("address", "network"),
-    [
-        ("203.0.113.7", "203.0.113.0/24"),
-        ("203.0.113.250", "203.0.113.0/24"),
-        ("::ffff:203.0.113.9", "203.0.113.0/24"),  # an IPv4 client on a dual-stack socket
-        ("2001:db8:1:2:3:4:5:6", "2001:db8:1::/48"),
-        ("2001:db8:1:ffff::1", "2001:db8:1::/48"),  # another /64 of the same /48
-        ("fe80::1%eth0", "fe80::/48"),
-    ],
-)
-def test_a_client_network_is_an_ipv4_24_or_an_ipv6_48(address, network):
-    assert network_of(address) == network
-
-
-@pytest.mark.parametrize("text", ["", "not an address", *STRINGS[:20]])
-def test_anything_else_is_a_network_of_its_own_and_never_an_error(text):
-    assert network_of(text) == text or network_of(text).endswith(("/24", "/48"))
 
 
 def test_one_network_gets_its_share_and_the_others_theirs():
