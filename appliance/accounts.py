@@ -1,9 +1,10 @@
 """Signing in: passwords, browser sessions, lockout and API tokens. Blocking calls (database,
 bcrypt); the web layer runs them in threads.
 
-Session ids and API tokens are random and stored only as SHA-256 hashes. A user whose password
-is refused five times in a row is locked for a quarter of an hour; whether a name exists, is
-locked or had the wrong password all read the same to the person trying.
+Session ids and API tokens are random and stored only as SHA-256 hashes. Wrong answers lock
+the client network that gave them out of that user, never the user for everyone (lockout.py);
+whether a name exists, is locked or had the wrong password all read the same to the person
+trying.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import audit, totp
+from appliance import audit, lockout, totp
 from appliance.access import Principal, principal_for
 from appliance.brand import Brand, brand_for
-from appliance.db.models import ApiKey, User, UserLink, WebSession, utcnow
+from appliance.db.models import ApiKey, SigninFailure, User, UserLink, WebSession, utcnow
+from appliance.ratelimit import client_key
 from appliance.secrets import SecretBox, check_password, hash_password, token_hash
 
-LOCK_AFTER = 5
-LOCK_FOR = dt.timedelta(minutes=15)
 IDLE = dt.timedelta(hours=1)
 LIFETIME = dt.timedelta(hours=12)
 TOUCH_EVERY = dt.timedelta(minutes=1)
@@ -79,24 +79,71 @@ def _start_session(session: Session, user: User, client: str | None, verified: b
     return token
 
 
+def _strikes(session: Session, user: User, network: str) -> lockout.Strikes:
+    row = session.get(SigninFailure, (user.id, network))
+    if row is None:
+        return lockout.Strikes()
+    return lockout.Strikes(row.failures, _aware(row.last_failed_at), _aware(row.locked_until))
+
+
+def _locked(session: Session, user: User, client: str | None, now: dt.datetime) -> bool:
+    """Whether the client's network is locked out of this user."""
+    return lockout.locked(_strikes(session, user, client_key(client)), now)
+
+
+def _wrong_answer(session: Session, user: User, client: str | None, now: dt.datetime) -> bool:
+    """Count a wrong answer against the client's network and the user; True when the network
+    is locked out of the user from now on."""
+    network = client_key(client)
+    recent = lockout.recent(user.failed_logins, _aware(user.failed_at), now)
+    after = lockout.strike(_strikes(session, user, network), recent, now)
+    session.merge(
+        SigninFailure(
+            user_id=user.id,
+            network=network,
+            failures=after.count,
+            last_failed_at=now,
+            locked_until=after.locked_until,
+        )
+    )
+    user.failed_logins, user.failed_at = recent + 1, now
+    return lockout.locked(after, now)
+
+
+def _right_answer(session: Session, user: User, client: str | None) -> None:
+    """The network signed in: its wrong answers are forgotten (the user's count is not: one
+    success says nothing about the other networks)."""
+    session.execute(
+        delete(SigninFailure).where(
+            SigninFailure.user_id == user.id, SigninFailure.network == client_key(client)
+        )
+    )
+
+
+def _user_for_sign_in(session: Session, username: str, now: dt.datetime) -> User | None:
+    """The user, its row locked against a second appliance's concurrent sign-in (PostgreSQL;
+    SQLite has one writer); networks quiet for a day are forgotten on the way."""
+    session.execute(
+        delete(SigninFailure).where(SigninFailure.last_failed_at < now - lockout.FORGET_AFTER)
+    )
+    return session.scalar(select(User).where(User.username == username[:200]).with_for_update())
+
+
 def sign_in(
     sessions: sessionmaker[Session], username: str, password: str, client: str | None
 ) -> SignedIn | None:
     now = utcnow()
     with sessions.begin() as session:
-        user = session.scalar(select(User).where(User.username == username[:200]))
+        user = _user_for_sign_in(session, username, now)
         if user is None:
             check_password(password, _decoy())
             audit.record(session, "anonymous", "signin.refused", username[:64], client=client)
             return None
         right = check_password(password, user.password_hash)  # always: the same time
-        locked = (_aware(user.locked_until) or now) > now
+        locked = _locked(session, user, client, now)
         if locked or not right or disabled(user):
             if not locked and not right:
-                user.failed_logins += 1
-                if user.failed_logins >= LOCK_AFTER:
-                    user.locked_until = now + LOCK_FOR
-                    user.failed_logins = 0
+                _wrong_answer(session, user, client, now)
             why = "locked" if locked else "wrong password" if not right else "account disabled"
             audit.record(
                 session,
@@ -110,8 +157,7 @@ def sign_in(
             return None
         needs_code = user.totp_sealed is not None
         if not needs_code:
-            user.failed_logins = 0
-            user.locked_until = None
+            _right_answer(session, user, client)
         token = _start_session(session, user, client, verified=not needs_code)
         audit.record(
             session,
@@ -128,23 +174,21 @@ def check_code(
     sessions: sessionmaker[Session], box: SecretBox, token: str, code: str, client: str | None
 ) -> str | None:
     """The second step: a right TOTP code, used once, turns the pending session into a new,
-    signed-in one (its token is returned). A wrong code counts as a wrong password."""
+    signed-in one (its token is returned). A wrong code counts as a wrong password; the
+    pending session ends when the network is locked out."""
     now = utcnow()
     with sessions.begin() as session:
         row = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
         sealed = row.user.totp_sealed if row is not None and not row.verified else None
         if row is None or sealed is None or disabled(row.user):
             return None
-        user = row.user
+        user = session.get(User, row.user_id, with_for_update=True)  # as in sign_in
+        assert user is not None  # the session's foreign key
         step = totp.matching_step(box.open(sealed), code, now)
-        locked = (_aware(user.locked_until) or now) > now
+        locked = _locked(session, user, client, now)
         if locked or step is None or step <= (user.totp_last_step or -1):
-            if not locked:
-                user.failed_logins += 1
-                if user.failed_logins >= LOCK_AFTER:
-                    user.locked_until = now + LOCK_FOR
-                    user.failed_logins = 0
-                    session.delete(row)
+            if locked or _wrong_answer(session, user, client, now):
+                session.delete(row)
             audit.record(
                 session,
                 f"user:{user.username}",
@@ -156,8 +200,7 @@ def check_code(
             )
             return None
         user.totp_last_step = step
-        user.failed_logins = 0
-        user.locked_until = None
+        _right_answer(session, user, client)
         session.delete(row)
         fresh = _start_session(session, user, client)
         audit.record(
@@ -170,6 +213,17 @@ def check_code(
             account_id=user.account_id,
         )
         return fresh
+
+
+def locked_networks(session: Session, user: User) -> list[str]:
+    """The client networks locked out of the user now."""
+    return list(
+        session.scalars(
+            select(SigninFailure.network)
+            .where(SigninFailure.user_id == user.id, SigninFailure.locked_until > utcnow())
+            .order_by(SigninFailure.network)
+        )
+    )
 
 
 def set_totp(
@@ -278,8 +332,8 @@ def set_password(session: Session, user: User, password: str, actor: str) -> Non
         raise PasswordRejected("the new password must differ from the old one")
     user.password_hash = hash_password(password)
     user.must_change_password = actor != f"user:{user.username}"
-    user.failed_logins = 0
-    user.locked_until = None
+    user.failed_logins, user.failed_at = 0, None
+    session.execute(delete(SigninFailure).where(SigninFailure.user_id == user.id))
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     audit.record(session, actor, "user.password", user.username, account_id=user.account_id)
 

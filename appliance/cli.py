@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import __version__, admin, audit, bootstrap, doctor, tls
+from appliance import __version__, accounts, admin, audit, bootstrap, doctor, tls
 from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
 from appliance.asterisk import attach_commands, render
 from appliance.attribution import sites
@@ -58,6 +58,12 @@ APPLIED = "the running controller gives it to Asterisk within 5 seconds"
 
 def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
     from appliance.controller import serve
+
+    return asyncio.run(serve(config))
+
+
+def cmd_track(config: Config, _args: argparse.Namespace) -> int:
+    from appliance.public_listener import serve
 
     return asyncio.run(serve(config))
 
@@ -482,10 +488,10 @@ def _clean(text: str) -> str:
 def cmd_user_list(config: Config, _args: argparse.Namespace) -> int:
     with _sessions(config)() as session:
         _table(
-            ("user", "role", "account", "must change password", "locked until"),
+            ("user", "role", "account", "must change password", "locked out networks"),
             [
                 (u.username, u.role, u.account_id, "yes" if u.must_change_password else "no",
-                 _day(u.locked_until))
+                 len(accounts.locked_networks(session, u)))
                 for u in admin.users(session)
             ],
         )  # fmt: skip
@@ -566,7 +572,7 @@ def cmd_user_show(config: Config, args: argparse.Namespace) -> int:
                 ("account", user.account_id),
                 ("e-mail", user.email),
                 ("must change password", "yes" if user.must_change_password else "no"),
-                ("locked until", _day(user.locked_until) if user.locked_until else None),
+                ("locked out networks", " ".join(accounts.locked_networks(session, user))),
                 ("two-step sign-in", "on" if user.totp_sealed else "off"),
                 ("created", _day(user.created_at)),
             ]
@@ -1199,6 +1205,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("serve", cmd_serve, "run the controller (AMI, FastAGI, HTTP)")
+    command("track", cmd_track, "run the public tracking listener (website snippets)")
     init = command("init", cmd_init, "create the data dir, secrets, database and first admin")
     init.add_argument("--admin", default="admin", help="username of the first admin")
     command("migrate", cmd_migrate, "upgrade the database schema in place")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.forwarded import parse_proxies
+
 AUDIT_MINIMUM = 365  # days the audit log is kept at the least (privacy.audit_days)
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.ini")
 ENV_PREFIX = "APPLIANCE_"
@@ -55,6 +57,19 @@ class HttpConfig:
     port: int = setting(8443, "Port of the admin UI and API.")
     tls: bool = setting(True, "Serve HTTPS with the certificate in {data_dir}/tls.")
     public_url: str = setting("", "URL shown to admins; empty means https://<host>:<port>/.")
+    trusted_proxies: str = setting(
+        "",
+        "Addresses or networks (CIDR) of reverse proxies in front of the admin UI and API "
+        "(space-separated): from them, the client's address is read from X-Forwarded-For.",
+    )
+    max_connections: int = setting(
+        512,
+        "Connections the admin UI and API hold at once; more are refused at once (the "
+        "controller keeps descriptors for calls, AMI and the database).",
+    )
+    connections_per_network: int = setting(
+        64, "Connections one client network (IPv4 /24, IPv6 /48) may hold at once."
+    )
 
 
 @dataclass(frozen=True)
@@ -176,13 +191,45 @@ class TrackingConfig:
     )
     pool_share: int = setting(
         20,
-        "Percent of a site's pool that visitors from one address (an IPv6 /64) may hold at "
-        "once (at least 2 numbers); others from it see the site's own number. 100: no limit.",
+        "Percent of a site's pool that visitors from one network (an IPv4 /24, an IPv6 /48) "
+        "may hold at once (at least 2 numbers); others from it see the site's own number. "
+        "100: no limit.",
+    )
+    sessions_per_site: int = setting(
+        100_000,
+        "Visitor sessions going on that the controller keeps in memory per site (a few hundred "
+        "bytes each); beyond it, the session seen longest ago ends.",
+    )
+    sessions_per_network: int = setting(
+        1000,
+        "Visitor sessions going on per site from one network (an IPv4 /24, an IPv6 /48); "
+        "beyond it, new visits from that network are refused (429) until some end.",
+    )
+    pages_per_day: int = setting(
+        1000,
+        "Page views stored per site and network (an IPv4 /24, an IPv6 /48) each day (UTC); "
+        "beyond it, visits still get numbers but their further pages are not stored.",
     )
     trusted_proxies: str = setting(
         "",
-        "Addresses of reverse proxies in front of the tracking listener (space-separated): "
-        "from them, the visitor's address is read from X-Forwarded-For.",
+        "Addresses or networks (CIDR) of reverse proxies in front of the tracking listener "
+        "(space-separated): from them, the visitor's address is read from X-Forwarded-For.",
+    )
+    max_connections: int = setting(
+        4096,
+        "Connections the tracking listener holds at once, from everyone; more are refused "
+        "at once. It runs in a process of its own (appliance track), so a flood of them "
+        "costs the admin UI, FastAGI and the calls nothing.",
+    )
+    connections_per_network: int = setting(
+        64,
+        "Connections one client network (IPv4 /24, IPv6 /48) may hold at once; a trusted "
+        "proxy has no such cap.",
+    )
+    timeout: float = setting(
+        5.0,
+        "Seconds a client has for its TLS handshake, for sending a whole request (after "
+        "connecting or after the last answer) and for its body; then it is disconnected.",
     )
 
 
@@ -490,8 +537,8 @@ def validate(config: Config) -> None:
         raise ConfigError("asterisk.rtp_start/rtp_end: need 1024 <= rtp_start < rtp_end <= 65535")
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
-    if config.agi.request_timeout <= 0:
-        raise ConfigError("agi.request_timeout: must be more than 0 seconds")
+    if not 0 < config.agi.request_timeout <= 30:
+        raise ConfigError("agi.request_timeout: more than 0 and at most 30 seconds")
     if not 0 < config.plugins.timeout < config.agi.request_timeout:
         raise ConfigError("plugins.timeout: more than 0 and less than agi.request_timeout")
     data_dir = Path(config.paths.data_dir).resolve()
@@ -523,12 +570,29 @@ def validate(config: Config) -> None:
         raise ConfigError("smtp.security: none is only for a relay on this machine (loopback)")
     if config.smtp.host and not EMAIL.fullmatch(config.smtp.sender):
         raise ConfigError("smtp.sender: an e-mail address, e.g. calls@example.com")
+    for name in ("http", "tracking"):
+        try:
+            parse_proxies(getattr(config, name).trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"{name}.trusted_proxies: {exc}") from None
     if config.tracking.ip_storage not in ("truncate", "hash", "none", "full"):
         raise ConfigError("tracking.ip_storage: truncate, hash, none or full")
     if not 1 <= config.tracking.pool_share <= 100:
         raise ConfigError("tracking.pool_share: a percentage from 1 to 100")
     if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
+    for section in ("http", "tracking"):
+        listener = getattr(config, section)
+        if not 1 <= listener.connections_per_network <= listener.max_connections:
+            raise ConfigError(
+                f"{section}.connections_per_network: at least 1 and at most "
+                f"{section}.max_connections"
+            )
+    if not 0.5 <= config.tracking.timeout <= 60:
+        raise ConfigError("tracking.timeout: from 0.5 to 60 seconds")
+    for key in ("sessions_per_site", "sessions_per_network", "pages_per_day"):
+        if getattr(config.tracking, key) < 1:
+            raise ConfigError(f"tracking.{key}: at least 1")
     if not 0 <= config.privacy.log_days <= 36500:
         raise ConfigError("privacy.log_days: 0 (kept until reconciled) to 36500 days")
     if config.privacy.audit_days > 36500:

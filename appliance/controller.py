@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import logging
-import os
 import signal
 import socket
 import time
@@ -26,12 +24,11 @@ from pathlib import Path
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from appliance import admin, bootstrap, outage, periodic, sdnotify
+from appliance import admin, bootstrap, outage, periodic, sdnotify, tracking_status
 from appliance.asterisk import agi_port, render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
 from appliance.asterisk.registrations import REGISTERED, Registrations
-from appliance.attribution.dni import Dni
 from appliance.calls.dialplan import DYNAMIC_SCRIPT
 from appliance.calls.dynamic import DynamicRoute
 from appliance.calls.follow import CallFollower
@@ -43,8 +40,8 @@ from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.conversions import store as conversions
 from appliance.conversions.outbox import Outbox
 from appliance.db import engine as db
-from appliance.db.migrate import current_revision, head_revision
 from appliance.events import EventBus
+from appliance.forwarded import is_proxy, parse_proxies
 from appliance.integrator import agi as integrator_agi
 from appliance.integrator.context import Services
 from appliance.jobs import queue as jobs_queue
@@ -64,29 +61,25 @@ from appliance.recordings.limits import RetentionJob
 from appliance.recordings.live import LiveRecordings, record_code
 from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.vault import RecordingVault
+from appliance.startup import (
+    StartupError,
+    bound_loop_errors,
+    check_migrated,
+    listen,
+    lower_priority,
+)
 from appliance.supervisor import Supervisor
 from appliance.tls import server_context
 from appliance.transcription import analysis_store, search
 from appliance.transcription import service as transcription
 from appliance.web.app import init_app
-from appliance.web.tracking import tracking_app
+from appliance.web.listener import GuardedListener, limits_for
 
 log = logging.getLogger(__name__)
 
 EXIT_AMI_AUTH = 3
-
-
-class StartupError(Exception):
-    """The controller cannot start; the message says what to fix."""
-
-
-async def _listen(what: str, host: str, port: int, start: Awaitable[None]) -> None:
-    try:
-        await start
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(f"{what}: port {port} on {host} is already in use") from None
-        raise StartupError(f"{what}: cannot listen on {host}:{port}: {exc.strerror}") from None
+RESERVE = 1024  # descriptors kept from the admin UI: FastAGI, AMI, the database, sealing
+ADMIN_TIMEOUT = 30.0  # seconds for a TLS handshake, and to send a whole request
 
 
 @dataclass(frozen=True)
@@ -111,9 +104,8 @@ class Controller:
         self.store = CallStore(
             db.session_factory(self.engine), config.tracking.grace, only_tracked=config.attached
         )
-        tracking = config.tracking
-        self.dni = Dni(self.store.sessions, tracking.ip_storage, tracking.pool_share)
         self.plugins = PluginManager(config.plugins.timeout)
+        self.http: GuardedListener | None = None  # the admin UI's, once it listens
         self.decided = Decided()  # calls whose route plugins decided at the dynamic step
         weights = analysis_store.weights(config)
         self.jobs = Runner(
@@ -193,15 +185,6 @@ class Controller:
             )
         log.warning("%s (started anyway: agi.allow_unprivileged_ports)", danger)
 
-    def check_database(self) -> None:
-        try:
-            db.ping(self.engine)
-            current = current_revision(self.engine)
-        except Exception as exc:
-            raise StartupError(f"database.url: cannot reach the database ({exc})") from None
-        if current != head_revision():
-            raise StartupError("database is not migrated (run 'appliance migrate')")
-
     async def database_ok(self) -> bool:
         try:
             await asyncio.to_thread(db.ping, self.engine)
@@ -213,7 +196,7 @@ class Controller:
         """Start everything, wait for stop (or a refused AMI login), shut down in order:
         listeners first, then the background tasks, then the last call writes, then AMI."""
         self.check_agi_port()
-        self.check_database()
+        check_migrated(self.engine)
         secret = resolve_secret("ami.secret", self.config.ami.secret)
         uid = render.asterisk_uid(self.config)
         asterisk = {0, uid}  # the peers trusted on AMI and FastAGI: root, or Asterisk's user
@@ -235,7 +218,6 @@ class Controller:
             self.start(features, tasks)
             agi = await self.serve_fastagi(stack, features, asterisk)
             await self.serve_http(stack, features, agi)
-            await self.serve_tracking(stack, tasks)
             features.ami.start()
             sdnotify.ready()
             log.info(
@@ -439,7 +421,7 @@ class Controller:
             config.request_timeout,
             allowed_uids=asterisk,
         )
-        await _listen("agi.port", config.host, config.port, agi.start(config.host, config.port))
+        await listen("agi.port", config.host, config.port, agi.start(config.host, config.port))
         stack.push_async_callback(agi.close)
         return agi
 
@@ -470,27 +452,24 @@ class Controller:
             metrics=features.metrics,
             plugins=self.plugins.listing,
             attached=config.attached,
+            trusted_proxies=parse_proxies(config.http.trusted_proxies),
         )
-        runner = web.AppRunner(app, access_log=None)
+        http = config.http
+        limits = limits_for(
+            "admin UI",
+            http.max_connections,
+            http.connections_per_network,
+            ADMIN_TIMEOUT,
+            RESERVE,
+            is_proxy=functools.partial(is_proxy, proxies=parse_proxies(http.trusted_proxies)),
+        )
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=limits.idle)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        ssl_context = server_context(config.data_dir) if config.http.tls else None
-        site = web.TCPSite(runner, config.http.host, config.http.port, ssl_context=ssl_context)
-        await _listen("http.port", config.http.host, config.http.port, site.start())
-
-    async def serve_tracking(self, stack: contextlib.AsyncExitStack, tasks: Supervisor) -> None:
-        """The website snippet's listener: its own port, nothing of the admin UI on it."""
-        config = self.config.tracking
-        if not config.enabled:
-            return
-        tasks.spawn("visit writer", self.dni.run())
-        stack.push_async_callback(self.dni.flush)
-        runner = web.AppRunner(tracking_app(self.dni, config), access_log=None)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        ssl_context = server_context(self.config.data_dir) if config.tls else None
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-        await _listen("tracking.port", config.host, config.port, site.start())
+        ssl_context = server_context(config.data_dir) if http.tls else None
+        self.http = GuardedListener(runner, limits, ssl_context)
+        await listen("http.port", http.host, http.port, self.http.start(http.host, http.port))
+        stack.push_async_callback(self.http.close)
 
 
 def base_url(config: Config) -> str:
@@ -524,13 +503,16 @@ def counters(features: Features, agi: FastAgiServer, controller: Controller) -> 
         "pjsip_reloads": features.routes.pjsip_reloads,
         "reconciled_calls": features.reconciler.reconciled,
         "spool_refused": features.sweeper.refused,
-        "dni_sites": len(controller.dni.sites),
-        "dni_pool_exhausted": sum(s.pool.exhausted for s in controller.dni.sites.values()),
+        **{
+            f"http_{k}": v
+            for k, v in (controller.http.counters() if controller.http else {}).items()
+        },
         "jobs_done": controller.jobs.done,
         "jobs_failed": controller.jobs.failed,
         "deliveries_sent": controller.outbox.delivered,
         "deliveries_parked": controller.outbox.failed,
         **controller.plugins.totals(),
+        **tracking_status.read_counters(controller.config),  # its own process's
     }
 
 
@@ -543,24 +525,11 @@ async def _first(*waits: Awaitable[object]) -> None:
             waiter.cancel()
 
 
-NICENESS = 10  # calls first: Asterisk wins the CPUs whenever both want them
-
-
-def _lower_priority() -> None:
-    """Below Asterisk, unless already there (the unit's Nice=, whose seccomp filter refuses
-    setpriority)."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if current < NICENESS:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
-        except PermissionError:
-            log.warning("cannot lower the controller's CPU priority (set Nice=%d)", NICENESS)
-
-
 async def serve(config: Config) -> int:
-    _lower_priority()
+    lower_priority()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    bound_loop_errors(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import production, tls
+from appliance import production, tls, tracking_status
 from appliance.asterisk import agi_port, render
 from appliance.asterisk.peercred import peer_uid
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
@@ -222,6 +222,26 @@ def port_guard_finding(start: int | None, port: int, allowed: bool) -> Finding:
     return Finding(FAIL, "FastAGI port guard", detail, agi_port.fix(port))
 
 
+def check_tracking(config: Config) -> Finding:
+    """The public tracking listener, a process of its own: listening, and its counters (the
+    status file it writes every few seconds) fresh."""
+    tracking = config.tracking
+    found = check_port("tracking listener", tracking.host, tracking.port)
+    if found.status != OK:
+        fix = "start it ('appliance track' or systemctl start appliance-tracking)"
+        return Finding(found.status, found.check, found.detail, fix)
+    counters = tracking_status.read_counters(config)
+    if not counters:
+        return Finding(
+            WARN,
+            found.check,
+            f"{found.detail}, but {tracking_status.path(config)} is missing or stale",
+            "is something else listening on tracking.port? see journalctl -u appliance-tracking",
+        )
+    refused = counters.get("tracking_connections_refused", 0)
+    return Finding(OK, found.check, f"{found.detail}; {refused} connection(s) refused since start")
+
+
 def check_asterisk_config(config: Config) -> Finding:
     conf = config.asterisk_dir_on_host / "etc" / "asterisk.conf"
     if not conf.exists():
@@ -405,12 +425,12 @@ def _from_problems(check: str, problems: list[production.Problem], fine: str) ->
     )
 
 
-def check_services(systemctl: str | None, attached: bool = False) -> Finding:
+def check_services(systemctl: str | None, attached: bool = False, tracking: bool = True) -> Finding:
     """On a server installed with scripts/install: each service up and enabled at boot (the
     site's own Asterisk, when attached, is the AMI check's)."""
     if systemctl is None:
         return Finding(WARN, "services", "systemctl not found", "")
-    units = production.services(attached)
+    units = production.services(attached, tracking)
     states = {unit: production.unit_state(systemctl, unit) for unit in units}
     problems = production.service_problems(states)
     return _from_problems("services", problems, ", ".join(f"{u} active" for u in states))
@@ -446,6 +466,7 @@ def findings(config: Config) -> list[Finding]:
             config.agi.allow_unprivileged_ports,
         ),
         lambda: check_port("HTTP", config.http.host, config.http.port),
+        *([lambda: check_tracking(config)] if config.tracking.enabled else []),
         lambda: check_recordings(config),
         lambda: check_transcription(config),
         lambda: check_disk(config),
@@ -454,7 +475,9 @@ def findings(config: Config) -> list[Finding]:
     ]
     if production.installed():
         checks += [
-            lambda: check_services(shutil.which("systemctl"), config.attached),
+            lambda: check_services(
+                shutil.which("systemctl"), config.attached, config.tracking.enabled
+            ),
             lambda: check_modes(config),
         ]
     return [_safely(check) for check in checks]

@@ -4,6 +4,7 @@ controller already knows. Nothing here is on a call's way.
 Where each number comes from:
 - recordings sealed, refused or failed, and how long sealing took: the event seam
   (RecordingSealed, RecordingFailed), counted in this process since it started;
+- requests the admin UI refused: its refusal log (web/refusals.py), since it started;
 - calls in progress and whether AMI is connected: read from the call tracker and the AMI
   client on the event loop when a scrape begins (`observe_live`);
 - calls by disposition and job queue depths: read from the database when scraped (the web
@@ -201,6 +202,13 @@ class Metrics:
             "appliance_recording_seal_seconds",
             "Seconds from a recording's last write (its call's end) until it was sealed.",
             buckets=SEAL_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests_refused = Counter(
+            "appliance_requests_refused",
+            "Requests the admin UI and API refused (401, 403, 404, 405, 429) since the "
+            "controller started; the audit log keeps them, a client's beyond 30 a minute as a "
+            "count.",
             registry=self.registry,
         )
         self.live_gauges = self._live_gauges()

@@ -15,7 +15,12 @@ INSTALLED_UNIT = Path("/etc/systemd/system/appliance.service")
 ETC = Path("/etc/appliance")
 USER = "appliance"
 # unit -> whether the calls need it (else it degrades one feature)
-SERVICES = {"asterisk": True, "appliance": True, "appliance-transcriber": False}
+SERVICES = {
+    "asterisk": True,
+    "appliance": True,
+    "appliance-tracking": False,
+    "appliance-transcriber": False,
+}
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,13 @@ class Problem:
     fix: str
 
 
-def services(attached: bool) -> list[str]:
-    """The units the install made; attached to a site's own PBX, Asterisk is not one."""
-    return [unit for unit in SERVICES if not (attached and unit == "asterisk")]
+def services(attached: bool, tracking: bool = True) -> list[str]:
+    """The units the install made that should run; attached to a site's own PBX, Asterisk is
+    not one; with tracking.enabled off, the tracking listener has nothing to serve."""
+    left_out = {"asterisk"} if attached else set()
+    if not tracking:
+        left_out.add("appliance-tracking")
+    return [unit for unit in SERVICES if unit not in left_out]
 
 
 def installed(unit: Path = INSTALLED_UNIT) -> bool:

@@ -36,7 +36,7 @@ def client_key(address: str | None) -> str:
     """Who a client is, for budgets: an IPv4 address, or an IPv6 /64 (one host can use a
     whole /64)."""
     try:
-        ip = ipaddress.ip_address(address or "")
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
     except ValueError:
         return address or ""
     if isinstance(ip, ipaddress.IPv6Address):
@@ -44,3 +44,19 @@ def client_key(address: str | None) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=65536)
+def network_key(address: str | None) -> str:
+    """Which network a client is in, for what one party could otherwise take many of (pool
+    numbers, sessions, stored pages, connections): an IPv4 /24 or an IPv6 /48, the blocks
+    one customer of a provider commonly gets. A link-local peer's zone (%eth0) is left out."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return address or ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -63,7 +63,8 @@ def _serve_tracking(port: int, data: str, ready) -> None:
         sites.set_pool(session, site, numbers, "bench")
         key = site.key
     (Path(data) / "key").write_text(key)
-    dni = Dni(db, pool_share=100)  # every request comes from loopback here
+    everyone = TrackingConfig(pool_share=100, sessions_per_network=10**9, pages_per_day=10**9)
+    dni = Dni(db, everyone)  # every request comes from loopback here
     configs = dni.read_sites()
     dni.apply(configs, dni.read_holds(configs))
     now = time.time()

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -225,7 +226,11 @@ class Stack:
         )
 
     # Controller ------------------------------------------------------------------------
-    def start_controller(self, wait_ami: bool = True) -> subprocess.Popen:
+    def start_controller(
+        self, wait_ami: bool = True, nofile: int | None = None
+    ) -> subprocess.Popen:
+        """The controller; `nofile`: its descriptor limit (soft and hard), as a unit's
+        LimitNOFILE= would set it."""
         log = open(self.data_dir / "controller.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve"],
@@ -233,6 +238,7 @@ class Stack:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_descriptor_limit(nofile),
         )
         self.processes.append(proc)
         wait_for(
@@ -249,6 +255,37 @@ class Stack:
                 what="AMI connected",
             )
         return proc
+
+    def start_tracking(self, nofile: int | None = None) -> subprocess.Popen:
+        """The public tracking listener, a process of its own (appliance track); returns once
+        it has written its counters (which the controller's /health then shows)."""
+        log = open(self.data_dir / "tracking.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "track"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_descriptor_limit(nofile),
+        )
+        self.processes.append(proc)
+        wait_for(
+            lambda: self.tracking_counters() or proc.poll() is not None,
+            timeout=20,
+            what="the tracking listener's counters",
+        )
+        if proc.poll() is not None:
+            log_text = (self.data_dir / "tracking.log").read_text(errors="replace")
+            raise AssertionError(f"tracking listener exited {proc.returncode}:\n{log_text}")
+        return proc
+
+    def tracking_counters(self) -> dict:
+        """What the tracking listener last wrote about itself (empty until it has)."""
+        path = self.data_dir / "tracking.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def controller_log(self) -> str:
         path = self.data_dir / "controller.log"
@@ -316,6 +353,14 @@ class Stack:
         for proc in reversed(self.processes):
             self.stop(proc)
         shutil.rmtree(self.asterisk_dir_on_host, ignore_errors=True)
+
+
+def _descriptor_limit(nofile: int | None):
+    """What a child runs before exec to take `nofile` as its descriptor limit (None: the
+    test's own)."""
+    if nofile is None:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from appliance.access import SCOPES
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import upgrade
 from appliance.db.models import Call, Campaign
+from appliance.forwarded import parse_proxies
 from appliance.recordings import keys
 from appliance.recordings.live import LiveRecordings
 from appliance.recordings.spool_files import done_name, raw_name
@@ -177,10 +178,11 @@ def app_for(
     box=None,
     transcription_off=None,
     attached: bool = False,
+    trusted_proxies: str = "",
 ):
     """The application as the controller builds it; `live` adds the control of recordings in
     progress (which needs Asterisk: tests of it run the whole stack); `attached`: as in
-    asterisk.mode = attached."""
+    asterisk.mode = attached; `trusted_proxies` as in http.trusted_proxies."""
     return init_app(
         checks or {"database": lambda: True},
         lambda: {"ami_logins": 1},
@@ -193,6 +195,7 @@ def app_for(
         base_url="https://calls.example.com:8443",
         transcription_off=transcription_off,
         attached=attached,
+        trusted_proxies=parse_proxies(trusted_proxies),
     )
 
 

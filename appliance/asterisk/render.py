@@ -165,8 +165,13 @@ def cdr_dir(config: Config) -> Path | None:
     return None if config.attached else config.asterisk_dir_on_host / CDR_DIR
 
 
+AGI_MARGIN = 1.0  # seconds Asterisk waits for the controller beyond its own budget
+
+
 def dialplan_settings(config: Config) -> Settings:
-    return Settings(config.asterisk.inbound_context, f"agi://{config.agi.host}:{config.agi.port}")
+    agi = config.agi
+    deadline = agi.request_timeout + AGI_MARGIN
+    return Settings(config.asterisk.inbound_context, f"agi://{agi.host}:{agi.port}", deadline)
 
 
 def asterisk_uid(config: Config) -> int:

@@ -4,7 +4,10 @@ writer when it records a call, beside the call path: a call never waits for it.
 
 Confidence: 'held' (the number was shown to that visit alone at the time), 'after' (its hold
 had ended, within the grace period) or 'ambiguous' (the pool had run out and recycled the
-number from another visit, whose page may still have shown it)."""
+number from another visit, whose page may still have shown it). An ambiguous call is tied to
+no visit and keeps the number's own source and campaign: either visitor may have called, and
+the visit that took the number may be someone taking numbers on purpose, so nothing of its
+marketing (source, campaign, keyword, click id) is credited with the call."""
 
 from __future__ import annotations
 
@@ -30,8 +33,9 @@ def confidence(
 
 
 def attribute(session: Session, call: Call, number: TrackingNumber, grace: float = GRACE) -> None:
-    """Tie a call on a pool number to its visit, with the visit's source, medium and campaign."""
-    if number.pool_site_id is None or call.visit_id is not None:
+    """Tie a call on a pool number to its visit, with the visit's source, medium and campaign;
+    a call on a recycled number is marked ambiguous, and that is all."""
+    if number.pool_site_id is None or call.attribution is not None:
         return
     when = _aware(call.started_at)
     found = session.execute(
@@ -51,7 +55,10 @@ def attribute(session: Session, call: Call, number: TrackingNumber, grace: float
     sure = confidence(when, ends, hold.recycled, grace)
     if sure is None:
         return
-    call.visit_id, call.attribution = visit.id, sure
+    call.attribution = sure
+    if sure == "ambiguous":
+        return
+    call.visit_id = visit.id
     call.source_name, call.medium = visit.source_name, visit.medium
     call.campaign_name = visit.campaign_name
 

@@ -5,6 +5,12 @@ The database is the record (visits, their pages, the pool numbers they held); th
 rebuilt from it at start, and the site settings are read again every few seconds so that
 changes made on the admin pages or the command line take effect without a restart. Calls are
 attributed from the database (attribution/attribute.py), beside the call path, never on it.
+
+Everything here is driven from the internet, so each thing a client could pile up is bounded
+per network (an IPv4 /24, an IPv6 /48: what one customer of a provider commonly has): the
+sessions in memory, the pool numbers held, the pages stored each day. A session takes or keeps
+a pool number at most once per heartbeat interval, and a session in memory is a few hundred
+bytes: what brought the visit is in its row in the database, not here.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import hashlib
 import ipaddress
 import logging
 import secrets
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -25,7 +32,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.attribution.pool import Pool
-from appliance.attribution.touch import Touch, classify, stored_page
+from appliance.attribution.touch import MAX_PAGE, Touch, classify, stored_page
+from appliance.config import TrackingConfig
 from appliance.conversions.store import LEAD_JOB
 from appliance.db.models import (
     Account,
@@ -37,15 +45,20 @@ from appliance.db.models import (
     VisitPage,
 )
 from appliance.jobs import queue as jobs
-from appliance.ratelimit import client_key
+from appliance.ratelimit import client_key, network_key
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50  # pages kept per visit for its timeline
 SEEN_EVERY = 30.0  # seconds: how stale a visit's last-seen time may be in the database
 MAX_PENDING = 100_000  # writes kept while the database is unreachable
-MAX_SESSIONS = 100_000  # live sessions kept in memory per site; the oldest go first
 MAX_LEADS = 5  # leads one session may send
+HEARTBEAT = 60  # seconds between a page's heartbeats (the snippet is told so)
+# a session takes or keeps a pool number at most this often: a heartbeat, less what timers and
+# networks may shift it by; anything sooner is answered from what it holds and changes nothing
+BEAT_EVERY = HEARTBEAT - 15.0
+MAX_NETWORKS_A_DAY = 100_000  # networks whose stored pages a site counts each day
+NEVER = float("-inf")
 
 
 class Refusal(Exception):
@@ -97,17 +110,29 @@ class Answer:
     tracking: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
+    """A visit going on, as small as it can be (a site may have 100,000 in memory): its row
+    in the database holds what brought it."""
+
     id: str
     last_seen: float
-    touch: Touch
     rule: Rule | None
-    pages: int = 0
-    written: float = 0.0  # the last-seen time last written to the database
+    written: float  # the last-seen time last written to the database
     client: str = ""  # the address (an IPv6 /64) it started from
-    pooled: bool = False  # it was given a pool number (and counts toward its client's share)
+    network: str = ""  # the network of that address (an IPv4 /24, an IPv6 /48)
+    asked: float = NEVER  # when it last took or kept a pool number
+    page: int = 0  # the hash of the last page stored: a reload is not stored again
+    pages: int = 0
     leads: int = 0
+    pooled: bool = False  # it was given a pool number (and counts toward its network's share)
+    restored: bool = False  # restored after a restart: where it is from is not known yet
+
+
+def _drop(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 @dataclass
@@ -115,27 +140,48 @@ class _Site:
     config: SiteConfig
     pool: Pool
     sessions: OrderedDict[str, _Session] = field(default_factory=OrderedDict)  # by visitor
-    pooled: Counter[str] = field(default_factory=Counter)  # client -> sessions given a number
+    pooled: Counter[str] = field(default_factory=Counter)  # network -> sessions given a number
+    networks: Counter[str] = field(default_factory=Counter)  # network -> sessions going on
+    pages: Counter[str] = field(default_factory=Counter)  # network -> pages stored on `day`
+    day: int = 0
 
-    def session(self, visitor: str, now: float) -> _Session | None:
-        while self.sessions:  # sessions end `hold` after they were last seen
+    def session(self, visitor: str, now: float, most: int) -> _Session | None:
+        """The visitor's session going on; sessions end `hold` after they were last seen,
+        and the oldest first when there are `most`."""
+        while self.sessions:
             oldest = next(iter(self.sessions.values()))
-            if oldest.last_seen + self.config.hold > now and len(self.sessions) <= MAX_SESSIONS:
+            if oldest.last_seen + self.config.hold > now and len(self.sessions) < most:
                 break
             self.end(next(iter(self.sessions)))
         return self.sessions.get(visitor)
 
+    def start(self, visitor: str, session: _Session) -> None:
+        self.sessions[visitor] = session
+        self.networks[session.network] += 1
+
     def end(self, visitor: str) -> None:
         session = self.sessions.pop(visitor)
+        if not session.restored:  # one restored after a restart counts from its first request
+            _drop(self.networks, session.network)
         if session.pooled:
-            self.pooled[session.client] -= 1
-            if self.pooled[session.client] <= 0:
-                del self.pooled[session.client]
+            _drop(self.pooled, session.network)
 
     def share(self, percent: int) -> int:
-        """How many sessions of one client address may hold pool numbers at once (100%: no
-        limit at all, even when the pool runs out)."""
-        return MAX_SESSIONS if percent >= 100 else max(2, self.pool.size * percent // 100)
+        """How many sessions of one network may hold pool numbers at once (100%: no limit at
+        all, even when the pool runs out)."""
+        return sys.maxsize if percent >= 100 else max(2, self.pool.size * percent // 100)
+
+    def page_allowed(self, network: str, now: float, per_day: int) -> bool:
+        """Whether one more page of this network may be stored today (UTC), and count it."""
+        day = int(now // 86400)
+        if day != self.day:
+            self.day, self.pages = day, Counter()
+        if network not in self.pages and len(self.pages) >= MAX_NETWORKS_A_DAY:
+            return False
+        if self.pages[network] >= per_day:
+            return False
+        self.pages[network] += 1
+        return True
 
 
 def _utc(epoch: float) -> dt.datetime:
@@ -175,11 +221,14 @@ class IpPolicy:
 
 class Dni:
     def __init__(
-        self, sessions: sessionmaker[Session], ip_storage: str = "truncate", pool_share: int = 20
+        self, sessions: sessionmaker[Session], config: TrackingConfig = TrackingConfig()
     ) -> None:
         self.db = sessions
-        self.ip = IpPolicy(ip_storage)
-        self.pool_share = pool_share  # percent of a pool one client address may hold
+        self.ip = IpPolicy(config.ip_storage)
+        self.pool_share = config.pool_share  # percent of a pool one network may hold
+        self.max_sessions = config.sessions_per_site
+        self.network_sessions = config.sessions_per_network
+        self.network_pages = config.pages_per_day
         self.sites: dict[str, _Site] = {}
         self.writes: list[tuple[str, Any]] = []
         self.seen: dict[str, float] = {}  # visit id -> last seen, written in the next flush
@@ -207,29 +256,69 @@ class Dni:
     ) -> Answer:
         """The number a visitor's page shows: its session's rule number or pool number."""
         site = self.sites[config.key]
-        session = site.session(visitor, now)
+        session = site.session(visitor, now, self.max_sessions)
         if session is None:
-            if not may_start():
-                raise Refusal(429, "too many new visits from this address")
-            touch = classify(page, referrer)
-            rule = next((r for r in config.rules if r.matches(touch)), None)
-            session = _Session(
-                secrets.token_hex(16), now, touch, rule, written=now, client=client_key(address)
-            )
-            site.sessions[visitor] = session
-            self.writes.append(("visit", self._visit_row(config, visitor, session, address)))
+            session = self._start(site, visitor, page, referrer, address, now, may_start)
             beat = False  # a new session's first answer is a page view
+        elif session.restored:  # where it is from, now
+            self._place(site, session, address, now)
         session.last_seen = now
-        session.client = session.client or client_key(address)  # one restored after a restart
         site.sessions.move_to_end(visitor)
         if now - session.written >= SEEN_EVERY:  # a hold lasts minutes: no need for each beat
             session.written = now
             self.seen[session.id] = now
-        if not beat and session.pages < MAX_PAGES:
-            session.pages += 1
-            row = {"visit_id": session.id, "at": _utc(now), "url": stored_page(page)}
-            self.writes.append(("page", row))
+        if not beat:
+            self._page(site, session, page, now)
         return Answer(self._number(site, session, now, beat), config.replace, config.forms, True)
+
+    def _start(
+        self,
+        site: _Site,
+        visitor: str,
+        page: str,
+        referrer: str | None,
+        address: str | None,
+        now: float,
+        may_start: Callable[[], bool],
+    ) -> _Session:
+        """A new session, refused when its network has too many going on or its address
+        started too many lately."""
+        network = network_key(address)
+        if site.networks[network] >= self.network_sessions:
+            raise Refusal(429, "too many visits going on from this network")
+        if not may_start():
+            raise Refusal(429, "too many new visits from this address")
+        touch = classify(page, referrer)
+        rule = next((r for r in site.config.rules if r.matches(touch)), None)
+        session = _Session(secrets.token_hex(16), now, rule, now, client_key(address), network)
+        site.start(visitor, session)
+        self.writes.append(
+            ("visit", self._visit_row(site.config, visitor, session, touch, address))
+        )
+        return session
+
+    def _place(self, site: _Site, session: _Session, address: str | None, now: float) -> None:
+        """Where a session restored after a restart is from (what it was restored without);
+        a pool number it holds counts toward its network's share from now on."""
+        session.client, session.network = client_key(address), network_key(address)
+        session.restored = False
+        site.networks[session.network] += 1
+        if site.pool.number_of(session.id, now) is not None:
+            session.pooled = True
+            site.pooled[session.network] += 1
+
+    def _page(self, site: _Site, session: _Session, page: str, now: float) -> None:
+        """Keep a page view for the visit's timeline: short, not a reload of the last one,
+        at most MAX_PAGES a visit and `pages_per_day` a network."""
+        if session.pages >= MAX_PAGES:
+            return
+        url = stored_page(page, MAX_PAGE)
+        if hash(url) == session.page and session.pages:
+            return
+        if not site.page_allowed(session.network, now, self.network_pages):
+            return
+        session.page, session.pages = hash(url), session.pages + 1
+        self.writes.append(("page", {"visit_id": session.id, "at": _utc(now), "url": url}))
 
     def lead(
         self,
@@ -243,42 +332,37 @@ class Dni:
     ) -> None:
         """A form submitted on the site, with the attribution of the visitor's session: only
         from a session going on, from the address it started from, a few per session."""
-        session = self.sites[config.key].session(visitor, now)
+        session = self.sites[config.key].session(visitor, now, self.max_sessions)
         if session is None or session.client != client_key(address):
             raise Refusal(403, "no visit going on for this visitor")
         if session.leads >= MAX_LEADS:
             raise Refusal(429, "too many leads from this visit")
         session.leads += 1
-        touch = session.touch
-        self.writes.append(
-            (
-                "lead",
-                {
-                    "account_id": config.account_id,
-                    "site_id": config.id,
-                    "visit_id": session.id,
-                    "created_at": _utc(now),
-                    "form": form,
-                    "fields": fields,
-                    "page": stored_page(page),
-                    "source_name": touch.source,
-                    "medium": touch.medium,
-                    "campaign_name": touch.campaign,
-                },
-            )
-        )
+        lead = {  # with the visit's source, medium and campaign when it is written
+            "account_id": config.account_id,
+            "site_id": config.id,
+            "visit_id": session.id,
+            "created_at": _utc(now),
+            "form": form,
+            "fields": fields,
+            "page": stored_page(page),
+        }
+        self.writes.append(("lead", lead))
 
     def _number(self, site: _Site, session: _Session, now: float, beat: bool) -> str | None:
         if session.rule is not None:
             return session.rule.number
+        if now - session.asked < BEAT_EVERY:  # sooner than a heartbeat: it changes nothing
+            return site.pool.number_of(session.id, now)
+        session.asked = now
         if beat:  # a heartbeat keeps a number; it never takes one back from another visit
-            return site.pool.heartbeat(session.id, now)
+            return site.pool.heartbeat(session.id, session.network, now)
         if not session.pooled:
-            if site.pooled[session.client] >= site.share(self.pool_share):
-                return None  # this address holds its share of the pool: the site's own number
+            if site.pooled[session.network] >= site.share(self.pool_share):
+                return None  # this network holds its share of the pool: the site's own number
             session.pooled = True
-            site.pooled[session.client] += 1
-        allocation = site.pool.request(session.id, now)
+            site.pooled[session.network] += 1
+        allocation = site.pool.request(session.id, session.network, now)
         if allocation is None:
             return None
         number_id = site.config.number_ids[allocation.number]
@@ -295,9 +379,8 @@ class Dni:
         return allocation.number
 
     def _visit_row(
-        self, config: SiteConfig, visitor: str, session: _Session, address: str | None
+        self, config: SiteConfig, visitor: str, session: _Session, touch: Touch, address: str | None
     ) -> dict[str, Any]:
-        touch = session.touch
         return {
             "id": session.id,
             "site_id": config.id,
@@ -363,7 +446,7 @@ class Dni:
         lost: list[tuple[int, str, str]] = []  # visits the database refused: sessions to forget
         for write in writes:
             kind, row = write
-            if kind in ("page", "hold") and any(row["visit_id"] == v for _, _, v in lost):
+            if kind in ("page", "hold", "lead") and any(row["visit_id"] == v for _, _, v in lost):
                 dropped += 1
                 continue
             try:
@@ -402,7 +485,11 @@ class Dni:
                         .values(released_at=at)
                     )
                 elif kind == "lead":  # with the job that converts it, atomically
+                    visit = session.get(Visit, row["visit_id"])
                     lead = Lead(**row)
+                    if visit is not None:
+                        lead.source_name, lead.medium = visit.source_name, visit.medium
+                        lead.campaign_name = visit.campaign_name
                     session.add(lead)
                     session.flush()
                     jobs.enqueue(session, LEAD_JOB, str(lead.id))
@@ -434,7 +521,7 @@ class Dni:
 
     def read_holds(self, configs: list[SiteConfig]) -> dict[int, list[tuple[Any, ...]]]:
         """For sites not in memory yet (at start, or just added): their live sessions, oldest
-        first, with the pool number each holds."""
+        first, with the pool number each holds; the newest `sessions_per_site` of them."""
         wanted = [c for c in configs if c.key not in self.sites]
         found: dict[int, list[tuple[Any, ...]]] = {}
         with self.db() as session:
@@ -448,9 +535,10 @@ class Dni:
                     )
                     .outerjoin(TrackingNumber, TrackingNumber.id == NumberHold.number_id)
                     .where(Visit.site_id == config.id, Visit.last_seen_at > since)
-                    .order_by(Visit.last_seen_at, NumberHold.held_from)
+                    .order_by(Visit.last_seen_at.desc(), NumberHold.held_from.desc())
+                    .limit(self.max_sessions)
                 )
-                found[config.id] = [(visit, e164) for visit, e164 in rows]
+                found[config.id] = [(visit, e164) for visit, e164 in rows][::-1]
         return found
 
     def apply(self, configs: list[SiteConfig], holds: dict[int, list[tuple[Any, ...]]]) -> None:
@@ -497,6 +585,8 @@ def _config(session: Session, site: DniSite) -> SiteConfig:
 
 
 def _restored(config: SiteConfig, rows: list[tuple[Any, ...]]) -> _Site:
+    """A site's sessions and holds as the database has them; where each session is from is
+    learnt at its next request."""
     site = _Site(config, Pool(config.pool, config.hold))
     for visit, e164 in rows:
         touch = Touch(
@@ -511,15 +601,15 @@ def _restored(config: SiteConfig, rows: list[tuple[Any, ...]]) -> _Site:
         )
         last_seen = _epoch(visit.last_seen_at)
         rule = next((r for r in config.rules if r.matches(touch)), None)
-        site.sessions[visit.visitor] = _Session(visit.id, last_seen, touch, rule, written=last_seen)
-        if e164 is not None:
-            site.pool.resume(visit.id, e164, last_seen)
+        site.sessions[visit.visitor] = _Session(visit.id, last_seen, rule, last_seen, restored=True)
+        if e164 is not None:  # a network of its own until its next request says which
+            site.pool.resume(visit.id, e164, last_seen, f"restored {visit.id}")
     return site
 
 
 def _repooled(old: _Site, config: SiteConfig) -> _Site:
-    site = _Site(config, Pool(config.pool, config.hold), old.sessions, old.pooled)
+    site = replace(old, config=config, pool=Pool(config.pool, config.hold))
     site.pool.exhausted = old.pool.exhausted
     for session_id, held in old.pool.holds.items():  # oldest first
-        site.pool.resume(session_id, held.number, held.last_seen)
+        site.pool.resume(session_id, held.number, held.last_seen, held.network)
     return site

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 MAX_URL = 2000
+MAX_PAGE = 512  # characters kept of a page of a visit's timeline
 # an ad click id as the platforms make them; anything else is not kept (it would reach their
 # APIs and import files, and a leading = + - @ makes a spreadsheet formula)
 CLICK_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,255}")
@@ -117,14 +118,21 @@ def classify(landing: str, referrer: str | None) -> Touch:
 MARKETING = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", *CLICK_IDS)
 
 
-def stored_page(address: str) -> str:
+def stored_page(address: str, limit: int = MAX_URL) -> str:
     """A page's address as it is kept: no fragment and, of its query, only the campaign and
-    click parameters (a query can carry reset tokens, e-mail addresses, searches)."""
-    if "?" not in address and "#" not in address:
+    click parameters (a query can carry reset tokens, e-mail addresses, searches); at most
+    `limit` characters, as the database counts them, after the query is encoded again (which
+    can make it longer than it came)."""
+    if "?" in address or "#" in address:
+        parts = urlsplit(address)
+        kept = [(k, v) for k, v in parse_qsl(parts.query) if k in MARKETING]
+        address = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+    if len(address) <= limit:
         return address
-    parts = urlsplit(address)
-    kept = [(k, v) for k, v in parse_qsl(parts.query) if k in MARKETING]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+    return HALF_ESCAPE.sub("", address[:limit])
+
+
+HALF_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")  # a percent escape the cut split
 
 
 def stored_referrer(address: str | None) -> str | None:

@@ -50,12 +50,17 @@ DYNAMIC_SCRIPT = "dynamic"  # the FastAGI script routes marked dynamic ask (call
 class Settings:
     inbound_context: str
     agi_url: str  # e.g. agi://127.0.0.1:573, for routes marked dynamic
+    # seconds a dynamic route waits for the controller before it takes its compiled decision
+    # (the controller's own budget, agi.request_timeout, plus a margin: it answers first)
+    agi_deadline: float = 2.0
 
     def __post_init__(self) -> None:
         if not CONTEXT_NAME.fullmatch(self.inbound_context):
             raise ValueError(f"{self.inbound_context!r} is not a dialplan context name")
         if not AGI_URL.fullmatch(self.agi_url):
             raise ValueError(f"{self.agi_url!r} is not agi://ADDRESS:PORT")
+        if not 0 < self.agi_deadline <= 60:
+            raise ValueError(f"{self.agi_deadline!r} is not a deadline of 0 to 60 seconds")
 
 
 @dataclass(frozen=True)
@@ -158,16 +163,24 @@ def _entry(plan: RoutePlan, chain: HoursChain, settings: Settings, dynamic: bool
     if len(chain.steps) == 1:
         steps.append(f"Set({var.AFTER_HOURS}=yes)")
     steps.append(f"Goto({var.CONNECT_CTX}{chain.final.id},s,1)")
-    return _context(f"{var.ENTRY}{plan.id}", steps, comment=plan.name)
+    # the deadline passed while the controller was silent: Asterisk ends the AGI and comes
+    # here (extension T), to the compiled decision
+    late = ["exten => T,1,Goto(s,compiled)"] if dynamic else []
+    return _context(f"{var.ENTRY}{plan.id}", steps, comment=plan.name, after=late)
 
 
 def _dynamic_step(plan: RoutePlan, settings: Settings) -> list[str]:
     """Ask the controller; take its answer only when complete (ready flag, set last) and
-    naming a compiled route; otherwise go on with the compiled decision."""
+    naming a compiled route; otherwise go on with the compiled decision. Asterisk itself
+    bounds the wait (an absolute timeout that ends the AGI, extension T): it would wait
+    for ever on a connection the kernel accepted for a controller that is stopped, stuck
+    or out of descriptors."""
     chosen = f"${{{var.CONNECT}}}"
     target = f"{var.CONNECT_CTX}{chosen},s,1"
     return [
+        f"MSet(AGIEXITONHANGUP=yes,TIMEOUT(absolute)={settings.agi_deadline:g})",
         f"AGI({settings.agi_url}/{DYNAMIC_SCRIPT},{plan.id},${{CHANNEL(linkedid)}})",
+        "Set(TIMEOUT(absolute)=0)",
         f'GotoIf($["${{{var.READY}}}" != "1"]?compiled)',
         f"Set({var.CONNECT}=${{FILTER(0-9,{chosen})}})",
         f"Set({var.AFTER_HOURS}=${{FILTER(a-z,${{{var.AFTER_HOURS}}})}})",
@@ -215,8 +228,9 @@ def _connect(plan: Connect, name: str) -> str:
     return _context(f"{var.CONNECT_CTX}{plan.route_id}", steps, comment=name)
 
 
-def _context(name: str, steps: list[str], comment: str = "") -> str:
-    """A context with extension s; a step written '(label)App()' carries a priority label."""
+def _context(name: str, steps: list[str], comment: str = "", after: list[str] | None = None) -> str:
+    """A context with extension s (and the lines `after`, other extensions); a step written
+    '(label)App()' carries a priority label."""
     note = f"  ; {_comment(comment)}" if comment else ""
     lines = [f"[{name}]{note}"]
     for index, step in enumerate(steps):
@@ -226,7 +240,7 @@ def _context(name: str, steps: list[str], comment: str = "") -> str:
         priority = "1" if index == 0 else "n"
         prefix = "exten => s," if index == 0 else " same => "
         lines.append(f"{prefix}{priority}{label},{step}")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *(after or [])]) + "\n"
 
 
 def _comment(text: str) -> str:

@@ -99,8 +99,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="analyst")
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # wrong answers (passwords, codes) from all networks since a quiet quarter hour (lockout.py)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     email: Mapped[str | None] = mapped_column(String(254))  # invitations, resets, alerts
     # the TOTP secret of the second sign-in step, sealed; the last time step used (no replay)
     totp_sealed: Mapped[str | None] = mapped_column(String(512))
@@ -482,6 +483,21 @@ class WebSession(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     user: Mapped[User] = relationship()
+
+
+class SigninFailure(Base):
+    """Wrong answers in a row (passwords, codes) from one client network for one user, and the
+    lock they earned: a network that keeps guessing is locked out of that user, no one else
+    is (lockout.py)."""
+
+    __tablename__ = "signin_failures"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    network: Mapped[str] = mapped_column(String(64), primary_key=True)  # ratelimit.client_key
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DniSite(Base):

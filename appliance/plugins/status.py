@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from appliance import statusfile
 from appliance.config import Config
 from appliance.plugins.manager import PluginManager
 
@@ -29,21 +28,12 @@ def write(config: Config, plugins: PluginManager) -> None:
 
 
 def _write(target: Path, plugins: PluginManager) -> None:
-    text = json.dumps({"plugins": plugins.listing()}, sort_keys=True)
-    temporary = target.with_name(f".{FILE}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temporary, target)
+    statusfile.write(target, {"plugins": plugins.listing()})
 
 
 def read(config: Config) -> list[dict[str, Any]] | None:
     """The controller's last listing; None when there is none or it cannot be read."""
-    try:
-        data = json.loads(path(config).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    found = data.get("plugins") if isinstance(data, dict) else None
+    found = (statusfile.read(path(config)) or {}).get("plugins")
     return found if isinstance(found, list) else None
 
 

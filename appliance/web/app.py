@@ -19,6 +19,7 @@ from appliance.access import Permission, Principal
 from appliance.asterisk.registrations import Registrations
 from appliance.config import DestinationsConfig, SmtpConfig
 from appliance.db.models import Job
+from appliance.forwarded import Proxies
 from appliance.mail import Mailer
 from appliance.metrics import Metrics
 from appliance.recordings.live import LiveRecordings
@@ -43,8 +44,10 @@ from appliance.web import (
     websites,
 )
 from appliance.web import plugins as plugins_page
-from appliance.web.hardening import REFUSALS, RefusalLog, errors, secure_headers
+from appliance.web.client import real_client
+from appliance.web.hardening import errors, secure_headers
 from appliance.web.keys import PRINCIPAL
+from appliance.web.refusals import REFUSALS, RefusalLog, counts_written
 from appliance.web.render import render
 
 CHECKS: web.AppKey[dict[str, Callable[[], object]]] = web.AppKey("checks", dict)
@@ -131,11 +134,17 @@ def init_app(
     metrics: Metrics | None = None,
     plugins: Callable[[], list[dict[str, Any]]] | None = None,
     attached: bool = False,
+    trusted_proxies: Proxies = (),
 ) -> web.Application:
     """`checks` say whether each feature works; `counters` (what happened since start) let
     operators and tests follow the controller without reading its log; `metrics` are served
-    at /metrics (without the controller's, only what the database says)."""
-    app = web.Application(middlewares=[errors, auth.authenticate], client_max_size=256 * 1024)
+    at /metrics (without the controller's, only what the database says); `trusted_proxies`
+    are the reverse proxies whose X-Forwarded-For names the client."""
+    app = web.Application(
+        middlewares=[real_client(trusted_proxies), errors, auth.authenticate],
+        client_max_size=256 * 1024,
+    )
+    metrics = metrics or Metrics(sessions)
     app[CHECKS] = checks
     app[COUNTERS] = counters
     app[configure.ATTACHED] = attached
@@ -146,7 +155,8 @@ def init_app(
     app[auth.BASE_URL] = base_url.rstrip("/")
     app[auth.MAILING] = set()
     app[auth.REGISTRATIONS] = registrations or Registrations()
-    app[REFUSALS] = RefusalLog(sessions)
+    app[REFUSALS] = RefusalLog(sessions, counted=metrics.requests_refused.inc)
+    app.cleanup_ctx.append(counts_written)
     app[playback.VAULT] = vault
     app[websites.TRACKING_URL] = tracking_url.rstrip("/")
     if transcription_off is not None:
@@ -171,7 +181,7 @@ def init_app(
     websites.add_routes(app)
     conversions.add_routes(app, destinations or DestinationsConfig())
     api.add_routes(app, live)
-    monitoring.add_routes(app, metrics or Metrics(sessions))
+    monitoring.add_routes(app, metrics)
     transcripts.add_routes(app)
     restricted.add_routes(app)
     people.add_routes(app)

@@ -1,6 +1,6 @@
 """Who is asking: an API token under /api, a browser session cookie elsewhere, either of them on
 /metrics. Forms that change anything carry the session's CSRF token; sign-in attempts are
-throttled per client."""
+throttled per client network."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from appliance import accounts
 from appliance.access import Principal
 from appliance.asterisk.registrations import Registrations
 from appliance.mail import Mailer
-from appliance.ratelimit import Buckets
+from appliance.ratelimit import Buckets, client_key
 from appliance.secrets import SecretBox
 from appliance.web.hardening import Handler, Refused
 from appliance.web.keys import BRAND, PRINCIPAL, SESSION
@@ -126,15 +126,16 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
 
 
 class Throttle:
-    """At most `burst` sign-in attempts a client at once, one more every `refill` seconds; and
-    no more than `concurrent` password checks at a time, so a flood cannot take the CPUs."""
+    """At most `burst` sign-in attempts a client network (an IPv4 address, an IPv6 /64: one
+    host may use a whole /64) at once, one more every `refill` seconds; and no more than
+    `concurrent` password or code checks at a time, so a flood cannot take the CPUs."""
 
     def __init__(self, burst: int = 10, refill: float = 20.0, concurrent: int = 1) -> None:
         self.buckets = Buckets(burst, refill)
         self.checks = asyncio.Semaphore(concurrent)
 
-    def allow(self, client: str) -> bool:
-        return self.buckets.allow(client)
+    def allow(self, client: str | None) -> bool:
+        return self.buckets.allow(client_key(client))
 
 
 THROTTLE: web.AppKey[Throttle] = web.AppKey("throttle", Throttle)

@@ -1,22 +1,18 @@
 """What every response carries, errors included: security headers, no software version, and
 errors as one clear message (JSON under /api, a page elsewhere) with nothing internal in them.
-Refused requests are written to the audit log."""
+Refused requests are written to the audit log (refusals.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web, web_response
-from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import audit
-from appliance.access import Denied, Principal
+from appliance.access import Denied
 from appliance.web import monitoring
-from appliance.web.keys import PRINCIPAL
-from appliance.web.offload import offload
+from appliance.web.refusals import REFUSALS
 from appliance.web.render import render
 
 log = logging.getLogger(__name__)
@@ -85,54 +81,6 @@ def secure_headers(
             headers["Strict-Transport-Security"] = HSTS
 
     return on_prepare
-
-
-class RefusalLog:
-    """Writes refused requests to the audit log, at most `per_minute` a client; beyond that it
-    counts them and says how many were left out in the next entry it writes."""
-
-    def __init__(self, sessions: sessionmaker[Session] | None, per_minute: int = 30) -> None:
-        self.sessions = sessions
-        self.per_minute = per_minute
-        self._window: dict[str, tuple[int, int, int]] = {}  # client: (minute, written, skipped)
-
-    async def note(self, request: web.Request, status: int, message: str) -> None:
-        if self.sessions is None or request.path.startswith("/static/"):
-            return
-        client = request.remote or "?"
-        minute = int(time.monotonic() // 60)
-        seen_minute, written, skipped = self._window.get(client, (minute, 0, 0))
-        if seen_minute != minute:
-            written = 0
-        if written >= self.per_minute:
-            self._window[client] = (minute, written, skipped + 1)
-            return
-        self._window[client] = (minute, written + 1, 0)
-        if len(self._window) > 10_000:
-            self._window.clear()
-        principal: Principal | None = request.get(PRINCIPAL)
-        detail = f"{status} {request.method} {request.path[:200]}: {message}"
-        if skipped:
-            detail += f" (and {skipped} more refused before, not written)"
-        try:
-            await offload(request, self._write, principal, client, detail)
-        except Exception:
-            log.exception("audit log unavailable for a refused request")
-
-    def _write(self, principal: Principal | None, client: str, detail: str) -> None:
-        assert self.sessions is not None
-        with self.sessions.begin() as session:
-            audit.record(
-                session,
-                principal.actor if principal else "anonymous",
-                "request.refused",
-                client=client,
-                detail=detail,
-                account_id=principal.account_id if principal else None,
-            )
-
-
-REFUSALS: web.AppKey[RefusalLog] = web.AppKey("refusals", RefusalLog)
 
 
 @web.middleware

@@ -62,7 +62,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             status=401,
             next=target,
             username=username[:200],
-            error="Wrong user name or password, or the user is locked for a while.",
+            error="Wrong user name or password, or too many wrong ones from here for now.",
         )
     if signed.needs_code:
         after = "/password" if signed.must_change_password else target
@@ -84,15 +84,16 @@ async def code(request: web.Request) -> web.StreamResponse:
     throttle = request.app[THROTTLE]
     if not throttle.allow(client):
         raise Refused(429, "too many attempts; wait a minute and try again", {"Retry-After": "60"})
-    token = await offload(
-        request,
-        accounts.check_code,
-        request.app[SESSIONS],
-        request.app[BOX],
-        request[SESSION],
-        str(form.get("code", ""))[:20],
-        client,
-    )
+    async with throttle.checks:
+        token = await offload(
+            request,
+            accounts.check_code,
+            request.app[SESSIONS],
+            request.app[BOX],
+            request[SESSION],
+            str(form.get("code", ""))[:20],
+            client,
+        )
     if token is None:
         return render(
             request,

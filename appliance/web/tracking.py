@@ -13,6 +13,7 @@ and a site that requires consent gets no tracking without it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -22,10 +23,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from appliance.attribution.dni import Answer, Dni, Refusal, SiteConfig
+from appliance.attribution.dni import HEARTBEAT, Answer, Dni, Refusal, SiteConfig
 from appliance.attribution.leads import clean_fields
 from appliance.attribution.touch import BadInput, web_address
 from appliance.config import TrackingConfig
+from appliance.forwarded import client_address, parse_proxies
 from appliance.ratelimit import Buckets, client_key
 from appliance.resources import shipped_dir
 
@@ -36,7 +38,6 @@ SNIPPET: web.AppKey[bytes] = web.AppKey("snippet", bytes)
 MAX_BODY = 16 * 1024
 KEY = re.compile(r"[A-Za-z0-9_-]{10,40}")
 VISITOR = re.compile(r"[0-9a-f]{32}")
-HEARTBEAT = 60  # seconds between a page's heartbeats
 
 
 class Limits:
@@ -47,18 +48,14 @@ class Limits:
         hourly = config.new_visits_per_hour
         self.visits = Buckets(max(1, min(10, hourly // 6)), 3600 / hourly)
         self.leads = Buckets(5, 60.0)
-        self.proxies = frozenset(config.trusted_proxies.split())
+        self.proxies = parse_proxies(config.trusted_proxies)
+        self.timeout = config.timeout  # seconds a request body may take to arrive
 
     def client(self, request: web.Request) -> str:
         """The visitor's address: the peer's, or behind a trusted proxy the last address
         X-Forwarded-For names that is not one of the proxies."""
-        address = request.remote or ""
-        if address in self.proxies:
-            for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
-                hop = hop.strip()
-                if hop and hop not in self.proxies:
-                    return hop[:64]
-        return address
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return client_address(request.remote, forwarded, self.proxies)
 
 
 def _headers(response: web.StreamResponse) -> None:
@@ -105,7 +102,11 @@ async def guard(
 async def _body(request: web.Request) -> dict[str, object]:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[LIMITS].timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise Refusal(408, "the request body took too long") from None
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -189,6 +189,7 @@ def whole_life(stack: Stack, phone, model_dir: Path, *setup: tuple[str, ...]) ->
             check=True,
         )  # fmt: skip
     key = stack.query("SELECT key FROM dni_sites")[0]["key"]
+    stack.start_tracking()
     wait_for(lambda: stack.counter("dni_sites") == 1, what="the site loaded")
     assert visit(stack, origin, key)  # a website visit: a number or none, never a failure
 

@@ -311,12 +311,54 @@ def test_schema_0017_renames_call_finished_to_call_ended_and_back(engine):
         )
 
 
-def test_schema_0018_keeps_a_short_reason_of_each_failed_delivery(engine):
-    """Errors stored before 0018 quoted what answered (a banner) and the whole address: each
+def test_schema_0018_moves_sign_in_locks_to_networks_and_back_keeping_the_users(engine):
+    """Users and their sessions outlive the column that goes (a table copy would have dropped
+    `users` and, with it, every row that cascades from it)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from appliance.db.migrate import alembic_config
+
+    upgrade(engine, "0017")
+    with session_factory(engine).begin() as session:
+        agency = admin.default_account(session).id
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (account_id, username, password_hash, role,"
+                " must_change_password, created_at, locked_until)"
+                " VALUES (:agency, 'keep-me', 'x', 'admin', :no, :now, :now)"
+            ),
+            {"agency": agency, "no": False, "now": "2026-12-01 00:00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO web_sessions (token_hash, user_id, created_at, last_seen_at)"
+                " SELECT 'h', id, :now, :now FROM users WHERE username = 'keep-me'"
+            ),
+            {"now": "2026-12-01 00:00:00"},
+        )
+    upgrade(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("users")}
+    assert "failed_at" in columns and "locked_until" not in columns
+    assert "signin_failures" in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM web_sessions")) == 1
+    command.downgrade(alembic_config(engine), "0017")
+    columns = {c["name"] for c in inspect(engine).get_columns("users")}
+    assert "locked_until" in columns and "failed_at" not in columns
+    assert "signin_failures" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM web_sessions")) == 1
+        assert connection.scalar(text("SELECT username FROM users")) == "keep-me"
+
+
+def test_schema_0019_keeps_a_short_reason_of_each_failed_delivery(engine):
+    """Errors stored before 0019 quoted what answered (a banner) and the whole address: each
     becomes the fixed reason the outbox keeps now; fixed phrases stay as they were."""
     from sqlalchemy import text
 
-    upgrade(engine, "0017")
+    upgrade(engine, "0018")
     with session_factory(engine).begin() as session:
         agency = admin.default_account(session).id
     stored = {

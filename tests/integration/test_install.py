@@ -177,23 +177,33 @@ def test_install_runs_the_appliance_as_system_services(server, installed, ports)
     assert server.run("systemctl", "is-system-running").stdout.strip() == "running", server.run(
         "systemctl", "--failed"
     ).stdout
-    for unit in ("asterisk", "appliance", "appliance-transcriber"):
+    units = ("asterisk", "appliance", "appliance-tracking", "appliance-transcriber")
+    for unit in units:
         assert server.run("systemctl", "is-active", unit).stdout.strip() == "active", unit
     users = {
         unit: server.run("systemctl", "show", "-p", "User", "--value", unit).stdout.strip()
-        for unit in ("asterisk", "appliance", "appliance-transcriber")
+        for unit in units
     }
     assert users == {
         "asterisk": "asterisk",
         "appliance": "appliance",
+        "appliance-tracking": "appliance",
         "appliance-transcriber": "appliance",
     }
     # Asterisk's group (its config, calls in progress): the controller's alone, never the
-    # transcription workers', though both run as the appliance user.
+    # tracking listener's or the transcription workers', though all run as the appliance user.
     asterisk_gid = server.run("getent", "group", "asterisk").stdout.split(":")[2]
-    groups = {unit: process_groups(server, unit) for unit in ("appliance", "appliance-transcriber")}
+    groups = {unit: process_groups(server, unit) for unit in units[1:]}
     assert asterisk_gid in groups["appliance"]
+    assert asterisk_gid not in groups["appliance-tracking"]
     assert asterisk_gid not in groups["appliance-transcriber"]
+    # what the public listener sees of the secrets and recordings, though it runs as their
+    # owner: nothing (the files are there for the controller)
+    pid = server.run("systemctl", "show", "-p", "MainPID", "--value", "appliance-tracking")
+    for folder in ("/var/lib/appliance/secrets", "/var/lib/appliance/recordings"):
+        assert server.run("ls", "-A", folder).stdout.strip() or folder.endswith("recordings")
+        seen = server.run("nsenter", "-t", pid.stdout.strip(), "-m", "ls", "-A", folder)
+        assert not seen.stdout.strip(), (folder, seen.stdout)
     mount = server.run("findmnt", "-n", "-o", "FSTYPE,OPTIONS", SPOOL).stdout
     assert mount.startswith("tmpfs") and "mode=770" in mount
     rotation = server.run("logrotate", "--debug", "/etc/logrotate.d/appliance")
@@ -201,6 +211,7 @@ def test_install_runs_the_appliance_as_system_services(server, installed, ports)
     doctor = server.run("appliance", "doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "[  ok] services: asterisk active, appliance active" in doctor.stdout
+    assert "[  ok] tracking listener: " in doctor.stdout
     assert "[  ok] modes: /etc/appliance root's and private" in doctor.stdout
     # only root may take the FastAGI port while the controller is down (a container takes its
     # host's value: the file is there for a server of its own)
@@ -233,7 +244,12 @@ def process_groups(server: Server, unit: str) -> list[str]:
 
 
 def test_hardened_units_measured_inside_the_server(server, installed):
-    limits = {"appliance": 2.5, "appliance-transcriber": 2.5, "asterisk": 5.0}
+    limits = {
+        "appliance": 2.5,
+        "appliance-tracking": 2.5,
+        "appliance-transcriber": 2.5,
+        "asterisk": 5.0,
+    }
     for unit, limit in limits.items():
         report = server.run("systemd-analyze", "security", unit).stdout
         found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", report)

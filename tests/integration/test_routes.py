@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import signal
 import socket
 import subprocess
 import threading
@@ -205,6 +206,24 @@ def test_a_dynamic_route_connects_without_the_controller(shapes: Stack, phone):
     carrier = phone()
     assert sipp_call(shapes, "12025550105", CALLER, "Jane", talk_ms=300).returncode == 0
     assert invited(carrier.trace) == [CARRIER_TARGET]
+
+
+def test_a_dynamic_route_connects_while_the_controller_is_stuck(shapes: Stack, phone):
+    """A controller that cannot answer (stopped here; stuck or out of descriptors in real
+    life) still holds the FastAGI port, so the kernel accepts Asterisk's connection and
+    nobody serves it: Asterisk's own deadline ends the wait and the call takes its compiled
+    route, where it would wait in dead air until the caller gave up."""
+    controller = shapes.processes[-1]
+    carrier = phone()
+    controller.send_signal(signal.SIGSTOP)
+    try:
+        result = sipp_call(shapes, "12025550105", CALLER, "Jane", talk_ms=300)
+    finally:
+        controller.send_signal(signal.SIGCONT)
+    assert result.returncode == 0, result.output
+    assert invited(carrier.trace) == [CARRIER_TARGET]
+    (call,) = shapes.finished()
+    assert call["route_name"] == "Hook"
 
 
 # Business hours, at the boundaries --------------------------------------------------------

@@ -2,7 +2,11 @@
 the site's origins only, refusals of everything else (other origins, forged pages, bad JSON,
 invalid UTF-8, oversize bodies, floods, hostile strings), Do Not Track, Global Privacy Control
 and consent, form leads without secrets, holds that survive a restart, and calls attributed
-through the call store."""
+through the call store. Pools that a few networks cannot take from real visitors, and what
+page views and sessions may pile up, bounded per network.
+
+The listener reads the time through its module's `time`; the `clock` fixture stands in for it
+so that a test can let a heartbeat interval or a day pass without waiting for it."""
 
 from __future__ import annotations
 
@@ -18,11 +22,12 @@ from sqlalchemy import select
 
 from appliance.admin import AdminError, NumberRequest, add_number
 from appliance.attribution import sites
-from appliance.attribution.dni import Dni
+from appliance.attribution.dni import HEARTBEAT, Dni
 from appliance.calls.model import CallStarted
 from appliance.calls.store import CallStore
 from appliance.config import TrackingConfig
-from appliance.db.models import Call, Lead, NumberHold, Visit, VisitPage
+from appliance.db.models import Call, Lead, NumberHold, TrackingNumber, Visit, VisitPage
+from appliance.web import tracking
 from appliance.web.tracking import MAX_BODY, tracking_app
 from tests.hostile import INVALID_UTF8, STRINGS
 from tests.web_world import build_world
@@ -56,9 +61,29 @@ class Site:
             return list(session.scalars(select(model)))
 
 
-def make_site(world, consent: bool = False) -> str:
+class Clock:
+    """The listener's time: now, until a test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(tracking, "time", clock)
+    return clock
+
+
+def make_site(world, consent: bool = False, pool: tuple[str, ...] = POOL) -> str:
     with world.sessions.begin() as session:
-        for number in POOL:
+        for number in pool:
             add_number(session, NumberRequest(number, source="Website"), world.accounts["a"])
         site = sites.add_site(
             session,
@@ -68,19 +93,20 @@ def make_site(world, consent: bool = False) -> str:
             world.accounts["a"],
             "test",
         )
-        sites.set_pool(session, site, list(POOL), "test")
+        sites.set_pool(session, site, list(pool), "test")
         return site.key
 
 
 def address_of(visitor: str) -> str:
-    return f"203.0.113.{int(visitor[:2], 16)}"
+    """Each visitor of these tests from a network of its own."""
+    return f"203.0.{int(visitor[:2], 16)}.113"
 
 
 async def start(world, config: TrackingConfig | None = None) -> tuple[Dni, TestClient]:
-    dni = Dni(world.sessions)
+    config = config or TrackingConfig(trusted_proxies="127.0.0.1")
+    dni = Dni(world.sessions, config)
     configs = dni.read_sites()
     dni.apply(configs, dni.read_holds(configs))
-    config = config or TrackingConfig(trusted_proxies="127.0.0.1")
     client = TestClient(TestServer(tracking_app(dni, config)))
     await client.start_server()
     return dni, client
@@ -106,7 +132,7 @@ async def test_a_visitor_gets_a_pool_number_for_the_site_origin_only(site):
     assert await site.number(V1, beat=True) == answer["number"]  # sticky, no page recorded
     await site.dni.flush()
     (visit,) = site.rows(Visit)
-    assert (visit.source_name, visit.medium, visit.ip) == ("google", "organic", "203.0.113.0")
+    assert (visit.source_name, visit.medium, visit.ip) == ("google", "organic", "203.0.17.0")
     assert len(site.rows(VisitPage)) == 1 and len(site.rows(NumberHold)) == 1
 
 
@@ -237,13 +263,19 @@ async def test_floods_are_limited_per_address_and_new_visits_more_so(tmp_path):
         await client.close()
 
 
-async def test_one_address_gets_its_share_of_the_pool_and_no_more(site):
-    one = {"headers": {"X-Forwarded-For": "2001:db8:1:2::5"}}
-    same_64 = {"headers": {"X-Forwarded-For": "2001:db8:1:2::ffff"}}
-    assert await site.number(V1, **one) in POOL
-    assert await site.number(V2, **same_64) in POOL  # its share: 2 of a pool of 2
-    assert await site.number(V3, **one) is None  # the site's own number, not another's
-    assert await site.number(V4) in POOL  # another address still gets one
+@pytest.mark.parametrize(
+    ("first", "second", "third"),
+    [
+        ("2001:db8:1:2::5", "2001:db8:1:2::ffff", "2001:db8:1:2::5"),  # one /64
+        ("2001:db8:1:2::5", "2001:db8:1:3::5", "2001:db8:1:ffff::1"),  # /64s of one /48
+        ("198.51.100.1", "198.51.100.2", "::ffff:198.51.100.3"),  # addresses of one /24
+    ],
+)
+async def test_one_network_gets_its_share_of_the_pool_and_no_more(site, first, second, third):
+    assert await site.number(V1, headers={"X-Forwarded-For": first}) in POOL
+    assert await site.number(V2, headers={"X-Forwarded-For": second}) in POOL  # 2 of 2
+    assert await site.number(V3, headers={"X-Forwarded-For": third}) is None  # the site's own
+    assert await site.number(V4) in POOL  # another network still gets one
 
 
 async def test_a_heartbeat_never_takes_a_number_back(site):
@@ -298,12 +330,12 @@ async def test_without_a_trusted_proxy_forwarded_addresses_are_ignored(tmp_path)
         await client.close()
 
 
-async def test_the_pool_recycles_the_visit_seen_longest_ago_and_says_so(site):
+async def test_the_pool_recycles_the_visit_seen_longest_ago_and_says_so(site, clock):
     first = await site.number(V1)
     second = await site.number(V2)
     assert {first, second} == set(POOL)
-    await site.number(V2, beat=True)
     assert await site.number(V3) == first  # V1 was seen longest ago
+    clock.advance(HEARTBEAT)
     assert await site.number(V1) == second  # and asking again, takes V2's
     assert site.dni.utilisation(1e12)[site.dni.sites[site.key].config.id][1:] == (2, 2)
     await site.dni.flush()
@@ -462,3 +494,175 @@ async def test_a_pool_changed_while_visitors_hold_numbers_keeps_their_holds(site
     assert await site.number(V3) == first  # the pool is full again: the oldest gives way
     assert others[0] not in site.dni.sites[site.key].pool.free
     assert sum(site.dni.sites[site.key].pooled.values()) == 3
+
+
+BIG_POOL = tuple(f"+1202555016{i}" for i in range(10))
+ATTACK = f"{ORIGIN}/?utm_source=attacker&utm_campaign=hijack&utm_term=stolen&gclid=ATTACKER1"
+
+
+def started_call(number: str, number_id: int, at: float, linkedid: str = "9001") -> CallStarted:
+    return CallStarted(
+        call_id=f"{linkedid:0>32}",
+        linkedid=linkedid,
+        dialled=number,
+        caller_number="+13125550111",
+        caller_name="",
+        started=at,
+        number_id=number_id,
+        route_id=None,
+        after_hours=False,
+    )
+
+
+def number_id_of(world, e164: str) -> int:
+    with world.sessions() as session:
+        return session.scalar(select(TrackingNumber.id).where(TrackingNumber.e164 == e164))
+
+
+async def test_six_networks_cannot_take_a_real_visitors_number(tmp_path, clock):
+    """Twelve sessions from six /24 networks hold a pool of ten and keep asking for numbers,
+    page views and heartbeats, faster than a page would: the real visitor who came after
+    them keeps the number it got, heartbeat after heartbeat, and a call to it carries none of
+    their campaign."""
+    world = build_world(tmp_path)
+    key = make_site(world, pool=BIG_POOL)
+    dni, client = await start(world)
+    try:
+        site = Site(world, dni, client, key)
+        attackers = [
+            (f"{n:02x}{i}".ljust(32, "a"), {"X-Forwarded-For": f"198.18.{n}.{i + 1}"})
+            for n in range(1, 7)
+            for i in range(2)
+        ]
+        for visitor, headers in attackers:
+            await site.number(visitor, url=ATTACK, headers=headers)
+        assert dni.sites[key].pool.in_use(clock.now) == len(BIG_POOL)  # they hold it all
+        victim = {"X-Forwarded-For": "192.0.2.77"}
+        mine = await site.number(V1, url=f"{ORIGIN}/?utm_source=radio", headers=victim)
+        assert mine in BIG_POOL
+        for _ in range(6):  # six heartbeat intervals of trying
+            clock.advance(HEARTBEAT)
+            for visitor, headers in attackers:
+                for beat in (False, False, True, False):  # sooner than a heartbeat, again
+                    await site.number(visitor, url=ATTACK, beat=beat, headers=headers)
+            assert await site.number(V1, beat=True, headers=victim) == mine
+        assert await site.number(V1, url=f"{ORIGIN}/more", headers=victim) == mine
+        await dni.flush()
+        number_id = number_id_of(world, mine)
+        with world.sessions() as session:
+            (victim_visit,) = session.scalars(select(Visit).where(Visit.visitor == V1))
+            latest = session.scalars(
+                select(NumberHold)
+                .where(NumberHold.number_id == number_id)
+                .order_by(NumberHold.held_from.desc(), NumberHold.id.desc())
+            ).first()
+        assert (latest.visit_id, latest.released_at) == (victim_visit.id, None)
+        CallStore(world.sessions, grace=300).write([started_call(mine, number_id, clock.now + 5)])
+        with world.sessions() as session:
+            call = session.scalars(select(Call).where(Call.linkedid == "9001")).one()
+        assert call.visit_id in (victim_visit.id, None)
+        assert call.attribution in ("held", "ambiguous")
+        assert (call.source_name, call.campaign_name) != ("attacker", "hijack")
+        if call.attribution == "ambiguous":  # the number came from an attacker's hold
+            assert (call.visit_id, call.source_name, call.campaign_name) == (None, "Website", None)
+    finally:
+        await client.close()
+
+
+async def test_a_call_to_a_recycled_number_keeps_none_of_the_visits_marketing(site, clock):
+    first = await site.number(V1, url=f"{ORIGIN}/?utm_source=radio&utm_campaign=spring")
+    await site.number(V2)
+    assert await site.number(V3, url=ATTACK) == first  # the pool ran out: V1's number
+    await site.dni.flush()
+    number_id = number_id_of(site.world, first or "")
+    store = CallStore(site.world.sessions, grace=300)
+    store.write([started_call(first or "", number_id, clock.now + 5)])
+    with site.world.sessions() as session:
+        call = session.scalars(select(Call).where(Call.linkedid == "9001")).one()
+    # ambiguous, as it was, and tied to neither visit: the number's own source and campaign
+    assert (call.attribution, call.visit_id) == ("ambiguous", None)
+    assert (call.source_name, call.medium, call.campaign_name) == ("Website", None, None)
+    store.write([started_call(first or "", number_id, clock.now + 5)])  # written again: same
+    with site.world.sessions() as session:
+        again = session.scalars(select(Call).where(Call.linkedid == "9001")).one()
+    assert (again.attribution, again.visit_id, again.source_name) == ("ambiguous", None, "Website")
+
+
+async def test_a_request_sooner_than_a_heartbeat_keeps_and_takes_nothing(site, clock):
+    first = await site.number(V1)
+    clock.advance(30)
+    second = await site.number(V2)
+    clock.advance(HEARTBEAT - 30)
+    assert await site.number(V1, beat=True) == first  # a heartbeat on time: V1 is kept
+    for beat in (True, False, True, False, False):  # V2, 30 s after its number: too soon
+        assert await site.number(V2, beat=beat) == second  # it is shown what it holds
+    assert await site.number(V3) == second  # so V2 was still seen longest ago
+    for beat in (False, True, False):
+        assert await site.number(V2, beat=beat) is None  # nor does it take one back yet
+    clock.advance(HEARTBEAT)
+    assert await site.number(V2) == first  # a heartbeat later, it may
+    await site.dni.flush()
+    assert len(site.rows(NumberHold)) == 4
+
+
+async def test_page_views_are_stored_short_once_and_a_bounded_number_a_day(tmp_path, clock):
+    world = build_world(tmp_path)
+    key = make_site(world)
+    config = TrackingConfig(trusted_proxies="127.0.0.1", pages_per_day=5)
+    dni, client = await start(world, config)
+    one = {"X-Forwarded-For": "198.51.100.1"}
+    same_24 = {"X-Forwarded-For": "198.51.100.2"}
+    try:
+        site = Site(world, dni, client, key)
+        long = f"{ORIGIN}/landing?utm_campaign={'ü' * 1900}"  # 11,000 when encoded again
+        for extra in ("", "&session=1", "&session=2#top", ""):  # reloads: kept once
+            await site.number(V1, url=long + extra, headers=one)
+        for i in range(5):  # the network's fifth page is its last of the day
+            await site.number(V2 if i % 2 else V1, url=f"{ORIGIN}/p{i}", headers=same_24)
+        assert await site.number(V3, url=f"{ORIGIN}/elsewhere") in POOL  # its own budget
+        await dni.flush()
+        pages = [p.url for p in site.rows(VisitPage)]
+        assert 500 < len(pages[0]) <= 512
+        assert pages[0].startswith(f"{ORIGIN}/landing?utm_campaign=%C3%BC%C3%BC")
+        assert pages[1:] == [f"{ORIGIN}/p{i}" for i in range(4)] + [f"{ORIGIN}/elsewhere"]
+        assert len(site.rows(Visit)) == 3  # visits still start, their numbers still shown
+        clock.advance(86400)  # a new day
+        await site.number(V1, url=f"{ORIGIN}/tomorrow", headers=one)
+        await dni.flush()
+        assert site.rows(VisitPage)[-1].url == f"{ORIGIN}/tomorrow"
+    finally:
+        await client.close()
+
+
+async def test_sessions_are_bounded_per_network_and_per_site(tmp_path, clock):
+    world = build_world(tmp_path)
+    key = make_site(world)
+    config = TrackingConfig(trusted_proxies="127.0.0.1", sessions_per_network=3)
+    dni, client = await start(world, config)
+    try:
+        site = Site(world, dni, client, key)
+        for i, visitor in enumerate((V1, V2, V3)):  # three /64s of one /48
+            await site.number(visitor, headers={"X-Forwarded-For": f"2001:db8:7:{i}::1"})
+        refused = await site.ask(V4, headers={"X-Forwarded-For": "2001:db8:7:ffff::1"})
+        assert refused.status == 429 and "network" in (await refused.json())["error"]
+        assert await site.number(V2, headers={"X-Forwarded-For": "2001:db8:7:1::1"}) in POOL
+        assert (await site.ask(V4, headers={"X-Forwarded-For": "2001:db8:8::1"})).status == 200
+        clock.advance(31 * 60)  # the sessions ended: room for new ones
+        assert (await site.ask(V4, headers={"X-Forwarded-For": "2001:db8:7::2"})).status == 200
+        await dni.flush()
+    finally:
+        await client.close()
+    dni, client = await start(
+        world, TrackingConfig(trusted_proxies="127.0.0.1", sessions_per_site=3)
+    )
+    try:
+        site = Site(world, dni, client, key)
+        assert 0 < len(dni.sites[key].sessions) <= 3  # of five visits going on, the newest
+        visitors = [f"{i:02x}".ljust(32, "0") for i in range(10, 16)]
+        for visitor in visitors:
+            assert (await site.ask(visitor)).status == 200
+        assert list(dni.sites[key].sessions) == visitors[-3:]  # the oldest went first
+        await dni.flush()
+        assert len({v.visitor for v in site.rows(Visit)} & set(visitors)) == 6
+    finally:
+        await client.close()

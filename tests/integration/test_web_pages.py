@@ -94,11 +94,12 @@ async def test_first_sign_in_forces_a_new_password(world, client):
     assert (await Browser(client).sign_in("alice", "a much better one")).status == 303
 
 
-async def test_wrong_passwords_lock_the_user_for_a_while(world, client):
+async def test_wrong_passwords_lock_the_client_out_of_the_user_for_a_while(world, client):
     for _ in range(5):
         response = await Browser(client).sign_in("alice", "not the password")
         assert response.status == 401
-    # locked: even the right password is refused, with the same words
+    # locked here (other clients: test_web_signin): the right password is refused too, with
+    # the same words
     response = await Browser(client).sign_in("alice")
     assert response.status == 401
     unknown = await Browser(client).sign_in("nobody-at-all")

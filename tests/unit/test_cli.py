@@ -191,6 +191,22 @@ def test_passwords_tokens_and_the_audit_of_who_did_it(run, tmp_path):
     ]
 
 
+def test_networks_locked_out_of_a_user_are_shown_and_cleared_by_a_new_password(run, tmp_path):
+    from appliance import accounts
+    from appliance.db.engine import make_engine, session_factory
+
+    assert run("init").returncode == 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'appliance.db'}")
+    for _ in range(5):
+        assert accounts.sign_in(session_factory(engine), "admin", "wrong!", "2001:db8::9") is None
+    engine.dispose()
+    assert "locked out networks: 2001:db8::/64" in run("user", "show", "admin").stdout
+    assert run("user", "list").stdout.splitlines()[1].endswith("\t1")
+    assert run("user", "passwd", "admin").returncode == 0
+    assert "locked out networks: -" in run("user", "show", "admin").stdout
+    assert run("user", "list").stdout.splitlines()[1].endswith("\t0")
+
+
 def test_missing_folders_and_unknown_hosts_end_in_one_line(run, tmp_path):
     assert run("init").returncode == 0
     export = run("recordings", "export", "0" * 32, str(tmp_path / "no" / "such" / "x.wav"))

@@ -135,15 +135,20 @@ def test_dynamic_route_takes_only_a_complete_answer_naming_a_compiled_route():
     steps = context(compiled(NumberInfo(3, 1, "+12025550123", plan)), "appliance-entry-7")
     target = "appliance-connect-${APPLIANCE_CONNECT},s,1"
     assert steps == [
+        "MSet(AGIEXITONHANGUP=yes,TIMEOUT(absolute)=2)",
         "AGI(agi://127.0.0.1:573/dynamic,7,${CHANNEL(linkedid)})",
+        "Set(TIMEOUT(absolute)=0)",
         'GotoIf($["${APPLIANCE_READY}" != "1"]?compiled)',
         "Set(APPLIANCE_CONNECT=${FILTER(0-9,${APPLIANCE_CONNECT})})",
         "Set(APPLIANCE_AFTER_HOURS=${FILTER(a-z,${APPLIANCE_AFTER_HOURS})})",
         f"GotoIf($[${{DIALPLAN_EXISTS({target})}}]?{target})",
         "Set(APPLIANCE_AFTER_HOURS=)",
         "Goto(appliance-connect-7,s,1)",
+        "Goto(s,compiled)",  # extension T: the controller did not answer in time
     ]
-    assert "AGI(" not in compiled(NumberInfo(3, 1, "+12025550123", OFFICE))
+    assert "exten => T,1,Goto(s,compiled)" in compiled(NumberInfo(3, 1, "+12025550123", plan))
+    plain = compiled(NumberInfo(3, 1, "+12025550123", OFFICE))
+    assert "AGI(" not in plain and "exten => T," not in plain
 
 
 def test_a_route_that_cannot_be_dialled_refuses_its_calls_and_says_why():
@@ -178,6 +183,9 @@ def test_names_shared_with_the_templates():
         ("in bound", "agi://127.0.0.1:573"),
         ("x", "agi://127.0.0.1:573,System(id)"),
         ("x)", "agi://127.0.0.1:573"),
+        ("x", "agi://127.0.0.1:573", 0),
+        ("x", "agi://127.0.0.1:573", float("nan")),
+        ("x", "agi://127.0.0.1:573", 61),
     ],
 )
 def test_settings_rendered_into_the_dialplan_are_checked(bad):

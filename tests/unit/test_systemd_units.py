@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CONTROLLER = REPO / "systemd" / "appliance.service"
 TRANSCRIBER = REPO / "systemd" / "appliance-transcriber.service"
+TRACKING = REPO / "systemd" / "appliance-tracking.service"
 ASTERISK_DROP_IN = REPO / "systemd" / "asterisk.service.d" / "appliance.conf"
 ASTERISK_PACKAGED = REPO / "systemd" / "asterisk.service.d" / "packaged.conf"
 ASTERISK_OWN = REPO / "systemd" / "asterisk.service"
@@ -235,3 +236,36 @@ def test_own_asterisk_exposure(tmp_path: Path):
     shutil.copy(ASTERISK_OWN, units / "asterisk.service")
     shutil.copy(ASTERISK_DROP_IN, units / "asterisk.service.d" / "appliance.conf")
     assert exposure(tmp_path, "asterisk.service") <= 5.0
+
+
+def test_the_public_tracking_listener_is_boxed_in():
+    """The one listener meant for the internet: its own descriptor and memory budget, no
+    capability, and nothing of the calls within reach."""
+    service = parse(TRACKING)["Service"]
+    assert single(service, "ExecStart").endswith("appliance track")
+    assert int(single(service, "LimitNOFILE")) >= 4096 + 256  # tracking.max_connections fits
+    assert single(service, "MemoryMax")
+    assert single(service, "Type") == "notify" and single(service, "WatchdogSec")
+    assert not service.get("CapabilityBoundingSet") and not service.get("AmbientCapabilities")
+    assert "SupplementaryGroups" not in service  # not Asterisk's group: no spool, no config
+    assert {
+        "-/var/lib/appliance/recordings",
+        "-/var/lib/appliance/secrets",  # recording keys, the secret box, the AMI secret
+        "-/var/lib/appliance-asterisk",
+        "-/run/appliance-recordings",
+    } <= words(service, "InaccessiblePaths")
+    for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateUsers", "NoNewPrivileges"):
+        assert single(service, key) == "yes", key
+
+
+def test_the_controller_sets_its_descriptor_budget():
+    service = parse(CONTROLLER)["Service"]
+    assert int(single(service, "LimitNOFILE")) >= 512 + 1024  # http.max_connections + reserve
+
+
+@needs_analyze
+def test_tracking_listener_exposure(tmp_path: Path):
+    units = tmp_path / "etc" / "systemd" / "system"
+    units.mkdir(parents=True)
+    shutil.copy(TRACKING, units / "appliance-tracking.service")
+    assert exposure(tmp_path, "appliance-tracking.service") <= 2.0

@@ -1,11 +1,21 @@
 """How a visit's source, medium, campaign and keyword are read from its landing page and
 referrer, and what the tracking endpoints refuse."""
 
+import re
 import urllib.parse
 
 import pytest
 
-from appliance.attribution.touch import BadInput, Touch, classify, inert, web_address
+from appliance.attribution.touch import (
+    MAX_PAGE,
+    MAX_URL,
+    BadInput,
+    Touch,
+    classify,
+    inert,
+    stored_page,
+    web_address,
+)
 from tests.hostile import STRINGS
 
 SITE = "https://www.example.com/"
@@ -106,3 +116,26 @@ def test_a_lone_surrogate_in_an_address_is_refused():
 def test_pages_with_many_parameters_are_still_classified():
     many = "&".join(f"f{i}=1" for i in range(200))
     assert classify(f"{SITE}?{many}&utm_source=x", None).source == "x"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        SITE + "?utm_source=" + "ü" * 1960,  # 2000 characters that encode to 11,000
+        SITE + "?utm_campaign=" + "%" * 1960,
+        SITE + "?gclid=" + "€" * 1960 + "#x",
+        SITE + "é" * 1960,
+        SITE + "?" + "&".join(["utm_term=ü"] * 170),
+    ],
+)
+def test_a_kept_page_fits_its_column_however_its_query_is_encoded_again(address):
+    """The query is encoded again when it is kept (ü becomes %C3%BC): what comes in at
+    2000 characters must still fit the 2000 of the column (PostgreSQL counts characters and
+    refuses a longer value), and a timeline page its 512."""
+    address = web_address(address, "url")
+    assert classify(address, None).landing_page == stored_page(address)
+    for limit in (MAX_URL, MAX_PAGE):
+        kept = stored_page(address, limit)
+        assert 0 < len(kept) <= limit and kept.startswith(SITE)
+        assert not re.search(r"%[0-9A-Fa-f]?$", kept)  # never half a percent escape at the end
+    assert stored_page(SITE + "short?utm_source=x", MAX_PAGE) == SITE + "short?utm_source=x"

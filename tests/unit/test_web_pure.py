@@ -1,5 +1,5 @@
 """Pure parts of the web side: Range parsing (RFC 9110), the permission table, call log
-filters and cursors, with hostile input."""
+filters and cursors, with hostile input; the tally of refused requests."""
 
 import pytest
 
@@ -8,6 +8,7 @@ from appliance.calls import log as call_log
 from appliance.vocabulary import Role, values
 from appliance.web import ranges
 from appliance.web.auth import local_path
+from appliance.web.refusals import OTHERS, Minute, Tally
 from tests.hostile import STRINGS
 
 
@@ -146,3 +147,34 @@ def test_local_days_are_bounded_by_their_own_midnights():
     assert days[2][2] == dt.datetime(2026, 3, 10, 4, tzinfo=dt.UTC)
     ((_, start, stop),) = day_bounds(dt.date(2026, 3, 8), dt.date(2026, 3, 8), ZoneInfo("UTC"))
     assert (start.hour, stop - start) == (0, dt.timedelta(days=1))
+
+
+def test_refusals_beyond_the_first_of_a_minute_are_counted_and_summed_up_once_it_is_over():
+    tally = Tally(per_minute=30)
+    at = 60 * 1000 + 5.0
+    written = [tally.take("198.51.100.7", at + n / 10) for n in range(100)]
+    assert written == [True] * 30 + [False] * 70
+    assert tally.take("2001:db8::/64", at)  # another network has its own 30
+    assert tally.close(at + 50) == []  # the minute goes on
+    assert tally.close(at + 60) == [Minute("198.51.100.7", 1000, 30, 70)]  # the other: all written
+    assert tally.close(at + 120) == []  # each minute once
+    assert tally.take("198.51.100.7", at + 60)  # a new minute, a new 30
+
+
+def test_at_the_end_the_minute_going_on_is_summed_up_too():
+    tally = Tally(per_minute=1)
+    for _ in range(3):
+        tally.take("192.0.2.1", 120.0)
+    assert tally.close(121.0, everything=True) == [Minute("192.0.2.1", 2, 1, 2)]
+    minute = Minute("192.0.2.1", 2, 1, 2)
+    assert minute.detail() == (
+        "3 requests refused in the minute from 1970-01-01 00:02 UTC; "
+        "2 of them not written one by one"
+    )
+
+
+def test_networks_beyond_the_bound_are_counted_together():
+    tally = Tally(per_minute=1, networks=2)
+    for network in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.3"):
+        tally.take(network, 0.0)
+    assert tally.close(60.0) == [Minute(OTHERS, 0, 1, 2)]

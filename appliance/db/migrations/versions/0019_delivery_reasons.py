@@ -1,7 +1,7 @@
 """deliveries keep a short reason: what far ends said is dropped from last_error
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 18:00:00
 
 Until now a failed send kept the client library's message, which quotes what answered (an AMI
@@ -17,8 +17,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
