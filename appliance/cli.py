@@ -890,7 +890,7 @@ def cmd_destination_add(config: Config, args: argparse.Namespace) -> int:
     with _session(config) as session:
         box = bootstrap.secret_box(config)
         destination, shown = conversions.add_destination(
-            session, box, request, args.account, audit.cli_actor()
+            session, box, request, args.account, audit.cli_actor(), config.destinations.allowed
         )
         print(f"destination {destination.name!r} added")
         if shown:

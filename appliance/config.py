@@ -86,6 +86,14 @@ class AgiConfig:
         "Seconds the controller may spend on one dynamic-route request before it gives up "
         "(the call then takes its compiled route).",
     )
+    allow_unprivileged_ports: bool = setting(
+        False,
+        "Start although net.ipv4.ip_unprivileged_port_start is at or below agi.port. "
+        "Dangerous: any local user may then listen on the FastAGI port while the controller "
+        "is down and answer Asterisk's dynamic routes with commands Asterisk runs (recordings "
+        "that run programs, calls to any number). Only for a throwaway test machine; raise "
+        "the sysctl instead.",
+    )
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,19 @@ class DestinationsConfig:
         "https://login.microsoftonline.com/common/oauth2/v2.0/token",
         "Microsoft's token endpoint (OAuth refresh).",
     )
+    allowed_networks: str = setting(
+        "",
+        "Networks (CIDR, space-separated, e.g. 10.0.5.20/32) that webhooks and ad platforms "
+        "may reach although they are loopback, private, link-local or otherwise not public "
+        "(a CRM on the LAN, a receiver on 127.0.0.1); every port in them is reachable, so "
+        "name single addresses. Empty: none; this machine's own services (AMI, SMTP, the "
+        "database) and its networks stay out of reach.",
+    )
+
+    @property
+    def allowed(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """allowed_networks, parsed (ValueError names the first that is not a network)."""
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.allowed_networks.split())
 
 
 @dataclass(frozen=True)
@@ -583,6 +604,12 @@ def validate(config: Config) -> None:
         )
     if config.destinations.timeout <= 0:
         raise ConfigError("destinations.timeout: must be more than 0 seconds")
+    try:
+        config.destinations.allowed  # noqa: B018 - parsed to be checked
+    except ValueError as exc:
+        raise ConfigError(
+            f"destinations.allowed_networks: {exc} (networks in CIDR, e.g. 10.0.5.20/32)"
+        ) from None
     redaction_patterns(config)  # each one compiles
     if not 0 <= config.transcription.workers <= 64:
         raise ConfigError("transcription.workers: 0 (one per CPU core) to 64")

@@ -25,7 +25,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from appliance import admin, bootstrap, outage, periodic, sdnotify, tracking_status
-from appliance.asterisk import render
+from appliance.asterisk import agi_port, render
 from appliance.asterisk.ami import AmiClient
 from appliance.asterisk.fastagi import FastAgiServer
 from appliance.asterisk.registrations import REGISTERED, Registrations
@@ -170,6 +170,21 @@ class Controller:
             phones = admin.endpoint_views(session, box)
         return render.pjsip_sections(trunks, phones, self.config.asterisk.inbound_context)
 
+    def check_agi_port(self) -> None:
+        """Refuse to start where any local user may take the FastAGI port while the
+        controller is down (asterisk/agi_port.py says what they could do with it)."""
+        config = self.config.agi
+        start = agi_port.unprivileged_port_start()
+        if start is None or not agi_port.open_to_others(start, config.port):
+            return
+        danger = agi_port.danger(start, config.port)
+        if not config.allow_unprivileged_ports:
+            raise StartupError(
+                f"agi.port: {danger}; {agi_port.fix(config.port)}; agi.allow_unprivileged_ports "
+                "starts anyway, on throwaway test machines only"
+            )
+        log.warning("%s (started anyway: agi.allow_unprivileged_ports)", danger)
+
     async def database_ok(self) -> bool:
         try:
             await asyncio.to_thread(db.ping, self.engine)
@@ -180,6 +195,7 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> int:
         """Start everything, wait for stop (or a refused AMI login), shut down in order:
         listeners first, then the background tasks, then the last call writes, then AMI."""
+        self.check_agi_port()
         check_migrated(self.engine)
         secret = resolve_secret("ami.secret", self.config.ami.secret)
         uid = render.asterisk_uid(self.config)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import production, tls, tracking_status
-from appliance.asterisk import render
+from appliance.asterisk import agi_port, render
 from appliance.asterisk.peercred import peer_uid
 from appliance.config import Config, ConfigError, key_passphrase, resolve_secret
 from appliance.db import engine as db
@@ -168,6 +168,58 @@ def check_port(name: str, host: str, port: int) -> Finding:
         f"nothing listens on {host}:{port}",
         "start the controller ('appliance serve' or systemctl start appliance)",
     )
+
+
+def fastagi_finding(
+    held: list[agi_port.Listener], host: str, port: int, trusted: set[int]
+) -> Finding:
+    """Who holds the FastAGI port: the controller's user (or root), nobody, or someone who
+    would answer Asterisk's dynamic routes in its place."""
+    where = f"{host}:{port}"
+    others = sorted({one.uid for one in held if one.uid not in trusted})
+    if others:
+        return Finding(
+            FAIL,
+            "FastAGI",
+            f"{where} is held by uid {', '.join(map(str, others))}, not the controller: it "
+            "would answer Asterisk's dynamic routes",
+            f"find it (ss -ltnp 'sport = :{port}'), stop it, and keep the port for root "
+            f"({agi_port.SYSCTL} above {port})",
+        )
+    if not held:
+        return Finding(
+            WARN,
+            "FastAGI",
+            f"nothing listens on {where}",
+            "start the controller ('appliance serve' or systemctl start appliance)",
+        )
+    owners = ", ".join(str(uid) for uid in sorted({one.uid for one in held}))
+    return Finding(OK, "FastAGI", f"{where} is listening (uid {owners})")
+
+
+def check_fastagi(config: Config) -> Finding:
+    """Read from the kernel's socket tables, not by connecting: the controller counts a
+    connection that is not Asterisk's as an intrusion."""
+    trusted = {0, os.getuid()}
+    service = production.appliance_uid()
+    if service is not None:
+        trusted.add(service)
+    held = agi_port.holders(agi_port.read_listeners(), config.agi.host, config.agi.port)
+    return fastagi_finding(held, config.agi.host, config.agi.port, trusted)
+
+
+def port_guard_finding(start: int | None, port: int, allowed: bool) -> Finding:
+    """Whether only root may listen on the FastAGI port (the controller refuses to start
+    otherwise, unless agi.allow_unprivileged_ports)."""
+    if start is None:
+        return Finding(OK, "FastAGI port guard", f"only root may listen below 1024 ({port})")
+    if not agi_port.open_to_others(start, port):
+        return Finding(OK, "FastAGI port guard", f"{agi_port.SYSCTL} is {start}: above {port}")
+    if allowed:
+        detail = f"{agi_port.danger(start, port)} (agi.allow_unprivileged_ports is on)"
+        return Finding(WARN, "FastAGI port guard", detail, agi_port.fix(port))
+    detail = f"{agi_port.danger(start, port)}; the controller refuses to start"
+    return Finding(FAIL, "FastAGI port guard", detail, agi_port.fix(port))
 
 
 def check_tracking(config: Config) -> Finding:
@@ -407,7 +459,12 @@ def findings(config: Config) -> list[Finding]:
         checks += [lambda: check_asterisk_config(config), lambda: check_routes(config)]
     checks += [
         lambda: check_ami(config),
-        lambda: check_port("FastAGI", config.agi.host, config.agi.port),
+        lambda: check_fastagi(config),
+        lambda: port_guard_finding(
+            agi_port.unprivileged_port_start(),
+            config.agi.port,
+            config.agi.allow_unprivileged_ports,
+        ),
         lambda: check_port("HTTP", config.http.host, config.http.port),
         *([lambda: check_tracking(config)] if config.tracking.enabled else []),
         lambda: check_recordings(config),

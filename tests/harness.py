@@ -75,6 +75,16 @@ def privileged_port() -> int:
     return free_port(low=600, high=1000)
 
 
+def low_ports_open_to_all(port: int) -> bool:
+    """Whether every user of this machine may listen on `port` (net.ipv4.ip_unprivileged_port_start
+    at or below it, as in many containers). The controller refuses to start there; the tests'
+    controllers are then told this is a test machine (agi.allow_unprivileged_ports), and the
+    tests of that refusal set it back."""
+    from appliance.asterisk import agi_port
+
+    return agi_port.open_to_others(agi_port.unprivileged_port_start(), port)
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,6 +146,8 @@ class Stack:
                 "APPLIANCE_RECORDINGS_SPOOL_DIR": f"{self.asterisk_dir}/spool/recordings",
             }
         )
+        if low_ports_open_to_all(self.agi_port):
+            env["APPLIANCE_AGI_ALLOW_UNPRIVILEGED_PORTS"] = "true"
         env.update(self.extra_env)
         return env
 

@@ -5,10 +5,10 @@ tokens) are stored sealed and never shown again after they are set."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from appliance import audit
 from appliance.admin import AdminError, get_account
+from appliance.conversions import reach
 from appliance.conversions.platforms import masked_url
 from appliance.conversions.store import EVENTS
 from appliance.db.models import ConversionRule, Delivery, Destination
@@ -119,23 +120,30 @@ def remove_rule(session: Session, rule: ConversionRule, actor: str) -> None:
     session.delete(rule)
 
 
-def webhook_url(text: str) -> str:
-    """https, or http to this machine only (a receiver on loopback)."""
+def webhook_url(text: str, allowed: Sequence[reach.Network] = ()) -> str:
+    """https, or http to an address in destinations.allowed_networks (a receiver the admin
+    named by its address); never this machine or a private network unless allowed there."""
     parts = urlsplit(text.strip())
     host = parts.hostname or ""
-    try:
-        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = False
+    plain_allowed = reach.is_allowed_literal(host, allowed)
     if (
         parts.scheme not in ("https", "http")
-        or (parts.scheme == "http" and not local)
+        or (parts.scheme == "http" and not plain_allowed)
         or not host
         or "@" in parts.netloc
         or len(text) > 500
         or any(c.isspace() for c in text.strip())
     ):
-        raise AdminError(f"{text[:80]!r}: a webhook address is https://... (http only on loopback)")
+        raise AdminError(
+            f"{text[:80]!r}: a webhook address is https://... (http only to an address in "
+            "destinations.allowed_networks)"
+        )
+    why = reach.host_refusal(host, allowed)
+    if why is not None:
+        raise AdminError(
+            f"{host[:80]!r} is a {why} address: webhooks may not reach this machine or its "
+            "networks (the server's destinations.allowed_networks lists exceptions)"
+        )
     return text.strip()
 
 
@@ -151,9 +159,10 @@ class DestinationRequest:
 
 def add_destination(
     session: Session, box: SecretBox, request: DestinationRequest, account_id: int | None,
-    actor: str,
+    actor: str, allowed: Sequence[reach.Network] = (),
 ) -> tuple[Destination, str | None]:  # fmt: skip
-    """The destination, and for a webhook the signing secret (shown this once)."""
+    """The destination, and for a webhook the signing secret (shown this once). `allowed`:
+    destinations.allowed_networks, the private addresses a webhook may name."""
     account = get_account(session, account_id)
     name = " ".join(request.name.split())
     if not name or len(name) > 80:
@@ -181,7 +190,7 @@ def add_destination(
     url, shown = None, None
     sealed = {k: request.secrets[k] for k in secrets_needed}
     if request.kind == "webhook":
-        url = webhook_url(request.url or "")
+        url = webhook_url(request.url or "", allowed)
         shown = "whsec_" + secrets.token_urlsafe(32)
         sealed = {"secret": shown}
     destination = Destination(

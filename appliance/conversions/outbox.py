@@ -3,8 +3,9 @@
 A delivery is claimed (its next attempt pushed past the time a send may take, so that a
 crash mid-send retries it rather than losing it), sent, and then marked delivered, or given
 its next attempt after a backoff that doubles from 30 seconds up to 6 hours, or parked after
-MAX_ATTEMPTS with the last error kept for the admin to see and retry. Redirects are not
-followed; only the status and a short reason are kept of an answer."""
+MAX_ATTEMPTS with the last error kept for the admin to see and retry. Connections go only
+where conversions/reach.py allows (a refused address is parked at once); redirects are not
+followed; only the status and a short fixed reason are kept of an answer (outbound.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.config import DestinationsConfig
-from appliance.conversions import platforms
+from appliance.conversions import outbound, platforms
 from appliance.db.models import Account, Delivery, Destination
 from appliance.secrets import SecretBox
 
@@ -71,8 +72,7 @@ class Outbox:
         self.failed = 0
 
     async def run(self, every: float = 1.0) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with outbound.client(self.config) as http:
             while True:
                 try:
                     claimed = await asyncio.to_thread(self.claim, time.time())
@@ -156,7 +156,8 @@ class Outbox:
         except DeliveryFailed as exc:
             status, error, final = exc.status, str(exc), exc.final
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            status, error = None, f"{type(exc).__name__}: {exc}"[:300]
+            # never str(exc): it holds what answered (a banner) and the whole address
+            status, error, final = None, outbound.reason(exc), outbound.final(exc)
         except Exception as exc:  # an answer of a shape nobody expected: counted, retried
             log.exception("delivery %s failed", claimed.id)
             status, error = None, f"{type(exc).__name__}"
@@ -248,9 +249,10 @@ def _partial_failure(kind: str, text: str) -> str | None:
         except ValueError:
             return "Google Ads gave an answer that is not JSON"
         error = answer.get("partialFailureError") if isinstance(answer, dict) else None
-        if error:
-            said = error.get("message", error) if isinstance(error, dict) else error
-            return f"Google Ads refused it: {str(said)[:200]}"
+        if error:  # its code only: the delivery log keeps no text of an answer
+            code = error.get("code") if isinstance(error, dict) else None
+            said = f", code {code}" if isinstance(code, int) else ""
+            return f"Google Ads refused it (partial failure{said})"
     if kind == "microsoft" and ("PartialErrors><" in text and "<BatchError" in text):
         return "Microsoft Advertising refused it (PartialErrors)"
     return None

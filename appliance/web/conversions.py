@@ -172,7 +172,7 @@ def _number(text: str, what: str) -> float | None:
 
 def _change(
     sessions: sessionmaker[Session], box: SecretBox, principal: Principal, form: Form,
-    events: list[str],
+    events: list[str], config: DestinationsConfig,
 ) -> str:  # fmt: skip
     action, actor = form.get("action", ""), principal.actor
     with sessions.begin() as session:
@@ -210,6 +210,7 @@ def _change(
                 ),
                 _account(form, principal),
                 actor,
+                config.allowed,
             )
             if shown:
                 return f"Webhook {destination.name} added. Its signing secret, shown once: {shown}"
@@ -253,8 +254,9 @@ async def change(request: web.Request) -> web.Response:
     events = [str(v)[:40] for v in posted.getall("events", [])][:10]
     try:
         said = await offload(
-            request, _change, request.app[SESSIONS], request.app[BOX], principal, form, events
-        )
+            request, _change, request.app[SESSIONS], request.app[BOX], principal, form, events,
+            request.app[DESTINATIONS],
+        )  # fmt: skip
     except admin.AdminError as exc:
         return await page(request, 400, error=str(exc))
     return await page(request, notice=said)

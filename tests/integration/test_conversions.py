@@ -2,10 +2,14 @@
 that check each request against the shape the platforms document: a signed webhook, Google
 Ads (OAuth refresh, then uploadClickConversions), the Meta Conversions API, and Microsoft
 Advertising (OAuth refresh, then the ApplyOfflineConversions SOAP call). Failures are retried
-with backoff and parked; redirects are not followed; nothing is sent twice."""
+with backoff and parked; redirects are not followed; nothing is sent twice. The receivers are
+reached because destinations.allowed_networks names 127.0.0.1; without it this machine and
+private networks are refused in every spelling, when saved and when connecting, and the
+delivery log keeps a fixed reason, never what answered."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -13,7 +17,6 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -22,7 +25,7 @@ from sqlalchemy import select
 from appliance.admin import AdminError
 from appliance.config import DestinationsConfig
 from appliance.conversions import admin as conversions
-from appliance.conversions import platforms
+from appliance.conversions import outbound, platforms
 from appliance.conversions.outbox import MAX_ATTEMPTS, Outbox
 from appliance.conversions.signing import verify
 from appliance.conversions.store import CALL_JOB, HANDLERS, LEAD_JOB
@@ -156,6 +159,7 @@ async def receiver():
 
 
 BOX = SecretBox(secrets.token_bytes(32))
+LOOPBACK = "127.0.0.1/32"  # destinations.allowed_networks of these tests' receivers
 
 
 class Converter:
@@ -198,6 +202,7 @@ def configure(world, base: str) -> str:
             ),
             account,
             "test",
+            DestinationsConfig(allowed_networks=LOOPBACK).allowed,
         )
         google, _ = conversions.add_destination(
             session,
@@ -277,12 +282,13 @@ def outbox(receiver: Receiver, world) -> Outbox:
         meta_api=f"{base}/meta",
         microsoft_api=f"{base}/ms/soap",
         microsoft_oauth=f"{base}/ms/token",
+        allowed_networks=LOOPBACK,
     )
     return Outbox(world.sessions, BOX, config)
 
 
 async def drain(box: Outbox, now: float) -> int:
-    async with aiohttp.ClientSession() as http:
+    async with outbound.client(box.config) as http:
         claimed = box.claim(now, limit=100)
         for one in claimed:
             await box.deliver(http, one)
@@ -479,7 +485,7 @@ async def test_a_token_answer_that_is_not_json_is_an_error_that_is_retried(world
     base = receiver.base
     box.config = DestinationsConfig(  # its sign-in answers with an empty page
         timeout=5, microsoft_oauth=f"{base}/hook", microsoft_api=f"{base}/ms/soap",
-        meta_api=f"{base}/meta",
+        meta_api=f"{base}/meta", allowed_networks=LOOPBACK,
     )  # fmt: skip
     await drain(box, time.time())
     with world.sessions() as session:
@@ -514,3 +520,151 @@ async def test_a_visit_s_many_leads_convert_once_per_rule(world, receiver):
         Converter(world.sessions).evaluate("lead", lead_id)
     with world.sessions() as session:
         assert len(session.scalars(select(Conversion)).all()) == 1
+
+
+class Greeter:
+    """A service on loopback that speaks first, as AMI and SMTP do; counts who connected."""
+
+    def __init__(self, banner: bytes) -> None:
+        self.banner = banner
+        self.connections = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self.greet, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def greet(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(self.banner)
+        await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def greeters():
+    ami = Greeter(b"Asterisk Call Manager/11.0.0\r\n")
+    smtp = Greeter(b"220 mail.example ESMTP Postfix\r\n")
+    for greeter in (ami, smtp):
+        await greeter.start()
+    yield ami, smtp
+    for greeter in (ami, smtp):
+        greeter.server.close()
+        await greeter.server.wait_closed()
+
+
+def stored_webhooks(world, urls) -> dict[int, str]:
+    """A webhook of client A to each address, stored as it may be however it got there (saved
+    while its name resolved elsewhere, or before these checks), each with a delivery queued;
+    the delivery ids, to their address."""
+    made = {}
+    event = {"event": "call.ended", "id": "call-x", "occurred_at": "2026-01-01T00:00:00+00:00",
+             "data": {}}  # fmt: skip
+    with world.sessions.begin() as session:
+        for n, url in enumerate(urls):
+            destination = Destination(
+                account_id=world.accounts["a"], name=f"hook {n}", kind="webhook", url=url,
+                events="call.ended", settings="{}",
+                secret_sealed=BOX.seal(json.dumps({"secret": "whsec_test"})),
+            )  # fmt: skip
+            session.add(destination)
+            session.flush()
+            delivery = Delivery(
+                destination_id=destination.id, event="call.ended", payload=json.dumps(event)
+            )
+            session.add(delivery)
+            session.flush()
+            made[delivery.id] = url
+    return made
+
+
+def outcomes(world, ids) -> dict[int, tuple]:
+    with world.sessions() as session:
+        return {
+            i: (d.state, d.attempts, d.last_status, d.last_error)
+            for i in ids
+            if (d := session.get(Delivery, i)) is not None
+        }
+
+
+async def test_destinations_on_this_machine_or_private_networks_are_refused_on_connect(
+    world, greeters
+):
+    """Without destinations.allowed_networks nothing here is connected to: not the AMI's or
+    the mail server's port on loopback in any spelling, not a name that resolves to it, not a
+    private network or the cloud's metadata address; each delivery is parked at once with the
+    kind of address it named."""
+    ami, smtp = greeters
+    refused = {
+        f"http://127.0.0.1:{ami.port}/hooks/T0-secret": "loopback",
+        f"http://127.0.0.1:{smtp.port}/": "loopback",
+        f"https://localhost:{ami.port}/hooks/T0-secret": "loopback",  # a name, resolved
+        f"https://[::1]:{ami.port}/": "loopback",
+        f"https://[::ffff:127.0.0.1]:{ami.port}/": "loopback",
+        f"https://0.0.0.0:{ami.port}/": "unspecified",
+        f"https://0x7f000001:{ami.port}/": "loopback",  # a name to the client, 127.0.0.1 to DNS
+        f"https://2130706433:{ami.port}/": None,  # not an address to the client at all
+        f"https://127.1:{ami.port}/": None,
+        "https://10.1.2.3/hooks": "private",
+        "https://192.168.0.1/": "private",
+        "https://[fd00::1]/": "private",
+        "https://169.254.169.254/latest/meta-data/": "link-local",
+        "https://100.64.0.1/": "shared (carrier-grade NAT)",
+    }
+    with world.sessions.begin() as session:  # Meta, its API address on loopback
+        conversions.add_destination(
+            session, BOX,
+            conversions.DestinationRequest(
+                "Meta", "meta", settings={"pixel_id": "42"}, secrets={"token": "meta-token"}
+            ),
+            world.accounts["a"], "test",
+        )  # fmt: skip
+        conversions.add_rule(session, conversions.RuleRequest("Call"), world.accounts["a"], "t")
+    Converter(world.sessions).evaluate("call", web_call(world, None))
+    with world.sessions() as session:
+        (meta,) = session.scalars(select(Delivery.id))
+    made = stored_webhooks(world, refused)
+    config = DestinationsConfig(timeout=5, meta_api=f"http://127.0.0.1:{smtp.port}/graph")
+    await drain(Outbox(world.sessions, BOX, config), time.time())
+
+    found = outcomes(world, [*made, meta])
+    for delivery_id, url in made.items():
+        why = refused[url]
+        reason = f"refused: {why} address" if why else "not a valid address"
+        assert found[delivery_id] == ("parked", 1, None, reason), url
+    assert found[meta] == ("parked", 1, None, "refused: loopback address")
+    assert ami.connections == 0 and smtp.connections == 0
+
+
+async def test_an_allowed_address_is_reached_and_the_log_keeps_no_word_of_what_answered(
+    world, greeters
+):
+    """destinations.allowed_networks opens 127.0.0.1: the AMI's and the mail server's ports
+    are reached (an admin's mistake, not an attack), and what they said is not kept."""
+    ami, smtp = greeters
+    urls = [f"http://127.0.0.1:{g.port}/hooks/T0-secret?token=abc" for g in (ami, smtp)]
+    made = stored_webhooks(world, urls)
+    config = DestinationsConfig(timeout=5, allowed_networks=LOOPBACK)
+    await drain(Outbox(world.sessions, BOX, config), time.time())
+    assert (ami.connections, smtp.connections) == (1, 1)
+    found = outcomes(world, made)
+    assert set(found.values()) == {("pending", 1, None, "the answer is not HTTP")}
+    with world.sessions() as session:  # nowhere in the row: not the banner, not the address
+        raw = json.dumps([repr(session.get(Delivery, i).__dict__) for i in made])
+    for said in ("Asterisk Call Manager", "ESMTP", "T0-secret", str(ami.port), str(smtp.port)):
+        assert said not in raw
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://127.0.0.1/h", "https://localhost./h", "https://2130706433/h", "https://0x7f.1/h",
+     "https://[::1]/h", "https://[::ffff:a9fe:a9fe]/h", "https://169.254.169.254/h",
+     "https://10.0.0.1/h", "https://0.0.0.0/h", "http://127.0.0.1:8080/h"],
+)  # fmt: skip
+def test_a_webhook_to_this_machine_is_refused_when_saved(world, url):
+    with world.sessions.begin() as session, pytest.raises(AdminError, match="webhook"):
+        conversions.add_destination(
+            session, BOX, conversions.DestinationRequest("x", "webhook", url),
+            world.accounts["a"], "test",
+        )  # fmt: skip
+    with world.sessions() as session:
+        assert session.scalars(select(Destination)).all() == []

@@ -351,3 +351,62 @@ def test_schema_0018_moves_sign_in_locks_to_networks_and_back_keeping_the_users(
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM web_sessions")) == 1
         assert connection.scalar(text("SELECT username FROM users")) == "keep-me"
+
+
+def test_schema_0019_keeps_a_short_reason_of_each_failed_delivery(engine):
+    """Errors stored before 0019 quoted what answered (a banner) and the whole address: each
+    becomes the fixed reason the outbox keeps now; fixed phrases stay as they were."""
+    from sqlalchemy import text
+
+    upgrade(engine, "0018")
+    with session_factory(engine).begin() as session:
+        agency = admin.default_account(session).id
+    stored = {
+        "ClientResponseError: 400, message=\"Bad status line:\\n  b'Asterisk Call Manager/11.0.0'"
+        "\", url='http://127.0.0.1:5038/hooks/T0-secret'": "the answer is not HTTP",
+        "ClientResponseError: 400, message=\"Bad status line: b'220 mail.example ESMTP'\"": (
+            "the answer is not HTTP"
+        ),
+        "ClientConnectorError: Cannot connect to host 10.0.0.1:443 ssl:default": (
+            "could not connect"
+        ),
+        "ClientConnectorDNSError: Cannot connect to host crm.example:443": (
+            "the name does not resolve"
+        ),
+        "ServerDisconnectedError: Server disconnected": "closed without an answer",
+        "TimeoutError: ": "no answer in time",
+        "SomethingNew: what it said": "the connection failed",
+        "Google Ads refused it: The imported gclid could not be decoded.": (
+            "Google Ads refused it (partial failure)"
+        ),
+        "answered 500": "answered 500",
+        "not sent: no Google click id (gclid, gbraid or wbraid)": (
+            "not sent: no Google click id (gclid, gbraid or wbraid)"
+        ),
+        "its secrets cannot be opened: add the destination again": (
+            "its secrets cannot be opened: add the destination again"
+        ),
+        "KeyError": "KeyError",
+    }
+    with engine.begin() as connection:
+        destination = connection.execute(
+            text(
+                "INSERT INTO destinations (account_id, name, kind, events, settings, active,"
+                " created_at) VALUES (:agency, 'crm', 'webhook', 'call.ended', '{}', :on, :now)"
+                " RETURNING id"
+            ),
+            {"agency": agency, "on": True, "now": "2026-12-01 00:00:00"},
+        ).scalar_one()
+        for error in [*stored, None]:
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (destination_id, event, payload, state, attempts,"
+                    " next_attempt_at, last_error, created_at) VALUES (:d, 'call.ended', '{}',"
+                    " 'parked', 10, :now, :error, :now)"
+                ),
+                {"d": destination, "error": error, "now": "2026-12-01 00:00:00"},
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT last_error FROM deliveries ORDER BY id")).scalars()
+        assert list(kept) == [*stored.values(), None]

@@ -93,6 +93,7 @@ def dni_stack(stack: Stack, origin: str, hook_url: str) -> tuple[str, str]:
     and a webhook; the site's key and the webhook's signing secret. Every browser here comes
     from 127.0.0.1: that one address may hold the whole pool."""
     stack.extra_env["APPLIANCE_TRACKING_POOL_SHARE"] = "100"
+    stack.extra_env["APPLIANCE_DESTINATIONS_ALLOWED_NETWORKS"] = "127.0.0.1/32"  # the receiver
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )

@@ -23,6 +23,7 @@ from tests.harness import (
     carrier_command,
     fetch_health,
     free_port,
+    low_ports_open_to_all,
     privileged_port,
     sipp_phone,
     wait_for,
@@ -82,7 +83,10 @@ def settings(ports: Ports) -> str:
     text = text.replace("port = 8444", f"port = {ports.tracking}")
     text = text.replace("sip_port = 5060", f"sip_port = {ports.sip_port}")
     text = text.replace("[asterisk]\n", "[asterisk]\nrtp_start = 33000\nrtp_end = 33999\n")
-    return text + f"\n[ami]\nport = {ports.ami}\n\n[agi]\nport = {ports.agi}\n"
+    text += f"\n[ami]\nport = {ports.ami}\n\n[agi]\nport = {ports.agi}\n"
+    if low_ports_open_to_all(ports.agi):  # the server shares this machine's network
+        text += "allow_unprivileged_ports = true\n"
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +170,7 @@ def installed(server):
     return result
 
 
-def test_install_runs_the_appliance_as_system_services(server, installed):
+def test_install_runs_the_appliance_as_system_services(server, installed, ports):
     output = installed.stdout + installed.stderr
     assert re.search(r"one-time password: \S+", output)
     assert "admin UI: https://127.0.0.1:" in output
@@ -209,6 +213,12 @@ def test_install_runs_the_appliance_as_system_services(server, installed):
     assert "[  ok] services: asterisk active, appliance active" in doctor.stdout
     assert "[  ok] tracking listener: " in doctor.stdout
     assert "[  ok] modes: /etc/appliance root's and private" in doctor.stdout
+    # only root may take the FastAGI port while the controller is down (a container takes its
+    # host's value: the file is there for a server of its own)
+    sysctl = server.path("/etc/sysctl.d/90-appliance.conf").read_text()
+    assert "\nnet.ipv4.ip_unprivileged_port_start = 1024\n" in sysctl
+    uid = server.run("id", "-u", "appliance").stdout.strip()
+    assert f"[  ok] FastAGI: 127.0.0.1:{ports.agi} is listening (uid {uid})" in doctor.stdout
 
 
 def test_doctor_says_what_to_fix_on_the_server(server, installed):
@@ -414,6 +424,7 @@ def test_uninstall_keeps_the_data_and_purge_removes_it(server):
     assert server.run("systemctl", "is-active", "appliance").stdout.strip() == "inactive"
     assert not server.path("/opt/appliance").exists()
     assert not server.path("/etc/systemd/system/appliance.service").exists()
+    assert not server.path("/etc/sysctl.d/90-appliance.conf").exists()
     assert server.path("/var/lib/appliance/appliance.db").exists()
     assert server.path("/etc/appliance/appliance.ini").exists()
     result = install(server, "--uninstall", "--purge")

@@ -1,15 +1,23 @@
 """Loopback is not a credential: an unprivileged local user can impersonate neither side of
-the controller's link with Asterisk, and the AMI user the controller holds can run nothing."""
+the controller's link with Asterisk, and the AMI user the controller holds can run nothing.
+Where the kernel would let any user take the FastAGI port, the controller does not start and
+the doctor says why; the doctor's own look at the port is no intrusion."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import socket
 import stat
 import subprocess
+import sys
 import textwrap
 
 import pytest
 
+from appliance import doctor
+from appliance.config import load
 from tests.harness import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -42,6 +50,89 @@ def test_a_forged_fastagi_request_from_another_user_gets_no_answer(running: Stac
     assert forged.returncode == 0, forged.stderr
     assert forged.stdout.strip() == "b''"
     assert running.counter("agi_refused") == 1 and running.counter("agi_answered") == 0
+
+
+# a network namespace of its own where, as in many containers, every user may listen on any
+# port (the sysctl is per namespace: this machine's own value is left alone)
+OPEN_LOW_PORTS = """
+set -e
+ip link set lo up
+echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start
+exec "$@"
+"""
+
+
+def where_low_ports_are_open(stack: Stack, *argv: str, **env: str):
+    return subprocess.run(
+        ["unshare", "--net", "--", "sh", "-c", OPEN_LOW_PORTS, "sh", *argv],
+        env={**stack.env, "APPLIANCE_AGI_ALLOW_UNPRIVILEGED_PORTS": "false", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,  # a controller that did not refuse would run on
+    )
+
+
+def test_the_controller_refuses_to_start_where_any_user_may_take_the_fastagi_port(stack: Stack):
+    squat = where_low_ports_are_open(
+        stack, *NOBODY, "/usr/bin/python3", "-c",
+        f"import socket; socket.socket().bind(('127.0.0.1', {stack.agi_port})); print('bound')",
+    )  # fmt: skip
+    assert squat.stdout.strip() == "bound", squat.stderr  # what the controller guards against
+    served = where_low_ports_are_open(stack, sys.executable, "-m", "appliance", "serve")
+    assert served.returncode == 2, served.stdout + served.stderr
+    assert "agi.port: net.ipv4.ip_unprivileged_port_start is 0" in served.stderr
+    assert "/etc/sysctl.d/90-appliance.conf" in served.stderr
+    checked = where_low_ports_are_open(stack, sys.executable, "-m", "appliance", "doctor")
+    assert checked.returncode == 1
+    flagged = "[FAIL] FastAGI port guard: net.ipv4.ip_unprivileged_port_start is 0"
+    assert flagged in checked.stdout, checked.stdout
+    # told it is a test machine, it goes on (here to the next check: an empty database)
+    allowed = where_low_ports_are_open(
+        stack, sys.executable, "-m", "appliance", "serve",
+        APPLIANCE_AGI_ALLOW_UNPRIVILEGED_PORTS="true",
+        APPLIANCE_DATABASE_URL=f"sqlite:///{stack.data_dir}/empty.db",
+    )  # fmt: skip
+    assert allowed.returncode == 2, allowed.stderr
+    assert "database is not migrated" in allowed.stderr, allowed.stderr
+    assert "started anyway: agi.allow_unprivileged_ports" in allowed.stderr
+
+
+def test_the_doctor_checks_the_fastagi_port_without_counting_as_an_intrusion(running: Stack):
+    """The doctor as a user the controller does not take FastAGI from (the appliance's own
+    user, on a server): it reads who holds the port from the kernel and connects to nothing.
+    A forged connection afterwards is the only refusal counted."""
+    config = load(environ=running.env)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            found = [f for f in doctor.findings(config) if f.check.startswith("FastAGI")]
+            os.write(writer, json.dumps([dataclasses.asdict(f) for f in found]).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        found = {f["check"]: f for f in json.loads(pipe.read())}
+    os.waitpid(child, 0)
+    forged = as_nobody(
+        f"""
+        import socket
+        s = socket.create_connection(("127.0.0.1", {running.agi_port}))
+        s.settimeout(5)
+        try:
+            print(repr(s.recv(1)))
+        except ConnectionResetError:  # closed unread
+            print(repr(b""))
+        """
+    )  # held until the controller closed it: refused and counted by then
+    assert forged.stdout.strip() == "b''", forged.stderr
+    assert running.counter("agi_refused") == 1  # connections are taken in order: none before
+    assert found["FastAGI"]["status"] == "ok", found
+    assert f"127.0.0.1:{running.agi_port} is listening (uid 0)" in found["FastAGI"]["detail"]
+    assert found["FastAGI port guard"]["status"] == "ok", found
 
 
 def test_the_fastagi_port_cannot_be_taken_while_the_controller_is_down(running: Stack):

@@ -1,16 +1,28 @@
 """The conversions page over the real application: rules and destinations added by admins
 only, a webhook's secret shown once and then sealed, the preview of exactly what would be
-sent, retries of parked deliveries, the offline conversion files, and markup as text."""
+sent, retries of parked deliveries, the offline conversion files, and markup as text; a
+webhook to this machine is refused, and the delivery log shows a reason, never what
+answered."""
 
 from __future__ import annotations
 
 import html
 import json
+import time
 
 import pytest
 from sqlalchemy import select
 
+from appliance.config import DestinationsConfig
+from appliance.conversions.outbox import Outbox
 from appliance.db.models import AuditEntry, Conversion, Delivery, Destination
+from tests.integration.test_conversions import (  # noqa: F401 - greeters is a fixture
+    BOX,
+    LOOPBACK,
+    drain,
+    greeters,
+    stored_webhooks,
+)
 from tests.web_world import Browser
 
 pytestmark = pytest.mark.integration
@@ -67,6 +79,26 @@ async def test_an_owner_adds_a_rule_and_a_webhook_whose_secret_is_shown_once(wor
             "https://",
         ),
         ({"action": "destination", "kind": "meta", "pixel_id": "1"}, "needs its token"),
+        (
+            {"action": "destination", "kind": "webhook", "url": "https://127.0.0.1:5038/h"},
+            "'127.0.0.1' is a loopback address: webhooks may not reach this machine",
+        ),
+        (
+            {"action": "destination", "kind": "webhook", "url": "https://0x7f000001:25/"},
+            "is a loopback address",
+        ),
+        (
+            {"action": "destination", "kind": "webhook", "url": "https://[::1]/"},
+            "is a loopback address",
+        ),
+        (
+            {"action": "destination", "kind": "webhook", "url": "https://169.254.169.254/"},
+            "is a link-local address",
+        ),
+        (
+            {"action": "destination", "kind": "webhook", "url": "https://10.0.0.8/"},
+            "is a private address",
+        ),
         ({"action": "rule", "name": "=HYPERLINK(1)"}, "not starting"),
         ({"action": "rule", "name": "x", "currency": "dollars"}, "currency"),
         ({"action": "rule", "name": "x", "min_talk": "²"}, "whole seconds"),
@@ -146,3 +178,34 @@ async def test_parked_deliveries_are_retried_and_files_exported(world, client):
             select(AuditEntry.subject).where(AuditEntry.action == "conversions.export")
         ).all()
     assert sorted(exports) == ["google_ads", "google_ads", "microsoft"]
+
+
+async def test_the_delivery_log_shows_a_reason_never_what_answered_nor_the_address(
+    world,
+    client,
+    greeters,  # noqa: F811 - the fixture
+):
+    """Deliveries to a fake AMI (reached: the server allows 127.0.0.1) and to a fake mail
+    server (refused: nothing allowed), as a user who may only read the configuration sees
+    them: a short reason each, no banner, no path."""
+    ami, smtp = greeters
+    (reached,) = stored_webhooks(world, [f"http://127.0.0.1:{ami.port}/hooks/T0-secret"])
+    allowed = DestinationsConfig(timeout=5, allowed_networks=LOOPBACK)
+    await drain(Outbox(world.sessions, BOX, allowed), time.time())
+    (refused,) = stored_webhooks(world, [f"http://127.0.0.1:{smtp.port}/T1-secret"])
+    await drain(Outbox(world.sessions, BOX, DestinationsConfig(timeout=5)), time.time())
+    assert (ami.connections, smtp.connections) == (1, 0)
+
+    analyst = Browser(client)
+    await analyst.sign_in("analyst")
+    response, body = await analyst.get("/conversions")
+    assert response.status == 200
+    rows = {
+        line.split("</td>")[0].rsplit(">", 1)[-1]: line
+        for line in body.split("<tr><td>")[1:]
+        if "</td>" in line
+    }
+    assert "the answer is not HTTP" in rows[str(reached)]
+    assert "refused: loopback address" in rows[str(refused)]
+    for said in ("Asterisk Call Manager", "ESMTP", "220 mail", "T0-secret", "T1-secret"):
+        assert said not in body

@@ -74,6 +74,7 @@ def test_event_call_started_answered_ended_and_recording_ready_reach_a_webhook_s
     stack: Stack, phone, receiver
 ):
     hook_url, received = receiver
+    stack.extra_env["APPLIANCE_DESTINATIONS_ALLOWED_NETWORKS"] = "127.0.0.1/32"  # the receiver
     consent_stack(stack, consent=False)
     every = [arg for event in EVENTS for arg in ("--event", event)]
     added = stack.appliance("destination", "add", "CRM", "webhook", "--url", hook_url, *every)

@@ -1,8 +1,12 @@
 """`appliance doctor`'s certificate and clock checks, on real certificates made by openssl and a
-stand-in timedatectl."""
+stand-in timedatectl; its FastAGI checks, on the kernel's socket tables and the sysctl that
+decides who may listen on the port."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +15,7 @@ import pytest
 
 from appliance import config as appliance_config
 from appliance import doctor
+from appliance.asterisk import agi_port
 from appliance.tls import cert_paths
 
 DAY = 86400
@@ -175,4 +180,73 @@ def test_the_clock_from_timesyncd_when_timedatectl_cannot_tell(tmp_path):
 
 def test_the_new_checks_are_part_of_the_doctor(config):
     checks = {f.check for f in doctor.findings(config)}
-    assert {"certificate", "clock"} <= checks
+    assert {"certificate", "clock", "FastAGI", "FastAGI port guard"} <= checks
+
+
+@pytest.mark.parametrize(
+    ("start", "allowed", "status"),
+    [
+        (None, False, doctor.OK),  # a kernel without the sysctl: 1024, fixed
+        (1024, False, doctor.OK),
+        (574, False, doctor.OK),
+        (573, False, doctor.FAIL),
+        (0, False, doctor.FAIL),
+        (0, True, doctor.WARN),  # agi.allow_unprivileged_ports: flagged all the same
+    ],
+)
+def test_the_fastagi_port_guard_follows_the_sysctl(start, allowed, status):
+    found = doctor.port_guard_finding(start, 573, allowed)
+    assert found.status == status, found
+    if status != doctor.OK:
+        assert f"net.ipv4.ip_unprivileged_port_start is {start}" in found.detail
+        assert "/etc/sysctl.d/90-appliance.conf" in found.fix and "above 573" in found.fix
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout
+   0: 0100007F:023D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 00000000:023D 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 2 1
+   2: 0200007F:023D 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 3 1
+   3: 0100007F:C288 0100007F:023D 01 00000000:00000000 00:00000000 00000000  1003        0 4 1
+"""
+TCP6 = """  sl  local_address                         remote_address                        st
+   0: 0000000000000000FFFF00000100007F:023D 00000000000000000000000000000000:0000 0A 0:0 0:0 0 1004
+"""
+
+
+def test_the_socket_tables_say_who_listens_where():
+    found = agi_port.listeners(TCP) + agi_port.listeners(TCP6)
+    assert [(one.address, one.port, one.uid) for one in found] == [
+        ("127.0.0.1", 573, 0),
+        ("0.0.0.0", 573, 1001),
+        ("127.0.0.2", 573, 1002),
+        ("127.0.0.1", 573, 1004),  # IPv6, on ::ffff:127.0.0.1
+    ]  # the connection in state 01 is no listener
+    held = agi_port.holders(found, "127.0.0.1", 573)
+    assert [one.uid for one in held] == [0, 1001, 1004]  # 127.0.0.2 takes no 127.0.0.1 call
+    big_endian = "hdr\n 0: 7F000001:023D 00000000:0000 0A 0:0 0:0 0 7\n"
+    assert agi_port.listeners(big_endian, "big") == [agi_port.Listener("127.0.0.1", 573, 7)]
+
+
+def test_a_stranger_on_the_fastagi_port_fails_the_doctor():
+    held = agi_port.holders(agi_port.listeners(TCP), "127.0.0.1", 573)
+    found = doctor.fastagi_finding(held, "127.0.0.1", 573, trusted={0})
+    assert found.status == doctor.FAIL and "held by uid 1001, not the controller" in found.detail
+    mine = doctor.fastagi_finding(held[:1], "127.0.0.1", 573, trusted={0})
+    assert mine.status == doctor.OK and "listening (uid 0)" in mine.detail
+    assert doctor.fastagi_finding([], "127.0.0.1", 573, {0}).status == doctor.WARN
+
+
+def test_the_doctor_sees_the_fastagi_listener_without_connecting_to_it(config):
+    """A real listening socket: the doctor finds it, owned by this user, in the kernel's
+    table, and nothing waits to be accepted (a connection would count as an intrusion)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        moved = dataclasses.replace(config, agi=dataclasses.replace(config.agi, port=port))
+        found = doctor.check_fastagi(moved)
+        assert found.status == doctor.OK, found
+        assert f"127.0.0.1:{port} is listening (uid {os.getuid()})" in found.detail
+        with pytest.raises(BlockingIOError):
+            listener.accept()
