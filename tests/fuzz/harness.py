@@ -96,7 +96,9 @@ class Tally:
         return LONG and time.monotonic() - self.started.get(boundary, time.monotonic()) > BUDGET
 
     def as_json(self) -> dict[str, dict[str, int]]:
-        return {name: {k: counts[k] for k in ("tried", *KINDS)} for name, counts in self.counts.items()}
+        return {
+            name: {k: counts[k] for k in ("tried", *KINDS)} for name, counts in self.counts.items()
+        }
 
 
 TALLY = Tally()

@@ -48,7 +48,10 @@ def test_a_header_line_is_an_agi_header_of_printable_text_or_refused(line):
             raise Finding(f"accepted a value with control characters: {value!r}")
 
 
-@given(st.dictionaries(names, values.map(str.strip), max_size=12), st.lists(values.map(str.strip), max_size=5))
+@given(
+    st.dictionaries(names, values.map(str.strip), max_size=12),
+    st.lists(values.map(str.strip), max_size=5),
+)
 def test_headers_written_as_asterisk_does_read_back_the_same(extra, args):
     headers = {**extra, "agi_network_script": "route"}
     headers |= {f"agi_arg_{i + 1}": arg for i, arg in enumerate(args)}
@@ -103,7 +106,10 @@ def test_a_reply_gives_a_code_and_value_or_none(line):
             raise Finding(f"a value {value!r} from a reply whose result is {code!r}")
 
 
-@given(st.integers(-(10**6), 10**6), st.text(st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs")), max_size=60))
+@given(
+    st.integers(-(10**6), 10**6),
+    st.text(st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs")), max_size=60),
+)
 def test_replies_read_back_what_asterisk_wrote(code, value):
     with probe("FastAGI replies"):
         if result_code(f"200 result={code}") != code:
