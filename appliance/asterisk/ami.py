@@ -38,7 +38,7 @@ class AmiAuthError(AmiError):
 ROUTING_HEADERS = ("Event", "Response", "ActionID", "CommandID")
 
 
-class _Protocol(AMIProtocol):  # type: ignore[misc]
+class _Protocol(AMIProtocol):
     """panoramisk's protocol, dropping the messages it cannot route instead of failing."""
 
     def handle_message(self, message: Message) -> None:
