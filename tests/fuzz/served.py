@@ -22,7 +22,9 @@ class Served:
     def __init__(self, tmp_path: Path) -> None:
         self.world: World = build_world(tmp_path)
         with self.world.sessions.begin() as session:  # type: ignore[attr-defined]
-            user = admin.add_user(session, "admin", PASSWORD, "admin", self.world.accounts["agency"])
+            user = admin.add_user(
+                session, "admin", PASSWORD, "admin", self.world.accounts["agency"]
+            )
             user.must_change_password = False
         with self.world.sessions.begin() as session:  # type: ignore[attr-defined]
             _, self.world.tokens["admin"] = admin.add_api_key(session, "admin", "test", SCOPES)

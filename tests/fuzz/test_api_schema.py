@@ -37,7 +37,9 @@ def schema(served: Served) -> schemathesis.BaseSchema:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_operation_with_a_token_of_each_role_conforms_and_stays_in_its_tenant(served, schema, role):
+def test_every_operation_with_a_token_of_each_role_conforms_and_stays_in_its_tenant(
+    served, schema, role
+):
     token = served.world.tokens[role]
     auth = {"Authorization": f"Bearer {token}"}
     foreign = served.foreign(role)
@@ -59,7 +61,9 @@ def test_every_operation_with_a_token_of_each_role_conforms_and_stays_in_its_ten
             sent = str(case.path_parameters) + str(case.query)
             leaked = [m for m in foreign if m in response.text and m not in sent]
             if leaked:
-                raise CrossTenant(f"{role} was shown {leaked} by {case.method} {case.formatted_path}")
+                raise CrossTenant(
+                    f"{role} was shown {leaked} by {case.method} {case.formatted_path}"
+                )
 
     fuzz()
 
@@ -75,10 +79,16 @@ def test_every_id_taking_route_answers_404_for_another_tenants_objects(served, r
     for route in ID_ROUTES:
         for call_id in theirs:
             with probe("REST API (other tenants' ids)"):
-                response = requests.get(served.base_url + route.format(id=call_id), headers=auth, timeout=30)
+                response = requests.get(
+                    served.base_url + route.format(id=call_id), headers=auth, timeout=30
+                )
                 if response.status_code != 404:
                     raise CrossTenant(f"{role} got {response.status_code} for {route} of {call_id}")
-        mine = requests.get(served.base_url + ID_ROUTES[0].format(id=served.world.calls[own]), headers=auth, timeout=30)
+        mine = requests.get(
+            served.base_url + ID_ROUTES[0].format(id=served.world.calls[own]),
+            headers=auth,
+            timeout=30,
+        )
         assert mine.status_code == 200  # the check above can fail: the same route does answer
     for path in ("/api/v1/calls", "/api/v1/leads", "/api/v1/numbers", "/api/v1/sources",
                  "/api/v1/routes", "/api/v1/sites", "/api/v1/endpoints",
