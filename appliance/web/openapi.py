@@ -296,8 +296,17 @@ def document(with_live_control: bool) -> dict[str, Any]:
                 "summary": "Turns of transcripts that say every word of q, newest calls first "
                 "(needs calls:read and recordings:read; each search is audited, not its words)",
                 "parameters": [
-                    _query("q", "words, at most 200 characters", type="string"),
-                    _query("limit", "1 to 200, default 50", type="integer"),
+                    {
+                        **_query("q", "one to 12 words, at most 200 characters"),
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            "pattern": "\\w",
+                        },  # fmt: skip
+                    },
+                    _query("limit", "1 to 200, default 50", type="integer", minimum=1, maximum=200),
                 ],
                 "responses": {
                     "200": {
@@ -327,7 +336,9 @@ def document(with_live_control: bool) -> dict[str, Any]:
         "/api/v1/leads": {
             "get": {
                 "summary": "The newest form leads of the token's accounts (needs calls:read)",
-                "parameters": [_query("limit", "1 to 500, default 100", type="integer")],
+                "parameters": [
+                    _query("limit", "1 to 500, default 100", type="integer", minimum=1, maximum=500)
+                ],
                 "responses": {
                     "200": {
                         "description": "leads, newest first",

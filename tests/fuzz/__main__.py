@@ -19,7 +19,9 @@ def table(tally: dict[str, dict[str, int]], seconds: float) -> str:
     head = f"{'boundary':<{width}}  " + "  ".join(f"{c:>12}" for c in COLUMNS)
     lines = [head, "-" * len(head)]
     for name in sorted(tally):
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{tally[name].get(c, 0):>12,}" for c in COLUMNS))
+        lines.append(
+            f"{name:<{width}}  " + "  ".join(f"{tally[name].get(c, 0):>12,}" for c in COLUMNS)
+        )
     lines.append(f"(in {seconds / 60:.1f} minutes)")
     return "\n".join(lines)
 

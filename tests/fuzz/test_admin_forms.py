@@ -155,6 +155,23 @@ def test_any_value_in_any_form_gets_no_500_and_nothing_of_another_tenant(admin_u
     fuzz()
 
 
+PUBLIC_FORMS = {
+    "/login": ("username", "password", "next"),
+    "/reset": ("username", "email"),
+    "/login/code": ("code",),
+}
+
+
+@given(st.sampled_from(sorted(PUBLIC_FORMS)), st.data())
+@examples(ci=20)
+def test_any_value_in_the_sign_in_forms_gets_no_500(admin_ui, path, data):
+    """Anyone can post these: no session, no CSRF token; sign-in attempts are throttled."""
+    form = {name: data.draw(values) for name in PUBLIC_FORMS[path] if data.draw(st.booleans())}
+    with probe("sign-in forms (HTTP)", hang=60):
+        response, body = admin_ui.loop.run(Browser(admin_ui.client).post(path, form))
+        check_answer(response.status, dict(response.headers), body, HEADERS)
+
+
 # what the fuzzing found, kept -------------------------------------------------------------
 def test_regression_a_csrf_token_that_is_not_ascii_is_refused_not_a_500(admin_ui):
     assert accounts.csrf_ok("session", "\u00e9" * 64) is False
