@@ -131,7 +131,7 @@ def test_any_arguments_end_in_an_exit_code_with_a_message_never_a_traceback(
             raise Crash(f"appliance {argv!r}: {type(exc).__name__}: {exc}") from exc
         finally:
             sys.stdin = sys.__stdin__
-        if code != 0 and not err.getvalue().strip():
+        if code != 0 and not (err.getvalue() + out.getvalue()).strip():
             raise Finding(f"appliance {argv!r} exited {code} without a message")
         if "Traceback" in err.getvalue():
             raise Finding(f"appliance {argv!r} printed a traceback")
