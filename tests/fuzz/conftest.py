@@ -14,7 +14,7 @@ from tests.fuzz.harness import TALLY, BudgetSpent, Finding
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
-    TALLY.current = None
+    TALLY.start_test()
     try:
         return (yield)
     except BudgetSpent:

@@ -3,8 +3,8 @@ hangs and sorts what goes wrong, and the tally the long run reports from.
 
 APPLIANCE_FUZZ=long selects the long profile (100,000 examples a test, no deadline, random
 seeds); otherwise a modest, derandomised profile keeps the suite quick and stable. The long run
-also gives each boundary a time budget (APPLIANCE_FUZZ_MINUTES, default 15): a boundary whose
-inputs are slow to try (HTTP, the CLI) stops there, and the report says how many it tried."""
+also gives each test a time budget (APPLIANCE_FUZZ_MINUTES, default 15): a test whose inputs
+are slow to try (HTTP, the CLI) stops there, and the report says how many it tried."""
 
 from __future__ import annotations
 
@@ -74,26 +74,30 @@ class CrossTenant(Finding):
 
 
 class BudgetSpent(BaseException):
-    """The long run's time for this boundary is over: the test stops, as passed (a
+    """The long run's time for this test is over: the test stops, as passed (a
     BaseException, so Hypothesis does not take it for a failure to shrink)."""
 
 
 class Tally:
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = {}
-        self.started: dict[str, float] = {}
-        self.current: str | None = None
+        self.started: float | None = None  # the running test's first input
+        self.current: str | None = None  # the boundary the running test probes
+
+    def start_test(self) -> None:
+        self.started, self.current = None, None
 
     def tried(self, boundary: str) -> None:
-        self.started.setdefault(boundary, time.monotonic())
+        if self.started is None:
+            self.started = time.monotonic()
         self.counts.setdefault(boundary, Counter())["tried"] += 1
         self.current = boundary
 
     def found(self, boundary: str, kind: str) -> None:
         self.counts.setdefault(boundary, Counter())[kind] += 1
 
-    def spent(self, boundary: str) -> bool:
-        return LONG and time.monotonic() - self.started.get(boundary, time.monotonic()) > BUDGET
+    def spent(self) -> bool:
+        return LONG and self.started is not None and time.monotonic() - self.started > BUDGET
 
     def as_json(self) -> dict[str, dict[str, int]]:
         return {
@@ -124,7 +128,7 @@ def bounded(seconds: float) -> Iterator[None]:
 def probe(boundary: str, *allowed: type[BaseException], hang: float = 10.0) -> Iterator[None]:
     """One input at `boundary`: counted; an exception other than `allowed` (the boundary's own
     errors) is a crash, a body over `hang` seconds a hang."""
-    if TALLY.spent(boundary):
+    if TALLY.spent():
         raise BudgetSpent(boundary)
     TALLY.tried(boundary)
     try:
