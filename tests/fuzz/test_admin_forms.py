@@ -178,3 +178,13 @@ def test_regression_a_csrf_token_that_is_not_ascii_is_refused_not_a_500(admin_ui
     browser = admin_ui.browsers["owner"]
     response, _ = admin_ui.loop.run(browser.post("/sources", {"csrf": "\u00e9"}, csrf=False))
     assert response.status == 403
+
+
+def test_regression_an_account_of_other_digits_than_ascii_is_refused_not_a_500(admin_ui):
+    """'²'.isdigit() is true, and int('²') fails: the privacy page's account field."""
+    browser = admin_ui.browsers["owner"]
+    for account in ("\u00b2", "\u0661"):
+        response, _ = admin_ui.loop.run(
+            browser.post("/privacy", {"action": "delete", "account": account})
+        )
+        assert response.status == 403
