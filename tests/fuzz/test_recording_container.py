@@ -52,7 +52,7 @@ def damaged(draw: st.DrawFn) -> tuple[bytes, bytes]:
             data[at:at] = draw(st.binary(min_size=1, max_size=40))
         elif how == "splice":
             data[at:] = draw(st.binary(max_size=80))
-        else:
+        elif how == "header" and len(data) >= HEADER_SIZE:
             data[draw(st.integers(0, HEADER_SIZE - 1))] = draw(st.integers(0, 255))
     return plain, bytes(data)
 
