@@ -30,6 +30,7 @@ HEADERS = {
     "Content-Security-Policy": CSP,
 }
 USERS = ("owner", "alice", "viewer-b")
+SETUP = 600.0  # seconds: signing in (bcrypt) and reading every page, on a loaded machine
 
 
 class Forms(HTMLParser):
@@ -74,7 +75,7 @@ class Admin:
         self.ids += [world.calls[t] for t in world.calls]
         self.browsers: dict[str, Browser] = {}
         self.forms: dict[str, list[tuple[str, dict[str, list[str]]]]] = {}
-        self.client: TestClient = self.loop.run(self._start())
+        self.client: TestClient = self.loop.run(self._start(), bound=SETUP)
 
     async def _start(self) -> TestClient:
         client = TestClient(TestServer(app_for(self.served.world)))

@@ -133,10 +133,10 @@ class Tracking:
         config = TrackingConfig(
             trusted_proxies="127.0.0.1", requests_per_minute=10**6, new_visits_per_hour=10**6
         )
-        self.client = self.loop.run(_client(tracking_app(self.dni, config)))
+        self.client = self.loop.run(_client(tracking_app(self.dni, config)), bound=600)
 
     def close(self) -> None:
-        self.loop.run(self.dni.flush())
+        self.loop.run(self.dni.flush(), bound=600)
         self.loop.run(self.client.close())
         self.loop.close()
 
