@@ -312,7 +312,9 @@ def csrf_token(session_token: str) -> str:
 
 
 def csrf_ok(session_token: str, sent: str) -> bool:
-    return secrets.compare_digest(csrf_token(session_token), sent)
+    """Whether a form's token is the session's (compared as bytes: a text token of other
+    than ASCII would make compare_digest raise)."""
+    return secrets.compare_digest(csrf_token(session_token).encode(), sent.encode(errors="replace"))
 
 
 def check_new_password(username: str, password: str) -> None:

@@ -12,6 +12,7 @@ import configparser
 import dataclasses
 import errno
 import ipaddress
+import math
 import os
 import re
 import stat
@@ -420,6 +421,8 @@ def iter_settings() -> Iterator[tuple[str, str, dataclasses.Field[Any]]]:
 def _parse(section: str, key: str, kind: Any, raw: str, origin: str) -> Any:
     name = f"{section}.{key}"
     raw = raw.strip()
+    if "\x00" in raw:  # no path, address or secret has one, and the OS refuses it late
+        raise ConfigError(f"{name}: contains a NUL character (from {origin})")
     if kind in (int, "int"):
         try:
             return int(raw)
@@ -427,9 +430,12 @@ def _parse(section: str, key: str, kind: Any, raw: str, origin: str) -> Any:
             raise ConfigError(f"{name}: {raw!r} is not an integer (from {origin})") from None
     if kind in (float, "float"):
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
             raise ConfigError(f"{name}: {raw!r} is not a number (from {origin})") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{name}: {raw!r} is not a finite number (from {origin})")
+        return number
     if kind in (bool, "bool"):
         lowered = raw.lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -449,6 +455,8 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
         raise ConfigError(f"config file {path} does not exist") from None
     except PermissionError:
         raise ConfigError(f"config file {path} is not readable") from None
+    except OSError as exc:  # a directory, a socket, ...
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         first_line = str(exc).splitlines()[0]
         raise ConfigError(f"config file {path} is not valid INI: {first_line}") from None
@@ -457,6 +465,8 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
 
 def config_files(path: Path) -> list[Path]:
     """The config file and its drop-ins, in the order they are read."""
+    if not path.name or "\x00" in str(path):
+        raise ConfigError(f"config file {str(path)[:80]!r} is not the name of a file")
     dropins = path.with_name(path.name + ".d")
     return [path, *(sorted(dropins.glob("*.ini")) if dropins.is_dir() else [])]
 
@@ -646,7 +656,7 @@ def redaction_patterns(config: Config) -> list[re.Pattern[str]]:
             raise ConfigError("transcription.redact_patterns: at most 200 characters each")
         try:
             found.append(re.compile(line.strip(), re.IGNORECASE))
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:  # OverflowError: a{4294967296}
             raise ConfigError(
                 f"transcription.redact_patterns: {line.strip()[:60]!r} is not a regular "
                 f"expression ({exc})"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 MAX_LINE = 2048
 MAX_HEADERS = 128
+_NAME = re.compile(r"agi_[A-Za-z0-9_]+")
 _ARG = re.compile(r"agi_arg_(\d+)$")
-_RESULT = re.compile(r"^200 result=(-?\d+)")
+_RESULT = re.compile(r"^200 result=(-?[0-9]{1,18})(?![0-9])")  # bounded: int() of any size
 _VALUE = re.compile(r"^200 result=1 \((.*)\)$")
 
 
@@ -30,12 +32,15 @@ class AgiRequest:
 
 
 def parse_header(line: str) -> tuple[str, str]:
-    """One 'agi_name: value' line; raise AgiProtocolError for anything else."""
+    """One 'agi_name: value' line; raise AgiProtocolError for anything else, a control
+    character in the value included (Asterisk sends none; values reach logs and records)."""
     name, sep, value = line.partition(":")
-    name = name.strip()
-    if not sep or not name.startswith("agi_") or not name.replace("_", "").isalnum():
+    name, value = name.strip(), value.strip()
+    if not sep or not _NAME.fullmatch(name):
         raise AgiProtocolError(f"not an AGI header: {line[:80]!r}")
-    return name, value.strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise AgiProtocolError(f"header {name} has control characters")
+    return name, value
 
 
 def build_request(headers: dict[str, str]) -> AgiRequest:

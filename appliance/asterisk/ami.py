@@ -15,6 +15,8 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 
 from appliance.asterisk.peercred import peer_uid
 
@@ -31,10 +33,26 @@ class AmiAuthError(AmiError):
     """Asterisk refused the AMI username or secret."""
 
 
+# headers panoramisk's protocol looks a message up by: repeated (it makes a list of them),
+# they break its parser and with it the connection
+ROUTING_HEADERS = ("Event", "Response", "ActionID", "CommandID")
+
+
+class _Protocol(AMIProtocol):
+    """panoramisk's protocol, dropping the messages it cannot route instead of failing."""
+
+    def handle_message(self, message: Message) -> None:
+        if any(isinstance(message.get(name), list) for name in ROUTING_HEADERS):
+            log.warning("AMI message with a repeated %s header skipped", "/".join(ROUTING_HEADERS))
+            return
+        super().handle_message(message)
+
+
 class _Manager(Manager):
     """panoramisk's Manager with its reconnect logic replaced by the owner's."""
 
     owner: AmiClient
+    defaults = {**Manager.defaults, "protocol_factory": _Protocol}
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.exception() is not None:

@@ -68,8 +68,12 @@ def web_address(text: object, what: str) -> str:
     """An http(s) address of at most MAX_URL characters, or BadInput."""
     if not isinstance(text, str) or len(text) > MAX_URL:
         raise BadInput(f"{what}: not an address of at most {MAX_URL} characters")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:  # a broken [IPv6] host
+        raise BadInput(f"{what}: not an http or https address") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise BadInput(f"{what}: not an http or https address")
     if inert(text, MAX_URL) != text or " " in text:
         raise BadInput(f"{what}: contains spaces or control characters")

@@ -79,7 +79,8 @@ class Manifest:
                 dict(doc["database"]),
                 members,
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            # OverflowError: a size of Infinity; RecursionError: JSON nested too deep
             raise BackupError("the archive's manifest is damaged") from None
         for name in manifest.members:
             check_name(name)

@@ -49,7 +49,8 @@ def unseal(box: bytes, passphrase: str) -> dict[str, Any]:
         params = {name: int(fields[name]) for name in ("n", "r", "p")}
         salt, nonce, blob = (_unb64(fields[k]) for k in ("salt", "nonce", "ciphertext"))
         known = (fields["format"], fields["kdf"], fields["cipher"]) == (1, "scrypt", "aes-256-gcm")
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError, RecursionError):
+        # OverflowError: a work factor of Infinity; RecursionError: JSON nested too deep
         raise BackupError("the sealed secrets in the archive are damaged") from None
     if not known or len(nonce) != 12 or len(blob) < 16:
         raise BackupError("the sealed secrets are in a form this version does not know")

@@ -59,11 +59,21 @@ class _Call:
     ours: bool = False  # the appliance's call: its route event came, or `track` adopted it
 
 
+LATEST = 2**33  # seconds: the year 2242; a Timestamp beyond (or not finite) is not a time
+
+
 def _timestamp(event: Mapping[str, str]) -> float:
     try:
-        return float(event["Timestamp"])
+        moment = float(event["Timestamp"])
     except (KeyError, ValueError):
         return time.time()
+    return moment if 0 <= moment < LATEST else time.time()
+
+
+def _single(event: Mapping[str, object]) -> dict[str, str]:
+    """The event's headers that came once: panoramisk makes a list of a repeated header's
+    values, and no header the tracker reads is ever repeated by Asterisk."""
+    return {name: value for name, value in event.items() if isinstance(value, str)}
 
 
 def _clean(value: str | None, limit: int = 128) -> str:
@@ -113,6 +123,7 @@ class CallTracker:
     def feed(self, event: Mapping[str, str]) -> CallWrite | None:
         """Apply one AMI event; return what to record: the call's start, its answer, or its
         outcome."""
+        event = _single(event)
         linkedid = event.get("Linkedid") or ""
         uniqueid = event.get("Uniqueid") or ""
         name = event.get("Event", "")
@@ -269,10 +280,10 @@ class CallTracker:
         call.alive.discard(uniqueid)
         call.gone.add(uniqueid)
         if uniqueid == call.linkedid:
-            try:
-                call.hangup_cause = int(event.get("Cause", ""))
-            except ValueError:
-                call.hangup_cause = None
+            cause = event.get("Cause", "")  # Q.850: 0 to 127, a few digits in ASCII
+            call.hangup_cause = (
+                int(cause) if cause.isascii() and cause.isdigit() and len(cause) < 4 else None
+            )
             call.ended = _timestamp(event)
 
     # ending --------------------------------------------------------------------------

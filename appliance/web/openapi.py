@@ -40,6 +40,14 @@ CALL_ID = {
 }
 
 
+def _filter(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """A filter of the call log: an empty value is the same as none (the page's form sends
+    its empty fields)."""
+    parameter = _query(name, description, **schema)
+    parameter["schema"] = {"anyOf": [parameter["schema"], {"type": "string", "maxLength": 0}]}
+    return parameter
+
+
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -208,14 +216,14 @@ def document(with_live_control: bool) -> dict[str, Any]:
             "get": {
                 "summary": "Calls, newest first, a page at a time (needs calls:read)",
                 "parameters": [
-                    _query("from", "first day, YYYY-MM-DD (UTC)", type="string", format="date"),
-                    _query("to", "last day, YYYY-MM-DD (UTC)", type="string", format="date"),
-                    _query("number", "digits of the dialled or the caller's number"),
-                    _query("source", "marketing source name"),
-                    _query("disposition", "outcome", type="string", enum=list(DISPOSITIONS)),
-                    _query("q", "caller name or number, or route"),
-                    _query("account", "account id", type="string", pattern="^[0-9]+$"),
-                    _query("cursor", "next_cursor of the previous page"),
+                    _filter("from", "first day, YYYY-MM-DD (UTC)", type="string", format="date"),
+                    _filter("to", "last day, YYYY-MM-DD (UTC)", type="string", format="date"),
+                    _filter("number", "digits of the dialled or the caller's number"),
+                    _filter("source", "marketing source name"),
+                    _filter("disposition", "outcome", type="string", enum=list(DISPOSITIONS)),
+                    _filter("q", "caller name or number, or route"),
+                    _filter("account", "account id", type="string", pattern="^[0-9]+$"),
+                    _filter("cursor", "next_cursor of the previous page"),
                     _query("limit", "calls a page", type="integer", minimum=1, maximum=200),
                 ],
                 "responses": {
@@ -264,7 +272,7 @@ def document(with_live_control: bool) -> dict[str, Any]:
                 "summary": "The recording as WAV, seekable with Range (needs recordings:read)",
                 "parameters": [
                     CALL_ID,
-                    _query("download", "1: as an attachment", type="string", enum=["1"]),
+                    _query("download", "1: as an attachment (anything else: inline)"),
                 ],
                 "responses": {
                     "200": {
@@ -296,8 +304,17 @@ def document(with_live_control: bool) -> dict[str, Any]:
                 "summary": "Turns of transcripts that say every word of q, newest calls first "
                 "(needs calls:read and recordings:read; each search is audited, not its words)",
                 "parameters": [
-                    _query("q", "words, at most 200 characters", type="string"),
-                    _query("limit", "1 to 200, default 50", type="integer"),
+                    {
+                        **_query("q", "one to 12 words, at most 200 characters"),
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            "pattern": "\\w",
+                        },  # fmt: skip
+                    },
+                    _query("limit", "1 to 200, default 50", type="integer", minimum=1, maximum=200),
                 ],
                 "responses": {
                     "200": {
@@ -327,7 +344,9 @@ def document(with_live_control: bool) -> dict[str, Any]:
         "/api/v1/leads": {
             "get": {
                 "summary": "The newest form leads of the token's accounts (needs calls:read)",
-                "parameters": [_query("limit", "1 to 500, default 100", type="integer")],
+                "parameters": [
+                    _query("limit", "1 to 500, default 100", type="integer", minimum=1, maximum=500)
+                ],
                 "responses": {
                     "200": {
                         "description": "leads, newest first",

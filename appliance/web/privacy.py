@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance import admin
 from appliance.access import Denied, Permission, Principal
 from appliance.db.models import Account
+from appliance.forms import whole
 from appliance.privacy import account_deletion, flows
 from appliance.web.auth import MAILER, SESSIONS
 from appliance.web.keys import PRINCIPAL
@@ -50,7 +51,7 @@ async def privacy_page(request: web.Request, status: int = 200, **shown: Any) ->
 
 def _change(sessions: sessionmaker[Session], principal: Principal, form: dict[str, str]) -> str:
     account = form.get("account", "")
-    if not account.isdigit() or int(account) not in principal.accounts:
+    if not whole(account) or int(account) not in principal.accounts:  # not isdigit: "²"
         raise Denied("that account is not yours")
     with sessions.begin() as session:
         if form.get("action") == "delete":
