@@ -78,7 +78,7 @@ from appliance.web.listener import GuardedListener, limits_for
 log = logging.getLogger(__name__)
 
 EXIT_AMI_AUTH = 3
-RESERVE = 1024  # descriptors kept from the admin UI: FastAGI, AMI, the database, sealing
+RESERVE = 512  # descriptors kept from the admin UI: FastAGI, AMI, the database, sealing
 ADMIN_TIMEOUT = 30.0  # seconds for a TLS handshake, and to send a whole request
 
 

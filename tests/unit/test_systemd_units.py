@@ -260,7 +260,7 @@ def test_the_public_tracking_listener_is_boxed_in():
 
 def test_the_controller_sets_its_descriptor_budget():
     service = parse(CONTROLLER)["Service"]
-    assert int(single(service, "LimitNOFILE")) >= 512 + 1024  # http.max_connections + reserve
+    assert int(single(service, "LimitNOFILE")) >= 512 + 512  # http.max_connections + reserve
 
 
 @needs_analyze
