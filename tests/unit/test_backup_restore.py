@@ -482,3 +482,32 @@ def test_a_mount_point_data_dir_is_filled_in_place(made, run, tmp_path, passphra
         assert code == 2 and "mount point that is not empty" in err
     finally:
         subprocess.run(["umount", str(data)], check=True)
+
+
+def test_an_archive_with_more_members_than_a_backup_holds_is_one_line_and_nothing_written(
+    made, run, tmp_path, passphrase_file, monkeypatch
+):
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 3)  # this one has 6
+    target = new_box(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run("--config", target, "restore", made, "--passphrase-file",
+                         passphrase_file)  # fmt: skip
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == "appliance: the archive holds more than 3 members, more than a backup does: refused\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["appliance.ini",
+                                                                    "appliance.ini.d"]  # fmt: skip
+
+
+def test_no_archive_is_made_that_a_restore_would_refuse(box, run, tmp_path, passphrase_file,
+                                                        monkeypatch):  # fmt: skip
+    monkeypatch.setattr(archive, "MAX_RECORDINGS", 1)  # the box has 2
+    code, out, err = run("--config", box, "backup", tmp_path / "box.tar", "--passphrase-file",
+                         passphrase_file)  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "references 2 recordings, more than one archive holds (1)" in err
+    assert not (tmp_path / "box.tar").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".box.tar")]
