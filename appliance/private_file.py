@@ -78,3 +78,19 @@ def _read_checked(fd: int, folder_owner: int, path: Path, closed: int, limit: in
     if len(data) > limit:  # grew since fstat
         raise UnsafeFile(f"{path} is larger than {limit // 1024} KiB: not a secret")
     return data
+
+
+def not_roots_alone(folder: Path) -> Path | None:
+    """The first of `folder` and the folders above it that another user than root could
+    change (its owner, or anyone who may write in it without the sticky bit /tmp has), or
+    that is a link; None when only root can. Root writes only through folders that pass:
+    another user could swap one for a link to where root's writes would land."""
+    for path in [*reversed(folder.parents), folder]:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None  # nothing below it exists either
+        swappable = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or swappable:
+            return path
+    return None
