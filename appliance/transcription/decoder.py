@@ -76,9 +76,11 @@ class Decoder:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the decoder and wait until its model is loaded and it is locked."""
-        if self._process is not None:
+        """Start the decoder (unless it runs) and wait until its model is loaded and it is
+        locked."""
+        if self._process is not None and self._process.poll() is None:
             return
+        self.close()  # one that ended between two recordings
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             self._argv,
             stdin=subprocess.PIPE,
@@ -99,9 +101,19 @@ class Decoder:
         """Every word of both speakers of stereo PCM, ordered by time (decode.transcribe,
         in the decoder)."""
         self.start()
-        assert self._process is not None and self._process.stdin is not None
         try:
-            stdin = self._process.stdin
+            self._send_recording(chunks, rate, keep_going)
+            return words(self._answer())
+        except BaseException:
+            self.close()  # cut off mid-recording, or not to be trusted: a new one next time
+            raise
+
+    def _send_recording(
+        self, chunks: Iterable[bytes], rate: int, keep_going: Callable[[], bool]
+    ) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        stdin = self._process.stdin
+        try:
             send(stdin, LENGTH.pack(rate))
             for chunk in chunks:
                 if not keep_going():
@@ -110,10 +122,8 @@ class Decoder:
                     send(stdin, chunk[at : at + MAX_FRAME])
             send(stdin, b"")
             stdin.flush()
-            return words(self._answer())
-        except BaseException:
-            self.close()  # cut off mid-recording, or not to be trusted: a new one next time
-            raise
+        except BrokenPipeError:
+            raise DecoderError(f"the decoder stopped ({_how(self._process)})") from None
 
     def close(self) -> None:
         process, self._process = self._process, None

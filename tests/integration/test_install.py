@@ -264,9 +264,11 @@ def probe_as_transcriber(server: Server, *drop_in: str) -> dict:
     """What a process of the transcriber's unit (its sandbox, its user) may write, and what
     a decoder locked inside it may: the unit's file with a probe for ExecStart."""
     unit = server.path("/etc/systemd/system/appliance-transcriber.service").read_text()
+    command = server.path("/opt/appliance/bin/appliance").read_text().splitlines()[0]
+    python = command.removeprefix("#!").strip()  # the release's own, as the service runs it
     lines = [line for line in unit.splitlines() if not line.startswith(("Restart", "Type="))]
     lines = [
-        "ExecStart=/opt/appliance/bin/python /usr/local/lib/appliance-probe.py\nType=oneshot"
+        f"ExecStart={python} /usr/local/lib/appliance-probe.py\nType=oneshot"
         if line.startswith("ExecStart=") else line
         for line in lines
     ] + list(drop_in)  # fmt: skip

@@ -189,6 +189,17 @@ def test_a_decoder_that_answers_words_gives_them(tmp_path):
         client.close()
 
 
+def test_a_decoder_that_ended_between_two_recordings_is_started_again(tmp_path):
+    once = fake(sending({"words": [GOOD_WORD]}) + "; out.flush(); os._exit(0)")
+    client = Decoder(tmp_path / "ko", None, command=once)
+    try:
+        first = client.transcribe([bytes(16000)], 8000, lambda: True)
+        assert client._process is not None and client._process.wait(HANG) == 0
+        assert client.transcribe([bytes(16000)], 8000, lambda: True) == first
+    finally:
+        client.close()
+
+
 def test_a_decoder_that_never_gets_ready_is_a_clear_error(tmp_path):
     client = Decoder(tmp_path / "missing-model", None)  # the real decoder: no such model
     with pytest.raises(DecoderError, match="the decoder failed: "):
