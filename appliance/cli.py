@@ -1158,9 +1158,10 @@ def cmd_endpoint_remove(config: Config, args: argparse.Namespace) -> int:
 def cmd_config_render(config: Config, _args: argparse.Namespace) -> int:
     render.refuse_if_attached(config)
     sessions = _sessions(config)
+    box = bootstrap.existing_secret_box(config)
     with sessions.begin() as session:
-        trunks = admin.trunk_views(session, bootstrap.secret_box(config))
-        endpoints = admin.endpoint_views(session, bootstrap.secret_box(config))
+        trunks = admin.trunk_views(session, box)
+        endpoints = admin.endpoint_views(session, box)
     compiled = compile_routes(CallStore(sessions).routing_table(), render.dialplan_settings(config))
     path = render.write(config, trunks, compiled.text, endpoints)
     for problem in compiled.problems:

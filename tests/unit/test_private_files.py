@@ -212,3 +212,13 @@ def test_the_key_file_and_a_key_passphrase_are_read_the_same_way(box, root_secre
     hostile(kind, passphrase, root_secret)
     with pytest.raises(ConfigError, match=f"recordings.key_passphrase: secret file .*{SAYS[kind]}"):
         resolve_secret("recordings.key_passphrase", f"file:{passphrase}")
+
+
+@as_root
+def test_config_render_as_root_never_makes_a_secret_box_key_of_roots(box):
+    key = box.parent / "data" / "secrets" / "box.key"
+    key.unlink()
+    done = appliance(box, "config", "render")
+    assert done.returncode == 2
+    assert done.stderr == f"appliance: secret box key {key} is missing (run 'appliance init')\n"
+    assert not key.exists()
