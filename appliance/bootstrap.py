@@ -61,6 +61,10 @@ def initialise(config: Config, admin_username: str = "admin") -> InitResult:
     if not (config.secrets_dir / "box.key").exists():
         secret_box(config)
         created.append("secret box key")
+    for folder in (Path(config.recordings.store_dir), Path(config.transcription.model_dir)):
+        # there before any service starts: the workers' unit makes them read-only, which
+        # systemd can only do to a folder that exists
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     key_file = Path(config.recordings.key_file)
     if not key_file.exists():
         keys.create(key_file)

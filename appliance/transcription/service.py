@@ -35,9 +35,9 @@ ACTOR = "transcriber"
 RATES = {vaults.AUDIO_FORMAT: vaults.RATE}
 READ_ONLY_STORE = (
     "transcription.redact_audio: the workers may not write the recordings in {} (their unit "
-    "keeps them read-only); give them a drop-in with BindPaths= for that folder "
-    "(systemctl edit appliance-transcriber). The transcript is stored once the recording is"
-    " redacted"
+    "keeps them read-only); give them a drop-in that lists ReadOnlyPaths= again without that "
+    "folder (systemctl edit appliance-transcriber; see the admin guide). The transcript is "
+    "stored once the recording is redacted"
 )
 
 

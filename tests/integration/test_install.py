@@ -252,6 +252,7 @@ locked = (
 found = subprocess.run([sys.executable, "-c", locked], capture_output=True, text=True)
 result = {
     "recordings": outcome(lambda: create("/var/lib/appliance/recordings/.probe")),
+    "models": outcome(lambda: create("/var/lib/appliance/models/.probe")),
     "database": outcome(lambda: create("/var/lib/appliance/.probe")),
     "locked decoder": found.stdout.strip() or found.stderr[-300:],
 }
@@ -262,7 +263,8 @@ with open("/var/lib/appliance/probe.json", "w") as out:
 
 def probe_as_transcriber(server: Server, *drop_in: str) -> dict:
     """What a process of the transcriber's unit (its sandbox, its user) may write, and what
-    a decoder locked inside it may: the unit's file with a probe for ExecStart."""
+    a decoder locked inside it may: the unit's file with a probe for ExecStart, and the lines
+    of `drop_in` in a drop-in."""
     unit = server.path("/etc/systemd/system/appliance-transcriber.service").read_text()
     command = server.path("/opt/appliance/bin/appliance").read_text().splitlines()[0]
     python = command.removeprefix("#!").strip()  # the release's own, as the service runs it
@@ -271,9 +273,14 @@ def probe_as_transcriber(server: Server, *drop_in: str) -> dict:
         f"ExecStart={python} /usr/local/lib/appliance-probe.py\nType=oneshot"
         if line.startswith("ExecStart=") else line
         for line in lines
-    ] + list(drop_in)  # fmt: skip
+    ]  # fmt: skip
     server.path("/usr/local/lib/appliance-probe.py").write_text(PROBE)
     server.path("/etc/systemd/system/appliance-probe.service").write_text("\n".join(lines))
+    drop_ins = server.path("/etc/systemd/system/appliance-probe.service.d")
+    shutil.rmtree(drop_ins, ignore_errors=True)
+    if drop_in:
+        drop_ins.mkdir()
+        (drop_ins / "admin.conf").write_text("\n".join(["[Service]", *drop_in]) + "\n")
     result = server.path("/var/lib/appliance/probe.json")
     try:
         server.run("systemctl", "daemon-reload", check=True)
@@ -283,18 +290,25 @@ def probe_as_transcriber(server: Server, *drop_in: str) -> dict:
     finally:
         result.unlink(missing_ok=True)
         server.path("/etc/systemd/system/appliance-probe.service").unlink()
+        shutil.rmtree(drop_ins, ignore_errors=True)
         server.run("systemctl", "daemon-reload", check=True)
 
 
 def test_the_transcription_workers_write_the_database_and_their_decoder_nothing(server, installed):
     assert probe_as_transcriber(server) == {
-        "recordings": "EROFS",
+        "recordings": "EROFS",  # made by appliance init, so that the unit can close them
+        "models": "EROFS",
         "database": "done",
         "locked decoder": "EPERM",  # seccomp() is not in the unit's filter: prctl sets it
     }
     # with transcription.redact_audio, the drop-in the admin guide gives
-    given = probe_as_transcriber(server, "BindPaths=/var/lib/appliance/recordings")
-    assert given["recordings"] == "done" and given["locked decoder"] == "EPERM"
+    given = probe_as_transcriber(
+        server,
+        "ReadOnlyPaths=",
+        "ReadOnlyPaths=-/var/lib/appliance/secrets -/var/lib/appliance/models",
+    )
+    assert given == {"recordings": "done", "models": "EROFS", "database": "done",
+                     "locked decoder": "EPERM"}  # fmt: skip
 
 
 def health(server: Server, ports: Ports, token: str) -> dict:

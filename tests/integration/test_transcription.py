@@ -440,7 +440,9 @@ def test_audio_redaction_in_a_read_only_store_says_what_to_do(tmp_path, model_di
         assert "transcription.redact_audio: the workers may not write the recordings" in (
             job.last_error or ""
         )
-        assert f"in {store}" in (job.last_error or "") and "BindPaths=" in (job.last_error or "")
+        assert f"in {store}" in (job.last_error or "") and "ReadOnlyPaths=" in (
+            job.last_error or ""
+        )
         with box.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Transcript)) == 0
     finally:
