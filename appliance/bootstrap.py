@@ -15,7 +15,7 @@ from appliance.db import engine as db
 from appliance.db.migrate import upgrade
 from appliance.db.models import User
 from appliance.recordings import keys
-from appliance.secrets import SecretBox, new_password, write_secret_file
+from appliance.secrets import SecretBox, new_password, read_box_key, write_secret_file
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ def secret_box(config: Config) -> SecretBox:
     return SecretBox.from_file(config.secrets_dir / "box.key", lambda: key_passphrase(config))
 
 
+def existing_secret_box(config: Config) -> SecretBox:
+    """The secret box, never created here: root renders Asterisk's config with it, and a key
+    file root made in the appliance user's folder would be root's (unreadable by the
+    services)."""
+    path = config.secrets_dir / "box.key"
+    try:
+        return SecretBox(read_box_key(path, lambda: key_passphrase(config)))
+    except FileNotFoundError:
+        raise keys.KeyProblem(f"secret box key {path} is missing (run 'appliance init')") from None
+
+
 def initialise(config: Config, admin_username: str = "admin") -> InitResult:
     prepare_data_dir(config)
     created: list[str] = []
@@ -50,6 +61,10 @@ def initialise(config: Config, admin_username: str = "admin") -> InitResult:
     if not (config.secrets_dir / "box.key").exists():
         secret_box(config)
         created.append("secret box key")
+    for folder in (Path(config.recordings.store_dir), Path(config.transcription.model_dir)):
+        # there before any service starts: the workers' unit makes them read-only, which
+        # systemd can only do to a folder that exists
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     key_file = Path(config.recordings.key_file)
     if not key_file.exists():
         keys.create(key_file)

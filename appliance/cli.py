@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance import __version__, accounts, admin, audit, bootstrap, doctor, tls
+from appliance import __version__, accounts, admin, audit, bootstrap, doctor, private_file, tls
 from appliance.access import DEFAULT_SCOPES, SCOPES, the_box
 from appliance.asterisk import attach_commands, render
 from appliance.attribution import sites
@@ -465,9 +465,12 @@ def _backup_passphrase(args: argparse.Namespace, confirm: bool) -> str:
 
 
 def _passphrase_file(path: Path) -> str:
-    if path.stat().st_mode & 0o077:
-        raise admin.AdminError(f"{path} is readable by others (chmod 600 {path})")
-    passphrase = path.read_text(encoding="utf-8").rstrip("\r\n")
+    try:
+        passphrase = private_file.read(path, closed=0o077).decode("utf-8").rstrip("\r\n")
+    except private_file.UnsafeFile as exc:
+        raise admin.AdminError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise admin.AdminError(f"{path} is not text") from None
     if not passphrase:
         raise admin.AdminError(f"{path} is empty")
     return passphrase
@@ -1161,9 +1164,10 @@ def cmd_endpoint_remove(config: Config, args: argparse.Namespace) -> int:
 def cmd_config_render(config: Config, _args: argparse.Namespace) -> int:
     render.refuse_if_attached(config)
     sessions = _sessions(config)
+    box = bootstrap.existing_secret_box(config)
     with sessions.begin() as session:
-        trunks = admin.trunk_views(session, bootstrap.secret_box(config))
-        endpoints = admin.endpoint_views(session, bootstrap.secret_box(config))
+        trunks = admin.trunk_views(session, box)
+        endpoints = admin.endpoint_views(session, box)
     compiled = compile_routes(CallStore(sessions).routing_table(), render.dialplan_settings(config))
     path = render.write(config, trunks, compiled.text, endpoints)
     for problem in compiled.problems:

@@ -15,12 +15,12 @@ import ipaddress
 import math
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import private_file
 from appliance.forwarded import parse_proxies
 
 AUDIT_MINIMUM = 365  # days the audit log is kept at the least (privacy.audit_days)
@@ -688,6 +688,8 @@ def resolve_secret(name: str, value: str, environ: Mapping[str, str] | None = No
             ) from None
         except PermissionError:
             raise ConfigError(f"{name}: secret file {path} is not readable by this user") from None
+        except private_file.UnsafeFile as exc:
+            raise ConfigError(f"{name}: secret file {exc}") from None
     if value.startswith("env:"):
         var = value[4:]
         if var not in environ:
@@ -709,13 +711,12 @@ def open_no_link(path: Path, refusal: str) -> int:
 
 
 def _read_secret_file(path: Path) -> str:
-    """A secret file's text, never through a link (root renders Asterisk's config with the AMI
-    secret, whose file the appliance user owns)."""
-    fd = open_no_link(path, f"secret file {path} is a link: name the file itself")
-    with os.fdopen(fd, "rb") as source:
-        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-            raise ConfigError(f"secret file {path} is not a regular file")
-        return source.read(64 * 1024).decode("utf-8").strip()
+    """A secret file's text, read the one safe way (root renders Asterisk's config with the
+    AMI secret, whose file the appliance user owns)."""
+    try:
+        return private_file.read(path).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise private_file.UnsafeFile(f"{path} is not text") from None
 
 
 def key_passphrase(config: Config) -> str | None:

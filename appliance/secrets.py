@@ -13,6 +13,7 @@ from pathlib import Path
 from Crypto.Cipher import AES
 from Crypto.Protocol.KDF import bcrypt, bcrypt_check
 
+from appliance import private_file
 from appliance.recordings import keys
 
 BCRYPT_COST = 12
@@ -91,8 +92,12 @@ class SecretBox:
 
 
 def read_box_key(path: Path, unlock: Callable[[], str | None]) -> bytes:
-    """A box key file: the 32 bytes themselves, or those sealed like the recording keys."""
-    data = path.read_bytes()
+    """A box key file: the 32 bytes themselves, or those sealed like the recording keys.
+    Root reads it too (`config render`), in a folder the appliance user owns."""
+    try:
+        data = private_file.read(path, closed=0o077)
+    except private_file.UnsafeFile as exc:
+        raise keys.KeyProblem(f"secret box key {exc}") from None
     if len(data) == 32:
         return data
     try:

@@ -1,6 +1,8 @@
-"""Transcription: the whole pipeline (decrypt, split the channels, decode, store) beside bare
-Vosk decoding the same audio with the same model in the same run; then `appliance transcribe`
-with one worker and with two on the same recordings, and the peak memory of each worker.
+"""Transcription: the whole pipeline (decrypt, send the audio to the worker's locked decoder
+process, check its words, store) and the locked decoder alone, beside bare Vosk decoding the
+same audio with the same model in this process (as workers did before the decoder had a
+process of its own), in the same run; then `appliance transcribe` with one worker and with two
+on the same recordings, and the peak memory of each worker with its decoder.
 
     python -m bench.transcription [--seconds 60] [--recordings 8]
 
@@ -146,10 +148,15 @@ class Box:
 
 
 def peak_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+    """Peak resident memory of a worker and its children (its decoder)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [int(c) for c in children.read_text().split()] if children.exists() else []
+    total = 0
+    for process in (pid, *found):
+        for line in Path(f"/proc/{process}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total
 
 
 def run_workers(box: Box, count: int) -> tuple[float, list[int]]:
@@ -200,16 +207,22 @@ def main() -> None:
         model_info = service.chosen_model(box.config)
         assert model_info is not None
         transcriber = service.Transcriber(box.config, box.sessions, model_info)
-        model = transcriber.model
-        timings: dict[str, list[float]] = {"bare Vosk (baseline)": [], "pipeline": []}
+        transcriber.decoder.start()
+        model = Model(model_info.path)
+        timings: dict[str, list[float]] = {
+            "bare Vosk (baseline)": [], "locked decoder": [], "pipeline": []}  # fmt: skip
         for round_ in range(args.rounds):
             timings["bare Vosk (baseline)"].append(bare(model, audio))
+            start = time.perf_counter()
+            transcriber.decoder.transcribe([audio], RATE, lambda: True)
+            timings["locked decoder"].append(time.perf_counter() - start)
             call_id = box.record(round_, audio)
             start = time.perf_counter()
             result = transcriber.work(call_id)
             with box.sessions.begin() as session:
                 transcriber.save(session, call_id, result)
             timings["pipeline"].append(time.perf_counter() - start)
+        transcriber.decoder.close()
         print(f"one {seconds:.0f} s stereo recording (two channels decoded), median of "
               f"{args.rounds}; real-time factor = decoding seconds / audio seconds")  # fmt: skip
         print(f"{'case':<24}{'seconds':>10}{'RTF':>8}{'/ baseline':>12}")

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from appliance import private_file
 from appliance.calls import cdr
 from appliance.calls.dialplan import Settings
 from appliance.config import Config, ConfigError, open_no_link, resolve_secret
@@ -314,22 +315,16 @@ def write_agi_wrapper(base: Path, argv: list[str], gid: int) -> Path:
 
 def _only_root_above(base: Path) -> None:
     """Root writes Asterisk's config, its own, only through directories no other user can
-    change: every existing directory above `base` root's and closed to others' writes (or
-    sticky, as /tmp is). Otherwise another user could swap one for a link to where the config
-    would land as root's (the data dir, which the appliance user owns, is no place for it)."""
+    change. Otherwise another user could swap one for a link to where the config would land
+    as root's (the data dir, which the appliance user owns, is no place for it)."""
     if os.geteuid() != 0:
         return
-    for parent in reversed(base.parents):
-        try:
-            st = os.lstat(parent)
-        except FileNotFoundError:
-            return
-        swappable = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
-        if stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or swappable:
-            raise ConfigError(
-                f"asterisk.dir: {parent} is not root's alone; keep Asterisk's directory under "
-                "directories only root may change (as /var/lib/appliance-asterisk)"
-            )
+    parent = private_file.not_roots_alone(base.parent)
+    if parent is not None:
+        raise ConfigError(
+            f"asterisk.dir: {parent} is not root's alone; keep Asterisk's directory under "
+            "directories only root may change (as /var/lib/appliance-asterisk)"
+        )
 
 
 def _directory(path: Path, uid: int, gid: int, mode: int) -> None:

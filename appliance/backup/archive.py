@@ -31,8 +31,14 @@ CERTIFICATE = "tls/cert.pem"
 RECORDINGS = "recordings/"
 FIXED = (SECRETS, DATABASE, CERTIFICATE)
 RECORDING = re.compile(r"recordings/[0-9]{4}/[0-9]{2}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.rec")
-MAX_MANIFEST = 16 << 20  # ~100 bytes a member: room for 150,000 recordings
-MAX_SECRETS = 1 << 20  # keys, secrets, the config: kilobytes
+# One bound on the recordings an archive holds sets the others: the manifest and the sealed
+# secrets list every member (~180 bytes each, with its SHA-256), and a reader counts members
+# as they come, so that no archive makes it write more files than a backup can hold.
+MAX_RECORDINGS = 150_000
+MAX_MEMBERS = MAX_RECORDINGS + len(FIXED) + 1  # and the manifest
+ROOM = 1 << 20  # keys, secrets, the config, the manifest's head: kilobytes
+MAX_MANIFEST = ROOM + 256 * MAX_MEMBERS
+MAX_SECRETS = ROOM + 256 * MAX_MEMBERS
 COPY_CHUNK = 1 << 20
 
 
@@ -162,9 +168,14 @@ def extract(source: BinaryIO, into: Path) -> Manifest:
     manifest: bytes | None = None
     try:
         with tarfile.open(fileobj=source, mode="r|") as tar:
-            for info in tar:
+            for count, info in enumerate(tar, 1):
                 if manifest is not None:
                     raise BackupError(f"member {shown(info.name)} follows the manifest: refused")
+                if count > MAX_MEMBERS:
+                    raise BackupError(
+                        f"the archive holds more than {MAX_MEMBERS:,} members, more than a "
+                        "backup does: refused"
+                    )
                 name = _checked(info)
                 if name in seen:
                     raise BackupError(f"member {shown(name)} is in the archive twice: refused")

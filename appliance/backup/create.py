@@ -113,6 +113,11 @@ def _write(config: Config, work: Path, out: archive.Sink, passphrase: str) -> Ma
     before = keys.load(key_file, unlock)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     dumped = _dump_database(config.database.url, work / "database.jsonl.gz")
+    if len(dumped.recordings) > archive.MAX_RECORDINGS:  # a restore would refuse the archive
+        raise BackupError(
+            f"the database references {len(dumped.recordings):,} recordings, more than one "
+            f"archive holds ({archive.MAX_RECORDINGS:,}): shorten their retention first"
+        )
     ring = _merged(before, keys.load(key_file, unlock), {k for _, k in dumped.recordings})
     database_key = keys.new_data_key()
     with (work / "database.jsonl.gz").open("rb") as plain, (work / "db").open("wb") as sealed:

@@ -18,16 +18,17 @@ import io
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import URL, make_url
 
-from appliance import __version__, audit, tls
+from appliance import __version__, audit, private_file, tls
 from appliance.backup import BackupError, archive, dump, sealing
 from appliance.backup.create import SECRET_SETTINGS, setting_value
 from appliance.config import Config, resolve_secret
@@ -61,13 +62,10 @@ def restore(
     actor: str,
 ) -> Restored:
     _check_targets(config, force, config_to)
-    data_dir = config.data_dir
-    beside = data_dir if os.path.ismount(data_dir) else data_dir.parent  # same file system
-    staging = Path(tempfile.mkdtemp(dir=beside, prefix=f".{data_dir.name}.restore-"))
-    layout = _Layout(data_dir, staging, force)
+    layout = _Layout(config.data_dir, force)
     try:
-        members = staging / "archive"
-        with source.open("rb") as stream:
+        members = layout.staging / "archive"
+        with _opened(source) as stream:
             manifest = archive.extract(stream, members)
         if not known_revision(manifest.schema_revision):
             raise BackupError(
@@ -79,14 +77,13 @@ def restore(
         archive.check_sealed(manifest, secrets)
         settings = _Secrets(secrets)
         _check_config(settings.config, config_to)
-        restored = _build(config, layout, members, manifest, settings)
+        restored = _build(config, layout, members, manifest, settings, actor)
         restored.aside = layout.commit()
     except BaseException:
         layout.abandon()
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _audit(config, actor, manifest, restored)
+        layout.close()
     written = _write_config(config_to, settings.config)
     return Restored(
         manifest,
@@ -100,11 +97,21 @@ def restore(
     )
 
 
+def _opened(source: Path) -> BinaryIO:
+    """The archive, never a FIFO left in its place (it would block the restore for ever)."""
+    try:
+        return os.fdopen(private_file.open_regular(source), "rb")
+    except private_file.UnsafeFile as exc:
+        raise BackupError(str(exc)) from None
+
+
 # the targets ---------------------------------------------------------------------------
 def _check_targets(config: Config, force: bool, config_to: Path | None) -> None:
     data_dir = config.data_dir
     if data_dir.is_symlink():
         raise BackupError(f"{data_dir} is a symbolic link: set paths.data_dir to the real path")
+    if os.geteuid() == 0:
+        _only_roots_folders(config, config_to)
     if _contents(data_dir) and os.path.ismount(data_dir):
         raise BackupError(f"{data_dir} is a mount point that is not empty: empty it first")
     if _contents(data_dir) and not force:
@@ -126,6 +133,24 @@ def _check_targets(config: Config, force: bool, config_to: Path | None) -> None:
         for path in (config_to, config_to.with_name(config_to.name + ".d")):
             if os.path.lexists(path):
                 raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+
+
+def _only_roots_folders(config: Config, config_to: Path | None) -> None:
+    """Root writes only through folders no other user can change (another could swap one for
+    a link while root writes there): the data dir's parent, where the new data dir is built,
+    and the folders of what is restored outside it. A data dir that is a mount point is built
+    inside it, and is root's alone for the while (`_Layout`)."""
+    folders = [config.data_dir.parent, *(p.parent for p in _outside(config))]
+    folders += [config_to.parent] if config_to is not None else []
+    for folder in folders:
+        found = private_file.not_roots_alone(_absolute(folder))
+        if found is not None:
+            raise BackupError(
+                f"{found} is not root's alone: root would write through it, and its owner "
+                "could swap what is there for a link. Restore as that user (runuser -u USER "
+                "-- appliance restore ...), or keep the data dir and what the config puts "
+                "outside it under folders only root may change"
+            )
 
 
 def _outside(config: Config) -> list[Path]:
@@ -177,14 +202,30 @@ def _within(path: Path, folder: Path) -> bool:
 
 class _Layout:
     """Where each restored file is written: inside the data dir, into the new data dir being
-    built in the staging folder; outside it, beside its final place under a temporary name.
-    `commit` moves both into place; `abandon` removes what was written outside."""
+    built in a staging folder only root (or the user restoring) may enter; outside it, beside
+    its final place under a temporary name. `commit` moves both into place; `abandon` removes
+    what was written outside; `close` removes the staging folder.
 
-    def __init__(self, data_dir: Path, staging: Path, force: bool) -> None:
-        self.data_dir, self.staging, self.force = data_dir, staging, force
-        self.built = staging / "data"
+    The staging folder is made beside the data dir (whose parent `_check_targets` found to be
+    root's alone), or inside it when it is a mount point, which cannot be renamed. Such a data
+    dir is its owner's: run as root, the restore makes it root's alone (0700) until it is done,
+    so that its owner cannot swap the staging folder for a link meanwhile."""
+
+    def __init__(self, data_dir: Path, force: bool) -> None:
+        self.data_dir, self.force = data_dir, force
         self.moves: list[tuple[Path, Path]] = []
         self.cleanups: list[Callable[[], None]] = []
+        self.owner = _owner(data_dir)
+        self.mounted = os.path.ismount(data_dir)
+        self.taken = _take(data_dir) if self.mounted and os.geteuid() == 0 else None
+        beside = data_dir if self.mounted else data_dir.parent  # the same file system
+        try:
+            self.staging = Path(tempfile.mkdtemp(dir=beside, prefix=f".{data_dir.name}.restore-"))
+        except BaseException:
+            if self.taken is not None:
+                _give_back(*self.taken)
+            raise
+        self.built = self.staging / "data"
         self.built.mkdir(mode=0o700)
 
     def path(self, target: Path) -> Path:
@@ -201,10 +242,11 @@ class _Layout:
         """The new data dir in place of the old (moved aside, if it was not empty), in one
         rename; into a mount point (which cannot be renamed), entry by entry."""
         aside, found = None, _contents(self.data_dir, self.staging)
-        if found and (not self.force or self.staging.parent == self.data_dir):
+        if found and (not self.force or self.mounted):
             raise BackupError(f"{self.data_dir} was written to meanwhile: not replaced")
-        _adopt_owner(self.built, self.data_dir)
-        if self.staging.parent == self.data_dir:
+        if os.geteuid() == 0 and self.owner is not None:
+            _give(self.built, *self.owner)
+        if self.mounted:
             for entry in self.built.iterdir():
                 os.rename(entry, self.data_dir / entry.name)
         else:
@@ -229,6 +271,46 @@ class _Layout:
                     path.unlink(missing_ok=True)
         for cleanup in self.cleanups:
             cleanup()
+
+    def close(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.taken is not None:
+            _give_back(*self.taken)
+
+
+def _owner(data_dir: Path) -> tuple[int, int] | None:
+    """The restored files' owner, run as root: that of the data dir they replace (the
+    service's user), not root."""
+    try:
+        st = os.lstat(data_dir)
+    except FileNotFoundError:
+        return None
+    return (st.st_uid, st.st_gid) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _take(data_dir: Path) -> tuple[int, os.stat_result]:
+    """The data dir made root's alone, and what it was (to give it back)."""
+    fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    was = os.fstat(fd)
+    os.fchmod(fd, 0o700)
+    os.fchown(fd, 0, 0)
+    return fd, was
+
+
+def _give_back(fd: int, was: os.stat_result) -> None:
+    try:
+        os.fchown(fd, was.st_uid, was.st_gid)
+        os.fchmod(fd, stat.S_IMODE(was.st_mode))  # after chown, which clears setgid
+    finally:
+        os.close(fd)
+
+
+def _give(built: Path, uid: int, gid: int) -> None:
+    """Every file and folder of the new data dir to `uid`:`gid`, never through a link."""
+    os.chown(built, uid, gid, follow_symlinks=False)
+    for _, folders, files, fd in os.fwalk(built, follow_symlinks=False):
+        for name in folders + files:
+            os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
 
 
 # building the new box ------------------------------------------------------------------
@@ -275,7 +357,12 @@ class _Built:
 
 
 def _build(
-    config: Config, layout: _Layout, members: Path, manifest: archive.Manifest, secrets: _Secrets
+    config: Config,
+    layout: _Layout,
+    members: Path,
+    manifest: archive.Manifest,
+    secrets: _Secrets,
+    actor: str,
 ) -> _Built:
     placed, kept = _place_secret_files(config, layout, secrets.files)
     keys.save(layout.path(Path(config.recordings.key_file)), secrets.ring, _unlock(config, placed))
@@ -286,10 +373,12 @@ def _build(
         _write_new(layout.path(cert), (members / archive.CERTIFICATE).read_bytes(), 0o644)
         _write_new(layout.path(key), secrets.tls_key.encode())
     names = _place_recordings(config, layout, members, manifest)
-    loaded, revision = _restore_database(config, layout, members, manifest, secrets)
+    loaded, revision, url = _restore_database(config, layout, members, manifest, secrets)
     if loaded.file_names != names:
         raise BackupError("the archive's database and its recordings do not agree: refused")
-    return _Built(loaded.counts, len(names), revision, kept)
+    built = _Built(loaded.counts, len(names), revision, kept)
+    _audit(url, actor, manifest, built)  # in the new database, before it is in place
+    return built
 
 
 def _place_secret_files(
@@ -342,20 +431,22 @@ def _place_recordings(
 
 def _restore_database(
     config: Config, layout: _Layout, members: Path, manifest: archive.Manifest, secrets: _Secrets
-) -> tuple[dump.Loaded, str]:
+) -> tuple[dump.Loaded, str, str]:
+    """The database loaded and migrated; with its revision and where it is."""
     url = make_url(config.database.url)
     if url.get_backend_name() == "sqlite":
         url = url.set(database=str(layout.path(Path(url.database or ""))))
     else:
         layout.cleanups.append(lambda: _drop_everything(url))
-    engine = db.make_engine(url.render_as_string(hide_password=False))
+    where = url.render_as_string(hide_password=False)
+    engine = db.make_engine(where)
     try:
         upgrade(engine, manifest.schema_revision)
         with (members / archive.DATABASE).open("rb") as sealed, engine.begin() as connection:
             plain = io.BufferedReader(_Plain(SealedRecording(sealed, secrets.database_key)))
             loaded = dump.load(connection, plain, manifest.schema_revision)
         upgrade(engine)
-        return loaded, current_revision(engine) or ""
+        return loaded, current_revision(engine) or "", where
     except RecordingError:
         raise BackupError("the database dump does not open: the archive was altered") from None
     finally:
@@ -395,16 +486,6 @@ def _drop_everything(url: URL) -> None:
         engine.dispose()
 
 
-def _adopt_owner(built: Path, data_dir: Path) -> None:
-    """Run as root, the restored files take the owner of the data dir they replace (the
-    service's user), not root's."""
-    if os.geteuid() != 0 or not data_dir.is_dir():
-        return
-    owner = data_dir.stat()
-    for path in [built, *built.rglob("*")]:
-        os.lchown(path, owner.st_uid, owner.st_gid)
-
-
 def _write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     with os.fdopen(fd, "wb") as out:
@@ -426,8 +507,8 @@ def _write_config(config_to: Path | None, archived: dict[str, Any] | None) -> tu
     return tuple(written)
 
 
-def _audit(config: Config, actor: str, manifest: archive.Manifest, built: _Built) -> None:
-    engine = db.make_engine(config.database.url)
+def _audit(url: str, actor: str, manifest: archive.Manifest, built: _Built) -> None:
+    engine = db.make_engine(url)
     detail = (
         f"archive of {manifest.created} (appliance {manifest.appliance_version}, schema "
         f"{manifest.schema_revision}): {built.counts.get('calls', 0)} calls, "

@@ -18,7 +18,10 @@ from pathlib import Path
 from Crypto.Cipher import AES
 from Crypto.Protocol.KDF import scrypt
 
+from appliance import private_file
+
 KEYFILE_VERSION = 1
+MAX_KEY_FILE = 1 << 20  # bytes: thousands of master keys
 
 
 class KeyProblem(Exception):
@@ -115,14 +118,13 @@ def replace_private(path: Path, data: bytes) -> None:
 
 def load(path: Path, passphrase: str | None = None) -> KeyRing:
     try:
-        mode = path.stat().st_mode & 0o777
-        text = path.read_text(encoding="utf-8")
+        text = private_file.read(path, closed=0o077, limit=MAX_KEY_FILE)
     except FileNotFoundError:
         raise KeyProblem(f"key file {path} is missing (run 'appliance init')") from None
     except PermissionError:
         raise KeyProblem(f"key file {path} is not readable by this user") from None
-    if mode & 0o077:
-        raise KeyProblem(f"key file {path} is readable by others (chmod 600 {path})")
+    except private_file.UnsafeFile as exc:
+        raise KeyProblem(f"key file {exc}") from None
     try:
         data = json.loads(text)
         if "sealed" in data:

@@ -1,9 +1,11 @@
 """Transcription as jobs: a sealed recording queues one (when transcription is on), a worker
-process decrypts the recording in memory, decodes both channels and stores the words and the
+process decrypts the recording in memory, has its decoder (a locked process of its own:
+appliance/transcription/decoder.py) decode both channels, and stores the words and the
 dialogue with the job marked done."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,7 +24,8 @@ from appliance.jobs.runner import Slow
 from appliance.recordings import vault as vaults
 from appliance.recordings.container import RecordingError
 from appliance.transcription import dialogue, models, redact
-from appliance.transcription.decode import Model, Word, transcribe
+from appliance.transcription.decode import Word
+from appliance.transcription.decoder import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,12 @@ KIND = "transcribe.call"
 ANALYSE = "analyse.call"  # appliance/transcription/analysis_store.py does it
 ACTOR = "transcriber"
 RATES = {vaults.AUDIO_FORMAT: vaults.RATE}
+READ_ONLY_STORE = (
+    "transcription.redact_audio: the workers may not write the recordings in {} (their unit "
+    "keeps them read-only); give them a drop-in that lists ReadOnlyPaths= again without that "
+    "folder (systemctl edit appliance-transcriber; see the admin guide). The transcript is "
+    "stored once the recording is redacted"
+)
 
 
 def chosen_model(config: Config) -> models.Model | None:
@@ -102,7 +111,8 @@ class Result:
 
 
 class Transcriber:
-    """One worker's transcription: its model is loaded once; `handler` is its job."""
+    """One worker's transcription: its decoder (with the model loaded once) decodes, the
+    worker decrypts and stores; `handler` is its job."""
 
     def __init__(
         self, config: Config, sessions: sessionmaker[Session], model: models.Model
@@ -114,7 +124,7 @@ class Transcriber:
             Path(config.recordings.key_file),
             key_passphrase(config),
         )
-        self.model = Model(model.path, grammar(config))
+        self.decoder = Decoder(model.path, grammar(config))
         self.redact = config.transcription.redact
         self.redact_audio = config.transcription.redact_audio
         self.patterns = redaction_patterns(config)
@@ -138,8 +148,8 @@ class Transcriber:
             raise queue.Permanent(f"recordings in {audio_format!r} cannot be transcribed")
         try:
             with self.vault.open(call_id, ACTOR, "recording.transcribe") as recording:
-                words = transcribe(
-                    self.model, recording.read(), rate, lambda: not self.stopping.is_set()
+                words = self.decoder.transcribe(
+                    recording.read(), rate, lambda: not self.stopping.is_set()
                 )
                 seconds = recording.size / vaults.BYTES_PER_SECOND
         except vaults.RecordingNotFound:
@@ -154,7 +164,11 @@ class Transcriber:
                     self.vault.reseal(call_id, redact.tone_over(spans, rate), ACTOR, said)
                 except vaults.RecordingNotFound:
                     return None  # erased meanwhile
-        return Result(self.model.name, round(seconds, 3), words)
+                except OSError as exc:
+                    if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                        raise
+                    raise PermissionError(READ_ONLY_STORE.format(self.vault.store_dir)) from None
+        return Result(self.decoder.name, round(seconds, 3), words)
 
     def save(self, session: Session, call_id: str, result: Result | None) -> None:
         if result is not None and session.get(Recording, call_id) is not None:

@@ -1,7 +1,9 @@
 """`appliance transcribe`: a parent process that keeps N transcription workers running (its own
-systemd unit). Each worker is a process of its own that loads the model once and takes one
-transcription job at a time from the database, so workers on several hosts can share the queue
-on PostgreSQL. With no model installed the parent waits for one; calls are recorded meanwhile."""
+systemd unit). Each worker is a process of its own that takes one transcription job at a time
+from the database, so workers on several hosts can share the queue on PostgreSQL; it decrypts
+the recording and hands the audio to its decoder, a child process that loaded the model once
+and can write nothing (appliance/transcription/decoder.py). With no model installed the
+parent waits for one; calls are recorded meanwhile."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from appliance.config import Config
 from appliance.db.engine import make_engine, session_factory
 from appliance.jobs.runner import Runner, worker_name
 from appliance.transcription import service
+from appliance.transcription.decoder import DecoderError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,12 @@ def work(config: Config, stop: threading.Event | None = None, parent: int | None
     sessions = session_factory(engine)
     transcriber = service.Transcriber(config, sessions, model)
     transcriber.stopping = stop
+    try:
+        transcriber.decoder.start()  # the model loads in the decoder, which locks itself
+    except DecoderError as exc:
+        log.error("transcription worker not started: %s", exc)
+        engine.dispose()
+        return
     runner = Runner(
         sessions,
         {service.KIND: transcriber.handler},
@@ -84,6 +93,7 @@ def work(config: Config, stop: threading.Event | None = None, parent: int | None
             if not tried:
                 stop.wait(IDLE)
     finally:
+        transcriber.decoder.close()
         engine.dispose()
 
 

@@ -6,6 +6,7 @@ The tests run in file order against one server, as an admin would use it."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -254,6 +255,86 @@ def test_hardened_units_measured_inside_the_server(server, installed):
         report = server.run("systemd-analyze", "security", unit).stdout
         found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", report)
         assert found and float(found.group(1)) <= limit, (unit, report[-400:])
+
+
+PROBE = """
+import errno, json, os, subprocess, sys
+def outcome(action):
+    try:
+        action()
+        return "done"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+def create(path):
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.unlink(path)
+locked = (
+    "import errno, os\\n"
+    "from appliance.transcription import sandbox\\n"
+    "sandbox.lock()\\n"
+    "try: os.open('/var/lib/appliance/appliance.db', os.O_RDWR); print('done')\\n"
+    "except OSError as exc: print(errno.errorcode[exc.errno])"
+)
+found = subprocess.run([sys.executable, "-c", locked], capture_output=True, text=True)
+result = {
+    "recordings": outcome(lambda: create("/var/lib/appliance/recordings/.probe")),
+    "models": outcome(lambda: create("/var/lib/appliance/models/.probe")),
+    "database": outcome(lambda: create("/var/lib/appliance/.probe")),
+    "locked decoder": found.stdout.strip() or found.stderr[-300:],
+}
+with open("/var/lib/appliance/probe.json", "w") as out:
+    json.dump(result, out)
+"""
+
+
+def probe_as_transcriber(server: Server, *drop_in: str) -> dict:
+    """What a process of the transcriber's unit (its sandbox, its user) may write, and what
+    a decoder locked inside it may: the unit's file with a probe for ExecStart, and the lines
+    of `drop_in` in a drop-in."""
+    unit = server.path("/etc/systemd/system/appliance-transcriber.service").read_text()
+    command = server.path("/opt/appliance/bin/appliance").read_text().splitlines()[0]
+    python = command.removeprefix("#!").strip()  # the release's own, as the service runs it
+    lines = [line for line in unit.splitlines() if not line.startswith(("Restart", "Type="))]
+    lines = [
+        f"ExecStart={python} /usr/local/lib/appliance-probe.py\nType=oneshot"
+        if line.startswith("ExecStart=") else line
+        for line in lines
+    ]  # fmt: skip
+    server.path("/usr/local/lib/appliance-probe.py").write_text(PROBE)
+    server.path("/etc/systemd/system/appliance-probe.service").write_text("\n".join(lines))
+    drop_ins = server.path("/etc/systemd/system/appliance-probe.service.d")
+    shutil.rmtree(drop_ins, ignore_errors=True)
+    if drop_in:
+        drop_ins.mkdir()
+        (drop_ins / "admin.conf").write_text("\n".join(["[Service]", *drop_in]) + "\n")
+    result = server.path("/var/lib/appliance/probe.json")
+    try:
+        server.run("systemctl", "daemon-reload", check=True)
+        started = server.run("systemctl", "start", "appliance-probe")
+        assert started.returncode == 0, server.journal("appliance-probe")
+        return json.loads(result.read_text())
+    finally:
+        result.unlink(missing_ok=True)
+        server.path("/etc/systemd/system/appliance-probe.service").unlink()
+        shutil.rmtree(drop_ins, ignore_errors=True)
+        server.run("systemctl", "daemon-reload", check=True)
+
+
+def test_the_transcription_workers_write_the_database_and_their_decoder_nothing(server, installed):
+    assert probe_as_transcriber(server) == {
+        "recordings": "EROFS",  # made by appliance init, so that the unit can close them
+        "models": "EROFS",
+        "database": "done",
+        "locked decoder": "EPERM",  # seccomp() is not in the unit's filter: prctl sets it
+    }
+    # with transcription.redact_audio, the drop-in the admin guide gives
+    given = probe_as_transcriber(
+        server,
+        "ReadOnlyPaths=",
+        "ReadOnlyPaths=-/var/lib/appliance/secrets -/var/lib/appliance/models",
+    )
+    assert given == {"recordings": "done", "models": "EROFS", "database": "done",
+                     "locked decoder": "EPERM"}  # fmt: skip
 
 
 def health(server: Server, ports: Ports, token: str) -> dict:

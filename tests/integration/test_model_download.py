@@ -96,6 +96,24 @@ def test_a_download_that_does_not_check_out_installs_nothing(stack, mirror, chan
     assert not models.exists() or list(models.iterdir()) == []
 
 
+def test_a_listed_archive_of_a_hundred_thousand_empty_files_is_refused(stack, mirror):
+    """The checksum matches (the list names this very archive): the archive is still judged
+    before anything is written, and the download is removed."""
+    list_url, root = mirror
+    bomb = root / f"{NAME}.zip"
+    bomb.unlink()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for n in range(100_000):
+            zipped.writestr(f"{NAME}/conf/{n}", b"")
+    listing(root)
+    stack.extra_env["APPLIANCE_TRANSCRIPTION_MODEL_LIST_URL"] = list_url
+    refused = stack.appliance("models", "install", NAME, check=False)  # bound: its timeout
+    assert refused.returncode == 2
+    assert "more than 10,000 members: not a Vosk model" in refused.stderr, refused.stderr
+    models = stack.data_dir / "models"
+    assert not models.exists() or list(models.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "url",
     ["http://example.com/model-list.json", "file:///etc/passwd", "ftp://127.0.0.1/x", "//x"],

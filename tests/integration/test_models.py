@@ -36,3 +36,18 @@ def test_the_real_korean_model_installs_and_vosk_loads_it(stack, tmp_path):
     assert loaded.stdout.strip() == "loaded True"
     again = stack.appliance("models", "install", str(archive), check=False)
     assert again.returncode == 2 and "already installed" in again.stderr
+
+
+def test_an_archive_of_a_hundred_thousand_empty_files_is_refused_at_once(stack, tmp_path):
+    """0.6 MB packed; the installer used to look each member up again by name (quadratic) and
+    write it before checking the model. The CLI's own timeout is the bound for a hang."""
+    archive = tmp_path / "vosk-model-bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for n in range(100_000):
+            tar.addfile(tarfile.TarInfo(f"vosk-model-bomb/conf/{n}"))
+    refused = stack.appliance("models", "install", str(archive), check=False)
+    assert refused.returncode == 2
+    assert "more than 10,000 members: not a Vosk model" in refused.stderr
+    models = stack.data_dir / "models"
+    assert not models.exists() or list(models.iterdir()) == []
+    assert "vosk-model-bomb" not in stack.appliance("models", "list").stdout

@@ -414,6 +414,42 @@ def test_what_must_not_be_kept_never_reaches_the_database_nor_the_audio(tmp_path
     assert "안녕하세요".encode() in database.read_bytes()  # what is kept is there, as text
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts the recordings read-only")
+def test_audio_redaction_in_a_read_only_store_says_what_to_do(tmp_path, model_dir):
+    """The transcriber unit keeps the recordings read-only; with redact_audio on and no
+    drop-in, the job says what to add, and no transcript is kept of an unredacted recording."""
+    box = Box(
+        tmp_path / "data", f"sqlite:///{tmp_path}/t.db", model_dir,
+        APPLIANCE_TRANSCRIPTION_REDACT_PATTERNS="예약",
+        APPLIANCE_TRANSCRIPTION_REDACT_AUDIO="true",
+    )  # fmt: skip
+    store = Path(box.config.recordings.store_dir)
+    try:
+        box.record("call-1", conversation(tmp_path))
+        subprocess.run(["mount", "--bind", str(store), str(store)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(store)], check=True)
+        stop, thread = in_process_worker(box)
+        try:
+            job = wait_for(
+                lambda: (j := box.job("call-1")) is not None and j.last_error and j,
+                timeout=120, what="the job to fail",
+            )  # fmt: skip
+        finally:
+            stop.set()
+            thread.join(30)
+        assert "transcription.redact_audio: the workers may not write the recordings" in (
+            job.last_error or ""
+        )
+        assert f"in {store}" in (job.last_error or "") and "ReadOnlyPaths=" in (
+            job.last_error or ""
+        )
+        with box.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Transcript)) == 0
+    finally:
+        subprocess.run(["umount", str(store)], check=False)
+        box.close()
+
+
 def test_an_erased_recording_takes_its_transcript_with_it(box, tmp_path):
     box.record("call-1", conversation(tmp_path))
     transcribed(box, "call-1")
@@ -583,3 +619,25 @@ def test_phrase_rules_tag_and_score_a_transcribed_call_and_a_rule_change_reanaly
     assert refused.returncode == 2 and "tag: 1 to 40 lower-case letters" in refused.stderr
     listed = rule("list")
     assert "clinic" in listed and "병원" in listed and "appointment" not in listed
+
+
+def test_the_decoder_that_reads_callers_audio_is_locked_and_holds_no_secret(box, tmp_path):
+    """The real decoder (Vosk, the Korean model): locked by seccomp, with no descriptor but its
+    pipes and no variable of the worker's environment, and it still decodes word for word."""
+    decoder = service.Transcriber(
+        box.config, box.sessions, service.chosen_model(box.config)
+    ).decoder
+    decoder.start()
+    try:
+        process = decoder._process
+        assert process is not None
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        assert "\nSeccomp:\t2\n" in status and "\nNoNewPrivs:\t1\n" in status
+        assert sorted(os.listdir(f"/proc/{process.pid}/fd")) == ["0", "1", "2"]
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        assert sorted(v.split(b"=")[0] for v in environ if v) == [b"LANG", b"PATH"]
+        words = decoder.transcribe([conversation(tmp_path)], RATE, lambda: True)
+        assert [w.text for w in words if w.speaker == 0] == CALLER_SAYS
+        assert [w.text for w in words if w.speaker == 1] == ANSWERER_SAYS
+    finally:
+        decoder.close()

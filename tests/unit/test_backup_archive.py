@@ -130,6 +130,36 @@ def test_oversized_sealed_secrets_are_refused_before_they_are_read(tmp_path):
         extract_into(tmp_path, crafted(regular(archive.SECRETS, too_big)))
 
 
+def test_an_archive_with_more_members_than_a_backup_holds_stops_at_the_cap(tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 100)
+    empty = [regular(f"recordings/2026/01/{n}.rec", b"") for n in range(1000)]
+    with pytest.raises(BackupError, match="more than 100 members, more than a backup does"):
+        extract_into(tmp_path, crafted(*empty))
+    assert len(list((tmp_path / "into").rglob("*.rec"))) == 100  # none after the cap
+
+
+def test_the_archive_of_a_box_with_many_recordings_reads_back(tmp_path):
+    """The sealed secrets repeat every member's SHA-256 (~180 bytes a recording): their bound
+    and the manifest's follow the bound on recordings, so what a backup makes, a restore
+    reads (a 1 MiB bound on the sealed secrets refused boxes of more than ~7,000)."""
+    out = io.BytesIO()
+    writer = archive.Writer(out, 1_700_000_000)
+    writer.add_bytes(archive.DATABASE, b"rows")
+    for n in range(10_000):
+        writer.add_bytes(f"recordings/2026/01/1700000000.{n:06d}.rec", b"")
+    made = manifest(**writer.members)
+    sealed = {"members": archive.sealed_digests(writer.members), "created": made.created,
+              "schema_revision": made.schema_revision}  # fmt: skip
+    writer.add_bytes(archive.SECRETS, sealing.seal(sealed, "correct horse battery", FAST))
+    writer.finish(manifest(**writer.members))
+    read = extract_into(tmp_path, out.getvalue())
+    box = (tmp_path / "into" / archive.SECRETS).read_bytes()
+    assert len(box) > 1 << 20
+    archive.check_sealed(read, sealing.unseal(box, "correct horse battery"))
+    assert 256 * archive.MAX_MEMBERS < archive.MAX_SECRETS == archive.MAX_MANIFEST
+
+
 def test_a_member_whose_bytes_changed_does_not_match_the_manifest(tmp_path):
     data, _ = good_archive()
     tampered = data.replace(b"sealed audio", b"sealed AUDIO")

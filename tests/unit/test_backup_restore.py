@@ -10,9 +10,11 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from sqlalchemy import DateTime, column, func, insert, select, table
 
 from appliance import cli
 from appliance.access import the_box
-from appliance.backup import archive, sealing
+from appliance.backup import BackupError, archive, restore, sealing
 from appliance.backup.create import _merged, _Moved
 from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
@@ -482,3 +484,151 @@ def test_a_mount_point_data_dir_is_filled_in_place(made, run, tmp_path, passphra
         assert code == 2 and "mount point that is not empty" in err
     finally:
         subprocess.run(["umount", str(data)], check=True)
+
+
+def test_an_archive_with_more_members_than_a_backup_holds_is_one_line_and_nothing_written(
+    made, run, tmp_path, passphrase_file, monkeypatch
+):
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 3)  # this one has 6
+    target = new_box(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run("--config", target, "restore", made, "--passphrase-file",
+                         passphrase_file)  # fmt: skip
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == "appliance: the archive holds more than 3 members, more than a backup does: refused\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["appliance.ini",
+                                                                    "appliance.ini.d"]  # fmt: skip
+
+
+def test_no_archive_is_made_that_a_restore_would_refuse(box, run, tmp_path, passphrase_file,
+                                                        monkeypatch):  # fmt: skip
+    monkeypatch.setattr(archive, "MAX_RECORDINGS", 1)  # the box has 2
+    code, out, err = run("--config", box, "backup", tmp_path / "box.tar", "--passphrase-file",
+                         passphrase_file)  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "references 2 recordings, more than one archive holds (1)" in err
+    assert not (tmp_path / "box.tar").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".box.tar")]
+
+
+# root restores into folders the appliance user owns ------------------------------------
+ATTACKER = 12345  # the data dir's owner: the appliance user, whose process is compromised
+SWAP = """cd "$1" || exit 10
+staging=$(ls -d .data.restore-* 2>/dev/null | head -n 1); [ -n "$staging" ] || exit 11
+mv "$staging" moved || exit 12
+mkdir evil && ln -s "$2" evil/data && ln -s "$1/moved/archive" evil/archive || exit 13
+ln -s evil "$staging" || exit 14
+"""
+
+
+@pytest.fixture
+def reachable():
+    """A folder every user may enter (pytest's own is root's alone), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="restore-as-root-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def swap_staging_as_owner(data: Path, victim: Path) -> subprocess.CompletedProcess[str]:
+    """The data dir's owner puts a link in place of the restore's staging folder: the new
+    data dir would be built in `victim`, and handed to that owner."""
+    return subprocess.run(["setpriv", f"--reuid={ATTACKER}", f"--regid={ATTACKER}",
+                           "--clear-groups", "sh", "-c", SWAP, "sh", str(data), str(victim)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def root_victim(folder: Path) -> Path:
+    victim = folder / "victim"
+    victim.mkdir(mode=0o755)
+    (victim / "roots-file").write_text("root's\n")
+    return victim
+
+
+def untouched(victim: Path) -> bool:
+    entries = [(p.name, p.lstat().st_uid) for p in victim.iterdir()]
+    return entries == [("roots-file", 0)] and victim.lstat().st_uid == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="about what root does")
+def test_the_owner_of_a_mount_point_data_dir_cannot_swap_the_staging_folder(made, reachable):
+    """A data dir on a file system of its own is restored through a staging folder inside it:
+    for the restore, the data dir is root's alone, then its owner's again."""
+    target = new_box(reachable)
+    data = load(target).data_dir
+    data.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(data)]).returncode != 0:
+        pytest.skip("mounting a file system needs root")
+    try:
+        os.chown(data, ATTACKER, ATTACKER)
+        data.chmod(0o750)
+        victim = root_victim(reachable)
+        tries = []
+
+        def passphrase() -> str:  # asked for in the middle of the restore
+            tries.append(swap_staging_as_owner(data, victim))
+            return PASSPHRASE
+
+        restore.restore(load(target), made, passphrase, force=False, config_to=None, actor="t")
+        assert [t.returncode for t in tries] == [10], tries  # could not even enter it
+        assert untouched(victim)
+        assert (data.stat().st_uid, data.stat().st_mode & 0o7777) == (ATTACKER, 0o750)
+        assert {p.lstat().st_uid for p in data.rglob("*")} == {ATTACKER}
+    finally:
+        subprocess.run(["umount", str(data)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="about what root does")
+def test_root_does_not_restore_through_a_folder_another_user_owns(made, reachable):
+    """The staging folder is made beside the data dir: a parent of the appliance user's would
+    let that user swap it for a link, and root would build and hand over the victim."""
+    parent = reachable / "home"
+    (parent / "data").mkdir(parents=True)  # made for the restore, the appliance user's
+    for folder in (parent, parent / "data"):
+        os.chown(folder, ATTACKER, ATTACKER)
+    target = write_config(reachable / "etc" / "appliance.ini", parent / "data")
+    victim = root_victim(reachable)
+    tries = []
+
+    def passphrase() -> str:
+        tries.append(swap_staging_as_owner(parent, victim))
+        return PASSPHRASE
+
+    with pytest.raises(BackupError, match=rf"{parent} is not root's alone"):
+        restore.restore(load(target), made, passphrase, force=False, config_to=None, actor="t")
+    assert tries == [] and untouched(victim)
+    assert list(parent.iterdir()) == [parent / "data"] and not any((parent / "data").iterdir())
+
+
+@pytest.mark.parametrize("planted", ["archive", "passphrase file"])
+def test_a_fifo_in_place_of_the_archive_or_the_passphrase_file_blocks_nothing(
+    made, tmp_path, passphrase_file, planted
+):
+    """Archives are kept in a folder of the appliance user's, which root restores from."""
+    fifo = tmp_path / "planted"
+    os.mkfifo(fifo, 0o600)
+    source, secret = (fifo, passphrase_file) if planted == "archive" else (made, fifo)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "--config",
+            new_box(tmp_path),
+            "restore",
+            source,
+            "--passphrase-file",
+            secret,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # a bound for a hang
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"appliance: {fifo} is not a regular file\n"
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["appliance.ini",
+                                                                    "appliance.ini.d"]  # fmt: skip

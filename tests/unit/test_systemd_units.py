@@ -206,6 +206,19 @@ def test_transcription_workers_have_no_privilege_and_yield_to_calls():
         assert single(service, key) == "yes", key
 
 
+def test_transcription_workers_write_the_database_only():
+    """What they do not write is read-only (the database and its folder stay writable); the
+    decoder that reads callers' audio locks itself further (tests/unit/test_decoder.py)."""
+    service = parse(TRANSCRIBER)["Service"]
+    assert single(service, "ProtectSystem") == "strict"
+    assert {
+        "-/var/lib/appliance/secrets",
+        "-/var/lib/appliance/models",
+        "-/var/lib/appliance/recordings",  # unless redact_audio: see the unit's comment
+    } <= words(service, "ReadOnlyPaths")
+    assert "-/var/lib/appliance/secrets/box.key" in words(service, "InaccessiblePaths")
+
+
 @needs_analyze
 def test_transcriber_exposure(tmp_path: Path):
     units = tmp_path / "etc" / "systemd" / "system"
