@@ -432,13 +432,13 @@ def test_upgrade_in_place_keeps_data_and_the_call_in_progress(
     before = calls(server)
     release = server.path("/opt/appliance/current").readlink()
     settings_before = server.path("/etc/appliance/appliance.ini").read_bytes()
-    live = call(ports, 30000, tmp_path)
+    live = call(ports, 90000, tmp_path)  # outlasts the upgrade (a new venv) on a loaded machine
     wait_for(lambda: len(calls(server)) > len(before), timeout=20, what="the live call's record")
     copy_checkout(server, version="0.1.0+upgraded")
     result = install(server)
     assert result.returncode == 0, result.stdout + result.stderr + server.journal("appliance")
     assert live.poll() is None, "the upgrade outlasted the call: make the call longer"
-    assert finished(live) == 0  # the call went on, from answer to the caller's hang-up
+    assert finished(live, timeout=180) == 0  # the call went on, from answer to the caller's hang-up
     assert server.path("/opt/appliance/current").readlink() != release
     version = server.run("appliance", "--version").stdout.strip()
     assert version == "appliance 0.1.0+upgraded"
@@ -454,7 +454,7 @@ def test_upgrade_in_place_keeps_data_and_the_call_in_progress(
         what="both calls recorded after the upgrade",
     )
     assert len(rows) == len(before) + 1
-    assert rows[-1]["talk_seconds"] >= 25
+    assert rows[-1]["talk_seconds"] >= 85
     for row in rows:
         assert exported_audio(server, row["id"]) > 0  # keys kept: every recording plays
 

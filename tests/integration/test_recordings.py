@@ -66,6 +66,11 @@ def record_one_call(stack: Stack, phone, talk_ms: int) -> sqlite3.Row:
     return row
 
 
+def unsealed(stack: Stack) -> bool:
+    """/health says a recording waits in the spool, unsealed (its ALERT is in the log)."""
+    return ((stack.health() or {}).get("checks") or {}).get("recordings") is False
+
+
 def rms(samples: array.array) -> float:
     return math.sqrt(sum(x * x for x in samples) / max(1, len(samples)))
 
@@ -140,7 +145,7 @@ def test_missing_key_file_keeps_the_plaintext_and_raises_the_alarm(recorded: Sta
     phone(scenario="phone_speech.xml")
     speech_call(recorded, talk_ms=1500)
     wait_for(
-        lambda: "ALERT recording of call" in recorded.controller_log(), timeout=20, what="the alert"
+        lambda: unsealed(recorded), timeout=20, what="/health reporting the recording unsealed"
     )
     assert "is missing" in recorded.controller_log()
     assert [p.suffix for p in sorted(recorded.spool_on_host.iterdir())] == [".done", ".raw"]
@@ -331,13 +336,16 @@ def test_full_disk_keeps_the_plaintext_until_there_is_room(stack: Stack, phone, 
         phone(scenario="phone_speech.xml")
         speech_call(stack, talk_ms=2000)
         wait_for(
-            lambda: "ALERT recording of call" in stack.controller_log(),
-            timeout=20,
-            what="the alert",
+            lambda: unsealed(stack), timeout=20, what="/health reporting the recording unsealed"
         )
         assert "No space left on device" in stack.controller_log()
         assert sorted(p.suffix for p in stack.spool_on_host.iterdir()) == [".done", ".raw"]
-        assert query(stack, "SELECT * FROM calls")[0]["disposition"] == "answered"
+        (call,) = wait_for(
+            lambda: query(stack, "SELECT * FROM calls WHERE disposition IS NOT NULL"),
+            timeout=20,
+            what="the call's end recorded",
+        )
+        assert call["disposition"] == "answered"
     finally:
         subprocess.run(["umount", str(full)], check=True)
     wait_for(
@@ -463,7 +471,11 @@ def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
         timeout=20,
         what="the on-demand recording sealed",
     )
-    (call,) = query(stack, "SELECT * FROM calls")
+    (call,) = wait_for(
+        lambda: query(stack, "SELECT * FROM calls WHERE talk_seconds IS NOT NULL"),
+        timeout=20,
+        what="the call's end recorded",
+    )
     # from when it was asked for to the end of the call: not the second before it
     assert 0.3 < row["seconds"] <= ended - asked + 0.5
     assert row["seconds"] < call["talk_seconds"] - 0.5
