@@ -381,8 +381,10 @@ def sipp_phone(
     calls: int = 1,
     cwd: Path | None = None,
     trace: Path | None = None,
+    timeout_s: int = 60,
 ) -> subprocess.Popen:
-    """SIPp as the business phone (UAS) on 127.0.0.1:port; `trace` keeps its messages."""
+    """SIPp as the business phone (UAS) on 127.0.0.1:port; `trace` keeps its messages; it
+    gives up (and fails) after `timeout_s`, which must outlast the calls it takes."""
     tracing = ["-trace_msg", "-message_file", str(trace)] if trace else []
     return subprocess.Popen(
         [
@@ -398,7 +400,7 @@ def sipp_phone(
             str(calls),
             "-nostdin",
             "-timeout",
-            "60s",
+            f"{timeout_s}s",
             "-timeout_error",
         ],
         cwd=cwd,
@@ -420,13 +422,14 @@ def carrier_command(
     source: str = "127.0.0.1",
 ) -> list[str]:
     """SIPp as the carrier (UAC) placing `calls` calls to `number` at Asterisk's PJSIP port,
-    from the address `source`."""
+    from the address `source`. It gives up (and fails) a minute after the calls should end."""
+    timeout_s = 60 + talk_ms // 1000
     return [
         "sipp", f"127.0.0.1:{stack.sip_port}", "-sf", str(SIPP_DIR / scenario),
         "-i", source, "-p", str(free_port(socket.SOCK_DGRAM)), "-s", number,
         "-set", "caller", caller, "-set", "caller_name", caller_name, "-d", str(talk_ms),
         "-m", str(calls), "-r", str(rate), "-l", str(calls),
-        "-nostdin", "-timeout", "60s", "-timeout_error",
+        "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
     ]  # fmt: skip
 
 

@@ -379,7 +379,7 @@ def recorded_number(server, ports, installed, token):
 def call(ports: Ports, talk_ms: int, cwd: Path) -> subprocess.Popen:
     """A call with speech both ways, from a SIPp carrier to a SIPp phone through the server."""
     speech(cwd)
-    phone = sipp_phone(ports.phone, "phone_speech.xml", cwd=cwd)
+    phone = sipp_phone(ports.phone, "phone_speech.xml", cwd=cwd, timeout_s=60 + talk_ms // 1000)
     command = carrier_command(
         ports, NUMBER.lstrip("+"), "13125550111", "Jane", talk_ms, scenario="carrier_speech.xml"
     )
