@@ -1,6 +1,16 @@
+"""Fixtures every test may use, and the tiers by cost.
+
+A test's tier comes from the fixtures it uses, never from a mark written by hand: whatever
+starts Asterisk needs a Stack, a browser needs `browser`, a booted Debian needs `server`, a
+network namespace needs `netns`. `scripts/test --fast` runs the tiers below `asterisk`.
+"""
+
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,6 +19,40 @@ from tests.harness import Stack, asterisk_root, sipp_phone, wait_for
 from tests.postgres_server import temporary_server
 
 TRUNK_PORT_ENV = "APPLIANCE_TEST_TRUNK_PORT"
+
+# cheapest first: a test is in the costliest tier any of its fixtures puts it in
+TIERS = ("pure", "web", "postgres", "asterisk", "chromium", "netns", "nspawn")
+TIER_OF_FIXTURE = {
+    "world": "web",  # the admin application in process, over a SQLite world
+    "client": "web",
+    "aiohttp_client": "web",
+    "postgres_url": "postgres",
+    "stack": "asterisk",  # the only way to a Stack, hence to Asterisk and the controller
+    "module_stack": "asterisk",
+    "sandbox": "asterisk",  # the Asterisk sandbox root itself
+    "browser": "chromium",
+    "netns": "netns",
+    "server": "nspawn",
+}
+FAST = ("pure", "web", "postgres")  # scripts/test --fast: no Asterisk, Chromium or container
+
+
+def tier_of(item: pytest.Item) -> str:
+    used = {TIER_OF_FIXTURE.get(name, "pure") for name in getattr(item, "fixturenames", ())}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "postgresql" in callspec.params.values():
+        used.add("postgres")  # the PostgreSQL side of a fixture parametrised by database
+    return max(used, key=TIERS.index, default="pure")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: tier by cost, set from the fixtures used")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier_of(item))
 
 
 @pytest.fixture
@@ -26,18 +70,25 @@ def stack(tmp_path: Path):
 def running(stack: Stack):
     """Asterisk and the controller running, with a carrier trunk whose far end is a SIPp phone
     and a tracking number +12025550123 whose route forwards to +12025550199 over it."""
-    stack.appliance(
-        "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
-    )
-    forward = ("--forward", "+12025550199", "--trunk", "carrier", "--ring-timeout", "3")
-    stack.appliance("route", "add", "Spring flyer", *forward)
-    stack.appliance("route", "add", "Default desk", *forward, "--default")
-    number = ("+12025550123", "--label", "Spring flyer", "--source", "Google Ads")
-    stack.appliance("number", "add", *number, "--route", "Spring flyer")
-    stack.appliance("config", "render")
-    stack.start_asterisk()
-    stack.start_controller()
-    return stack
+    return stack.start_running()
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory):
+    """One `running` stack for all the tests of a module, so that Asterisk boots once per
+    module. A module opts in by giving its tests this stack as `stack`, reset() between tests:
+
+        @pytest.fixture
+        def stack(module_stack):
+            return module_stack.reset()
+
+    and keeps in a module of its own the tests that stop, restart or reconfigure processes."""
+    s = Stack(data_dir=tmp_path_factory.mktemp("module") / "data", root=asterisk_root())
+    s.appliance("init")
+    try:
+        yield s.start_running().share()
+    finally:
+        s.close()
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +105,7 @@ def phone(stack: Stack):
 
     def start(calls: int = 1, scenario: str = "phone_answer.xml", port: int | None = None):
         port = port or stack.phone_port
-        trace = stack.data_dir / f"phone-{port}-{len(started)}.log"
+        trace = stack.data_dir / f"phone-{port}-{uuid.uuid4().hex[:8]}.log"
         proc = sipp_phone(port, scenario, calls, cwd=stack.data_dir, trace=trace)
         proc.trace = trace
         started.append(proc)
@@ -71,3 +122,17 @@ def phone(stack: Stack):
 def _udp_bound(port: int) -> bool:
     out = subprocess.run(["ss", "-lun"], capture_output=True, text=True).stdout
     return f"127.0.0.1:{port} " in out
+
+
+@pytest.fixture
+def netns():
+    """Wraps a command so that it runs in a network namespace of its own, after `setup` (a
+    shell script ending in `exec "$@"`): its own loopback, its own sysctls, this machine's
+    network untouched."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("network namespaces need root and unshare (util-linux)")
+
+    def isolated(setup: str, *argv: str) -> list[str]:
+        return ["unshare", "--net", "--", "sh", "-c", setup, "sh", *argv]
+
+    return isolated

@@ -128,6 +128,7 @@ class Stack:
     # bind mounts in a mount namespace of its own, gone with it
     mounts: list[tuple[Path, str]] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
+    shared: Baseline | None = None  # what reset() restores, for a stack a module shares
 
     @property
     def env(self) -> dict[str, str]:
@@ -349,10 +350,106 @@ class Stack:
                 proc.wait()
         return proc.returncode
 
+    def start_running(self) -> Stack:
+        """The configuration of `running`, then Asterisk and the controller."""
+        self.appliance(
+            "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(self.phone_port)
+        )
+        forward = ("--forward", "+12025550199", "--trunk", "carrier", "--ring-timeout", "3")
+        self.appliance("route", "add", "Spring flyer", *forward)
+        self.appliance("route", "add", "Default desk", *forward, "--default")
+        number = ("+12025550123", "--label", "Spring flyer", "--source", "Google Ads")
+        self.appliance("number", "add", *number, "--route", "Spring flyer")
+        self.appliance("config", "render")
+        self.start_asterisk()
+        self.start_controller()
+        return self
+
+    # Sharing one running stack between the tests of a module ------------------------------
+    def share(self) -> Stack:
+        """Keep what reset() brings the stack back to: every table's rows and the files Asterisk
+        runs from, as they are now (the module's stack just configured and running)."""
+        self.shared = self._baseline()
+        return self
+
+    def _baseline(self) -> Baseline:
+        """What reset() brings the stack back to: every table's rows and the files Asterisk
+        runs from, as they are now (the module's stack just configured and running)."""
+        from appliance.asterisk import render
+        from appliance.config import load
+
+        config = load(environ=self.env)
+        files = (render.routes_path(config), render.pjsip_path(config))
+        with sqlite3.connect(self.database) as db:
+            tables = {name: db.execute(f'SELECT * FROM "{name}"').fetchall() for name in _own(db)}
+        texts = {path: path.read_text() for path in files}
+        return Baseline(tables, texts, dict(self.extra_env))
+
+    def reset(self) -> Stack:
+        """Back to `baseline` between two tests of a module: once no call is left in Asterisk,
+        every table as it was (calls, recordings, audit, numbers, routes, trunks ...), and,
+        where a test changed the routes or trunks, Asterisk running the files it had. The
+        processes are the same ones: a test that stops, restarts or reconfigures them takes a
+        stack of its own."""
+        baseline = self.shared
+        assert baseline is not None, "share() the stack first"
+        wait_for(self.idle, timeout=30, what="no call left in Asterisk")
+        reloads = self.counter("dialplan_reloads"), self.counter("pjsip_reloads")
+        changed = any(path.read_text() != text for path, text in baseline.files.items())
+        for cdr in (self.asterisk_dir_on_host / "log" / "cdr-custom").glob("*"):
+            cdr.unlink()  # else the calls it holds would be reconciled back in
+        with sqlite3.connect(self.database) as db:
+            for name, rows in baseline.tables.items():
+                db.execute(f'DELETE FROM "{name}"')
+                if rows:
+                    marks = ", ".join("?" * len(rows[0]))
+                    db.executemany(f'INSERT INTO "{name}" VALUES ({marks})', rows)
+        if changed:  # the controller rewrites them within its refresh interval, and reloads
+
+            def reloaded() -> bool:
+                back = all(path.read_text() == text for path, text in baseline.files.items())
+                now = self.counter("dialplan_reloads"), self.counter("pjsip_reloads")
+                return back and now != reloads
+
+            wait_for(reloaded, timeout=20, what="Asterisk running the module's routes again")
+        self.extra_env.clear()
+        self.extra_env.update(baseline.env)
+        return self
+
+    def idle(self) -> bool:
+        """No channel in Asterisk and every call record with its outcome."""
+        out = self.asterisk_cli("core show channels count", check=False).stdout
+        busy = re.search(r"^(\d+) active channels?", out, re.M)
+        return (
+            busy is not None
+            and busy.group(1) == "0"
+            and all(r["disposition"] for r in self.calls())
+        )
+
     def close(self) -> None:
         for proc in reversed(self.processes):
             self.stop(proc)
         shutil.rmtree(self.asterisk_dir_on_host, ignore_errors=True)
+
+
+def _own(db: sqlite3.Connection) -> list[str]:
+    """The database's tables but SQLite's own and full-text indexes (virtual tables and their
+    shadow tables, which follow their content table through its triggers)."""
+    rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    virtual = [name for name, sql in rows if sql and sql.upper().startswith("CREATE VIRTUAL")]
+    return [
+        name
+        for name, _ in rows
+        if not name.startswith("sqlite_")
+        and not any(name == v or name.startswith(f"{v}_") for v in virtual)
+    ]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    tables: dict[str, list[tuple]]
+    files: dict[Path, str]
+    env: dict[str, str]
 
 
 def _descriptor_limit(nofile: int | None):

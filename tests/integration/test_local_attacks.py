@@ -24,6 +24,13 @@ pytestmark = pytest.mark.integration
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
+@pytest.fixture
+def running(module_stack: Stack) -> Stack:
+    """One running stack for the module's attacks on a running appliance, reset between tests;
+    the tests that stop or start processes take `stack`, a stack of their own."""
+    return module_stack.reset()
+
+
 def as_nobody(code: str, timeout: float = 20) -> subprocess.CompletedProcess:
     """Run Python code as the unprivileged user nobody (the system's own Python)."""
     return subprocess.run(
@@ -35,6 +42,7 @@ def as_nobody(code: str, timeout: float = 20) -> subprocess.CompletedProcess:
 
 
 def test_a_forged_fastagi_request_from_another_user_gets_no_answer(running: Stack):
+    refused, answered = running.counter("agi_refused"), running.counter("agi_answered")
     forged = as_nobody(
         f"""
         import socket
@@ -49,7 +57,8 @@ def test_a_forged_fastagi_request_from_another_user_gets_no_answer(running: Stac
     )
     assert forged.returncode == 0, forged.stderr
     assert forged.stdout.strip() == "b''"
-    assert running.counter("agi_refused") == 1 and running.counter("agi_answered") == 0
+    assert running.counter("agi_refused") == refused + 1
+    assert running.counter("agi_answered") == answered
 
 
 # a network namespace of its own where, as in many containers, every user may listen on any
@@ -62,9 +71,9 @@ exec "$@"
 """
 
 
-def where_low_ports_are_open(stack: Stack, *argv: str, **env: str):
+def where_low_ports_are_open(netns, stack: Stack, *argv: str, **env: str):
     return subprocess.run(
-        ["unshare", "--net", "--", "sh", "-c", OPEN_LOW_PORTS, "sh", *argv],
+        netns(OPEN_LOW_PORTS, *argv),
         env={**stack.env, "APPLIANCE_AGI_ALLOW_UNPRIVILEGED_PORTS": "false", **env},
         capture_output=True,
         text=True,
@@ -72,23 +81,25 @@ def where_low_ports_are_open(stack: Stack, *argv: str, **env: str):
     )
 
 
-def test_the_controller_refuses_to_start_where_any_user_may_take_the_fastagi_port(stack: Stack):
+def test_the_controller_refuses_to_start_where_any_user_may_take_the_fastagi_port(
+    stack: Stack, netns
+):
     squat = where_low_ports_are_open(
-        stack, *NOBODY, "/usr/bin/python3", "-c",
+        netns, stack, *NOBODY, "/usr/bin/python3", "-c",
         f"import socket; socket.socket().bind(('127.0.0.1', {stack.agi_port})); print('bound')",
     )  # fmt: skip
     assert squat.stdout.strip() == "bound", squat.stderr  # what the controller guards against
-    served = where_low_ports_are_open(stack, sys.executable, "-m", "appliance", "serve")
+    served = where_low_ports_are_open(netns, stack, sys.executable, "-m", "appliance", "serve")
     assert served.returncode == 2, served.stdout + served.stderr
     assert "agi.port: net.ipv4.ip_unprivileged_port_start is 0" in served.stderr
     assert "/etc/sysctl.d/90-appliance.conf" in served.stderr
-    checked = where_low_ports_are_open(stack, sys.executable, "-m", "appliance", "doctor")
+    checked = where_low_ports_are_open(netns, stack, sys.executable, "-m", "appliance", "doctor")
     assert checked.returncode == 1
     flagged = "[FAIL] FastAGI port guard: net.ipv4.ip_unprivileged_port_start is 0"
     assert flagged in checked.stdout, checked.stdout
     # told it is a test machine, it goes on (here to the next check: an empty database)
     allowed = where_low_ports_are_open(
-        stack, sys.executable, "-m", "appliance", "serve",
+        netns, stack, sys.executable, "-m", "appliance", "serve",
         APPLIANCE_AGI_ALLOW_UNPRIVILEGED_PORTS="true",
         APPLIANCE_DATABASE_URL=f"sqlite:///{stack.data_dir}/empty.db",
     )  # fmt: skip
@@ -102,6 +113,7 @@ def test_the_doctor_checks_the_fastagi_port_without_counting_as_an_intrusion(run
     user, on a server): it reads who holds the port from the kernel and connects to nothing.
     A forged connection afterwards is the only refusal counted."""
     config = load(environ=running.env)
+    refused = running.counter("agi_refused")
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe
@@ -129,13 +141,15 @@ def test_the_doctor_checks_the_fastagi_port_without_counting_as_an_intrusion(run
         """
     )  # held until the controller closed it: refused and counted by then
     assert forged.stdout.strip() == "b''", forged.stderr
-    assert running.counter("agi_refused") == 1  # connections are taken in order: none before
+    # connections are taken in order: none from the doctor before the forged one
+    assert running.counter("agi_refused") == refused + 1
     assert found["FastAGI"]["status"] == "ok", found
     assert f"127.0.0.1:{running.agi_port} is listening (uid 0)" in found["FastAGI"]["detail"]
     assert found["FastAGI port guard"]["status"] == "ok", found
 
 
-def test_the_fastagi_port_cannot_be_taken_while_the_controller_is_down(running: Stack):
+def test_the_fastagi_port_cannot_be_taken_while_the_controller_is_down(stack: Stack):
+    running = stack.start_running()
     controller = running.processes.pop()
     running.stop(controller)
     squat = as_nobody(
