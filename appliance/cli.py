@@ -32,7 +32,6 @@ from appliance.calls import log as call_log
 from appliance.calls.dialplan import compile_routes
 from appliance.calls.store import CallStore
 from appliance.config import Config, ConfigError, key_passphrase, load, render_ini
-from appliance.controller import tracking_url
 from appliance.conversions import admin as conversions
 from appliance.conversions.platforms import amount, masked_url
 from appliance.db import engine as db
@@ -736,6 +735,8 @@ def cmd_site_add(config: Config, args: argparse.Namespace) -> int:
 
 
 def snippet_tag(config: Config, key: str, consent: bool = False) -> str:
+    from appliance.controller import tracking_url  # the controller's imports: only here
+
     waits = ' data-consent="required"' if consent else ""
     src = f"{tracking_url(config)}/t/v1/snippet.js"
     return f'<script src="{src}" data-site="{key}"{waits} async></script>'
