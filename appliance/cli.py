@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -1646,18 +1646,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+QUIETER = {  # logger -> the least level it logs while a command runs
+    "appliance.asterisk.ami.wire": logging.CRITICAL,
+    "alembic": logging.WARNING,
+    "apscheduler": logging.WARNING,  # a line a run is noise
+}
+
+
+@contextmanager
+def logging_to_stderr(level: str) -> Iterator[None]:
+    """Log lines go to the stderr of the moment while the command runs, and the logging set-up
+    is put back after it: main() called twice in one process neither stacks handlers nor writes
+    to a stream that a caller has since closed or swapped."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    levels = {logger: logger.level for logger in (root, *map(logging.getLogger, QUIETER))}
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name, least in QUIETER.items():
+        logging.getLogger(name).setLevel(least)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for logger, saved in levels.items():
+            logger.setLevel(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load(args.config)
-        logging.basicConfig(
-            level=config.log.level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        logging.getLogger("appliance.asterisk.ami.wire").setLevel(logging.CRITICAL)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line a run is noise
-        return int(args.func(config, args))
+        with logging_to_stderr(config.log.level):
+            return int(args.func(config, args))
     except FileExistsError as exc:
         print(f"appliance: {exc.filename} already exists", file=sys.stderr)
         return 2

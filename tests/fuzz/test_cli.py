@@ -8,7 +8,6 @@ import contextlib
 import getpass
 import io
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,19 +98,20 @@ def data_dir(tmp_path_factory) -> Iterator[Path]:  # type: ignore[no-untyped-def
         "APPLIANCE_PATHS_DATA_DIR": str(base / "data"),
         "APPLIANCE_ASTERISK_ROOT": str(base / "root"),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "appliance", "init"], env=env, capture_output=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
     cwd = os.getcwd()
-    os.chdir(base)
-    yield base
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(saved)
+    try:
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            assert main(["init"]) == 0, err.getvalue()
+        os.chdir(base)
+        yield base
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @given(argvs())

@@ -1,37 +1,137 @@
-"""The appliance command, run as an admin would run it."""
+"""The appliance command, run as an admin would run it.
 
+Most commands run in this process through appliance.cli.main, the function the installed
+`appliance` script calls, each with only the environment, stdin, stdout and stderr the test
+gives it: a process of its own would spend seconds importing the appliance before each one.
+A few run the installed script end to end (end_to_end=True): --version, the first init (a
+success), serve's refusals (a failure: exit code 2 and the logged line on stderr; serve also
+lowers its process's CPU priority, which must not be pytest's) and a password read from stdin."""
+
+import contextlib
 import getpass
+import io
+import logging
 import os
+import signal
 import stat
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from appliance import __version__, cli
 from appliance.db.migrate import head_revision
+
+HANG = 60  # seconds: a bound that catches a hang
+INSTALLED = Path(sys.executable).with_name("appliance")  # the console script of this venv
 
 
 @pytest.fixture
 def run(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    env["APPLIANCE_PATHS_DATA_DIR"] = str(tmp_path / "data")
-    env["APPLIANCE_ASTERISK_ROOT"] = str(tmp_path / "root")
+    env = {
+        "APPLIANCE_PATHS_DATA_DIR": str(tmp_path / "data"),
+        "APPLIANCE_ASTERISK_ROOT": str(tmp_path / "root"),
+    }
 
-    def run(*args, stdin=None, **extra):
-        return subprocess.run(
-            [sys.executable, "-m", "appliance", *args],
-            input=stdin,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    def run(*args, stdin=None, end_to_end=False, **extra):
+        command = installed if end_to_end else in_process
+        return command(args, stdin, {**env, **extra})
 
     return run
 
 
+def installed(
+    args: Sequence[str], stdin: str | None, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The installed script in a process of its own."""
+    assert INSTALLED.is_file(), f"{INSTALLED}: the appliance is not installed in this venv"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    return subprocess.run(
+        [str(INSTALLED), *args],
+        input=stdin,
+        env={**inherited, **env},
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+
+
+def in_process(
+    args: Sequence[str], stdin: str | None, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """cli.main with the environment of `env` alone (no APPLIANCE_ setting of pytest's), `stdin`,
+    and its own stdout and stderr; the process must be left as it was found."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("APPLIANCE_")]:
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        before = process_state()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), bounded(HANG):
+            code = exit_code(args)
+        after = process_state()
+        assert after == before, f"appliance {args} left the process changed: {before} -> {after}"
+    return subprocess.CompletedProcess(["appliance", *args], code, out.getvalue(), err.getvalue())
+
+
+def exit_code(args: Sequence[str]) -> int:
+    """How `appliance ARGS` ends: main's return, SystemExit's code (argparse's errors,
+    --version), or a traceback on stderr and 1, as Python ends on an uncaught exception."""
+    try:
+        return cli.main(list(args))
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+def process_state() -> tuple[Any, ...]:
+    """What a command could change for the commands run after it in this process."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    root = logging.getLogger()
+    return (
+        os.getcwd(),
+        umask,
+        os.getpriority(os.PRIO_PROCESS, 0),
+        list(root.handlers),
+        [logging.getLogger(name).level for name in (root.name, *cli.QUIETER)],
+        signal.getsignal(signal.SIGINT),
+    )
+
+
+class Hang(BaseException):
+    """A command ran past HANG (not an Exception: no `except Exception` of a command takes it)."""
+
+
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    def hang(_signum: int, _frame: Any) -> None:
+        raise Hang(f"no end within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_init_is_idempotent_and_shows_the_password_once(run, tmp_path):
-    first = run("init")
+    version = run("--version", end_to_end=True)  # the installed script, as an admin first runs it
+    assert version.returncode == 0 and version.stdout == f"appliance {__version__}\n"
+    first = run("init", end_to_end=True)
     assert first.returncode == 0, first.stderr
     assert "one-time password: " in first.stdout
     second = run("init")
@@ -54,6 +154,7 @@ def test_admin_commands_and_their_errors(run):
         "manager",
         "--password-stdin",
         stdin="a-very-long-password\n",
+        end_to_end=True,
     )
     assert ok.returncode == 0 and "one-time password" not in ok.stdout
     assert run("account", "add", "Dental clinic").returncode == 0
@@ -119,11 +220,11 @@ def test_bad_setup_is_one_clear_line(run, env, message):
 
 
 def test_serve_refuses_a_missing_or_unmigrated_database(run, tmp_path):
-    result = run("serve")
+    result = run("serve", end_to_end=True)
     assert result.returncode == 2
     assert "does not exist (run 'appliance init')" in result.stderr
     (tmp_path / "data").mkdir()
-    result = run("serve")
+    result = run("serve", end_to_end=True)
     assert result.returncode == 2
     assert "database is not migrated (run 'appliance migrate')" in result.stderr
 

@@ -5,6 +5,8 @@ nothing blocks."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import private_file
+from appliance import cli, private_file
 from appliance.bootstrap import secret_box
 from appliance.config import ConfigError, load, resolve_secret
 from appliance.recordings import keys
@@ -153,8 +155,9 @@ SAYS = {
 def initialised(tmp_path_factory) -> Path:
     """The data dir of an initialised box, made once for the module."""
     folder = tmp_path_factory.mktemp("initialised")
-    init = appliance(config_file(folder), "init")
-    assert init.returncode == 0, init.stderr
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert cli.main(["--config", str(config_file(folder)), "init"]) == 0, err.getvalue()
     return folder / "data"
 
 
@@ -174,6 +177,7 @@ def box(tmp_path: Path, initialised: Path) -> Path:
 
 
 def appliance(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command in a process of its own: its timeout bounds a read blocked on a FIFO."""
     return subprocess.run([sys.executable, "-m", "appliance", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=HANG)  # fmt: skip
 
