@@ -1,8 +1,9 @@
 """Fixtures every test may use, and the tiers by cost.
 
-A test's tier comes from the fixtures it uses, never from a mark written by hand: whatever
-starts Asterisk needs a Stack, a browser needs `browser`, a booted Debian needs `server`, a
-network namespace needs `netns`. `scripts/test --fast` runs the tiers below `asterisk`.
+A test's tier comes from the fixtures it uses, never from a mark written by hand: the fixtures
+that give a test something costly say so (@costs in tests/harness.py): whatever starts Asterisk
+needs a Stack, a browser needs `browser`, a booted Debian needs `server`, a network namespace
+needs `netns`. `scripts/test --fast` runs the tiers below `asterisk`.
 """
 
 from __future__ import annotations
@@ -15,30 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Stack, asterisk_root, sipp_phone, wait_for
+from tests.harness import TIERS, Stack, asterisk_root, costs, sipp_phone, wait_for
 from tests.postgres_server import temporary_server
 
 TRUNK_PORT_ENV = "APPLIANCE_TEST_TRUNK_PORT"
 
-# cheapest first: a test is in the costliest tier any of its fixtures puts it in
-TIERS = ("pure", "web", "postgres", "asterisk", "chromium", "netns", "nspawn")
-TIER_OF_FIXTURE = {
-    "world": "web",  # the admin application in process, over a SQLite world
-    "client": "web",
-    "aiohttp_client": "web",
-    "postgres_url": "postgres",
-    "stack": "asterisk",  # the only way to a Stack, hence to Asterisk and the controller
-    "module_stack": "asterisk",
-    "sandbox": "asterisk",  # the Asterisk sandbox root itself
-    "browser": "chromium",
-    "netns": "netns",
-    "server": "nspawn",
-}
 FAST = ("pure", "web", "postgres")  # scripts/test --fast: no Asterisk, Chromium or container
 
 
 def tier_of(item: pytest.Item) -> str:
-    used = {TIER_OF_FIXTURE.get(name, "pure") for name in getattr(item, "fixturenames", ())}
+    """The costliest tier of the fixtures the test uses (see harness.costs)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    used = {getattr(defs[-1].func, "tier", "pure") for defs in definitions if defs}
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "postgresql" in callspec.params.values():
         used.add("postgres")  # the PostgreSQL side of a fixture parametrised by database
@@ -56,6 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+@costs("asterisk")
 def stack(tmp_path: Path):
     """An initialised appliance (data dir, database, secrets) with nothing running yet."""
     s = Stack(data_dir=tmp_path / "data", root=asterisk_root())
@@ -74,6 +65,7 @@ def running(stack: Stack):
 
 
 @pytest.fixture(scope="module")
+@costs("asterisk")
 def module_stack(tmp_path_factory):
     """One `running` stack for all the tests of a module, so that Asterisk boots once per
     module. A module opts in by giving its tests this stack as `stack`, reset() between tests:
@@ -92,6 +84,7 @@ def module_stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+@costs("postgres")
 def postgres_url():
     """A real PostgreSQL server on loopback, for the whole session, removed afterwards."""
     with temporary_server() as url:
@@ -125,6 +118,7 @@ def _udp_bound(port: int) -> bool:
 
 
 @pytest.fixture
+@costs("netns")
 def netns():
     """Wraps a command so that it runs in a network namespace of its own, after `setup` (a
     shell script ending in `exec "$@"`): its own loopback, its own sysctls, this machine's

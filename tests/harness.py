@@ -32,6 +32,21 @@ REPO = Path(__file__).resolve().parents[1]
 SIPP_DIR = REPO / "tests" / "sipp"
 
 
+# Tiers by cost, cheapest first (tests/conftest.py marks every test with one)
+TIERS = ("pure", "web", "postgres", "asterisk", "chromium", "netns", "nspawn")
+
+
+def costs(tier: str):
+    """Declares what a fixture costs: every test that uses it is in `tier` or a costlier one."""
+    assert tier in TIERS, tier
+
+    def mark(function):
+        function.tier = tier
+        return function
+
+    return mark
+
+
 def sandbox(command: str) -> str:
     """What scripts/asterisk-sandbox COMMAND prints."""
     return subprocess.run(
@@ -164,15 +179,25 @@ class Stack:
     def database(self) -> Path:
         return self.data_dir / "appliance.db"
 
-    def appliance(self, *args: str, check: bool = True, input: str | None = None):
-        result = subprocess.run(
-            [sys.executable, "-m", "appliance", *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    def appliance(
+        self, *args: str, check: bool = True, input: str | None = None, own_process: bool = False
+    ):
+        """`appliance ARGS` with this stack's settings: in this process (tests/inprocess.py),
+        or with `own_process` as a process of its own, as an admin runs it."""
+        if own_process:
+            result = subprocess.run(
+                [sys.executable, "-m", "appliance", *args],
+                env=self.env,
+                input=input,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        else:
+            from tests.inprocess import in_process
+
+            settings = {k: v for k, v in self.env.items() if k.startswith("APPLIANCE_")}
+            result = in_process(args, input, settings)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"appliance {' '.join(args)} failed ({result.returncode}):\n"

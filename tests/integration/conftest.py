@@ -13,7 +13,7 @@ import pytest
 
 from appliance.db.engine import make_engine
 from appliance.db.models import Base
-from tests.harness import Stack
+from tests.harness import Stack, costs
 from tests.web_world import build_world, client_for
 
 CHROMIUM = shutil.which("chromium")
@@ -37,6 +37,7 @@ def spki_hash(cert_path) -> str:
 
 
 @pytest.fixture
+@costs("chromium")
 def browser(stack: Stack):
     if CHROMIUM is None:
         pytest.fail("chromium is not installed (scripts/test installs it)")
@@ -65,12 +66,14 @@ def browser(stack: Stack):
 
 
 @pytest.fixture
+@costs("web")
 def world(tmp_path):
     """A fresh copy of the web world: accounts, users, numbers, recorded calls."""
     return build_world(tmp_path)
 
 
 @pytest.fixture
+@costs("web")
 async def client(world):
     """The admin application over that world."""
     client = await client_for(world)

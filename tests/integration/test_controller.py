@@ -71,7 +71,7 @@ def test_wrong_ami_secret_is_a_clear_error(stack: Stack):
     doctor = stack.appliance("doctor", check=False)
     assert doctor.returncode == 1
     assert "AMI login: refused" in doctor.stdout
-    serve = stack.appliance("serve", check=False)
+    serve = stack.appliance("serve", check=False, own_process=True)  # it renices itself
     assert serve.returncode == 3
     assert "AMI login refused for user 'appliance'" in serve.stderr
     assert "Traceback" not in serve.stderr
@@ -81,7 +81,7 @@ def test_port_in_use_is_a_clear_error_and_leaves_nothing_listening(stack: Stack)
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", stack.http_port))
         blocker.listen()
-        serve = stack.appliance("serve", check=False)
+        serve = stack.appliance("serve", check=False, own_process=True)  # it renices itself
     assert serve.returncode == 2
     assert f"http.port: port {stack.http_port} on 127.0.0.1 is already in use" in serve.stderr
     assert "Traceback" not in serve.stderr

@@ -22,6 +22,7 @@ from tests.harness import (
     REPO,
     asterisk_root,
     carrier_command,
+    costs,
     fetch_health,
     free_port,
     low_ports_open_to_all,
@@ -96,6 +97,7 @@ def ports() -> Ports:
 
 
 @pytest.fixture(scope="module")
+@costs("nspawn")
 def server(tmp_path_factory, ports):
     name = f"appliance-{uuid.uuid4().hex[:6]}"
     server = Server(Path("/var/tmp") / name, name)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, asterisk_root
+from tests.harness import REPO, asterisk_root, costs
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
+@costs("asterisk")
 def sandbox() -> Path:
     root = asterisk_root()
     if root == Path("/"):

@@ -7,26 +7,20 @@ A few run the installed script end to end (end_to_end=True): --version, the firs
 success), serve's refusals (a failure: exit code 2 and the logged line on stderr; serve also
 lowers its process's CPU priority, which must not be pytest's) and a password read from stdin."""
 
-import contextlib
 import getpass
-import io
-import logging
 import os
-import signal
 import stat
 import subprocess
 import sys
-import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from appliance import __version__, cli
+from appliance import __version__
 from appliance.db.migrate import head_revision
+from tests.inprocess import HANG, in_process
 
-HANG = 60  # seconds: a bound that catches a hang
 INSTALLED = Path(sys.executable).with_name("appliance")  # the console script of this venv
 
 
@@ -58,74 +52,6 @@ def installed(
         text=True,
         timeout=HANG,
     )
-
-
-def in_process(
-    args: Sequence[str], stdin: str | None, env: Mapping[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """cli.main with the environment of `env` alone (no APPLIANCE_ setting of pytest's), `stdin`,
-    and its own stdout and stderr; the process must be left as it was found."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("APPLIANCE_")]:
-            patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
-        before = process_state()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), bounded(HANG):
-            code = exit_code(args)
-        after = process_state()
-        assert after == before, f"appliance {args} left the process changed: {before} -> {after}"
-    return subprocess.CompletedProcess(["appliance", *args], code, out.getvalue(), err.getvalue())
-
-
-def exit_code(args: Sequence[str]) -> int:
-    """How `appliance ARGS` ends: main's return, SystemExit's code (argparse's errors,
-    --version), or a traceback on stderr and 1, as Python ends on an uncaught exception."""
-    try:
-        return cli.main(list(args))
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr)
-        return 1
-    except Exception:
-        traceback.print_exc()
-        return 1
-
-
-def process_state() -> tuple[Any, ...]:
-    """What a command could change for the commands run after it in this process."""
-    umask = os.umask(0o077)
-    os.umask(umask)
-    root = logging.getLogger()
-    return (
-        os.getcwd(),
-        umask,
-        os.getpriority(os.PRIO_PROCESS, 0),
-        list(root.handlers),
-        [logging.getLogger(name).level for name in (root.name, *cli.QUIETER)],
-        signal.getsignal(signal.SIGINT),
-    )
-
-
-class Hang(BaseException):
-    """A command ran past HANG (not an Exception: no `except Exception` of a command takes it)."""
-
-
-@contextlib.contextmanager
-def bounded(seconds: float) -> Iterator[None]:
-    def hang(_signum: int, _frame: Any) -> None:
-        raise Hang(f"no end within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, hang)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_init_is_idempotent_and_shows_the_password_once(run, tmp_path):
