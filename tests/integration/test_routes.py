@@ -280,19 +280,20 @@ def test_business_hours_switch_exactly_at_the_boundaries_in_every_zone(stack: St
     stack.start_controller()
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     minutes = [now + index * MINUTE for index in range(MINUTES_PREPARED)]
-    plans = add_hours_routes(stack, minutes)
-    numbers = {(minute, plan.name.split(" @ ")[0]): n for n, (minute, plan) in plans.items()}
-    reloads = stack.counter("dialplan_reloads")
+    reloads = stack.counter("dialplan_reloads")  # before the change: none can be missed
+    routes = add_hours_routes(stack, minutes)
     wait_for(lambda: stack.counter("dialplan_reloads") > reloads, what="the routes in Asterisk")
     phone(calls=len(WINDOWS))  # SIPp gives up after 60 s of nothing
-    for name in WINDOWS:
+    placed = {}
+    for window in WINDOWS:
         minute = calling_minute()
         assert minute in minutes, "the calls took longer than the minutes prepared for them"
-        number = numbers[(minute, name)]
+        number, plan = routes[minute, window]
         assert sipp_call(stack, number.lstrip("+"), CALLER, "Jane", talk_ms=100).returncode == 0
+        placed[number] = (minute, plan)
     outcomes = {}
     for row in stack.finished(len(WINDOWS)):
-        minute, plan = plans[row["dialled"]]
+        minute, plan = placed[row["dialled"]]
         started = dt.datetime.fromisoformat(row["started_at"]).replace(tzinfo=dt.UTC)
         assert started.replace(second=0, microsecond=0) == minute, (started, plan.hours)
         expected = decide(plan, started)
@@ -304,13 +305,13 @@ def test_business_hours_switch_exactly_at_the_boundaries_in_every_zone(stack: St
 
 def add_hours_routes(
     stack: Stack, minutes: list[dt.datetime]
-) -> dict[str, tuple[dt.datetime, RoutePlan]]:
+) -> dict[tuple[dt.datetime, str], tuple[str, RoutePlan]]:
     """A route per window around each of `minutes`, each window in another zone, written
     straight into the database as the CLI would (the controller compiles them within
-    seconds); by number, the minute its window is written around and its plan."""
+    seconds); by minute and window, the route's number and plan."""
     engine = make_engine(f"sqlite:///{stack.database}")
     night = RoutePlan(id=0, name="Night", targets=())
-    plans = {}
+    routes = {}
     with session_factory(engine).begin() as session:
         for offset, moment in enumerate(minutes):
             for index, (window, (start, end)) in enumerate(WINDOWS.items()):
@@ -329,11 +330,11 @@ def add_hours_routes(
                 number = f"+120255502{offset}{index}"
                 admin.add_number(session, admin.NumberRequest(number, route=name))
                 plan = RoutePlan(
-                    len(plans) + 1, name, (), hours=text, timezone=zone, after_hours=night
+                    len(routes) + 1, name, (), hours=text, timezone=zone, after_hours=night
                 )
-                plans[number] = (moment, plan)
+                routes[moment, window] = (number, plan)
     engine.dispose()
-    return plans
+    return routes
 
 
 # The carrier side -------------------------------------------------------------------------
