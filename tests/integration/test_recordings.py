@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import datetime as dt
 import math
 import sqlite3
 import ssl
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.recordings.vault import BYTES_PER_SECOND
 from tests.harness import Stack, sipp_call, wait_for
 
 pytestmark = pytest.mark.integration
@@ -388,6 +390,32 @@ def live_call_id(stack: Stack) -> str:
     )[0]
 
 
+def answered_at(stack: Stack, call_id: str) -> float:
+    """When the live call was answered (epoch seconds, from Asterisk's event), once its
+    record says so."""
+    (row,) = wait_for(
+        lambda: stack.query(
+            "SELECT answered_at FROM calls WHERE id = ? AND answered_at IS NOT NULL", call_id
+        ),
+        timeout=20,
+        what="the call answered",
+    )
+    return dt.datetime.fromisoformat(row["answered_at"]).replace(tzinfo=dt.UTC).timestamp()
+
+
+def recorded_seconds(stack: Stack) -> float:
+    """How much audio the live call's recording holds so far (MixMonitor's file in the spool;
+    a paused recording goes on growing, with silence)."""
+    (raw,) = stack.spool_on_host.glob("*.raw")
+    return raw.stat().st_size / BYTES_PER_SECOND
+
+
+def record_for(stack: Stack, seconds: float, what: str) -> None:
+    """Wait until the live recording holds `seconds` more audio than now."""
+    until = recorded_seconds(stack) + seconds
+    wait_for(lambda: recorded_seconds(stack) >= until, timeout=seconds + 20, what=what)
+
+
 def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
     recorded.appliance(
         "user",
@@ -413,10 +441,11 @@ def test_pause_and_resume_a_live_recording(recorded: Stack, phone, tmp_path):
     call_id = live_call_id(recorded)
     wait_for(lambda: list(recorded.spool_on_host.glob("*.raw")), what="the recording to start")
     path = f"/api/v1/calls/{call_id}/recording"
-    time.sleep(1.5)
+    answered_at(recorded, call_id)
+    record_for(recorded, 1.5, "the conversation's first 1.5 s recorded")
     assert http_post(recorded, path + "/pause", viewer) == 403
     assert http_post(recorded, path + "/pause", manager) == 200
-    time.sleep(2.5)
+    record_for(recorded, 2.5, "2.5 s recorded while paused")
     assert http_post(recorded, path + "/resume", manager) == 200
     assert caller.wait(30) == 0
     assert http_post(recorded, path + "/pause", manager) == 409  # the call is over
@@ -458,7 +487,10 @@ def test_recording_on_demand_starts_when_asked(stack: Stack, phone):
     caller = speaking(stack, 4000)
     call_id = live_call_id(stack)
     path = f"/api/v1/calls/{call_id}/recording"
-    time.sleep(1.0)
+    # a second of conversation, counted from the answer its record holds, that the recording
+    # must leave out
+    answer = answered_at(stack, call_id)
+    wait_for(lambda: time.time() >= answer + 1.0, what="a second of conversation")
     assert list(stack.spool_on_host.iterdir()) == []  # nothing recorded until asked
     assert http_post(stack, path + "/pause", admin) == 409  # nothing to pause yet
     asked = time.monotonic()

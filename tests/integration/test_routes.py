@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -228,7 +227,7 @@ def test_a_dynamic_route_connects_while_the_controller_is_stuck(shapes: Stack, p
 
 # Business hours, at the boundaries --------------------------------------------------------
 ZONES = ("Asia/Kathmandu", "America/St_Johns", "UTC", "Pacific/Chatham")
-# (first minute, minute after the last) relative to the minute the calls are placed in
+# (first minute, minute after the last) relative to the minute a call is placed in
 WINDOWS = {
     "starts now": (0, 1),
     "ended a moment ago": (-1, 0),
@@ -237,6 +236,9 @@ WINDOWS = {
     "from yesterday, until next minute": (-24 * 60 + 2, 1),
     "until now": (-3, 0),
 }
+MINUTE = dt.timedelta(minutes=1)
+MINUTES_PREPARED = 3  # the routes' windows are written around each of the next 3 minutes
+MARGIN = dt.timedelta(seconds=4)  # a call is never placed in the last seconds of a minute
 
 
 def hours(moment: dt.datetime, zone: str, start: int, end: int) -> str:
@@ -246,10 +248,28 @@ def hours(moment: dt.datetime, zone: str, start: int, end: int) -> str:
     return f"{DAYS[opens.weekday()]} {opens:%H:%M}-{closes:%H:%M}"
 
 
+def calling_minute() -> dt.datetime:
+    """The minute a call placed now starts in. Within MARGIN of the next minute, that one
+    (waiting at most MARGIN for it), so that the call's first event and its GotoIfTime fall
+    in the same minute."""
+    now = dt.datetime.now(dt.UTC)
+    minute = now.replace(second=0, microsecond=0)
+    if now + MARGIN < minute + MINUTE:
+        return minute
+    wait_for(
+        lambda: dt.datetime.now(dt.UTC) >= minute + MINUTE,
+        timeout=MARGIN.total_seconds() + 1,
+        what="the next minute",
+    )
+    return minute + MINUTE
+
+
 def test_business_hours_switch_exactly_at_the_boundaries_in_every_zone(stack: Stack, phone):
-    """Routes whose hours open or close at the very minute the calls are placed, in time
-    zones a quarter or half an hour off UTC and across midnight: Asterisk's GotoIfTime and
-    the pure decision agree on every call."""
+    """Routes whose hours open or close at the very minute a call is placed, in time zones a
+    quarter or half an hour off UTC and across midnight: Asterisk's GotoIfTime and the pure
+    decision agree on every call. Each window is written around each of the next minutes,
+    and a call dials the route written around the minute it is placed in: no waiting for a
+    minute to begin (tests/unit/test_dialplan_hours.py walks every boundary of a week)."""
     stack.appliance(
         "trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(stack.phone_port)
     )
@@ -258,52 +278,63 @@ def test_business_hours_switch_exactly_at_the_boundaries_in_every_zone(stack: St
     stack.appliance("config", "render")
     stack.start_asterisk()
     stack.start_controller()
-    now = dt.datetime.now(dt.UTC)
-    ahead = 1 if now.second < 40 else 2
-    call_minute = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=ahead)
-    plans = add_hours_routes(stack, call_minute)
-    reloads = stack.counter("dialplan_reloads")
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    minutes = [now + index * MINUTE for index in range(MINUTES_PREPARED)]
+    reloads = stack.counter("dialplan_reloads")  # before the change: none can be missed
+    routes = add_hours_routes(stack, minutes)
     wait_for(lambda: stack.counter("dialplan_reloads") > reloads, what="the routes in Asterisk")
-    time.sleep(max(0.0, (call_minute - dt.datetime.now(dt.UTC)).total_seconds() + 1))
-    phone(calls=len(plans))  # SIPp gives up after 60 s of nothing
-    for number in plans:
+    phone(calls=len(WINDOWS))  # SIPp gives up after 60 s of nothing
+    placed = {}
+    for window in WINDOWS:
+        minute = calling_minute()
+        assert minute in minutes, "the calls took longer than the minutes prepared for them"
+        number, plan = routes[minute, window]
         assert sipp_call(stack, number.lstrip("+"), CALLER, "Jane", talk_ms=100).returncode == 0
+        placed[number] = (minute, plan)
     outcomes = {}
-    for row in stack.finished(len(plans)):
-        plan = plans[row["dialled"]]
+    for row in stack.finished(len(WINDOWS)):
+        minute, plan = placed[row["dialled"]]
         started = dt.datetime.fromisoformat(row["started_at"]).replace(tzinfo=dt.UTC)
+        assert started.replace(second=0, microsecond=0) == minute, (started, plan.hours)
         expected = decide(plan, started)
         outcomes[plan.name] = (row["route_name"], bool(row["after_hours"]))
         assert outcomes[plan.name] == (expected.route.name, expected.after_hours), plan.hours
+    assert len(outcomes) == len(WINDOWS)
     assert {after for _, after in outcomes.values()} == {True, False}, outcomes
 
 
-def add_hours_routes(stack: Stack, moment: dt.datetime) -> dict[str, RoutePlan]:
-    """A route per window around `moment`, each in another zone, written straight into the
-    database as the CLI would (the controller compiles them within seconds)."""
+def add_hours_routes(
+    stack: Stack, minutes: list[dt.datetime]
+) -> dict[tuple[dt.datetime, str], tuple[str, RoutePlan]]:
+    """A route per window around each of `minutes`, each window in another zone, written
+    straight into the database as the CLI would (the controller compiles them within
+    seconds); by minute and window, the route's number and plan."""
     engine = make_engine(f"sqlite:///{stack.database}")
     night = RoutePlan(id=0, name="Night", targets=())
-    plans = {}
+    routes = {}
     with session_factory(engine).begin() as session:
-        for index, (name, (start, end)) in enumerate(WINDOWS.items()):
-            zone = ZONES[index % len(ZONES)]
-            text = hours(moment, zone, start, end)
-            request = admin.RouteRequest(
-                name,
-                forward_to=[CARRIER_TARGET],
-                trunk="carrier",
-                hours=text,
-                timezone=zone,
-                after_hours="Night",
-            )
-            admin.add_route(session, request)
-            number = f"+1202555020{index}"
-            admin.add_number(session, admin.NumberRequest(number, route=name))
-            plans[number] = RoutePlan(
-                id=index + 1, name=name, targets=(), hours=text, timezone=zone, after_hours=night
-            )
+        for offset, moment in enumerate(minutes):
+            for index, (window, (start, end)) in enumerate(WINDOWS.items()):
+                zone = ZONES[index % len(ZONES)]
+                text = hours(moment, zone, start, end)
+                name = f"{window} @ {moment:%H:%M}"
+                request = admin.RouteRequest(
+                    name,
+                    forward_to=[CARRIER_TARGET],
+                    trunk="carrier",
+                    hours=text,
+                    timezone=zone,
+                    after_hours="Night",
+                )
+                admin.add_route(session, request)
+                number = f"+120255502{offset}{index}"
+                admin.add_number(session, admin.NumberRequest(number, route=name))
+                plan = RoutePlan(
+                    len(routes) + 1, name, (), hours=text, timezone=zone, after_hours=night
+                )
+                routes[moment, window] = (number, plan)
     engine.dispose()
-    return plans
+    return routes
 
 
 # The carrier side -------------------------------------------------------------------------
