@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,7 +55,7 @@ class SessionState:
     principal: Principal
     must_change_password: bool
     verified: bool  # False while the TOTP code of the sign-in is awaited
-    brand: Brand = Brand()
+    brand: Brand = field(default_factory=Brand)
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:

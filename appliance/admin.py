@@ -461,7 +461,22 @@ def edit_route(
 
 def _apply_route(session: Session, route: Route, request: RouteRequest, region: str) -> None:
     """Check a whole route request and write it onto `route` (a new one or one being edited)."""
-    name = request.name.strip()
+    name = _unique_route_name(session, route, request.name)
+    _check_ringing(request)
+    targets = _targets(session, request, region)
+    if not targets:
+        raise AdminError("a route needs at least one --forward number or --endpoint")
+    _check_call_options(request)
+    after_hours = _after_hours_route(session, route, request)
+    if request.default:
+        for other in session.scalars(select(Route).where(Route.is_default)):
+            other.is_default = False
+    _write_route(route, request, name, targets, after_hours)
+
+
+def _unique_route_name(session: Session, route: Route, wanted: str) -> str:
+    """The route's name, stripped: 1 to 120 characters, no other route of its account's."""
+    name = wanted.strip()
     if not name or len(name) > 120:
         raise AdminError("route name must be 1 to 120 characters")
     same_name = select(Route.id).where(Route.account_id == route.account_id, Route.name == name)
@@ -469,13 +484,18 @@ def _apply_route(session: Session, route: Route, request: RouteRequest, region: 
         same_name = same_name.where(Route.id != route.id)
     if session.scalar(same_name):
         raise AdminError(f"route {name!r} already exists")
+    return name
+
+
+def _check_ringing(request: RouteRequest) -> None:
     if request.strategy not in values(RingStrategy):
         raise AdminError(f"strategy must be one of {', '.join(values(RingStrategy))}")
     if not 1 <= request.ring_timeout <= 600:
         raise AdminError("ring timeout must be 1 to 600 seconds")
-    targets = _targets(session, request, region)
-    if not targets:
-        raise AdminError("a route needs at least one --forward number or --endpoint")
+
+
+def _check_call_options(request: RouteRequest) -> None:
+    """Recording, consent, the sounds played and the business hours."""
     if request.recording not in values(RecordingMode):
         raise AdminError(f"recording must be one of {', '.join(values(RecordingMode))}")
     if request.consent_opt_out and not request.consent_prompt:
@@ -489,22 +509,32 @@ def _apply_route(session: Session, route: Route, request: RouteRequest, region: 
             schedule.parse(request.hours)
     except (routing.InvalidRoute, schedule.InvalidSchedule) as exc:
         raise AdminError(str(exc)) from None
-    after_hours = None
-    if request.after_hours:
-        after_hours = session.scalar(
-            select(Route).where(
-                Route.account_id == route.account_id, Route.name == request.after_hours
-            )
-        )
-        if after_hours is None:
-            raise AdminError(f"no route {request.after_hours!r} for after hours")
-        if route.id is not None and after_hours.id == route.id:
-            raise AdminError("a route cannot be its own after-hours route")
-    elif request.hours:
-        raise AdminError("business hours need an after-hours route (--after-hours NAME)")
-    if request.default:
-        for other in session.scalars(select(Route).where(Route.is_default)):
-            other.is_default = False
+
+
+def _after_hours_route(session: Session, route: Route, request: RouteRequest) -> Route | None:
+    """The route calls take outside business hours: one of the same account's, not itself;
+    business hours need one."""
+    if not request.after_hours:
+        if request.hours:
+            raise AdminError("business hours need an after-hours route (--after-hours NAME)")
+        return None
+    after_hours = session.scalar(
+        select(Route).where(Route.account_id == route.account_id, Route.name == request.after_hours)
+    )
+    if after_hours is None:
+        raise AdminError(f"no route {request.after_hours!r} for after hours")
+    if route.id is not None and after_hours.id == route.id:
+        raise AdminError("a route cannot be its own after-hours route")
+    return after_hours
+
+
+def _write_route(
+    route: Route,
+    request: RouteRequest,
+    name: str,
+    targets: list[RouteTarget],
+    after_hours: Route | None,
+) -> None:
     route.name = name
     route.targets = targets
     route.ring_timeout = request.ring_timeout

@@ -15,7 +15,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -533,6 +533,12 @@ _AMI_USER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a manager.conf section name
 
 
 def validate(config: Config) -> None:
+    """Raise ConfigError naming the first wrong setting, checked in the order of CHECKS."""
+    for check in CHECKS:
+        check(config)
+
+
+def _check_ports(config: Config) -> None:
     for section, key in (
         ("http", "port"),
         ("agi", "port"),
@@ -545,12 +551,21 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{section}.{key}: {port} is not a TCP/UDP port")
     if not 1024 <= config.asterisk.rtp_start < config.asterisk.rtp_end <= 65535:
         raise ConfigError("asterisk.rtp_start/rtp_end: need 1024 <= rtp_start < rtp_end <= 65535")
+
+
+def _check_log(config: Config) -> None:
     if config.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log.level: {config.log.level!r} is not debug, info, warning or error")
+
+
+def _check_request_timeouts(config: Config) -> None:
     if not 0 < config.agi.request_timeout <= 30:
         raise ConfigError("agi.request_timeout: more than 0 and at most 30 seconds")
     if not 0 < config.plugins.timeout < config.agi.request_timeout:
         raise ConfigError("plugins.timeout: more than 0 and less than agi.request_timeout")
+
+
+def _check_plugins_dir(config: Config) -> None:
     data_dir = Path(config.paths.data_dir).resolve()
     plugins_dir = Path(config.plugins.dir).resolve()
     if plugins_dir == data_dir or data_dir in plugins_dir.parents:
@@ -558,6 +573,10 @@ def validate(config: Config) -> None:
             "plugins.dir: not inside paths.data_dir, where the controller writes (a plugin "
             "it could write would run again after every restart)"
         )
+
+
+def _check_local_services(config: Config) -> None:
+    """FastAGI and AMI: loopback only, and AGI on a port only root can take."""
     if config.agi.port >= 1024:
         raise ConfigError(
             f"agi.port: {config.agi.port} must be below 1024, so that no unprivileged local "
@@ -566,7 +585,10 @@ def validate(config: Config) -> None:
     for section, key in (("agi", "host"), ("ami", "host")):
         if not _loopback(getattr(getattr(config, section), key)):
             raise ConfigError(f"{section}.{key}: must be a loopback IPv4 address, e.g. 127.0.0.1")
-    # Values rendered into Asterisk's config: no spaces, commas, semicolons or parentheses.
+
+
+def _check_rendered_paths(config: Config) -> None:
+    """Values rendered into Asterisk's config: no spaces, commas, semicolons or parentheses."""
     for section, key in (("recordings", "spool_dir"), ("asterisk", "dir")):
         value = getattr(getattr(config, section), key)
         if not _SAFE_PATH.fullmatch(value) or "/../" in f"{value}/":
@@ -574,23 +596,35 @@ def validate(config: Config) -> None:
                 f"{section}.{key}: {value[:80]!r} must be an absolute path of letters, digits "
                 "and . _ - /"
             )
+
+
+def _check_smtp(config: Config) -> None:
     if config.smtp.security not in ("starttls", "tls", "none"):
         raise ConfigError("smtp.security: starttls, tls or none")
     if config.smtp.security == "none" and config.smtp.host and not _loopback(config.smtp.host):
         raise ConfigError("smtp.security: none is only for a relay on this machine (loopback)")
     if config.smtp.host and not EMAIL.fullmatch(config.smtp.sender):
         raise ConfigError("smtp.sender: an e-mail address, e.g. calls@example.com")
+
+
+def _check_trusted_proxies(config: Config) -> None:
     for name in ("http", "tracking"):
         try:
             parse_proxies(getattr(config, name).trusted_proxies)
         except ValueError as exc:
             raise ConfigError(f"{name}.trusted_proxies: {exc}") from None
+
+
+def _check_tracking(config: Config) -> None:
     if config.tracking.ip_storage not in ("truncate", "hash", "none", "full"):
         raise ConfigError("tracking.ip_storage: truncate, hash, none or full")
     if not 1 <= config.tracking.pool_share <= 100:
         raise ConfigError("tracking.pool_share: a percentage from 1 to 100")
     if config.tracking.requests_per_minute < 1 or config.tracking.new_visits_per_hour < 1:
         raise ConfigError("tracking.requests_per_minute/new_visits_per_hour: at least 1")
+
+
+def _check_connections(config: Config) -> None:
     for section in ("http", "tracking"):
         listener = getattr(config, section)
         if not 1 <= listener.connections_per_network <= listener.max_connections:
@@ -598,11 +632,17 @@ def validate(config: Config) -> None:
                 f"{section}.connections_per_network: at least 1 and at most "
                 f"{section}.max_connections"
             )
+
+
+def _check_tracking_limits(config: Config) -> None:
     if not 0.5 <= config.tracking.timeout <= 60:
         raise ConfigError("tracking.timeout: from 0.5 to 60 seconds")
     for key in ("sessions_per_site", "sessions_per_network", "pages_per_day"):
         if getattr(config.tracking, key) < 1:
             raise ConfigError(f"tracking.{key}: at least 1")
+
+
+def _check_retention(config: Config) -> None:
     if not 0 <= config.privacy.log_days <= 36500:
         raise ConfigError("privacy.log_days: 0 (kept until reconciled) to 36500 days")
     if config.privacy.audit_days > 36500:
@@ -612,6 +652,9 @@ def validate(config: Config) -> None:
             f"privacy.audit_days: {config.privacy.audit_days} is below the minimum of "
             f"{AUDIT_MINIMUM} days (0 keeps the audit log for ever)"
         )
+
+
+def _check_destinations(config: Config) -> None:
     if config.destinations.timeout <= 0:
         raise ConfigError("destinations.timeout: must be more than 0 seconds")
     try:
@@ -620,6 +663,9 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"destinations.allowed_networks: {exc} (networks in CIDR, e.g. 10.0.5.20/32)"
         ) from None
+
+
+def _check_transcription(config: Config) -> None:
     redaction_patterns(config)  # each one compiles
     if not 0 <= config.transcription.workers <= 64:
         raise ConfigError("transcription.workers: 0 (one per CPU core) to 64")
@@ -633,6 +679,9 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "transcription.model: the name of an installed model (appliance models list)"
         )
+
+
+def _check_asterisk(config: Config) -> None:
     if config.asterisk.mode not in (MANAGED, ATTACHED):
         raise ConfigError(f"asterisk.mode: {MANAGED} or {ATTACHED}")
     if not _AMI_USER.fullmatch(config.ami.username) or config.ami.username.lower() == "general":
@@ -644,6 +693,25 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "asterisk.inbound_context: a dialplan context name (letters, digits, _ and -)"
         )
+
+
+CHECKS: tuple[Callable[[Config], None], ...] = (
+    _check_ports,
+    _check_log,
+    _check_request_timeouts,
+    _check_plugins_dir,
+    _check_local_services,
+    _check_rendered_paths,
+    _check_smtp,
+    _check_trusted_proxies,
+    _check_tracking,
+    _check_connections,
+    _check_tracking_limits,
+    _check_retention,
+    _check_destinations,
+    _check_transcription,
+    _check_asterisk,
+)
 
 
 def redaction_patterns(config: Config) -> list[re.Pattern[str]]:

@@ -242,7 +242,7 @@ class Controller:
             allowed_uids=asterisk,
             max_backoff=config.ami.max_backoff,
         )
-        writer = CallWriter(self.store, bus, busy=lambda: calls.busy)
+        writer = CallWriter(self.store, bus, quiet_in=lambda: calls.quiet_in())
         calls = CallFollower(writer, only_ours=config.attached)
         vault = RecordingVault(
             self.store.sessions,
@@ -487,7 +487,7 @@ def tracking_url(config: Config) -> str:
 def _address(public_url: str, host: str, port: int, tls: bool) -> str:
     if public_url:
         return public_url.rstrip("/")
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a comparison, not a bind
+    if host in ("0.0.0.0", "::", ""):  # a comparison, not a bind
         host = socket.getfqdn()
     return f"{'https' if tls else 'http'}://{host}:{port}"
 

@@ -34,8 +34,14 @@ def base_root() -> Path:
         partial = BASE.with_name(BASE.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm"]
-            + [str(partial), mirror],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={PACKAGES}",
+                "bookworm",
+                str(partial),
+                mirror,
+            ],
             check=True,
             capture_output=True,
             timeout=900,
@@ -86,8 +92,16 @@ class Server:
     def boot(self) -> None:
         console = open(self.console, "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            ["systemd-nspawn", "--register=no", "--keep-unit", "--quiet"]
-            + [f"--machine={self.name}", "-D", str(self.directory), "-b"],
+            [
+                "systemd-nspawn",
+                "--register=no",
+                "--keep-unit",
+                "--quiet",
+                f"--machine={self.name}",
+                "-D",
+                str(self.directory),
+                "-b",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=subprocess.STDOUT,

@@ -80,7 +80,7 @@ def listeners(table: str, byteorder: str = sys.byteorder) -> list[Listener]:
 
 def holders(found: Iterable[Listener], host: str, port: int) -> list[Listener]:
     """The listeners a connection to host:port reaches (its own address, or any address)."""
-    takes = {host, "0.0.0.0", "::"}  # noqa: S104 - compared, not bound
+    takes = {host, "0.0.0.0", "::"}  # compared, not bound
     return [one for one in found if one.port == port and one.address in takes]
 
 

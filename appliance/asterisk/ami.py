@@ -12,7 +12,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
@@ -36,6 +36,7 @@ class AmiAuthError(AmiError):
 # headers panoramisk's protocol looks a message up by: repeated (it makes a list of them),
 # they break its parser and with it the connection
 ROUTING_HEADERS = ("Event", "Response", "ActionID", "CommandID")
+ACTION_TIMEOUT = 5.0  # seconds an action's response may take before it counts as failed
 
 
 class _Protocol(AMIProtocol):
@@ -52,7 +53,7 @@ class _Manager(Manager):
     """panoramisk's Manager with its reconnect logic replaced by the owner's."""
 
     owner: AmiClient
-    defaults = {**Manager.defaults, "protocol_factory": _Protocol}
+    defaults: ClassVar[dict[str, Any]] = {**Manager.defaults, "protocol_factory": _Protocol}
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.exception() is not None:
@@ -134,7 +135,9 @@ class AmiClient:
     def is_connected(self) -> bool:
         return self.connected.is_set()
 
-    async def action(self, action: dict[str, str], timeout: float = 5.0) -> Any:
+    async def action(self, action: dict[str, str]) -> Any:
+        """Send one action and return its response; every failure, ACTION_TIMEOUT included,
+        raises AmiError."""
         if not self.is_connected:
             raise AmiError(f"AMI not connected; cannot send {action.get('Action')}")
         if any("\r" in str(v) or "\n" in str(v) for v in action.values()):
@@ -143,7 +146,7 @@ class AmiClient:
         # "successfully queued" (PlayDTMF's does) and drops the connection if it is missing.
         action = {"Async": "false", **action}
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(ACTION_TIMEOUT):
                 response = await self.manager.send_action(action)
         except TimeoutError:
             raise AmiError(f"AMI action {action.get('Action')} timed out") from None

@@ -196,7 +196,7 @@ def by_source(
             *by_key.get((source, medium, campaign), (0, 0, 0)),
             leads=leads.get((source, medium, campaign), 0),
             conversions=converted.get((source, medium, campaign), 0),
-        )  # fmt: skip
+        )
         for source, medium, campaign in set(by_key) | set(leads) | set(converted)
     ]
     return sorted(rows, key=lambda r: (-r.calls, -r.leads, r.source, r.campaign))

@@ -107,11 +107,23 @@ def _opened(source: Path) -> BinaryIO:
 
 # the targets ---------------------------------------------------------------------------
 def _check_targets(config: Config, force: bool, config_to: Path | None) -> None:
+    """Refuse before anything is written: every place the restore writes must be free."""
     data_dir = config.data_dir
     if data_dir.is_symlink():
         raise BackupError(f"{data_dir} is a symbolic link: set paths.data_dir to the real path")
     if os.geteuid() == 0:
         _only_roots_folders(config, config_to)
+    _check_data_dir(data_dir, force)
+    _check_outside(config)
+    url = make_url(config.database.url)
+    if url.get_backend_name() != "sqlite":
+        _check_empty(url)
+    if config_to is not None:
+        _check_config_to(config_to)
+
+
+def _check_data_dir(data_dir: Path, force: bool) -> None:
+    """Empty, or not a mount point and moved aside with --force; its parent exists."""
     if _contents(data_dir) and os.path.ismount(data_dir):
         raise BackupError(f"{data_dir} is a mount point that is not empty: empty it first")
     if _contents(data_dir) and not force:
@@ -121,18 +133,22 @@ def _check_targets(config: Config, force: bool, config_to: Path | None) -> None:
         )
     if not data_dir.parent.is_dir():
         raise BackupError(f"{data_dir.parent} does not exist: create it first")
+
+
+def _check_outside(config: Config) -> None:
+    """What is restored outside the data dir finds nothing there, or an empty folder."""
     for path in _outside(config):
         if os.path.lexists(path) and not (path.is_dir() and not any(path.iterdir())):
             raise BackupError(f"{path} is outside the data dir and in the way: move it first")
-    url = make_url(config.database.url)
-    if url.get_backend_name() != "sqlite":
-        _check_empty(url)
-    if config_to is not None:
-        if not config_to.parent.is_dir():
-            raise BackupError(f"--config-to: {config_to.parent} does not exist")
-        for path in (config_to, config_to.with_name(config_to.name + ".d")):
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+
+
+def _check_config_to(config_to: Path) -> None:
+    """--config-to names a new file (and no drop-in folder beside it) in a folder that exists."""
+    if not config_to.parent.is_dir():
+        raise BackupError(f"--config-to: {config_to.parent} does not exist")
+    for path in (config_to, config_to.with_name(config_to.name + ".d")):
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
 
 
 def _only_roots_folders(config: Config, config_to: Path | None) -> None:

@@ -18,10 +18,10 @@ class CallFollower:
         self.tracker = CallTracker(only_ours)
         self.last_event = 0.0
 
-    @property
-    def busy(self) -> bool:
-        """Calls are being set up right now (their events are still coming in)."""
-        return time.monotonic() - self.last_event < self.QUIET
+    def quiet_in(self) -> float:
+        """Seconds until call setup pauses (no call event for QUIET seconds); 0 once it has.
+        Calls being set up have their events still coming in."""
+        return max(0.0, self.last_event + self.QUIET - time.monotonic())
 
     def on_event(self, event: Mapping[str, str]) -> None:
         self.last_event = time.monotonic()

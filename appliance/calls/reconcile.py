@@ -11,6 +11,7 @@ next pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -71,10 +72,8 @@ class Reconciler:
     def _rotate(self) -> list[Path]:
         """Move the live file aside (Asterisk opens it afresh for each line) and list every
         file moved aside so far, oldest first."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.rename(self.cdr_dir / CDR_FILE, self.cdr_dir / f"{CDR_FILE}.{time.time_ns()}")
-        except FileNotFoundError:
-            pass
         return sorted(self.cdr_dir.glob(f"{CDR_FILE}.*"))
 
 

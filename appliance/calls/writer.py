@@ -29,12 +29,12 @@ class CallWriter:
         self,
         store: CallStore,
         bus: EventBus,
-        busy: Callable[[], bool] = lambda: False,
+        quiet_in: Callable[[], float] = lambda: 0.0,
         max_defer: float = 1.0,
     ) -> None:
         self.store = store
         self.bus = bus
-        self.busy = busy
+        self.quiet_in = quiet_in
         self.max_defer = max_defer
         self.queue: asyncio.Queue[CallWrite] = asyncio.Queue()
         self.current: asyncio.Future[None] | None = None
@@ -53,10 +53,14 @@ class CallWriter:
             await asyncio.shield(self.current)
 
     async def _yield_to_call_setup(self) -> None:
+        """Sleep until call events pause, for `max_defer` seconds at most: each sleep lasts
+        until the earliest moment they can have paused, and events that came meanwhile push
+        that moment on, so the loop wakes only when there is something to decide."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_defer
-        while self.busy() and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        # ASYNC110 is wrong here: a pause is time passing, not a state another task sets
+        while (pause := min(self.quiet_in(), deadline - loop.time())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(pause)
 
     async def _write_or_retry(self, batch: list[CallWrite]) -> None:
         try:

@@ -164,35 +164,12 @@ def add_destination(
     """The destination, and for a webhook the signing secret (shown this once). `allowed`:
     destinations.allowed_networks, the private addresses a webhook may name."""
     account = get_account(session, account_id)
-    name = " ".join(request.name.split())
-    if not name or len(name) > 80:
-        raise AdminError("a destination name is 1 to 80 characters")
+    name = _destination_name(request.name)
     if request.kind not in KINDS:
         raise AdminError(f"a destination is one of: {', '.join(KINDS)}")
-    events = tuple(dict.fromkeys(request.events))
-    if not events or any(e not in EVENTS for e in events):
-        raise AdminError(f"events: one or more of {', '.join(EVENTS)}")
-    if request.kind != "webhook" and events != ("conversion.created",):
-        raise AdminError("ad platforms take conversion.created only")
-    settings_needed, secrets_needed = NEEDS[request.kind]
-    settings = {k: str(v).strip() for k, v in request.settings.items() if str(v).strip()}
-    for key in settings_needed:
-        if not settings.get(key) or len(settings[key]) > 100:
-            raise AdminError(f"{request.kind} needs its {key.replace('_', ' ')}")
-    for key in ("customer_id", "account_id", "pixel_id", "login_customer_id"):
-        if key in settings and not DIGITS.fullmatch(settings[key].replace("-", "")):
-            raise AdminError(f"{key.replace('_', ' ')}: digits")
-        if key in settings:
-            settings[key] = settings[key].replace("-", "")
-    for key in secrets_needed:
-        if not request.secrets.get(key):
-            raise AdminError(f"{request.kind} needs its {key.replace('_', ' ')}")
-    url, shown = None, None
-    sealed = {k: request.secrets[k] for k in secrets_needed}
-    if request.kind == "webhook":
-        url = webhook_url(request.url or "", allowed)
-        shown = "whsec_" + secrets.token_urlsafe(32)
-        sealed = {"secret": shown}
+    events = _destination_events(request)
+    settings = _destination_settings(request)
+    url, shown, sealed = _destination_secrets(request, allowed)
     destination = Destination(
         account_id=account.id,
         name=name,
@@ -207,6 +184,55 @@ def add_destination(
     detail = f"{request.kind} {masked_url(url)} events={' '.join(events)}".strip()
     audit.record(session, actor, "destination.add", name[:64], detail=detail, account_id=account.id)
     return destination, shown
+
+
+def _destination_name(wanted: str) -> str:
+    name = " ".join(wanted.split())
+    if not name or len(name) > 80:
+        raise AdminError("a destination name is 1 to 80 characters")
+    return name
+
+
+def _destination_events(request: DestinationRequest) -> tuple[str, ...]:
+    """The events sent, each once; ad platforms only take conversions."""
+    events = tuple(dict.fromkeys(request.events))
+    if not events or any(e not in EVENTS for e in events):
+        raise AdminError(f"events: one or more of {', '.join(EVENTS)}")
+    if request.kind != "webhook" and events != ("conversion.created",):
+        raise AdminError("ad platforms take conversion.created only")
+    return events
+
+
+def _destination_settings(request: DestinationRequest) -> dict[str, str]:
+    """The settings given (stripped, empty ones dropped): every one the kind needs, and the
+    platforms' account ids as digits (dashes dropped)."""
+    settings_needed, _ = NEEDS[request.kind]
+    settings = {k: str(v).strip() for k, v in request.settings.items() if str(v).strip()}
+    for key in settings_needed:
+        if not settings.get(key) or len(settings[key]) > 100:
+            raise AdminError(f"{request.kind} needs its {key.replace('_', ' ')}")
+    for key in ("customer_id", "account_id", "pixel_id", "login_customer_id"):
+        if key in settings and not DIGITS.fullmatch(settings[key].replace("-", "")):
+            raise AdminError(f"{key.replace('_', ' ')}: digits")
+        if key in settings:
+            settings[key] = settings[key].replace("-", "")
+    return settings
+
+
+def _destination_secrets(
+    request: DestinationRequest, allowed: Sequence[reach.Network]
+) -> tuple[str | None, str | None, dict[str, str]]:
+    """The URL, the secret shown once and what is sealed: a platform's credentials, or for a
+    webhook (checked against `allowed`) a new signing secret."""
+    _, secrets_needed = NEEDS[request.kind]
+    for key in secrets_needed:
+        if not request.secrets.get(key):
+            raise AdminError(f"{request.kind} needs its {key.replace('_', ' ')}")
+    if request.kind == "webhook":
+        url = webhook_url(request.url or "", allowed)
+        shown = "whsec_" + secrets.token_urlsafe(32)
+        return url, shown, {"secret": shown}
+    return None, None, {k: request.secrets[k] for k in secrets_needed}
 
 
 def actions(settings: dict[str, Any]) -> dict[str, str]:

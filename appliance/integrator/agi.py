@@ -45,7 +45,7 @@ SETS: dict[str, tuple[str, ...]] = {
         var.LEAD_FORM,
         var.LEAD_EMAIL,
         var.LEAD_NAME,
-    ),  # fmt: skip
+    ),
     "tag": (var.TAGS,),
     "score": (var.SCORE,),
     "note": (var.NOTE_ID,),

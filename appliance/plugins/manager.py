@@ -91,7 +91,7 @@ class PluginManager:
         except loading.Refused as exc:
             self.refuse(item.name, item.origin, str(exc))
             return
-        except BaseException as exc:  # noqa: BLE001 - a broken plugin: refused, nothing else
+        except BaseException as exc:  # a broken plugin: refused, nothing else
             self.refuse(item.name, item.origin, f"failed to load: {_one_line(exc)}")
             return
         self._register(plugin, item.name, item.origin)
@@ -137,7 +137,7 @@ class PluginManager:
                 continue
             try:
                 value = future.result(max(0.0, deadline - time.monotonic()))
-            except BaseException as exc:  # noqa: BLE001 - counted and logged per plugin
+            except BaseException as exc:  # counted and logged per plugin
                 if isinstance(exc, concurrent.futures.TimeoutError):
                     self._give_up(future)
                 self._failed(impl.plugin_name, hook, exc)
@@ -257,7 +257,7 @@ class PluginManager:
             if future.set_running_or_notify_cancel():  # not given up on before it started
                 try:
                     future.set_result(function(**arguments))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                except BaseException as exc:  # handed to the caller
                     future.set_exception(exc)
         finally:
             with self.lock:

@@ -4,6 +4,7 @@ their recordings as `recordings/CALL.wav`, decrypted through the vault (each rea
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -140,10 +141,8 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     """JSON held in text columns (form fields, payloads, tags) is shown as JSON."""
     for name in ("fields", "payload", "tags", "details"):
         if isinstance(row.get(name), str):
-            try:
+            with contextlib.suppress(ValueError):
                 row[name] = json.loads(row[name])
-            except ValueError:
-                pass
     return row
 
 

@@ -122,7 +122,7 @@ class SpoolSweeper:
                     self._failed(linkedid, why)
                 continue
             except Exception as exc:
-                if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
+                if isinstance(exc, FileNotFoundError) and await _gone(path):
                     self._forget(linkedid)  # gone while we looked
                 else:
                     if linkedid not in self.failing:  # once, not at every sweep
@@ -181,3 +181,8 @@ class SpoolSweeper:
         except OSError as exc:
             self._stuck_markers.add(linkedid)
             log.warning("spool marker %s not removed: %s", path.name, exc)
+
+
+async def _gone(path: Path) -> bool:
+    """Nothing is at path any more, not even a dangling link (an lstat, off the event loop)."""
+    return not await asyncio.to_thread(os.path.lexists, path)

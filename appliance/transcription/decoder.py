@@ -15,6 +15,7 @@ answers words on its standard output. The worker checks the answer before storin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -81,7 +82,7 @@ class Decoder:
         if self._process is not None and self._process.poll() is None:
             return
         self.close()  # one that ended between two recordings
-        self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        self._process = subprocess.Popen(  # our own interpreter and module
             self._argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -133,10 +134,9 @@ class Decoder:
         process.wait()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
-                try:
+                # what was left to send to a decoder now gone
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:  # what was left to send to a decoder now gone
-                    pass
 
     def _answer(self) -> dict[str, Any]:
         assert self._process is not None and self._process.stdout is not None

@@ -89,9 +89,26 @@ def _labels(parts: list[str]) -> list[tuple[str, int, int]]:
     """What a run of numbers holds, as (label, first word, last word): every card number and
     the 3 or 4 digits said right after one (its security code); then, in what is left, any
     13 digits or more (a card misheard by a digit), 9 digits in all, or 3-2-4 digit groups."""
+    edges = _edges(parts)
+    found = _cards(parts, edges)
+    taken = {i for _, first, last in found for i in range(first, last + 1)}
+    for segment in _segments(len(parts), taken):
+        other = _other_number(parts, edges, segment)
+        if other is not None:
+            found.append(other)
+    return found
+
+
+def _edges(parts: list[str]) -> list[int]:
+    """Where each word's digits start and end in the run's digits put together."""
     edges = [0]
     for part in parts:
-        edges.append(edges[-1] + len(part))  # where each word's digits start and end
+        edges.append(edges[-1] + len(part))
+    return edges
+
+
+def _cards(parts: list[str], edges: list[int]) -> list[tuple[str, int, int]]:
+    """Every card number, each with the security code said right after it, if one was."""
     found: list[tuple[str, int, int]] = []
     start = 0
     while (card := _card(parts, edges, start)) is not None:
@@ -101,33 +118,50 @@ def _labels(parts: list[str]) -> list[tuple[str, int, int]]:
         following = _card(parts, edges, start)
         if following is not None and following[0] == start:
             continue  # another card right after it
-        code = start
-        while code < len(parts) and edges[code + 1] - edges[start] <= 4:
-            code += 1
-        if code > start and edges[code] - edges[start] >= 3:
-            found.append((CARD, start, code - 1))
-            start = code
-    taken = {i for _, first, last in found for i in range(first, last + 1)}
+        code = _security_code(edges, start, len(parts))
+        if code is not None:
+            found.append((CARD, start, code))
+            start = code + 1
+    return found
+
+
+def _security_code(edges: list[int], start: int, count: int) -> int | None:
+    """The last word of the 3 or 4 digits said from word `start` on, if they were."""
+    code = start
+    while code < count and edges[code + 1] - edges[start] <= 4:
+        code += 1
+    if code > start and edges[code] - edges[start] >= 3:
+        return code - 1
+    return None
+
+
+def _segments(count: int, taken: set[int]) -> list[list[int]]:
+    """The stretches of consecutive words (of `count`) that are not in `taken`."""
     rest: list[list[int]] = []
-    for i in range(len(parts)):
+    for i in range(count):
         if i in taken:
             continue
         if rest and rest[-1][-1] == i - 1:
             rest[-1].append(i)
         else:
             rest.append([i])
-    for segment in rest:
-        size = edges[segment[-1] + 1] - edges[segment[0]]
-        if size >= 13:
-            found.append((NUMBER, segment[0], segment[-1]))
-        elif size == 9:
-            found.append((SSN, segment[0], segment[-1]))
-        else:
-            for at in range(len(segment) - 2):
-                if [len(parts[i]) for i in segment[at : at + 3]] == [3, 2, 4]:
-                    found.append((SSN, segment[at], segment[at + 2]))
-                    break
-    return found
+    return rest
+
+
+def _other_number(
+    parts: list[str], edges: list[int], segment: list[int]
+) -> tuple[str, int, int] | None:
+    """In a stretch left once the cards are out: 13 digits or more (a card misheard by a
+    digit), 9 digits in all, or the first 3-2-4 digit groups."""
+    size = edges[segment[-1] + 1] - edges[segment[0]]
+    if size >= 13:
+        return NUMBER, segment[0], segment[-1]
+    if size == 9:
+        return SSN, segment[0], segment[-1]
+    for at in range(len(segment) - 2):
+        if [len(parts[i]) for i in segment[at : at + 3]] == [3, 2, 4]:
+            return SSN, segment[at], segment[at + 2]
+    return None
 
 
 def redact(

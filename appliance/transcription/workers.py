@@ -8,12 +8,16 @@ parent waits for one; calls are recorded meanwhile."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 
 from appliance.config import Config
@@ -101,58 +105,82 @@ def serve(config: Config, count: int | None = None) -> int:
     """Keep `count` workers (default transcription.workers) running until SIGTERM."""
     stop = threading.Event()
     _stop_on_signals(stop)
-    said = None
-    while not stop.is_set():
-        reason = service.off_reason(config)
-        if reason is None:
-            break
-        if reason != said:
-            log.warning("transcription is off: %s; waiting for that to change", reason)
-            said = reason
-        stop.wait(MODEL_WAIT)
+    _wait_until_on(config, stop)
     count = count or service.worker_count(config)
-    context = multiprocessing.get_context("spawn")
-    slots: list[BaseProcess | None] = [None] * count
-    waits = [RESTART[0]] * count
-    due = [0.0] * count
-    started_at = [0.0] * count
+    start = functools.partial(_start_worker, multiprocessing.get_context("spawn"), config)
+    slots = [_Slot() for _ in range(count)]
     log.info("starting %d transcription worker(s)", count)
     try:
         while not stop.is_set():
             now = time.monotonic()
-            for slot, process in enumerate(slots):
-                if process is not None and process.is_alive():
-                    continue
-                if process is not None:
-                    if now - started_at[slot] > RESTART[1]:  # it had been working: no backoff
-                        waits[slot] = RESTART[0]
-                    log.warning(
-                        "transcription worker %d stopped (exit code %s); another in %.0f s",
-                        slot,
-                        process.exitcode,
-                        waits[slot],
-                    )
-                    due[slot] = now + waits[slot]
-                    waits[slot] = min(waits[slot] * 2, RESTART[1])
-                    slots[slot] = None
-                elif now >= due[slot]:
-                    started = context.Process(
-                        target=work, args=(config, None, os.getpid()), daemon=False
-                    )
-                    started.start()
-                    slots[slot], started_at[slot] = started, now
+            for number, slot in enumerate(slots):
+                slot.tend(number, now, start)
             stop.wait(1.0)
     finally:
-        running = [p for p in slots if p is not None]
-        for process in running:
-            process.terminate()  # each gives its job back at its next piece of audio
-        deadline = time.monotonic() + STOP_WAIT
-        for process in running:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
+        _stop_all([slot.process for slot in slots if slot.process is not None])
     return 0
+
+
+def _wait_until_on(config: Config, stop: threading.Event) -> None:
+    """Until transcription is on (a model installed) or `stop`; each reason is said once."""
+    said = None
+    while not stop.is_set():
+        reason = service.off_reason(config)
+        if reason is None:
+            return
+        if reason != said:
+            log.warning("transcription is off: %s; waiting for that to change", reason)
+            said = reason
+        stop.wait(MODEL_WAIT)
+
+
+def _start_worker(context: SpawnContext, config: Config) -> BaseProcess:
+    started = context.Process(target=work, args=(config, None, os.getpid()), daemon=False)
+    started.start()
+    return started
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its process, and when and after how long the next one starts."""
+
+    process: BaseProcess | None = None
+    wait: float = RESTART[0]
+    due: float = 0.0
+    started_at: float = 0.0
+
+    def tend(self, number: int, now: float, start: Callable[[], BaseProcess]) -> None:
+        """Start a worker when one is due; when one stopped, set when the next is, backing
+        off unless it had been working for a while."""
+        process = self.process
+        if process is not None and process.is_alive():
+            return
+        if process is not None:
+            if now - self.started_at > RESTART[1]:  # it had been working: no backoff
+                self.wait = RESTART[0]
+            log.warning(
+                "transcription worker %d stopped (exit code %s); another in %.0f s",
+                number,
+                process.exitcode,
+                self.wait,
+            )
+            self.due = now + self.wait
+            self.wait = min(self.wait * 2, RESTART[1])
+            self.process = None
+        elif now >= self.due:
+            self.process, self.started_at = start(), now
+
+
+def _stop_all(running: list[BaseProcess]) -> None:
+    """Ask each worker to stop, then kill those still running after STOP_WAIT in all."""
+    for process in running:
+        process.terminate()  # each gives its job back at its next piece of audio
+    deadline = time.monotonic() + STOP_WAIT
+    for process in running:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _logging(config: Config) -> None:

@@ -49,44 +49,56 @@ async def bearer(request: web.Request) -> Principal | None:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    sessions = request.app[SESSIONS]
     scrape = request.path == METRICS_PATH
     if request.path.startswith("/api/") or (scrape and "Authorization" in request.headers):
         principal = await bearer(request)
         if principal is None:
-            raise Refused(
-                401, "a valid API token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise _token_required()
         request[PRINCIPAL] = principal
         return await handler(request)
     token = request.cookies.get(COOKIE, "")
-    found = None
-    if 0 < len(token) <= 100:
-        found = await offload(request, accounts.session_user, sessions, token)
+    found = await _signed_in(request, token)
+    if request.method not in SAFE:
+        await _check_form(request, token if found else None)
+    _admit(request, found, scrape)
+    return await handler(request)
+
+
+def _token_required() -> Refused:
+    return Refused(401, "a valid API token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _signed_in(request: web.Request, token: str) -> accounts.SessionState | None:
+    """The browser session the cookie names, noted on the request (and who it is, once its
+    sign-in is complete)."""
+    if not 0 < len(token) <= 100:
+        return None
+    found = await offload(request, accounts.session_user, request.app[SESSIONS], token)
     if found is not None:
         request[SESSION] = token
         if found.verified:
             request[PRINCIPAL] = found.principal
             request[BRAND] = found.brand
-    if request.method not in SAFE:
-        await _check_form(request, token if found else None)
+    return found
+
+
+def _admit(request: web.Request, found: accounts.SessionState | None, scrape: bool) -> None:
+    """Return when the request may go on to its page; raise where it goes instead (the code
+    page, the sign-in page, the password page) or its refusal."""
     if found is not None and not found.verified:  # the password was right; the code is due
         if request.path in (CODE_PAGE, "/logout") or request.path.startswith("/static/"):
-            return await handler(request)
+            return
         raise web.HTTPSeeOther(CODE_PAGE)
     if _public(request.path):
-        return await handler(request)
+        return
     if found is None:
         if scrape:  # a machine's request: no sign-in page for it
-            raise Refused(
-                401, "a valid API token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise _token_required()
         if request.method in SAFE:
             raise web.HTTPSeeOther("/login?" + urllib.parse.urlencode({"next": request.path_qs}))
         raise Refused(401, "sign in first")
     if found.must_change_password and not request.path.startswith(WHILE_TEMPORARY):
         raise web.HTTPSeeOther("/password")
-    return await handler(request)
 
 
 async def _check_form(request: web.Request, session_token: str | None) -> None:

@@ -21,6 +21,7 @@ time, as it closes one left idle between requests; a request body is bounded by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import resource
@@ -233,10 +234,8 @@ class GuardedListener:
 
 def _reset(conn: socket.socket) -> None:
     """Close at once, with a reset rather than a goodbye: nothing is kept for this peer."""
-    try:
+    with contextlib.suppress(OSError):
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     conn.close()
 
 

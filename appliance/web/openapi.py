@@ -312,7 +312,7 @@ def document(with_live_control: bool) -> dict[str, Any]:
                             "minLength": 1,
                             "maxLength": 200,
                             "pattern": "\\w",
-                        },  # fmt: skip
+                        },
                     },
                     _query("limit", "1 to 200, default 50", type="integer", minimum=1, maximum=200),
                 ],

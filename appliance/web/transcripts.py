@@ -53,7 +53,7 @@ class Panel:
                         "word": w.text,
                     }
                     for w in found.words
-                ],  # fmt: skip
+                ],
                 "turns": [
                     {"speaker": t.speaker, "start": t.start, "end": t.end, "text": t.text}
                     for t in found.turns

@@ -65,7 +65,8 @@ class Served:
         if own is None:
             return ()
         others = [t for t in ("a", "b") if t != own]
-        return tuple(m for t in others for m in self.markers(t)) + (
+        return (
+            *(m for t in others for m in self.markers(t)),
             self.world.calls[""],
             "Nobody's number",
         )

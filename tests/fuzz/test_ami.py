@@ -49,7 +49,7 @@ hostile = st.one_of(
             "<unknown>",
             "",
         ]
-    ),  # fmt: skip
+    ),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
 

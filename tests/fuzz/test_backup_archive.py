@@ -102,7 +102,7 @@ names = st.one_of(
             "tls/cert.pem",
             "",
         ]
-    ),  # fmt: skip
+    ),
     st.text(max_size=40),
 )
 KINDS = [tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE, tarfile.FIFOTYPE,
@@ -156,7 +156,7 @@ manifests = st.one_of(
                 max_size=3,
             )
             | json_values,
-        }  # fmt: skip
+        }
     ).map(lambda d: json.dumps(d).encode()),
     st.binary(max_size=100),
     st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
@@ -197,7 +197,7 @@ boxes = st.fixed_dictionaries(
             lambda b: __import__("base64").b64encode(b).decode()
         )
         | json_values,
-    }  # fmt: skip
+    }
 ).map(lambda d: json.dumps(d).encode())
 
 

@@ -63,7 +63,7 @@ words = st.one_of(
             "nan",
             "x" * 5000,
         ]
-    ),  # fmt: skip
+    ),
 )
 
 

@@ -47,7 +47,7 @@ raw_values = st.one_of(
             "\x00",
             "/a/../b",
         ]
-    ),  # fmt: skip
+    ),
     st.integers().map(str),
     st.floats().map(repr),
 )

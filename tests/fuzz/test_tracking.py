@@ -50,7 +50,7 @@ addresses = st.one_of(
             "https://" + "a" * MAX_URL,
             "https://www.google.com/search?q=x",
         ]
-    ),  # fmt: skip
+    ),
     st.builds(
         lambda o, p: o + "/" + p, st.sampled_from(list(ORIGINS.values())), st.text(max_size=40)
     ),
@@ -121,7 +121,7 @@ class Tracking:
                         (SHOWN[tenant],),
                         consent_required=tenant == "b",
                         forms=("contact",),
-                    ),  # fmt: skip
+                    ),
                     self.world.accounts[tenant],
                     "test",
                 )

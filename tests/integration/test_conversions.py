@@ -413,7 +413,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_parked(world, rec
                 secrets={"token": "t"},
             ),
             "conversion.created only",
-        ),  # fmt: skip
+        ),
         (conversions.DestinationRequest("x", "ftp"), "one of"),
     ],
 )
@@ -425,7 +425,8 @@ def test_destinations_that_would_leak_or_cannot_work_are_refused(world, request_
 def test_secrets_are_stored_sealed(world, receiver):
     secret = configure(world, receiver.base)
     raw = (world.sessions.kw["bind"].url.database,)
-    data = open(raw[0], "rb").read()
+    with open(raw[0], "rb") as database:
+        data = database.read()
     for plain in (secret, "dev-token", "refresh-1", "meta-token", "client-secret"):
         assert plain.encode() not in data
 

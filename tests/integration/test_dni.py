@@ -13,6 +13,7 @@ import http.server
 import json
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -64,9 +65,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 class _Hook(http.server.BaseHTTPRequestHandler):
     """A webhook receiver: keeps each request's headers and body."""
 
-    received: list[tuple[dict, bytes]] = []
+    received: ClassVar[list[tuple[dict, bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_POST(self) -> None:  # the name http.server calls
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((dict(self.headers), body))
         self.send_response(204)

@@ -365,8 +365,17 @@ def recorded_number(server, ports, installed, token):
     reloads = health(server, ports, token)["counters"]["dialplan_reloads"]
     for argv in (
         ("trunk", "add", "carrier", "--host", "127.0.0.1", "--port", str(ports.phone)),
-        ("route", "add", "Clinic", "--forward", "+12025550199", "--trunk", "carrier")
-        + ("--record", "always"),
+        (
+            "route",
+            "add",
+            "Clinic",
+            "--forward",
+            "+12025550199",
+            "--trunk",
+            "carrier",
+            "--record",
+            "always",
+        ),
         ("number", "add", NUMBER, "--route", "Clinic"),
     ):
         server.run("appliance", *argv, check=True)

@@ -36,7 +36,8 @@ def test_a_mail_reaches_the_server_with_one_line_headers(smtp):
     assert "More" in message.get_content()
 
 
-@pytest.mark.parametrize("address", [s for s in STRINGS if "@" not in s][:20] + [
+@pytest.mark.parametrize("address", [
+    *[s for s in STRINGS if "@" not in s][:20],
     "ops@example.com\r\nBcc: evil@example.net",
     "ops@example.com, evil@example.net",
     "<ops@example.com>",

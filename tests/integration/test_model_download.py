@@ -124,11 +124,11 @@ def test_only_https_or_a_loopback_mirror(url):
 
 
 def test_a_redirect_is_held_to_the_same_rule(mirror):
-    list_url, root = mirror
+    _list_url, root = mirror
     listing(root)
 
     class Moved(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(302)
             self.send_header("Location", "http://192.0.2.1/model-list.json")
             self.end_headers()

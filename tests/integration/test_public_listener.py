@@ -8,6 +8,7 @@ and in the controller's /health."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -185,8 +186,8 @@ async def test_a_trusted_proxy_has_no_network_cap_only_the_total(serve):
         sock.close()
 
 
-async def wait_for_async(predicate, timeout: float = HANG) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for_async(predicate) -> None:
+    deadline = time.monotonic() + HANG
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting for the listener"
         await asyncio.sleep(0.02)
@@ -210,10 +211,8 @@ def test_the_tracking_process_caps_a_flood_and_keeps_serving_others(stack: Stack
     before = open_descriptors(tracking.pid)
     flood = []
     for _ in range(400):
-        try:
+        with contextlib.suppress(OSError):  # reset while connecting: refused, as it should be
             flood.append(connect(stack.tracking_port, "127.0.5.1", tls=False))
-        except OSError:  # reset while connecting: refused, as it should be
-            pass
     wait_for(lambda: stack.tracking_counters().get("tracking_connections_refused", 0) >= 392,
              timeout=HANG, what="the flood's refusals counted")  # fmt: skip
     assert open_descriptors(tracking.pid) <= before + 8 + 16  # 8 held, a few of its own

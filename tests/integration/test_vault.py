@@ -167,9 +167,8 @@ def test_a_restricted_callers_spool_file_is_removed_not_sealed(world, tmp_path):
         ("recording.seal", ordinary),
     ]
     assert entries[0].detail == f"{raw_name(LINKEDID)}: restricted caller; removed from the spool"
-    with pytest.raises(vault.RecordingNotFound):
-        with store.open(restricted, "test", "recording.export"):
-            pass
+    with pytest.raises(vault.RecordingNotFound), store.open(restricted, "test", "recording.export"):
+        pass
 
 
 def test_a_recording_replaced_by_a_changed_copy_erases_the_original(world, tmp_path):

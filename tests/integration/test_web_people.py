@@ -43,7 +43,7 @@ def pat(world) -> list[str]:
     return [
         world.add_call(
             "a", caller_name=MARKUP, caller_number="13125550111", record=True, started=day
-        ),  # fmt: skip
+        ),
         world.add_call("a", caller_name="Pat", caller_number=PAT, started=day),
         world.add_call("b", caller_name="Pat", caller_number="(312) 555-0111", started=day),
     ]

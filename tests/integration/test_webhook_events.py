@@ -34,7 +34,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
     received: list[tuple[dict[str, str], bytes]]
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_POST(self) -> None:  # the name http.server calls
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((dict(self.headers), body))
         self.send_response(204)

@@ -77,7 +77,8 @@ def test_an_archive_reads_back_member_for_member(tmp_path):
     assert (tmp_path / "into" / REC).read_bytes() == b"sealed audio"
     assert (tmp_path / "into" / REC).stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "into" / archive.MANIFEST).exists()  # kept in memory only
-    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
     assert names[-1] == archive.MANIFEST
 
 
@@ -126,7 +127,7 @@ def test_a_malformed_sparse_header_is_one_clear_refusal(tmp_path):
 
 def test_oversized_sealed_secrets_are_refused_before_they_are_read(tmp_path):
     too_big = b"\0" * (archive.MAX_SECRETS + 1)
-    with pytest.raises(BackupError, match="secrets.sealed is too big"):
+    with pytest.raises(BackupError, match=r"secrets\.sealed is too big"):
         extract_into(tmp_path, crafted(regular(archive.SECRETS, too_big)))
 
 
@@ -242,7 +243,7 @@ def test_a_changed_sealed_box_does_not_open():
     blob = bytearray(base64.b64decode(box["ciphertext"]))
     blob[0] ^= 1
     box["ciphertext"] = base64.b64encode(bytes(blob)).decode()
-    with pytest.raises(BackupError, match="wrong passphrase .*altered"):
+    with pytest.raises(BackupError, match=r"wrong passphrase .*altered"):
         sealing.unseal(json.dumps(box).encode(), "correct horse battery")
 
 
@@ -261,7 +262,7 @@ def test_the_default_work_factor_is_strong():
         {"n": 1000},
         {"salt": 7},
         {"kdf": "md5"},
-    ],  # fmt: skip
+    ],
 )
 def test_an_archive_cannot_ask_for_unbounded_or_unknown_work(change):
     box = json.loads(sealing.seal({}, "correct horse battery", FAST)) | change

@@ -448,7 +448,7 @@ def test_what_the_config_keeps_outside_the_data_dir_is_restored_there(
     assert not (tmp_path / "new" / "data").exists() and not (elsewhere / "db").exists()
 
     (elsewhere / "recordings" / "someone's.rec").unlink()
-    code, out, err = run(*restore)
+    code, _out, err = run(*restore)
     assert code == 0, err
     assert sorted(p.name for p in elsewhere.rglob("*.rec")) == sorted(
         p.name for p in load(box).data_dir.joinpath("recordings").rglob("*.rec")
@@ -473,7 +473,7 @@ def test_a_mount_point_data_dir_is_filled_in_place(made, run, tmp_path, passphra
         pytest.skip("mounting a file system needs root")
     try:
         (data / "lost+found").mkdir()
-        code, out, err = run("--config", target, "restore", made, "--passphrase-file",
+        code, _out, err = run("--config", target, "restore", made, "--passphrase-file",
                              passphrase_file)  # fmt: skip
         assert code == 0, err
         assert os.path.ismount(data)

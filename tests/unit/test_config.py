@@ -69,7 +69,7 @@ def test_secrets_inline_file_and_env(tmp_path):
     assert resolve_secret("k", "inline") == "inline"
     assert resolve_secret("k", f"file:{secret}") == "from-file"
     assert resolve_secret("k", "env:S", environ={"S": "from-env"}) == "from-env"
-    with pytest.raises(ConfigError, match="k: secret file .* does not exist"):
+    with pytest.raises(ConfigError, match=r"k: secret file .* does not exist"):
         resolve_secret("k", f"file:{tmp_path}/missing")
     with pytest.raises(ConfigError, match="k: environment variable NOPE is not set"):
         resolve_secret("k", "env:NOPE", environ={})
@@ -94,6 +94,6 @@ def test_the_plugin_directory_may_not_be_where_the_controller_writes(tmp_path, i
     """A plugin file the controller could write would outlive a compromise of it."""
     data = tmp_path / "data"
     environ = {"APPLIANCE_PATHS_DATA_DIR": str(data)}
-    with pytest.raises(ConfigError, match="plugins.dir: not inside paths.data_dir"):
+    with pytest.raises(ConfigError, match=r"plugins\.dir: not inside paths\.data_dir"):
         load(environ=environ | {"APPLIANCE_PLUGINS_DIR": inside.format(data=data)})
     assert load(environ=environ | {"APPLIANCE_PLUGINS_DIR": str(tmp_path / "plugins.d")})

@@ -42,7 +42,7 @@ def test_a_signature_verifies_only_for_its_body_secret_and_a_recent_time():
     assert not verify("s3cret", "1000000", body + b" ", signed, now=1_000_100)
     assert not verify("other", "1000000", body, signed, now=1_000_100)
     assert not verify("s3cret", "1000000", body, signed, now=1_000_000 + 301)  # a replay
-    assert not verify("s3cret", "１０００", body, signed, now=1_000)
+    assert not verify("s3cret", "１０００", body, signed, now=1_000)  # noqa: RUF001 - fullwidth
     assert not verify("s3cret", "1000000", body, "sha256=ü" + signed[8:], now=1_000_100)
 
 

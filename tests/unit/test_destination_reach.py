@@ -115,7 +115,7 @@ def test_plain_http_only_to_an_allowed_address():
 def test_allowed_networks_are_checked_when_the_config_is_read():
     loaded = load(environ={"APPLIANCE_DESTINATIONS_ALLOWED_NETWORKS": "127.0.0.1/32 10.0.5.0/24"})
     assert [str(n) for n in loaded.destinations.allowed] == ["127.0.0.1/32", "10.0.5.0/24"]
-    with pytest.raises(ConfigError, match="destinations.allowed_networks"):
+    with pytest.raises(ConfigError, match=r"destinations\.allowed_networks"):
         load(environ={"APPLIANCE_DESTINATIONS_ALLOWED_NETWORKS": "crm.example.com"})
     assert load(environ={}).destinations.allowed == ()
 

@@ -158,7 +158,7 @@ def test_a_route_that_cannot_be_dialled_refuses_its_calls_and_says_why():
     assert "route 'Gone': number +12025550199 has no valid trunk" in result.problems[0]
 
 
-@pytest.mark.parametrize("name", STRINGS + ["x\n[evil]\nexten => _X.,1,Dial(x)", ";-- y", "\\"])
+@pytest.mark.parametrize("name", [*STRINGS, "x\n[evil]\nexten => _X.,1,Dial(x)", ";-- y", "\\"])
 def test_hostile_route_names_stay_inside_one_comment(name):
     plan = RoutePlan(id=9, name=name, targets=DESK)
     text = compiled(NumberInfo(3, 1, "+12025550123", plan), default=plan)

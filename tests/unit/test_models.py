@@ -97,7 +97,7 @@ def test_model_names_are_plain(tmp_path, name):
 def test_what_is_not_an_archive_is_refused(tmp_path):
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not an archive at all")
-    with pytest.raises(models.ModelError, match="not a .zip or .tar.gz"):
+    with pytest.raises(models.ModelError, match=r"not a \.zip or \.tar\.gz"):
         models.install(junk, tmp_path / "models")
     with pytest.raises(models.ModelError, match="no such file"):
         models.install(tmp_path / "missing.zip", tmp_path / "models")
@@ -197,7 +197,7 @@ def test_a_zip_naming_one_path_twice_is_refused(tmp_path, files):
     archive = zip_of(tmp_path / "model.zip", files)
     with zipfile.ZipFile(archive, "a") as z:
         z.writestr("vosk-model-small-xx/conf/mfcc.conf", b"again")
-    with pytest.raises(models.ModelError, match="twice|as a file and a folder"):
+    with pytest.raises(models.ModelError, match=r"twice|as a file and a folder"):
         models.install(archive, tmp_path / "models")
     assert not (tmp_path / "models").exists()
 
@@ -210,6 +210,6 @@ def test_a_damaged_archive_is_refused_and_leaves_nothing(tmp_path, pack):
     cut = tmp_path / "cut.archive"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
     model_dir = tmp_path / "models"
-    with pytest.raises(models.ModelError, match="damaged or truncated|not a .zip or .tar.gz"):
+    with pytest.raises(models.ModelError, match=r"damaged or truncated|not a \.zip or \.tar\.gz"):
         models.install(cut, model_dir)
     assert not model_dir.exists() or list(model_dir.iterdir()) == []

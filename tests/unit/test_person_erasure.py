@@ -296,7 +296,7 @@ def test_export_holds_the_rows_and_the_recordings_but_no_key(box, capsys, tmp_pa
         annotations.add_note(session, box.calls["pat-a1"], "wants a quote", "agi")
     box.close()
     target = tmp_path / "pat.zip"
-    code, out, err = cli_run(capsys, "--config", box.config, "person", "export",
+    code, _out, err = cli_run(capsys, "--config", box.config, "person", "export",
                              "pat@example.com", target)  # fmt: skip
     assert code == 0, err
     assert target.stat().st_mode & 0o777 == 0o600

@@ -71,7 +71,7 @@ def test_a_secret_of_the_folders_owner_is_read(owned):
 def test_a_link_is_never_followed(owned, root_secret, target):
     link = owned / "box.key"
     link.symlink_to(root_secret if target == "root_secret" else target)
-    with pytest.raises(private_file.UnsafeFile, match="box.key is a link"):
+    with pytest.raises(private_file.UnsafeFile, match=r"box\.key is a link"):
         private_file.read(link)
 
 

@@ -71,7 +71,7 @@ def test_key_file_sealed_under_a_passphrase(tmp_path):
     ring = keys.create(path)
     keys.save(path, ring, passphrase="correct horse battery")
     assert ring.current not in path.read_text()  # the key ids and keys are sealed too
-    with pytest.raises(KeyProblem, match="is sealed: set recordings.key_passphrase"):
+    with pytest.raises(KeyProblem, match=r"is sealed: set recordings\.key_passphrase"):
         keys.load(path)
     with pytest.raises(KeyProblem, match="wrong passphrase"):
         keys.load(path, "wrong horse")

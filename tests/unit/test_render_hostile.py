@@ -70,7 +70,7 @@ def test_render_never_follows_a_link_planted_in_asterisks_own_directory(root, tm
 )
 def test_an_ami_secret_that_could_change_manager_conf_is_refused(root, tmp_path, secret):
     user = render.SystemUser(ASTERISK_UID, ASTERISK_UID, "asterisk")
-    with pytest.raises(ConfigError, match="ami.secret"):
+    with pytest.raises(ConfigError, match=r"ami\.secret"):
         render.context(config_for(root, tmp_path, secret=secret), user)
 
 

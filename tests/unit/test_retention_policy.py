@@ -56,7 +56,7 @@ def test_a_setting_shorter_than_the_legal_hold_is_refused_naming_both():
 
 
 def test_a_hold_longer_than_a_setting_is_refused():
-    with pytest.raises(RetentionRefused, match="^visits: 90 days is shorter than the legal hold"):
+    with pytest.raises(RetentionRefused, match=r"^visits: 90 days is shorter than the legal hold"):
         retention.change(Policy(visit_days=90), legal_hold_days=180)
 
 

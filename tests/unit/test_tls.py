@@ -39,7 +39,7 @@ def test_the_certificate_names_the_public_name_and_the_host(tmp_path):
     ):
         assert expected in names
     assert "IP Address:127.0.0.1" in names and "0.0.0.0" not in names
-    cert, key = tls.cert_paths(config.data_dir)
+    _cert, key = tls.cert_paths(config.data_dir)
     assert oct(key.stat().st_mode & 0o777) == "0o600"
 
 
@@ -50,7 +50,7 @@ def test_a_hostile_public_name_is_not_put_in_the_certificate(tmp_path):
 
 
 async def handshake(context_for_client, port) -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context_for_client)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context_for_client)
     cipher = writer.get_extra_info("cipher")
     writer.close()
     return cipher[0]

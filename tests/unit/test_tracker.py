@@ -85,7 +85,7 @@ def test_interleaved_calls_are_kept_apart():
 
 
 def test_malformed_events_are_skipped():
-    tracker, outcomes = run(
+    _tracker, outcomes = run(
         [
             {},
             {"Event": "Hangup"},

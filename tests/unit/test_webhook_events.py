@@ -323,7 +323,7 @@ def test_an_ad_platform_may_subscribe_to_conversions_only(world):
         "Ads", "meta", events=("conversion.created", "call.started"),
         settings={"pixel_id": "123"}, secrets={"access_token": "t"},
     )  # fmt: skip
-    with sessions.begin() as session, pytest.raises(admin.AdminError, match="conversion.created"):
+    with sessions.begin() as session, pytest.raises(admin.AdminError, match=r"conversion\.created"):
         destinations.add_destination(session, SecretBox(bytes(32)), request, account, "cli:test")
 
 
