@@ -39,10 +39,7 @@ from tests.integration.test_transcription import (  # noqa: F401 - model_dir is 
 )
 
 IFACE = os.environ.get("APPLIANCE_EGRESS_IFACE", "")
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not IFACE, reason="run by test_no_egress.py inside its namespace"),
-]
+pytestmark = pytest.mark.skipif(not IFACE, reason="run by test_no_egress.py inside its namespace")
 WEBHOOK = ("203.0.113.10", 443)  # TEST-NET-3: reachable only through egress0
 PROBE = ("198.51.100.7", 9)
 # the kernel's own IPv6 housekeeping on any interface: router and neighbour discovery, MLD

@@ -32,8 +32,6 @@ from appliance.privacy import account_deletion
 from appliance.secrets import SecretBox
 from tests.web_world import PASSWORD, Browser
 
-pytestmark = pytest.mark.integration
-
 CLIENT_CALLER = "+13125550177"
 MARKUP = '<img src=x onerror="alert(1)">'
 

@@ -9,7 +9,6 @@ import pytest
 from tests.harness import Stack, sipp_call
 from tests.integration import foreign_pbx
 
-pytestmark = pytest.mark.integration
 CALLER = "13125550111"
 
 

@@ -20,7 +20,6 @@ from tests.harness import Stack, wait_for
 from tests.integration.conftest import _empty
 from tests.integration.test_recordings import consent_stack, query, rms, speech_call
 
-pytestmark = pytest.mark.integration
 PASSPHRASE = "a backup passphrase kept apart\n"
 
 

@@ -21,7 +21,6 @@ from appliance.transcription.decode import Word
 from tests.hostile import STRINGS
 from tests.integration.conftest import _empty
 
-pytestmark = pytest.mark.integration
 WHEN = dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
 
 

@@ -5,12 +5,9 @@ played and sought in the browser's own player."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.harness import Stack, sipp_call, wait_for
 from tests.integration.test_recordings import consent_stack, query
 
-pytestmark = pytest.mark.integration
 # markup a caller can put in the SIP From display name (no double quote: that ends it)
 HOSTILE_NAME = "<img src=x onerror=document.title='pwned'><script>alert(1)</script>"
 NEW_PASSWORD = "a brand new passphrase"

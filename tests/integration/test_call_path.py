@@ -6,7 +6,6 @@ import pytest
 
 from tests.harness import Stack, sipp_call, wait_for
 
-pytestmark = pytest.mark.integration
 CALLER = "13125550111"
 
 

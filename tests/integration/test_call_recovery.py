@@ -3,12 +3,8 @@ stops or restarts the stack's processes."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.harness import Stack, sipp_call, wait_for
 from tests.integration.test_call_path import CALLER
-
-pytestmark = pytest.mark.integration
 
 
 def cdr_files(stack: Stack) -> list[str]:

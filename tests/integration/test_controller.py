@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import socket
 
-import pytest
-
 from tests.harness import Stack, sipp_call, wait_for
-
-pytestmark = pytest.mark.integration
 
 
 def test_call_to_tracking_number_reaches_controller_and_is_recorded(running: Stack, phone):

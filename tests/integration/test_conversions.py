@@ -34,7 +34,6 @@ from appliance.jobs import queue
 from appliance.jobs.runner import Runner
 from appliance.secrets import SecretBox
 
-pytestmark = pytest.mark.integration
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 
 

@@ -16,8 +16,6 @@ from appliance.db.migrate import current_revision, head_revision, modelled, upgr
 from appliance.db.models import Base, Call
 from appliance.secrets import SecretBox
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def engine(database_url):

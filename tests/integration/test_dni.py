@@ -21,8 +21,6 @@ from appliance.conversions.signing import verify
 from tests.harness import Stack, free_port, sipp_call, wait_for
 from tests.integration.test_browser import sign_in
 
-pytestmark = pytest.mark.integration
-
 SITE_NUMBER = "+12025550100"
 POOL = ("+12025550130", "+12025550131")
 NEWSLETTER = "+12025550140"

@@ -12,7 +12,6 @@ import pytest
 
 from tests.harness import Stack, invited, sipp_call, wait_for
 
-pytestmark = pytest.mark.integration
 HANG = 30.0  # seconds: a bound that catches a hang, never a timing to meet
 NETWORKS, PER_NETWORK = 40, 50  # 2,000 connections, each network under its cap (64)
 DYNAMIC = "12025550124"

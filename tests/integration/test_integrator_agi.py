@@ -11,7 +11,6 @@ import pytest
 from appliance.calls import variables as var
 from tests.harness import Stack, invited, sipp_call, wait_for
 
-pytestmark = pytest.mark.integration
 CALLER = "13125550111"
 TRACKED = "+12025550123"  # the `running` fixture's tracking number (source Google Ads)
 CONTEXT = "integrator-test"

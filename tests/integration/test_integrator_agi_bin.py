@@ -16,8 +16,6 @@ from appliance.calls import variables as var
 from tests.harness import REPO, Stack, invited
 from tests.integration.test_integrator_agi import TRACKED, call, install, kept, results
 
-pytestmark = pytest.mark.integration
-
 
 # the classic form: AGI(appliance-agi,...) from Asterisk's agi-bin ------------------------------
 @pytest.fixture

@@ -24,8 +24,6 @@ from appliance.jobs import queue
 from appliance.jobs.runner import Runner, Slow
 from tests.harness import wait_for
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def url(database_url):

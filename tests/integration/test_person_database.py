@@ -33,7 +33,6 @@ from appliance.secrets import SecretBox
 from appliance.transcription import service
 from appliance.transcription.decode import Word
 
-pytestmark = pytest.mark.integration
 PAT, OTHER = "+13125550111", "+13125550999"
 
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.harness import Stack, invited, sipp_call, wait_for
 from tests.integration.test_routes import CARRIER_TARGET, add_desk_phone
 
-pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "plugins" / "vip_route.py"
 VIP_CALLER, OTHER_CALLER = "13125550111", "13125550999"
 

@@ -23,7 +23,6 @@ from aiohttp import web
 from appliance.web.listener import GuardedListener, Limits
 from tests.harness import Stack, wait_for
 
-pytestmark = pytest.mark.integration
 HANG = 20.0  # seconds: a bound that catches a hang, never a timing to meet
 
 

@@ -18,7 +18,6 @@ from appliance.recordings import keys
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.vault import RecordingVault
 
-pytestmark = pytest.mark.integration
 SECOND = 32_000  # bytes of 8 kHz 16-bit stereo audio
 
 

@@ -19,7 +19,6 @@ import pytest
 from appliance.recordings.vault import BYTES_PER_SECOND
 from tests.harness import Stack, sipp_call, wait_for
 
-pytestmark = pytest.mark.integration
 WORDS = {
     "caller.ulaw": "I would like to book an appointment for next Tuesday morning please",
     "callee.ulaw": "Thank you for calling the clinic, how can I help you today",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import pytest
 from sqlalchemy import func, select
 
 from appliance import admin
@@ -15,8 +14,6 @@ from appliance.db.migrate import upgrade
 from appliance.db.models import AuditEntry, Call, Delivery, Destination, DniSite, Lead, Visit
 from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.vault import RecordingVault
-
-pytestmark = pytest.mark.integration
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -29,7 +29,6 @@ from tests.harness import (
     wait_for,
 )
 
-pytestmark = pytest.mark.integration
 CALLER = "13125550111"
 CARRIER_TARGET = "+12025550199"
 PROMPT = "tt-weasels"  # 2.96 s

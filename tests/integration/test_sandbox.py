@@ -17,8 +17,6 @@ import pytest
 
 from tests.harness import REPO, asterisk_root, costs
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 @costs("asterisk")

@@ -16,8 +16,6 @@ from appliance.transcription import search, service
 from appliance.transcription.decode import Word
 from tests.hostile import STRINGS
 
-pytestmark = pytest.mark.integration
-
 
 def said(speaker: int, start: float, sentence: str) -> list[Word]:
     return [

@@ -28,7 +28,6 @@ from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.spool_files import done_name, raw_name
 from appliance.recordings.vault import RecordingNotFound, RecordingVault, SpoolFileRefused
 
-pytestmark = pytest.mark.integration
 CAP = 64 * 1024  # the size cap for these tests
 GUARD = 20.0  # seconds: a guard against a hang, never a measurement
 AUDIO = bytes(range(256)) * 100  # 25.6 kB

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import socket
 
-import pytest
-
 from tests.harness import Stack, wait_for
-
-pytestmark = pytest.mark.integration
 
 
 def test_ready_watchdog_and_stopping_reach_systemd(stack: Stack, tmp_path):

@@ -30,8 +30,6 @@ from appliance.recordings.vault import RecordingVault
 from appliance.transcription import analysis_store, service, workers
 from tests.harness import Stack, wait_for
 
-pytestmark = pytest.mark.integration
-
 CALLER_SAYS = ["안녕하세요", "예약", "문의"]  # hello, a booking, an enquiry
 ANSWERER_SAYS = ["병원", "확인", "네"]  # the clinic, let me check, yes
 GRAMMAR = "안녕하세요, 예약, 문의, 병원, 확인, 네, 아니요, 감사합니다, 내일"

@@ -20,7 +20,6 @@ from appliance.recordings.vault import (
     SpoolNotConfigured,
 )
 
-pytestmark = pytest.mark.integration
 LINKEDID = "1700000000.1"
 
 

@@ -12,8 +12,6 @@ from appliance.db.models import ApiKey, AuditEntry
 from appliance.web import openapi
 from tests.web_world import AUDIO, PEOPLE
 
-pytestmark = pytest.mark.integration
-
 SEES = {
     "owner": {"a", "b", ""},
     "manager": {"a", "b", ""},

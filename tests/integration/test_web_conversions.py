@@ -25,7 +25,6 @@ from tests.integration.test_conversions import (  # noqa: F401 - greeters is a f
 )
 from tests.web_world import Browser
 
-pytestmark = pytest.mark.integration
 MARKUP = "<script>alert(1)</script>"
 
 

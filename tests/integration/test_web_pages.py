@@ -21,8 +21,6 @@ from appliance.web.auth import COOKIE, THROTTLE
 from tests.hostile import CATEGORIES, STRINGS
 from tests.web_world import PASSWORD, Browser, app_for
 
-pytestmark = pytest.mark.integration
-
 
 async def test_pages_need_a_session_and_send_back_to_where_you_were(client):
     browser = Browser(client)

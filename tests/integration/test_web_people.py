@@ -19,8 +19,6 @@ from appliance.privacy import export
 from tests.hostile import STRINGS
 from tests.web_world import PASSWORD, Browser
 
-pytestmark = pytest.mark.integration
-
 MARKUP = '<img src=x onerror="alert(1)">'
 PAT = "+13125550111"
 

@@ -12,7 +12,6 @@ from appliance.web.app import init_app
 from tests.hostile import STRINGS
 from tests.web_world import Browser
 
-pytestmark = pytest.mark.integration
 HOSTILE = "<script>alert(1)</script>"
 
 

@@ -17,7 +17,6 @@ from appliance.transcription import service
 from tests.hostile import STRINGS
 from tests.web_world import Browser
 
-pytestmark = pytest.mark.integration
 PAGE = "/privacy/restricted"
 ERROR = re.compile(r'<p class="card error" role="alert">([^<]*)</p>')
 

@@ -14,8 +14,6 @@ from appliance.privacy import retention
 from tests.hostile import STRINGS
 from tests.web_world import Browser
 
-pytestmark = pytest.mark.integration
-
 
 async def signed_in(client, username: str) -> Browser:
     browser = Browser(client)

@@ -24,8 +24,6 @@ from appliance.web.refusals import COUNT_ACTION, REFUSALS, RefusalLog
 from tests.hostile import STRINGS
 from tests.web_world import Browser, app_for
 
-pytestmark = pytest.mark.integration
-
 WRONG = "not the password at all"
 # what a header can carry (a line longer than 8 KiB aiohttp refuses before the app sees it)
 SENDABLE = [s for s in STRINGS if s and len(s) < 4096 and not any(c in s for c in "\r\n\x00")]

@@ -19,8 +19,6 @@ from appliance.transcription.analysis import Weights
 from appliance.transcription.decode import Word
 from tests.web_world import Browser, client_for
 
-pytestmark = pytest.mark.integration
-
 MARKUP = '<img src=x onerror="alert(1)">'
 WORDS = [
     Word(0, 0.5, 0.9, 0.98, "hello"),

@@ -17,7 +17,6 @@ from appliance.attribution import sites
 from appliance.db.models import AuditEntry, Call, DniSite, Lead, Visit, VisitPage
 from tests.web_world import Browser
 
-pytestmark = pytest.mark.integration
 MARKUP = '<img src=x onerror="document.title=1">'
 
 

@@ -26,8 +26,6 @@ from tests.integration.test_transcription import (  # noqa: F401 - model_dir is 
     transcribed,
 )
 
-pytestmark = pytest.mark.integration
-
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     """A webhook receiver: keeps each request's headers and body, answers 204."""
