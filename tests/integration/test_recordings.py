@@ -528,7 +528,7 @@ def test_on_demand_recording_respects_the_route_and_the_caller(stack: Stack, pho
     assert plain.wait(30) == 0
     opted = stack.sipp_background("12025550123", talk_ms=4000, scenario="carrier_optout.xml")
     wait_for(lambda: len(stack.calls()) == 2, what="the second call's record")
-    second = [r["id"] for r in stack.calls() if r["id"] != call_id][0]
+    second = next(r["id"] for r in stack.calls() if r["id"] != call_id)
     wait_for(
         lambda: (
             http_post(stack, f"/api/v1/calls/{second}/recording/start", admin) == 409
