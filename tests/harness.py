@@ -398,8 +398,6 @@ class Stack:
         return self
 
     def _baseline(self) -> Baseline:
-        """What reset() brings the stack back to: every table's rows and the files Asterisk
-        runs from, as they are now (the module's stack just configured and running)."""
         from appliance.asterisk import render
         from appliance.config import load
 
@@ -411,9 +409,9 @@ class Stack:
         return Baseline(tables, texts, dict(self.extra_env))
 
     def reset(self) -> Stack:
-        """Back to `baseline` between two tests of a module: once no call is left in Asterisk,
-        every table as it was (calls, recordings, audit, numbers, routes, trunks ...), and,
-        where a test changed the routes or trunks, Asterisk running the files it had. The
+        """Back to what share() kept, between two tests of a module: once no call is left in
+        Asterisk, every table as it was (calls, recordings, audit, numbers, routes, trunks ...),
+        and, where a test changed the routes or trunks, Asterisk running the files it had. The
         processes are the same ones: a test that stops, restarts or reconfigures them takes a
         stack of its own."""
         baseline = self.shared
