@@ -5,6 +5,7 @@ Every process started here is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -25,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +100,23 @@ def low_ports_open_to_all(port: int) -> bool:
     from appliance.asterisk import agi_port
 
     return agi_port.open_to_others(agi_port.unprivileged_port_start(), port)
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float, error: BaseException) -> Iterator[None]:
+    """Raise `error` in the body if it runs longer than `seconds`: a bound against a hang, for
+    synchronous code in the main thread (SIGALRM)."""
+
+    def alarm(_signum: int, _frame: object) -> None:
+        raise error
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):

@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from appliance import cli
+from tests.harness import time_bound
 
 HANG = 60  # seconds: a bound that catches a hang
 
@@ -36,7 +37,8 @@ def in_process(
             patch.setenv(name, value)
         patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
         before = process_state()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), bounded(HANG):
+        bound = time_bound(HANG, Hang(f"no end within {HANG} s"))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), bound:
             code = exit_code(args)
         after = process_state()
         assert after == before, f"appliance {args} left the process changed: {before} -> {after}"
@@ -75,17 +77,3 @@ def process_state() -> tuple[Any, ...]:
 
 class Hang(BaseException):
     """A command ran past HANG (not an Exception: no `except Exception` of a command takes it)."""
-
-
-@contextlib.contextmanager
-def bounded(seconds: float) -> Iterator[None]:
-    def hang(_signum: int, _frame: Any) -> None:
-        raise Hang(f"no end within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, hang)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from hypothesis import HealthCheck, settings
+
+from tests.harness import time_bound
 
 LONG = os.environ.get("APPLIANCE_FUZZ") == "long"
 LONG_EXAMPLES = int(os.environ.get("APPLIANCE_FUZZ_EXAMPLES", "100000"))
@@ -108,20 +108,9 @@ class Tally:
 TALLY = Tally()
 
 
-def _on_alarm(_signum: int, _frame: Any) -> None:
-    raise Hang("no answer within the bound: a hang")
-
-
-@contextlib.contextmanager
-def bounded(seconds: float) -> Iterator[None]:
+def bounded(seconds: float) -> contextlib.AbstractContextManager[None]:
     """Raise Hang when the body runs longer than `seconds` (synchronous code, main thread)."""
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return time_bound(seconds, Hang("no answer within the bound: a hang"))
 
 
 @contextlib.contextmanager
