@@ -18,17 +18,16 @@ import pytest
 from sqlalchemy import select
 
 from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
 from appliance.db.models import Job, Source
 from appliance.jobs import queue
 from appliance.jobs.runner import Runner, Slow
 from tests.harness import wait_for
+from tests.made_once import migrated
 
 
 @pytest.fixture
 def url(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
+    engine = migrated(database_url)
     engine.dispose()
     return database_url
 

@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from appliance import admin
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import (
     Call,
     DniSite,
@@ -32,14 +31,14 @@ from appliance.recordings.vault import RecordingVault
 from appliance.secrets import SecretBox
 from appliance.transcription import service
 from appliance.transcription.decode import Word
+from tests.made_once import migrated
 
 PAT, OTHER = "+13125550111", "+13125550999"
 
 
 @pytest.fixture
 def box(database_url, tmp_path):
-    engine = make_engine(database_url)
-    upgrade(engine)
+    engine = migrated(database_url)
     sessions = session_factory(engine)
     keys.create(tmp_path / "keys")
     vault = RecordingVault(sessions, tmp_path / "store", tmp_path / "keys",

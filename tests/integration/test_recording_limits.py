@@ -11,20 +11,19 @@ from appliance import admin
 from appliance.calls.dialplan import Settings, compile_routes
 from appliance.calls.model import new_call_id
 from appliance.calls.store import CallStore
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import Account, Call, Recording
 from appliance.recordings import keys
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.vault import RecordingVault
+from tests.made_once import migrated_sqlite
 
 SECOND = 32_000  # bytes of 8 kHz 16-bit stereo audio
 
 
 @pytest.fixture
 def world(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "t.db")
     sessions = session_factory(engine)
     keys.create(tmp_path / "keys")
     vault = RecordingVault(

@@ -9,11 +9,11 @@ import os
 from sqlalchemy import func, select
 
 from appliance import admin
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import AuditEntry, Call, Delivery, Destination, DniSite, Lead, Visit
 from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.vault import RecordingVault
+from tests.made_once import migrated
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -23,8 +23,7 @@ def ago(days: int) -> dt.datetime:
 
 
 def test_each_kind_expires_alike_on_both_databases(database_url, tmp_path):
-    engine = make_engine(database_url)
-    upgrade(engine)
+    engine = migrated(database_url)
     sessions = session_factory(engine)
     with sessions.begin() as session:
         account = admin.add_account(session, "Client", None)  # calls 730, visits 90, ...

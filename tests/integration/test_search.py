@@ -9,12 +9,12 @@ from sqlalchemy import delete, select, text
 
 from appliance import admin
 from appliance.access import principal_for
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import Call, Recording, User
 from appliance.transcription import search, service
 from appliance.transcription.decode import Word
 from tests.hostile import STRINGS
+from tests.made_once import migrated, migrated_sqlite
 
 
 def said(speaker: int, start: float, sentence: str) -> list[Word]:
@@ -26,8 +26,7 @@ def said(speaker: int, start: float, sentence: str) -> list[Word]:
 
 @pytest.fixture
 def world(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
+    engine = migrated(database_url)
     sessions = session_factory(engine)
     with sessions.begin() as session:
         agency = admin.default_account(session)
@@ -125,9 +124,7 @@ def test_an_erased_recording_leaves_the_index(world):
 
 
 def test_compaction_leaves_no_trace_of_an_erased_transcript_in_the_file(tmp_path):
-    url = f"sqlite:///{tmp_path}/t.db"
-    engine = make_engine(url)
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "t.db")
     sessions = session_factory(engine)
     secret = "zanzibarquokka"
     with sessions.begin() as session:

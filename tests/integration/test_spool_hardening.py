@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys, vault
 from appliance.recordings.spool import SpoolSweeper
 from appliance.recordings.spool_files import done_name, raw_name
 from appliance.recordings.vault import RecordingNotFound, RecordingVault, SpoolFileRefused
+from tests.made_once import migrated_sqlite
 
 CAP = 64 * 1024  # the size cap for these tests
 GUARD = 20.0  # seconds: a guard against a hang, never a measurement
@@ -94,8 +94,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "t.db")
     sessions = session_factory(engine)
     key_file = tmp_path / "keys"
     keys.create(key_file)

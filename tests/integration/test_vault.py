@@ -8,8 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys, vault
 from appliance.recordings.spool_files import done_name, raw_name
@@ -19,14 +18,14 @@ from appliance.recordings.vault import (
     SpoolFileRefused,
     SpoolNotConfigured,
 )
+from tests.made_once import migrated_sqlite
 
 LINKEDID = "1700000000.1"
 
 
 @pytest.fixture
 def world(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "t.db")
     sessions = session_factory(engine)
     keys.create(tmp_path / "keys")
     spool = tmp_path / "spool"

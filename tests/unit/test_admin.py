@@ -2,17 +2,16 @@ import pytest
 from sqlalchemy import select
 
 from appliance import admin
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import Account, Route, TrackingNumber
 from appliance.numbers import InvalidNumber
 from appliance.secrets import SecretBox
+from tests.made_once import migrated_sqlite
 
 
 @pytest.fixture
 def session(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "t.db")
     with session_factory(engine).begin() as s:
         yield s
     engine.dispose()

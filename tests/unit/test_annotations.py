@@ -6,16 +6,15 @@ import pytest
 from sqlalchemy import select
 
 from appliance.calls import annotations as notes
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import Call, CallNote, CallTag
 from tests.hostile import STRINGS
+from tests.made_once import migrated_sqlite
 
 
 @pytest.fixture
 def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/notes.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "notes.db")
     factory = session_factory(engine)
     with factory.begin() as session:
         session.add(Call(id="c" * 32, linkedid="1.1", dialled="+12025550123"))

@@ -19,10 +19,10 @@ from appliance.calls.publish import DialplanPublisher
 from appliance.calls.store import CallStore
 from appliance.calls.tracker import CallTracker
 from appliance.config import ConfigError, load
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.integrator.agi import SCRIPTS
 from tests.hostile import STRINGS
+from tests.made_once import migrated_sqlite
 
 SECRET = "s3cret-secret"
 
@@ -142,8 +142,7 @@ def test_attached_mode_writes_nothing_and_keeps_no_cdr_directory(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/calls.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "calls.db")
     yield CallStore(session_factory(engine), only_tracked=True)
     engine.dispose()
 

@@ -35,6 +35,7 @@ from appliance.recordings.vault import RecordingVault
 from appliance.secrets import SecretBox
 from appliance.transcription import search, service
 from appliance.transcription.decode import Word
+from tests.made_once import initialised
 
 PASSPHRASE = "correct horse battery staple"
 KEY_PASSPHRASE = "the key file's own passphrase"
@@ -123,7 +124,7 @@ def said(sentence: str) -> list[Word]:
 def box(tmp_path, run) -> Path:
     """An initialised box, its key file sealed, with two recorded calls (one transcribed)."""
     config = write_config(tmp_path / "old" / "appliance.ini", tmp_path / "old" / "data")
-    assert run("--config", config, "init")[0] == 0
+    initialised(tmp_path / "old" / "data")
     secrets = tmp_path / "old" / "data" / "secrets"
     (secrets / "key.pass").write_text(KEY_PASSPHRASE + "\n")
     (secrets / "key.pass").chmod(0o600)

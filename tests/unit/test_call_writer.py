@@ -14,16 +14,15 @@ from appliance import events
 from appliance.calls.model import CallStarted
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
+from tests.made_once import migrated_sqlite
 
 HANG = 10.0  # seconds: a bound against a hang, not a timing
 
 
 @pytest.fixture
 def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/calls.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "calls.db")
     yield CallStore(session_factory(engine))
     engine.dispose()
 

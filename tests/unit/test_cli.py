@@ -20,6 +20,7 @@ import pytest
 from appliance import __version__
 from appliance.db.migrate import head_revision
 from tests.inprocess import HANG, in_process
+from tests.made_once import initialised
 
 INSTALLED = Path(sys.executable).with_name("appliance")  # the console script of this venv
 
@@ -70,8 +71,8 @@ def test_init_is_idempotent_and_shows_the_password_once(run, tmp_path):
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
 
 
-def test_admin_commands_and_their_errors(run):
-    assert run("init").returncode == 0
+def test_admin_commands_and_their_errors(run, tmp_path):
+    initialised(tmp_path / "data")
     ok = run(
         "user",
         "add",
@@ -161,8 +162,8 @@ def test_config_show_prints_every_section(run):
         assert f"[{section}]" in out
 
 
-def test_sealing_the_key_file_and_unlocking_it(run):
-    assert run("init").returncode == 0
+def test_sealing_the_key_file_and_unlocking_it(run, tmp_path):
+    initialised(tmp_path / "data")
     sealed = run("keys", "seal", "--password-stdin", stdin="a sealed passphrase\n")
     assert sealed.returncode == 0, sealed.stderr
     locked = run("doctor")
@@ -180,7 +181,7 @@ def test_sealing_the_key_file_and_unlocking_it(run):
 def test_passwords_tokens_and_the_audit_of_who_did_it(run, tmp_path):
     import sqlite3
 
-    assert run("init").returncode == 0
+    initialised(tmp_path / "data")
     database = tmp_path / "data" / "appliance.db"
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     assert (
@@ -222,7 +223,7 @@ def test_networks_locked_out_of_a_user_are_shown_and_cleared_by_a_new_password(r
     from appliance import accounts
     from appliance.db.engine import make_engine, session_factory
 
-    assert run("init").returncode == 0
+    initialised(tmp_path / "data")
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'appliance.db'}")
     for _ in range(5):
         assert accounts.sign_in(session_factory(engine), "admin", "wrong!", "2001:db8::9") is None
@@ -235,7 +236,7 @@ def test_networks_locked_out_of_a_user_are_shown_and_cleared_by_a_new_password(r
 
 
 def test_missing_folders_and_unknown_hosts_end_in_one_line(run, tmp_path):
-    assert run("init").returncode == 0
+    initialised(tmp_path / "data")
     export = run("recordings", "export", "0" * 32, str(tmp_path / "no" / "such" / "x.wav"))
     assert export.returncode == 2 and "No such file or directory" in export.stderr
     assert "Traceback" not in export.stderr
@@ -245,7 +246,7 @@ def test_missing_folders_and_unknown_hosts_end_in_one_line(run, tmp_path):
 
 
 def test_lists_edits_and_removals(run, tmp_path):
-    assert run("init").returncode == 0
+    initialised(tmp_path / "data")
     assert run("trunk", "add", "carrier", "--host", "127.0.0.1").returncode == 0
     forward = ("--forward", "+12025550199", "--trunk", "carrier")
     assert run("route", "add", "Front desk", *forward).returncode == 0
@@ -299,7 +300,7 @@ def test_lists_edits_and_removals(run, tmp_path):
 
 
 def test_show_and_edit_what_is_there(run, tmp_path):
-    assert run("init").returncode == 0
+    initialised(tmp_path / "data")
     assert run("trunk", "add", "carrier", "--host", "127.0.0.1").returncode == 0
     forward = ("--forward", "+12025550199", "--trunk", "carrier")
     assert run("route", "add", "Night", *forward).returncode == 0
@@ -345,8 +346,8 @@ def test_show_and_edit_what_is_there(run, tmp_path):
     assert "\tFront <desk>\t" in run("endpoint", "list").stdout
 
 
-def test_websites_conversions_and_destinations_from_the_command_line(run):
-    assert run("init").returncode == 0
+def test_websites_conversions_and_destinations_from_the_command_line(run, tmp_path):
+    initialised(tmp_path / "data")
     for number in ("+12025550130", "+12025550131", "+12025550140"):
         assert run("number", "add", number).returncode == 0
     added = run(
@@ -394,7 +395,7 @@ def test_websites_conversions_and_destinations_from_the_command_line(run):
 def test_jobs_are_listed_and_parked_ones_retried(run, tmp_path):
     import sqlite3
 
-    assert run("init").returncode == 0
+    initialised(tmp_path / "data")
     with sqlite3.connect(tmp_path / "data" / "appliance.db") as db:
         db.execute(
             "INSERT INTO jobs (kind, key, state, attempts, run_after, created_at, last_error) "

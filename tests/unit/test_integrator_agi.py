@@ -17,8 +17,7 @@ from appliance.calls.model import NumberInfo, RoutingTable, is_call_id
 from appliance.calls.routing import RoutePlan, Target
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import (
     Account,
     Call,
@@ -38,6 +37,7 @@ from appliance.integrator import agi, args
 from appliance.integrator.context import Services
 from appliance.vocabulary import RingStrategy, TargetKind
 from tests.hostile import STRINGS
+from tests.made_once import migrated_sqlite
 
 TRACKED = "+12025550123"
 LINKEDID = "1700000000.1"
@@ -73,8 +73,7 @@ class Channel:
 
 @pytest.fixture
 def services(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/agi.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "agi.db")
     sessions = session_factory(engine)
     with sessions.begin() as session:
         account = Account(name="Clinic")

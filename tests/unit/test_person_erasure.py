@@ -43,6 +43,7 @@ from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
 from appliance.transcription import search, service
 from appliance.transcription.decode import Word
+from tests.made_once import initialised
 
 AUDIO = bytes(range(256)) * 300
 NUMBER = "(312) 555-0111"
@@ -84,7 +85,7 @@ def box(tmp_path, capsys, monkeypatch) -> Box:
     data = tmp_path / "data"
     config = tmp_path / "appliance.ini"
     config.write_text(f"[paths]\ndata_dir = {data}\n\n[log]\nlevel = warning\n")
-    assert cli_run(capsys, "--config", config, "init")[0] == 0
+    initialised(data)
     loaded = load(config)
     sessions = session_factory(make_engine(loaded.database.url))
     store, key_file = Path(loaded.recordings.store_dir), Path(loaded.recordings.key_file)

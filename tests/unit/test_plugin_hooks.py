@@ -19,8 +19,7 @@ from appliance.calls.dynamic import DynamicRoute
 from appliance.calls.model import NumberInfo, RoutingTable
 from appliance.calls.routing import RoutePlan, Target
 from appliance.conversions import store as conversions
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import (
     Account,
     Call,
@@ -41,14 +40,14 @@ from appliance.plugins.sites import Decided, HookSites
 from appliance.transcription import analysis_store
 from appliance.transcription.analysis import Weights
 from appliance.vocabulary import TargetKind
+from tests.made_once import migrated_sqlite
 
 CALL = "c" * 32
 
 
 @pytest.fixture
 def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/hooks.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "hooks.db")
     factory = session_factory(engine)
     with factory.begin() as session:
         session.add(Account(id=1, name="Agency"))

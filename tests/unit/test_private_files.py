@@ -5,20 +5,18 @@ nothing blocks."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from appliance import cli, private_file
+from appliance import private_file
 from appliance.bootstrap import secret_box
 from appliance.config import ConfigError, load, resolve_secret
 from appliance.recordings import keys
+from tests.made_once import initialised
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="about what root reads")
 APPLIANCE_UID = 12345  # the data dir's owner, as the appliance user is on a server
@@ -151,16 +149,6 @@ SAYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def initialised(tmp_path_factory) -> Path:
-    """The data dir of an initialised box, made once for the module."""
-    folder = tmp_path_factory.mktemp("initialised")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        assert cli.main(["--config", str(config_file(folder)), "init"]) == 0, err.getvalue()
-    return folder / "data"
-
-
 def config_file(folder: Path) -> Path:
     config = folder / "appliance.ini"
     config.write_text(f"[paths]\ndata_dir = {folder / 'data'}\n\n[log]\nlevel = warning\n")
@@ -168,9 +156,9 @@ def config_file(folder: Path) -> Path:
 
 
 @pytest.fixture
-def box(tmp_path: Path, initialised: Path) -> Path:
-    """A copy of that box whose data dir the appliance user owns, and its config (root's)."""
-    shutil.copytree(initialised, tmp_path / "data", symlinks=True)
+def box(tmp_path: Path) -> Path:
+    """An initialised box whose data dir the appliance user owns, and its config (root's)."""
+    initialised(tmp_path / "data")
     for path in [tmp_path / "data", *(tmp_path / "data").rglob("*")]:
         os.lchown(path, APPLIANCE_UID, APPLIANCE_UID)
     return config_file(tmp_path)

@@ -13,8 +13,7 @@ from appliance.calls.model import CallStarted
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.store import CallStore
 from appliance.conversions import store as conversions
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import (
     AuditEntry,
     Call,
@@ -27,14 +26,14 @@ from appliance.db.models import (
 from appliance.privacy import restricted_store
 from appliance.transcription import service
 from tests.hostile import STRINGS
+from tests.made_once import migrated_sqlite
 
 CALLER = "+13125550111"
 
 
 @pytest.fixture
 def world(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/restrict.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "restrict.db")
     sessions = session_factory(engine)
     with sessions.begin() as session:
         agency = admin.default_account(session)

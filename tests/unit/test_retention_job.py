@@ -37,6 +37,7 @@ from appliance.db.models import (
 from appliance.privacy.retention_job import PrivacyRetention
 from appliance.recordings.spool_files import raw_name
 from appliance.transcription import service
+from tests.made_once import initialised
 from tests.unit.test_backup_restore import (
     AUDIO,
     KEY_PASSPHRASE,
@@ -62,7 +63,7 @@ def box(tmp_path, run, monkeypatch):
     for name in ("APPLIANCE_CONFIG",):
         monkeypatch.delenv(name, raising=False)
     config = write_config(tmp_path / "appliance.ini", tmp_path / "data")
-    assert run("--config", config, "init")[0] == 0
+    initialised(tmp_path / "data")
     secrets = tmp_path / "data" / "secrets"
     (secrets / "key.pass").write_text(KEY_PASSPHRASE + "\n")
     (secrets / "key.pass").chmod(0o600)

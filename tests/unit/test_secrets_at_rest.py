@@ -17,6 +17,7 @@ from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
 from appliance.recordings.keys import KeyProblem
 from appliance.secrets import read_box_key
+from tests.made_once import initialised
 
 KEY_PASSPHRASE = "the key files' own passphrase"
 TRUNK_PASSWORD = "Trunk-Pa55word-at-rest"
@@ -46,7 +47,7 @@ def box(tmp_path, run) -> Path:
         f"[paths]\ndata_dir = {data}\n\n[recordings]\n"
         f"key_passphrase = file:{data}/secrets/key.pass\n\n[log]\nlevel = warning\n"
     )
-    assert run("--config", config, "init")[0] == 0
+    initialised(data)
     assert run("--config", config, "trunk", "add", "carrier", "--kind", "registration",
                "--host", "sip.example.com", "--username", "me", "--password-stdin",
                stdin=TRUNK_PASSWORD)[0] == 0  # fmt: skip

@@ -23,8 +23,7 @@ from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
 from appliance.conversions import admin as destinations
 from appliance.conversions import store as conversions
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import (
     Call,
     ConversionRule,
@@ -44,6 +43,7 @@ from appliance.secrets import SecretBox
 from appliance.transcription import service
 from appliance.transcription.decode import Word
 from tests.hostile import STRINGS
+from tests.made_once import migrated_sqlite
 
 CALLER = "+13125550111"
 RESTRICTED = "+13125550222"
@@ -56,8 +56,7 @@ EVERY = " ".join(conversions.EVENTS)
 def world(tmp_path):
     """An account with a tracking number, a webhook and an ad platform subscribed to every
     event they may take (the ad platform's row as an older or hostile database might hold)."""
-    engine = make_engine(f"sqlite:///{tmp_path}/events.db")
-    upgrade(engine)
+    engine = migrated_sqlite(tmp_path / "events.db")
     sessions = session_factory(engine)
     with sessions.begin() as session:
         account = admin.add_account(session, "Client", admin.default_account(session).id).id
