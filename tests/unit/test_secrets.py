@@ -3,7 +3,10 @@ import stat
 
 import pytest
 
+from appliance import admin
+from appliance.db.engine import session_factory
 from appliance.secrets import SecretBox, check_password, hash_password, write_secret_file
+from tests.made_once import migrated_sqlite
 
 
 def test_passwords_hash_and_check_including_long_ones():
@@ -12,6 +15,16 @@ def test_passwords_hash_and_check_including_long_ones():
     assert check_password("correct horse battery staple" * 4, hashed)
     assert not check_password("correct horse battery staple" * 3, hashed)
     assert not check_password("x", "not a hash")
+
+
+def test_stored_passwords_cost_bcrypt_two_to_the_twelve_rounds(tmp_path):
+    """The work factor of every password the appliance stores (tests may store cheaper ones)."""
+    engine = migrated_sqlite(tmp_path / "t.db")
+    with session_factory(engine).begin() as session:
+        user = admin.add_user(session, "pat", "correct horse battery", "owner")
+        assert user.password_hash.startswith(("$2a$12$", "$2b$12$"))
+        assert check_password("correct horse battery", user.password_hash)
+    engine.dispose()
 
 
 def test_secret_files_are_private_and_never_overwritten(tmp_path):
