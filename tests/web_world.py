@@ -4,6 +4,7 @@ aiohttp application served on loopback by aiohttp's test server."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import http.cookies
 import os
@@ -105,6 +106,7 @@ def build_world(tmp_path: Path) -> World:
     global _TEMPLATE
     if _TEMPLATE is None:
         base = Path(tempfile.mkdtemp(prefix="appliance-web-world-"))
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
         template = _build(base)
         template.sessions.kw["bind"].dispose()  # type: ignore[attr-defined]
         _TEMPLATE = (base, template)
