@@ -119,6 +119,15 @@ def time_bound(seconds: float, error: BaseException) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler of its own for `signum` (the kernel's SigCgt mask),
+    so that the signal reaches the program rather than ending it before it set one up."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -27,7 +27,8 @@ from appliance.recordings import keys
 from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
 from appliance.transcription import analysis_store, service, workers
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, catches, wait_for
+from tests.inprocess import in_process
 from tests.made_once import migrated
 
 CALLER_SAYS = ["안녕하세요", "예약", "문의"]  # hello, a booking, an enquiry
@@ -157,13 +158,9 @@ class Box:
         return process
 
     def appliance(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "appliance", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        """A command of the box, in this process (see tests/inprocess.py)."""
+        settings = {k: v for k, v in self.env.items() if k.startswith("APPLIANCE_")}
+        return in_process(args, None, settings)
 
     def close(self) -> None:
         for process in self.processes:
@@ -474,6 +471,7 @@ def test_with_no_model_calls_are_recorded_and_transcription_says_it_is_off(tmp_p
         assert "no model is installed" in queued.stdout
         assert box.state("call-1") == "queued"
         assert waiting.poll() is None
+        wait_for(lambda: catches(waiting.pid, signal.SIGTERM), what="transcribe's SIGTERM handler")
         waiting.send_signal(signal.SIGTERM)
         assert waiting.wait(30) == 0
         unknown = box.appliance("transcripts", "queue", "no-such-call")
