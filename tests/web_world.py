@@ -21,7 +21,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from appliance import admin
 from appliance.access import SCOPES
 from appliance.db.engine import make_engine, session_factory
-from appliance.db.migrate import upgrade
 from appliance.db.models import Call, Campaign
 from appliance.forwarded import parse_proxies
 from appliance.recordings import keys
@@ -31,6 +30,7 @@ from appliance.recordings.vault import RecordingVault
 from appliance.secrets import hash_password
 from appliance.web.app import init_app
 from appliance.web.auth import COOKIE
+from tests.made_once import migrated_sqlite
 
 PASSWORD = "correct horse battery"
 # who is who: username -> (role, account key)
@@ -131,9 +131,7 @@ def build_world(tmp_path: Path) -> World:
 
 
 def _build(tmp_path: Path) -> World:
-    engine = make_engine(f"sqlite:///{tmp_path}/web.db")
-    upgrade(engine)
-    sessions = session_factory(engine)
+    sessions = session_factory(migrated_sqlite(tmp_path / "web.db"))
     keys.create(tmp_path / "keys")
     spool = tmp_path / "spool"
     spool.mkdir()
