@@ -115,7 +115,8 @@ def test_hook_call_started_a_raising_and_a_hanging_plugin_leave_the_call_to_its_
 def test_a_refused_drop_in_file_is_listed_with_its_reason_and_the_others_run(stack: Stack, phone):
     start(stack, {"vip_route": EXAMPLE, "shared": BROKEN})
     (stack.data_dir.parent / "plugins.d" / "shared.py").chmod(0o666)
-    stack.processes.pop().terminate()  # the controller: started again to load them anew
+    # the controller, stopped (its FastAGI port free again) and started to load them anew
+    assert stack.stop(stack.processes.pop()) == 0
     stack.start_controller()
     desk = phone(port=stack.desk_port)
     assert sipp_call(stack, "12025550105", VIP_CALLER, "Jane", talk_ms=300).returncode == 0
