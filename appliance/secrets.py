@@ -19,9 +19,10 @@ from appliance.recordings import keys
 BCRYPT_COST = 12
 
 
-def hash_password(password: str, cost: int = BCRYPT_COST) -> str:
-    """bcrypt over a SHA-256 pre-hash, so passwords longer than 72 bytes still count in full."""
-    return bcrypt(_prehash(password), cost).decode("ascii")
+def hash_password(password: str, cost: int | None = None) -> str:
+    """bcrypt over a SHA-256 pre-hash, so passwords longer than 72 bytes still count in full;
+    at BCRYPT_COST unless told."""
+    return bcrypt(_prehash(password), cost or BCRYPT_COST).decode("ascii")
 
 
 def check_password(password: str, hashed: str) -> bool:

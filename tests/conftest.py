@@ -92,6 +92,15 @@ def postgres_url():
 
 
 @pytest.fixture
+def cheap_passwords(monkeypatch):
+    """Passwords stored at bcrypt's lowest cost, for tests that make users only as set-up (one
+    check at the real cost takes a quarter of a second; test_secrets pins that cost)."""
+    from appliance import secrets
+
+    monkeypatch.setattr(secrets, "BCRYPT_COST", 4)
+
+
+@pytest.fixture
 def phone(stack: Stack):
     """Start a SIPp business phone that answers `calls` calls; stopped at teardown."""
     started = []

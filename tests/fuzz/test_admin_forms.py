@@ -20,6 +20,8 @@ from tests.fuzz.web import Loop, check_answer
 from tests.hostile import STRINGS
 from tests.web_world import Browser, app_for
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 PAGES = ("/numbers", "/sources", "/routes", "/sip", "/sites", "/conversions", "/settings",
          "/users", "/privacy", "/privacy/people", "/privacy/restricted", "/calls", "/search",
          "/leads", "/reports/sources")  # fmt: skip

@@ -16,6 +16,8 @@ from appliance.db.migrate import current_revision, head_revision, modelled, upgr
 from appliance.db.models import Base, Call
 from appliance.secrets import SecretBox
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 
 @pytest.fixture
 def engine(database_url):

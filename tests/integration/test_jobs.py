@@ -164,7 +164,7 @@ def test_slow_work_keeps_its_lease_while_it_runs_and_is_saved_with_the_done_mark
     stolen: list[list[queue.Claimed]] = []
 
     def work(key: str) -> str:
-        deadline = time.time() + 7.0  # more than twice the lease of 3 s
+        deadline = time.time() + 4.5  # more than twice the lease of 2 s
         while time.time() < deadline:
             with sessions.begin() as session:
                 stolen.append(queue.claim(session, ["slow"], "thief", 1, time.time()))
@@ -174,7 +174,7 @@ def test_slow_work_keeps_its_lease_while_it_runs_and_is_saved_with_the_done_mark
     def save(session, key: str, result: str) -> None:
         queue.enqueue(session, "made", result)  # what the work made, stored with the done mark
 
-    runner = Runner(sessions, {"slow": Slow(work, save)}, "worker", lease=3)
+    runner = Runner(sessions, {"slow": Slow(work, save)}, "worker", lease=2)
     (job,) = runner.claim()
     assert runner.execute(job)
     assert not [c for c in stolen if c], "the job was taken while its worker was alive"
@@ -206,7 +206,7 @@ WORKER = textwrap.dedent(
         print("working", flush=True)
         time.sleep(60)
 
-    runner = Runner(session_factory(make_engine(sys.argv[1])), {"k": slow}, "doomed", lease=2)
+    runner = Runner(session_factory(make_engine(sys.argv[1])), {"k": slow}, "doomed", lease=1)
     (job,) = runner.claim()
     runner.execute(job)
     """

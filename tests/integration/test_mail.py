@@ -15,6 +15,8 @@ from tests.hostile import STRINGS
 from tests.smtp_server import smtp_server
 from tests.web_world import PASSWORD, Browser, client_for
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 SENDER = "calls@example.com"
 
 

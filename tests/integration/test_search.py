@@ -16,6 +16,8 @@ from appliance.transcription.decode import Word
 from tests.hostile import STRINGS
 from tests.made_once import migrated, migrated_sqlite
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 
 def said(speaker: int, start: float, sentence: str) -> list[Word]:
     return [

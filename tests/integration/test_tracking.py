@@ -32,6 +32,8 @@ from appliance.web.tracking import MAX_BODY, tracking_app
 from tests.hostile import INVALID_UTF8, STRINGS
 from tests.web_world import build_world
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 ORIGIN = "https://www.example.com"
 POOL = ("+12025550130", "+12025550131")
 V1, V2, V3, V4 = "1" * 32, "2" * 32, "3" * 32, "4" * 32

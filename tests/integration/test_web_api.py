@@ -12,6 +12,8 @@ from appliance.db.models import ApiKey, AuditEntry
 from appliance.web import openapi
 from tests.web_world import AUDIO, PEOPLE
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 SEES = {
     "owner": {"a", "b", ""},
     "manager": {"a", "b", ""},

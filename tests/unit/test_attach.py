@@ -24,6 +24,8 @@ from appliance.integrator.agi import SCRIPTS
 from tests.hostile import STRINGS
 from tests.made_once import migrated_sqlite
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 SECRET = "s3cret-secret"
 
 

@@ -45,7 +45,8 @@ CALLER = "+13125550111"
 
 @pytest.fixture(autouse=True)
 def fast_and_clean(monkeypatch):
-    monkeypatch.setattr(sealing, "SCRYPT_N", 2**10)  # archives carry their own work factor
+    monkeypatch.setattr(sealing, "SCRYPT_N", 2**10)  # archives carry their own work factor,
+    monkeypatch.setattr(keys, "SCRYPT_N", 2**10)  # as sealed key files do (pinned elsewhere)
     for name in list(os.environ):
         if name.startswith("APPLIANCE_"):
             monkeypatch.delenv(name)

@@ -22,6 +22,8 @@ from appliance.db.migrate import head_revision
 from tests.inprocess import HANG, in_process
 from tests.made_once import initialised
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
+
 INSTALLED = Path(sys.executable).with_name("appliance")  # the console script of this venv
 
 

@@ -16,6 +16,7 @@ from appliance import private_file
 from appliance.bootstrap import secret_box
 from appliance.config import ConfigError, load, resolve_secret
 from appliance.recordings import keys
+from tests.inprocess import in_process
 from tests.made_once import initialised
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="about what root reads")
@@ -165,9 +166,9 @@ def box(tmp_path: Path) -> Path:
 
 
 def appliance(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command in a process of its own: its timeout bounds a read blocked on a FIFO."""
-    return subprocess.run([sys.executable, "-m", "appliance", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=HANG)  # fmt: skip
+    """The command as the installed script runs it; in_process's time bound ends a read
+    blocked on a FIFO."""
+    return in_process(["--config", str(config), *args], None, {})
 
 
 @as_root
@@ -177,7 +178,7 @@ def test_config_render_as_root_refuses_a_planted_secret_in_one_line(box, root_se
                                                                     kind):  # fmt: skip
     secrets = box.parent / "data" / "secrets"
     hostile(kind, secrets / name, root_secret)
-    done = appliance(box, "config", "render")  # its timeout is the bound for a FIFO
+    done = appliance(box, "config", "render")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and SAYS[kind] in done.stderr, done.stderr
     assert str(secrets / name) in done.stderr

@@ -35,6 +35,7 @@ from appliance.db.models import (
     VisitPage,
 )
 from appliance.privacy.retention_job import PrivacyRetention
+from appliance.recordings import keys
 from appliance.recordings.spool_files import raw_name
 from appliance.transcription import service
 from tests.made_once import initialised
@@ -62,6 +63,7 @@ def run(capsys, monkeypatch):
 def box(tmp_path, run, monkeypatch):
     for name in ("APPLIANCE_CONFIG",):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(keys, "SCRYPT_N", 2**10)  # a sealed key file keeps its own work factor
     config = write_config(tmp_path / "appliance.ini", tmp_path / "data")
     initialised(tmp_path / "data")
     secrets = tmp_path / "data" / "secrets"

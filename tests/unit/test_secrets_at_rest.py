@@ -99,6 +99,10 @@ def test_keys_seal_seals_the_secret_box_too(box, run):
     assert read_box_key(box_file, lambda: KEY_PASSPHRASE) == key
     # the sealed trunk password still opens, through the passphrase the config names
     assert trunk_password(box) == TRUNK_PASSWORD
+    # both are sealed at the full work factor (other tests seal cheaply; each file keeps its own)
+    for sealed_file in (box_file, Path(config.recordings.key_file)):
+        work = json.loads(sealed_file.read_text())["sealed"]
+        assert (work["kdf"], work["n"], work["r"], work["p"]) == ("scrypt", 2**15, 8, 1)
 
 
 def test_a_sealed_box_without_its_passphrase_is_one_clear_line(box, run):
