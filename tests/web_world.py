@@ -15,10 +15,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from appliance import admin
+from appliance import admin, secrets
 from appliance.access import SCOPES
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.models import Call, Campaign
@@ -27,7 +28,6 @@ from appliance.recordings import keys
 from appliance.recordings.live import LiveRecordings
 from appliance.recordings.spool_files import done_name, raw_name
 from appliance.recordings.vault import RecordingVault
-from appliance.secrets import hash_password
 from appliance.web.app import init_app
 from appliance.web.auth import COOKIE
 from tests.made_once import migrated_sqlite
@@ -138,7 +138,10 @@ def _build(tmp_path: Path) -> World:
     vault = RecordingVault(
         sessions, tmp_path / "store", tmp_path / "keys", spool_owners={os.getuid()}
     )
-    with sessions.begin() as session:
+    # passwords at bcrypt's lowest cost: every sign-in of a web test checks one, and the web
+    # tests prove the sign-in flow, not the work factor (test_secrets pins that)
+    with sessions.begin() as session, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secrets, "BCRYPT_COST", 4)
         agency = admin.default_account(session)
         a = admin.add_account(session, "Client A", agency.id)
         b = admin.add_account(session, "Client B", agency.id)
@@ -146,9 +149,6 @@ def _build(tmp_path: Path) -> World:
         for username, (role, account) in PEOPLE.items():
             user = admin.add_user(session, username, PASSWORD, role, ids[account])
             user.must_change_password = False
-            # checked at bcrypt's lowest cost: every sign-in of a web test checks it, and the
-            # web tests prove the sign-in flow, not the work factor (test_secrets pins that)
-            user.password_hash = hash_password(PASSWORD, cost=4)
     world = World(sessions, vault, spool, ids)
     with sessions.begin() as session:
         for key, number, source, campaign in (

@@ -3,11 +3,12 @@
 import pytest
 
 from tests.hostile import CATEGORIES
+from tests.made_once import initialised
 from tests.unit.test_cli import run  # noqa: F401 (the fixture)
 
 
-def test_restrict_add_list_remove_and_their_refusals(run):  # noqa: F811
-    assert run("init").returncode == 0
+def test_restrict_add_list_remove_and_their_refusals(run, tmp_path):  # noqa: F811
+    initialised(tmp_path / "data")
     added = run("restrict", "add", "1", "(312) 555-0111")
     assert added.returncode == 0, added.stderr
     assert added.stdout.startswith("+13125550111 restricted for account 1")
