@@ -48,7 +48,7 @@ from appliance.recordings.vault import RecordingNotFound, RecordingVault
 from appliance.secrets import new_password, sealed_box_file
 from appliance.transcription import analysis_store, models
 from appliance.transcription import service as transcription
-from appliance.transcription.decode import SPEAKERS
+from appliance.transcription.words import SPEAKERS
 from appliance.vocabulary import RecordingMode, RingStrategy, values
 
 Command = Callable[[Config, argparse.Namespace], int]

@@ -6,7 +6,21 @@ exactly these values.
 
 from __future__ import annotations
 
+import re
+import secrets
 from enum import StrEnum
+
+CALL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_call_id() -> str:
+    """Call ids are random (128 bits): knowing one call's id tells nothing about another's."""
+    return secrets.token_hex(16)
+
+
+def is_call_id(text: str) -> bool:
+    """Call ids are 32 lowercase hex digits: safe in URLs, file names and logs."""
+    return CALL_ID.fullmatch(text) is not None
 
 
 class Role(StrEnum):

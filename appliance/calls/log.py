@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from appliance.access import Permission, Principal
 from appliance.calls.annotations import effective_score, of_call
-from appliance.calls.model import is_call_id
 from appliance.db.models import Account, Call, CallAnalysis, Recording
 from appliance.forms import BadFilter, day, text, whole
+from appliance.vocabulary import is_call_id
 
 __all__ = ["BadFilter", "CallFilter", "CallRow", "every", "one", "page", "parse_filter"]
 

@@ -6,26 +6,12 @@ tracker and the FastAGI handler read them. Nothing here does I/O.
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import RoutePlan
-
-CALL_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def new_call_id() -> str:
-    """Call ids are random (128 bits): knowing one call's id tells nothing about another's."""
-    return secrets.token_hex(16)
-
-
-def is_call_id(text: str) -> bool:
-    """Call ids are 32 lowercase hex digits: safe in URLs, file names and logs."""
-    return CALL_ID.fullmatch(text) is not None
 
 
 def parse_id(text: str | None) -> int | None:

@@ -17,7 +17,6 @@ from appliance.calls.model import (
     CallWrite,
     NumberInfo,
     RoutingTable,
-    new_call_id,
 )
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.routing import RoutePlan, Target
@@ -27,7 +26,7 @@ from appliance.db.models import Account, Call, Campaign, Route, RouteTarget, Tra
 from appliance.jobs import queue as jobs
 from appliance.numbers import dialled_to_e164
 from appliance.privacy import restricted_lookup
-from appliance.vocabulary import RecordingMode, RingStrategy, TargetKind
+from appliance.vocabulary import RecordingMode, RingStrategy, TargetKind, new_call_id
 
 
 def _utc(epoch: float | None) -> dt.datetime | None:

@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from appliance.calls import variables as var
-from appliance.calls.model import CallAnswered, CallStarted, CallWrite, new_call_id, parse_id
+from appliance.calls.model import CallAnswered, CallStarted, CallWrite, parse_id
 from appliance.calls.outcome import CallOutcome, disposition
 from appliance.calls.routing import SOUND
+from appliance.vocabulary import new_call_id
 
 FINISHED_MEMORY = 10_000
 

@@ -22,8 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from appliance.calls.model import new_call_id
-from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, values
+from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, new_call_id, values
 
 
 def _one_of(column: str, enum: type) -> CheckConstraint:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from appliance.asterisk.agi_protocol import AgiRequest
-from appliance.calls.model import is_call_id
+from appliance.vocabulary import is_call_id
 
 NUMBER = re.compile(r"\+?[0-9]{3,20}")
 LINKEDID = re.compile(r"[A-Za-z0-9._-]{1,64}")

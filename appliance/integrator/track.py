@@ -10,8 +10,9 @@ import time
 from appliance.asterisk.agi_protocol import AgiRequest
 from appliance.asterisk.fastagi import AgiChannel
 from appliance.calls import variables as var
-from appliance.calls.model import CallStarted, new_call_id
+from appliance.calls.model import CallStarted
 from appliance.integrator import args, context, facts
+from appliance.vocabulary import new_call_id
 
 
 async def track(

@@ -15,7 +15,7 @@ from appliance.plugins import checks
 from appliance.plugins.calldata import call_data
 from appliance.plugins.manager import PluginManager
 from appliance.transcription import analysis
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from appliance.transcription.decode import ANSWERER, CALLER, Word
 from appliance.transcription.dialogue import Turn, turns
+from appliance.transcription.words import ANSWERER, CALLER, Word
 
 SPEAKER_NAMES = {"any": None, "caller": CALLER, "answerer": ANSWERER}
 SPAM = "spam"  # the category that flags a call as spam

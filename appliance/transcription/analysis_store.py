@@ -20,7 +20,7 @@ from appliance.jobs import queue
 from appliance.plugins import hooks
 from appliance.plugins.manager import PluginManager
 from appliance.transcription import analysis, service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 
 KIND = service.ANALYSE
 TAG = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")

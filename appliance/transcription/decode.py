@@ -7,30 +7,12 @@ from __future__ import annotations
 import array
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CALLER, ANSWERER = 0, 1
-SPEAKERS = {CALLER: "caller", ANSWERER: "answering party"}
+from appliance.transcription.words import Word
+
 STEP = 4000  # samples handed to a recogniser at a time (0.5 s at 8 kHz)
-
-
-@dataclass(frozen=True)
-class Word:
-    speaker: int
-    start: float  # seconds from the start of the recording
-    end: float
-    confidence: float
-    text: str
-
-    def as_row(self) -> list[Any]:
-        return [self.speaker, self.start, self.end, self.confidence, self.text]
-
-    @classmethod
-    def from_row(cls, row: list[Any]) -> Word:
-        speaker, start, end, confidence, text = row
-        return cls(int(speaker), float(start), float(end), float(confidence), str(text))
 
 
 class Model:

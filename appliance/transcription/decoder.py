@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from appliance.transcription import decode, sandbox
-from appliance.transcription.decode import SPEAKERS, Word
+from appliance.transcription.words import SPEAKERS, Word
 
 MAX_FRAME = 1 << 20  # bytes of PCM in one frame
 MAX_ANSWER = 16 << 20  # bytes of JSON: a few hours of speech

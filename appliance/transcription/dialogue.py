@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 
 PAUSE = 2.0  # seconds of silence that end a turn even when the same speaker goes on
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 
 CARD, NUMBER, SSN, PATTERN = "[card]", "[number]", "[ssn]", "[redacted]"
 LABELS = frozenset({CARD, NUMBER, SSN, PATTERN})

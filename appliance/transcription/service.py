@@ -24,8 +24,8 @@ from appliance.jobs.runner import Slow
 from appliance.recordings import vault as vaults
 from appliance.recordings.container import RecordingError
 from appliance.transcription import dialogue, models, redact
-from appliance.transcription.decode import Word
 from appliance.transcription.decoder import Decoder
+from appliance.transcription.words import Word
 
 log = logging.getLogger(__name__)
 

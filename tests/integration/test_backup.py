@@ -15,7 +15,7 @@ from appliance.access import the_box
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import current_revision, head_revision
 from appliance.transcription import search, service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.harness import Stack, wait_for
 from tests.integration.conftest import _empty
 from tests.integration.test_recordings import consent_stack, query, rms, speech_call

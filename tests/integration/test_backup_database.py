@@ -17,7 +17,7 @@ from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import head_revision, upgrade
 from appliance.db.models import Account, Call, Recording, Route
 from appliance.transcription import search, service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.hostile import STRINGS
 from tests.integration.conftest import _empty
 

@@ -8,13 +8,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from appliance import admin
-from appliance.calls.model import CallStarted, is_call_id
+from appliance.calls.model import CallStarted
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.store import CallStore
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import current_revision, head_revision, modelled, upgrade
 from appliance.db.models import Base, Call
 from appliance.secrets import SecretBox
+from appliance.vocabulary import is_call_id
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")  # users are set-up here
 

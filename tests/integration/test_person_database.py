@@ -30,7 +30,7 @@ from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
 from appliance.secrets import SecretBox
 from appliance.transcription import service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.made_once import migrated
 
 PAT, OTHER = "+13125550111", "+13125550999"

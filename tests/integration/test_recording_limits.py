@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from appliance import admin
 from appliance.calls.dialplan import Settings, compile_routes
-from appliance.calls.model import new_call_id
 from appliance.calls.store import CallStore
 from appliance.db.engine import session_factory
 from appliance.db.models import Account, Call, Recording
 from appliance.recordings import keys
 from appliance.recordings.limits import RetentionJob
 from appliance.recordings.vault import RecordingVault
+from appliance.vocabulary import new_call_id
 from tests.made_once import migrated_sqlite
 
 SECOND = 32_000  # bytes of 8 kHz 16-bit stereo audio

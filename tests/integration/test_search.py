@@ -12,7 +12,7 @@ from appliance.access import principal_for
 from appliance.db.engine import session_factory
 from appliance.db.models import Call, Recording, User
 from appliance.transcription import search, service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.hostile import STRINGS
 from tests.made_once import migrated, migrated_sqlite
 

@@ -16,7 +16,7 @@ from appliance.jobs import queue
 from appliance.jobs.runner import Runner
 from appliance.transcription import analysis_store, service
 from appliance.transcription.analysis import Weights
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.web_world import Browser, client_for
 
 MARKUP = '<img src=x onerror="alert(1)">'

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.transcription.analysis import Facts, Rule, Weights, analyse, hits, longest_silence
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.hostile import STRINGS
 
 

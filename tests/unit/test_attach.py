@@ -13,7 +13,7 @@ from appliance import cli, doctor, production
 from appliance.asterisk import attach, render
 from appliance.asterisk.ami import AmiClient
 from appliance.calls import variables as var
-from appliance.calls.model import CallStarted, new_call_id
+from appliance.calls.model import CallStarted
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.publish import DialplanPublisher
 from appliance.calls.store import CallStore
@@ -21,6 +21,7 @@ from appliance.calls.tracker import CallTracker
 from appliance.config import ConfigError, load
 from appliance.db.engine import session_factory
 from appliance.integrator.agi import SCRIPTS
+from appliance.vocabulary import new_call_id
 from tests.hostile import STRINGS
 from tests.made_once import migrated_sqlite
 

@@ -28,13 +28,14 @@ from appliance.backup.create import _merged, _Moved
 from appliance.config import load
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import alembic_config, current_revision, head_revision, upgrade
-from appliance.db.models import AuditEntry, Call, Recording, new_call_id
+from appliance.db.models import AuditEntry, Call, Recording
 from appliance.recordings import keys
 from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
 from appliance.secrets import SecretBox
 from appliance.transcription import search, service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
+from appliance.vocabulary import new_call_id
 from tests.made_once import initialised
 
 PASSPHRASE = "correct horse battery staple"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from appliance.transcription import decoder
-from appliance.transcription.decode import Word
 from appliance.transcription.decoder import Decoder, DecoderError
+from appliance.transcription.words import Word
 
 HANG = 60  # seconds: a bound that catches a hang
 

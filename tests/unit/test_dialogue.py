@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import array
 
-from appliance.transcription.decode import Word, split
+from appliance.transcription.decode import split
 from appliance.transcription.dialogue import turns
+from appliance.transcription.words import Word
 
 
 def w(speaker: int, start: float, end: float, text: str) -> Word:

@@ -13,7 +13,7 @@ from appliance.asterisk.agi_protocol import AgiRequest
 from appliance.calls import variables as var
 from appliance.calls.annotations import TAG
 from appliance.calls.follow import CallFollower
-from appliance.calls.model import NumberInfo, RoutingTable, is_call_id
+from appliance.calls.model import NumberInfo, RoutingTable
 from appliance.calls.routing import RoutePlan, Target
 from appliance.calls.store import CallStore
 from appliance.calls.writer import CallWriter
@@ -35,7 +35,7 @@ from appliance.db.models import (
 from appliance.events import EventBus
 from appliance.integrator import agi, args
 from appliance.integrator.context import Services
-from appliance.vocabulary import RingStrategy, TargetKind
+from appliance.vocabulary import RingStrategy, TargetKind, is_call_id
 from tests.hostile import STRINGS
 from tests.made_once import migrated_sqlite
 

@@ -42,7 +42,7 @@ from appliance.privacy.subject import parse
 from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import RecordingVault
 from appliance.transcription import search, service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.made_once import initialised
 
 AUDIO = bytes(range(256)) * 300

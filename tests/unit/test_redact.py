@@ -9,8 +9,8 @@ import re
 import pytest
 
 from appliance.config import ConfigError, load, redaction_patterns
-from appliance.transcription.decode import Word
 from appliance.transcription.redact import CARD, PATTERN, SSN, luhn, redact
+from appliance.transcription.words import Word
 from tests.hostile import STRINGS
 
 

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.calls.model import CallAnswered, CallStarted, is_call_id
+from appliance.calls.model import CallAnswered, CallStarted
 from appliance.calls.outcome import CallOutcome
 from appliance.calls.tracker import CallTracker
 from appliance.recordings.live import refusal
+from appliance.vocabulary import is_call_id
 
 AMI = Path(__file__).with_name("ami")
 

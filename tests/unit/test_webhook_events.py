@@ -41,7 +41,7 @@ from appliance.recordings.spool_files import raw_name
 from appliance.recordings.vault import AUDIO_FORMAT, RecordingVault, SpoolFileRefused
 from appliance.secrets import SecretBox
 from appliance.transcription import service
-from appliance.transcription.decode import Word
+from appliance.transcription.words import Word
 from tests.hostile import STRINGS
 from tests.made_once import migrated_sqlite
 
