@@ -58,13 +58,6 @@ class SessionState:
     brand: Brand = field(default_factory=Brand)
 
 
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes: they were written in UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment
-
-
 def disabled(user: User) -> bool:
     """Its account is being deleted: nobody of it signs in any more."""
     return user.account.delete_requested_at is not None
@@ -83,7 +76,7 @@ def _strikes(session: Session, user: User, network: str) -> lockout.Strikes:
     row = session.get(SigninFailure, (user.id, network))
     if row is None:
         return lockout.Strikes()
-    return lockout.Strikes(row.failures, _aware(row.last_failed_at), _aware(row.locked_until))
+    return lockout.Strikes(row.failures, row.last_failed_at, row.locked_until)
 
 
 def _locked(session: Session, user: User, client: str | None, now: dt.datetime) -> bool:
@@ -95,7 +88,7 @@ def _wrong_answer(session: Session, user: User, client: str | None, now: dt.date
     """Count a wrong answer against the client's network and the user; True when the network
     is locked out of the user from now on."""
     network = client_key(client)
-    recent = lockout.recent(user.failed_logins, _aware(user.failed_at), now)
+    recent = lockout.recent(user.failed_logins, user.failed_at, now)
     after = lockout.strike(_strikes(session, user, network), recent, now)
     session.merge(
         SigninFailure(
@@ -276,7 +269,7 @@ def session_user(sessions: sessionmaker[Session], token: str) -> SessionState | 
         row = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
         if row is None:
             return None
-        seen, created = _aware(row.last_seen_at), _aware(row.created_at)
+        seen, created = row.last_seen_at, row.created_at
         assert seen is not None and created is not None
         if now - seen > IDLE or now - created > LIFETIME or disabled(row.user):
             session.delete(row)
@@ -362,10 +355,10 @@ def token_user(sessions: sessionmaker[Session], token: str) -> Principal | None:
         key = session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash(token)))
         if key is None or key.revoked_at is not None or disabled(key.user):
             return None
-        expires = _aware(key.expires_at)
+        expires = key.expires_at
         if expires is not None and expires <= now:
             return None
-        used = _aware(key.last_used_at)
+        used = key.last_used_at
         if used is None or now - used > TOUCH_EVERY:
             key.last_used_at = now
         return principal_for(session, key.user, key.scopes.split())
@@ -398,7 +391,7 @@ def _live_link(session: Session, token: str) -> UserLink | None:
     link = session.scalar(select(UserLink).where(UserLink.token_hash == token_hash(token)))
     if link is None or link.used_at is not None:
         return None
-    expires = _aware(link.expires_at)
+    expires = link.expires_at
     live = expires is not None and expires > utcnow() and not disabled(link.user)
     return link if live else None
 

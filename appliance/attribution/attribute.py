@@ -37,7 +37,7 @@ def attribute(session: Session, call: Call, number: TrackingNumber, grace: float
     a call on a recycled number is marked ambiguous, and that is all."""
     if number.pool_site_id is None or call.attribution is not None:
         return
-    when = _aware(call.started_at)
+    when = call.started_at
     found = session.execute(
         select(NumberHold, Visit, DniSite.hold_minutes)
         .join(Visit, Visit.id == NumberHold.visit_id)
@@ -49,9 +49,9 @@ def attribute(session: Session, call: Call, number: TrackingNumber, grace: float
     if found is None:
         return
     hold, visit, minutes = found
-    ends = _aware(visit.last_seen_at) + dt.timedelta(minutes=minutes)
+    ends = visit.last_seen_at + dt.timedelta(minutes=minutes)
     if hold.released_at is not None:
-        ends = min(ends, _aware(hold.released_at))
+        ends = min(ends, hold.released_at)
     sure = confidence(when, ends, hold.recycled, grace)
     if sure is None:
         return
@@ -61,7 +61,3 @@ def attribute(session: Session, call: Call, number: TrackingNumber, grace: float
     call.visit_id = visit.id
     call.source_name, call.medium = visit.source_name, visit.medium
     call.campaign_name = visit.campaign_name
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

@@ -188,12 +188,6 @@ def _utc(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
-def _epoch(moment: dt.datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
-
-
 class IpPolicy:
     """How much of a visitor's address is kept (tracking.ip_storage)."""
 
@@ -599,7 +593,7 @@ def _restored(config: SiteConfig, rows: list[tuple[Any, ...]]) -> _Site:
             visit.click_id_type,
             visit.click_id,
         )
-        last_seen = _epoch(visit.last_seen_at)
+        last_seen = visit.last_seen_at.timestamp()
         rule = next((r for r in config.rules if r.matches(touch)), None)
         site.sessions[visit.visitor] = _Session(visit.id, last_seen, rule, last_seen, restored=True)
         if e164 is not None:  # a network of its own until its next request says which

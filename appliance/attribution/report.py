@@ -26,10 +26,6 @@ from appliance.db.models import (
 )
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
 @dataclass(frozen=True)
 class VisitView:
     id: str
@@ -83,8 +79,8 @@ def visit(session: Session, principal: Principal, visit_id: str | None) -> Visit
     return VisitView(
         id=row.id,
         site=site,
-        started_at=_aware(row.started_at),
-        last_seen_at=_aware(row.last_seen_at),
+        started_at=row.started_at,
+        last_seen_at=row.last_seen_at,
         landing_page=row.landing_page,
         referrer=row.referrer,
         source=row.source_name,
@@ -93,7 +89,7 @@ def visit(session: Session, principal: Principal, visit_id: str | None) -> Visit
         keyword=row.keyword,
         click_id_type=row.click_id_type,
         click_id=row.click_id,
-        pages=[(_aware(at), url) for at, url in pages],
+        pages=[(at, url) for at, url in pages],
     )
 
 
@@ -242,7 +238,7 @@ def leads(session: Session, principal: Principal, limit: int = 200) -> Iterator[
     for lead, site in session.execute(query):
         yield LeadRow(
             id=lead.id,
-            created_at=_aware(lead.created_at),
+            created_at=lead.created_at,
             site=site,
             form=lead.form,
             fields=json.loads(lead.fields),

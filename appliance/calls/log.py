@@ -135,10 +135,6 @@ class CallRow:
         }
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _query(principal: Principal, wanted: CallFilter) -> Select:
     query = (
         select(Call, Account.name, Recording.call_id, CallAnalysis.score, CallAnalysis.tags)
@@ -197,7 +193,7 @@ def _row(
         id=call.id,
         account_id=call.account_id,
         account=account,
-        started_at=_aware(call.started_at),
+        started_at=call.started_at,
         dialled=call.dialled,
         caller_number=call.caller_number,
         caller_name=call.caller_name,
@@ -211,14 +207,14 @@ def _row(
         first_time=call.first_time,
         after_hours=call.after_hours,
         recorded=recorded is not None,
-        answered_at=_aware(call.answered_at) if call.answered_at else None,
-        ended_at=_aware(call.ended_at) if call.ended_at else None,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
         hangup_party=call.hangup_party,
         answered_by=call.answered_by,
         consent_announced=call.consent_announced,
         recording_opted_out=call.recording_opted_out,
         consent_prompt=call.consent_prompt,
-        consent_at=_aware(call.consent_at) if call.consent_at else None,
+        consent_at=call.consent_at,
         restricted=call.restricted,
         visit_id=call.visit_id,
         attribution=call.attribution,

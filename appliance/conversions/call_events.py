@@ -23,10 +23,8 @@ from appliance.db.models import Call
 
 
 def iso(moment: dt.datetime | None) -> str | None:
-    """A database time as ISO 8601 with its zone (SQLite gives it back naive, in UTC)."""
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
+    """A database time as ISO 8601 with its zone (the database hands it back in UTC)."""
+    return None if moment is None else moment.isoformat()
 
 
 def call_data(call: Call) -> dict[str, Any]:

@@ -42,10 +42,6 @@ CALL_JOB = "conversions.call"  # a finished call's conversions and events (key: 
 LEAD_JOB = "conversions.lead"  # a new lead's (key: the lead id)
 
 
-def _iso(moment: dt.datetime) -> str:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
-
-
 def rule_of(row: ConversionRule) -> Rule:
     return Rule(
         id=row.id,
@@ -96,13 +92,13 @@ def on_call(session: Session, call_id: str, plugins: PluginManager | None = None
     base = {
         "call_id": call.id,
         "lead_id": None,
-        "occurred_at": _iso(call.started_at),
+        "occurred_at": call.started_at.isoformat(),
         "source": call.source_name,
         "medium": call.medium,
         "campaign": call.campaign_name,
         "click_id_type": visit.click_id_type if visit else None,
         "click_id": visit.click_id if visit else None,
-        "clicked_at": _iso(visit.started_at) if visit else None,
+        "clicked_at": visit.started_at.isoformat() if visit else None,
         "caller_number": None if call.restricted else call.caller_number,
         "email": None,
     }
@@ -128,13 +124,13 @@ def on_lead(session: Session, lead_id: int, plugins: PluginManager | None = None
     base = {
         "call_id": None,
         "lead_id": lead.id,
-        "occurred_at": _iso(lead.created_at),
+        "occurred_at": lead.created_at.isoformat(),
         "source": lead.source_name,
         "medium": lead.medium,
         "campaign": lead.campaign_name,
         "click_id_type": visit.click_id_type if visit else None,
         "click_id": visit.click_id if visit else None,
-        "clicked_at": _iso(visit.started_at) if visit else None,
+        "clicked_at": visit.started_at.isoformat() if visit else None,
         "caller_number": None,
         "email": lead_email(fields),
     }

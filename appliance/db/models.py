@@ -20,7 +20,9 @@ from sqlalchemy import (
     false,
     true,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from appliance.vocabulary import RecordingMode, RingStrategy, Role, TargetKind, new_call_id, values
 
@@ -43,6 +45,28 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A moment, stored in UTC on both databases and always read back with its zone (SQLite
+    keeps none and would hand back naive datetimes). A naive value is taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else _in_utc(value)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        return None if value is None else _in_utc(value)
+
+
+def _in_utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -55,7 +79,7 @@ class Account(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     recording_quota_mb: Mapped[int | None] = mapped_column(Integer)
     recording_days: Mapped[int | None] = mapped_column(Integer)
     recording_when_full: Mapped[str] = mapped_column(
@@ -82,8 +106,8 @@ class Account(Base):
     # and no retention setting may be shorter
     legal_hold_days: Mapped[int | None] = mapped_column(Integer)
     # account deletion: disabled from delete_requested_at, erased once erase_after has passed
-    delete_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    erase_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delete_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    erase_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     parent: Mapped[Account | None] = relationship(remote_side=[id])
 
@@ -97,10 +121,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="analyst")
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # wrong answers (passwords, codes) from all networks since a quiet quarter hour (lockout.py)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     email: Mapped[str | None] = mapped_column(String(254))  # invitations, resets, alerts
     # the TOTP secret of the second sign-in step, sealed; the last time step used (no replay)
     totp_sealed: Mapped[str | None] = mapped_column(String(512))
@@ -123,7 +147,7 @@ class Trunk(Base):
     username: Mapped[str | None] = mapped_column(String(128))
     password_sealed: Mapped[str | None] = mapped_column(String(512))
     match: Mapped[str | None] = mapped_column(String(512))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Endpoint(Base):
@@ -136,7 +160,7 @@ class Endpoint(Base):
     name: Mapped[str] = mapped_column(String(40), unique=True)
     label: Mapped[str | None] = mapped_column(String(120))
     password_sealed: Mapped[str] = mapped_column(String(512))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Source(Base):
@@ -215,9 +239,9 @@ class TrackingNumber(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
     trunk_id: Mapped[int | None] = mapped_column(ForeignKey("trunks.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # a released number takes no calls; it stays so that its calls keep their attribution
-    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # in the number pool of a website: shown to one visitor session at a time
     pool_site_id: Mapped[int | None] = mapped_column(
         ForeignKey("dni_sites.id", ondelete="SET NULL"), index=True
@@ -265,9 +289,9 @@ class Call(Base):
     caller_name: Mapped[str | None] = mapped_column(String(128))
     route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
     route_name: Mapped[str | None] = mapped_column(String(120))
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     disposition: Mapped[str | None] = mapped_column(String(16))
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_party: Mapped[str | None] = mapped_column(String(8))
@@ -295,13 +319,13 @@ class Call(Base):
     # consent evidence: the prompt played to the caller and when (consent_announced and
     # recording_opted_out above say what came of it)
     consent_prompt: Mapped[str | None] = mapped_column(String(100))
-    consent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    consent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # the caller asked not to be recorded, transcribed, analysed or sent to ad platforms
     restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # kept whatever the retention settings, until released
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # when retention or an erasure removed the caller's number and name from this record
-    anonymised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    anonymised_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # points integrators (AGI `score`, plugins) added to or took from the lead score
     score_adjustment: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -315,7 +339,7 @@ class CallTag(Base):
     )
     tag: Mapped[str] = mapped_column(String(40), primary_key=True)
     origin: Mapped[str] = mapped_column(String(60))  # 'agi', 'plugin:<name>'
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class CallNote(Base):
@@ -327,7 +351,7 @@ class CallNote(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(String(1000))
     origin: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Recording(Base):
@@ -344,7 +368,7 @@ class Recording(Base):
     audio_format: Mapped[str] = mapped_column(String(32))
     plaintext_bytes: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Transcript(Base):
@@ -359,7 +383,7 @@ class Transcript(Base):
     model: Mapped[str] = mapped_column(String(100))
     seconds: Mapped[float] = mapped_column(Float)  # of audio transcribed
     words: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     turns: Mapped[list[TranscriptTurn]] = relationship(
         order_by="TranscriptTurn.start", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -396,7 +420,7 @@ class AnalysisRule(Base):
     speaker: Mapped[str] = mapped_column(String(8), default="any")
     points: Mapped[int] = mapped_column(Integer, default=0)
     category: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class CallAnalysis(Base):
@@ -413,7 +437,7 @@ class CallAnalysis(Base):
     tags: Mapped[str] = mapped_column(Text)  # JSON list
     spam: Mapped[bool] = mapped_column(Boolean, default=False)
     details: Mapped[str] = mapped_column(Text)
-    analysed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    analysed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):
@@ -421,7 +445,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str | None] = mapped_column(String(64))
@@ -441,12 +465,12 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     name: Mapped[str | None] = mapped_column(String(80))
     scopes: Mapped[str] = mapped_column(String(300), default="", server_default="")
-    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
 
@@ -461,9 +485,9 @@ class UserLink(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(8))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
 
@@ -475,8 +499,8 @@ class WebSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     client: Mapped[str | None] = mapped_column(String(64))
     # False until the second step (a TOTP code) is done, for users who have one
     verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
@@ -495,8 +519,8 @@ class SigninFailure(Base):
     )
     network: Mapped[str] = mapped_column(String(64), primary_key=True)  # ratelimit.client_key
     failures: Mapped[int] = mapped_column(Integer)
-    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class DniSite(Base):
@@ -513,7 +537,7 @@ class DniSite(Base):
     consent_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     hold_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     forms: Mapped[str] = mapped_column(String(500), default="", server_default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     rules: Mapped[list[DniRule]] = relationship(
         order_by="DniRule.position", cascade="all, delete-orphan"
@@ -550,8 +574,8 @@ class Visit(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("dni_sites.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     visitor: Mapped[str] = mapped_column(String(32), index=True)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     landing_page: Mapped[str] = mapped_column(String(2000))
     referrer: Mapped[str | None] = mapped_column(String(2000))
     source_name: Mapped[str] = mapped_column(String(120))
@@ -569,7 +593,7 @@ class VisitPage(Base):
     __tablename__ = "visit_pages"
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     url: Mapped[str] = mapped_column(String(2000))
 
 
@@ -582,8 +606,8 @@ class NumberHold(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
     number_id: Mapped[int] = mapped_column(ForeignKey("tracking_numbers.id", ondelete="CASCADE"))
-    held_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    held_from: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     recycled: Mapped[bool] = mapped_column(Boolean, default=False)  # taken from another visit
 
     visit: Mapped[Visit] = relationship()
@@ -598,7 +622,7 @@ class Lead(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     site_id: Mapped[int] = mapped_column(ForeignKey("dni_sites.id", ondelete="CASCADE"))
     visit_id: Mapped[str | None] = mapped_column(ForeignKey("visits.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     form: Mapped[str] = mapped_column(String(120))
     fields: Mapped[str] = mapped_column(Text)  # JSON object of name -> text
     page: Mapped[str | None] = mapped_column(String(2000))
@@ -627,7 +651,7 @@ class ConversionRule(Base):
     form: Mapped[str | None] = mapped_column(String(60))
     value: Mapped[float | None] = mapped_column(Float)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Conversion(Base):
@@ -647,7 +671,7 @@ class Conversion(Base):
     name: Mapped[str] = mapped_column(String(100))
     call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     value: Mapped[float | None] = mapped_column(Float)
     currency: Mapped[str] = mapped_column(String(3))
     source_name: Mapped[str | None] = mapped_column(String(120))
@@ -655,7 +679,7 @@ class Conversion(Base):
     campaign_name: Mapped[str | None] = mapped_column(String(120))
     click_id_type: Mapped[str | None] = mapped_column(String(8))
     click_id: Mapped[str | None] = mapped_column(String(256))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Destination(Base):
@@ -675,7 +699,7 @@ class Destination(Base):
     settings: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never a secret
     secret_sealed: Mapped[str | None] = mapped_column(String(4000))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Delivery(Base):
@@ -693,11 +717,11 @@ class Delivery(Base):
     payload: Mapped[str] = mapped_column(Text)  # the event, JSON; each destination shapes it
     state: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class RestrictedNumber(Base):
@@ -709,7 +733,7 @@ class RestrictedNumber(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     e164: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ErasureRequest(Base):
@@ -724,8 +748,8 @@ class ErasureRequest(Base):
     subject_sealed: Mapped[str | None] = mapped_column(String(1000))
     actor: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(8), default="pending")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     removed: Mapped[str | None] = mapped_column(String(500))  # JSON counts per data type
 
 
@@ -745,9 +769,9 @@ class Job(Base):
     key: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(8), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    run_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -318,9 +318,9 @@ def _refuse_if_busy(session: Session, found: Found) -> None:
     live, ends = False, []
     for started, ended in session.execute(query):
         if ended is None:
-            live = live or _utc(started) > now - LIVE
-        elif _utc(ended) > now - QUIET:
-            ends.append(_utc(ended))
+            live = live or started > now - LIVE
+        elif ended > now - QUIET:
+            ends.append(ended)
     if not live and not ends:
         return
     minutes = int(QUIET.total_seconds() // 60)
@@ -330,10 +330,6 @@ def _refuse_if_busy(session: Session, found: Found) -> None:
         after = f"after {(max(ends) + QUIET).strftime('%H:%M:%S')} UTC"
     raise AdminError(f"a call of this person is in progress or ended less than {minutes} "
                      f"minutes ago; erase again {after}")  # fmt: skip
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _kinds(counts: dict[str, int]) -> str:

@@ -148,8 +148,6 @@ class _Holds:
         days = self.days.get(account_id or 0)
         if not days or moment is None:
             return False
-        if moment.tzinfo is None:  # SQLite gives naive UTC back
-            moment = moment.replace(tzinfo=dt.UTC)
         return moment > self.now - dt.timedelta(days=days)
 
 

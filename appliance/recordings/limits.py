@@ -79,8 +79,7 @@ class RetentionJob:
             .where(owner)
         ).all()
         stored = [
-            Stored(c, _aware(at), size, retention.held(_aware(at), hold, policy, now))
-            for c, at, size, hold in rows
+            Stored(c, at, size, retention.held(at, hold, policy, now)) for c, at, size, hold in rows
         ]
         return judge(stored, limits, now)
 
@@ -109,7 +108,3 @@ class RetentionJob:
                 account_id,
                 verdict.used_bytes / 1_000_000,
             )
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,11 +1,12 @@
 """Schema and migrations, on SQLite and on a real PostgreSQL server."""
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 
 from appliance import admin
 from appliance.calls.model import CallStarted
@@ -13,7 +14,7 @@ from appliance.calls.outcome import CallOutcome
 from appliance.calls.store import CallStore
 from appliance.db.engine import make_engine, session_factory
 from appliance.db.migrate import current_revision, head_revision, modelled, upgrade
-from appliance.db.models import Base, Call
+from appliance.db.models import Base, Call, Job
 from appliance.secrets import SecretBox
 from appliance.vocabulary import is_call_id
 
@@ -100,6 +101,38 @@ def test_call_store_routes_and_records_once_per_linkedid(engine):
     )
     assert (row.dialled, row.tracking_number_id, row.account_id) == ("+12025550123", info.id, 1)
     assert (row.talk_seconds, row.ring_seconds, row.disposition) == (25.0, 4.0, "answered")
+
+
+def test_every_moment_comes_back_in_utc_with_its_zone(engine):
+    """SQLite keeps no zone: the column type stores UTC and gives it back aware, as
+    PostgreSQL does; a moment written in another zone, or naive (taken as UTC), is the same
+    instant read back."""
+    upgrade(engine)
+    paris = dt.timezone(dt.timedelta(hours=1))
+    written = {
+        "aware": dt.datetime(2026, 3, 1, 13, 30, tzinfo=paris),
+        "naive": dt.datetime(2026, 3, 1, 12, 30),
+    }
+    with session_factory(engine).begin() as session:
+        for key, moment in written.items():
+            session.add(Job(kind="k", key=key, run_after=moment))
+    with session_factory(engine)() as session:
+        read = {key: moment for key, moment in session.execute(select(Job.key, Job.run_after))}
+        (newest,) = session.execute(select(func.max(Job.run_after))).scalars()
+        before = {
+            minute: set(session.scalars(select(Job.key).where(Job.run_after < at(minute))))
+            for minute in (29, 31)
+        }
+    instant = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC)
+    assert read == {"aware": instant, "naive": instant}
+    assert all(m.utcoffset() == dt.timedelta(0) for m in read.values())
+    assert newest == instant and newest.tzinfo is not None
+    assert before == {29: set(), 31: {"aware", "naive"}}  # compared as instants
+
+
+def at(minute: int) -> dt.datetime:
+    """12:MM UTC on 1 March 2026, written as 13:MM in Paris."""
+    return dt.datetime(2026, 3, 1, 13, minute, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 
 
 def test_a_call_learnt_from_the_cdrs_gets_a_random_id_and_its_number(engine):
