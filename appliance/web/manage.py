@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -157,7 +156,6 @@ async def audit_entries(request: web.Request) -> web.Response:
         rows=rows,
         query=kept,
         zone=zone_named(zone),
-        utc=dt.UTC,
         next_url="/audit?" + urllib.parse.urlencode({**kept, "before": after}) if after else None,
         csv_url="/audit.csv?" + urllib.parse.urlencode(kept),
     )

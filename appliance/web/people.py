@@ -102,7 +102,7 @@ async def people_page(request: web.Request, status: int = 200, **shown: Any) -> 
             status, shown["error"] = 400, str(exc)
     choices = await offload(request, _accounts, sessions, principal)
     return render(request, "people.html", status, asked=asked, found=found, accounts=choices,
-                  utc=dt.UTC, **shown)  # fmt: skip
+                  **shown)  # fmt: skip
 
 
 def _accounts(sessions: sessionmaker[Session], principal: Principal) -> list[tuple[int, str]]:
