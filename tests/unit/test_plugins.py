@@ -241,6 +241,7 @@ def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_
     from appliance.plugins import hookimpl
 
     until = time.monotonic() + 2
+    ended: list[bool] = []
 
     class Stubborn:
         @hookimpl
@@ -250,14 +251,14 @@ def test_an_async_plugin_that_ignores_its_cancellation_delays_nothing_nor_piles_
                     await asyncio.sleep(0.01)
                 except BaseException:  # the plugin's own bad habit
                     continue
+            ended.append(True)
 
     async def calls() -> None:
         plugins = PluginManager(0.05)
         plugins._register(Stubborn(), "stubborn", "test")
         for _ in range(manager_module.MAX_STUCK + 2):
-            started = time.monotonic()
             assert await plugins.acall("call_ended", call={"call_id": "x"}) == []
-            assert time.monotonic() - started < 0.5
+            assert not ended, "the caller waited for the plugin to give up by itself"
         listed = {p["name"]: p for p in plugins.listing()}["stubborn"]
         assert listed["calls"] == manager_module.MAX_STUCK and listed["skipped"] == 2
         assert listed["timeouts"] == manager_module.MAX_STUCK
