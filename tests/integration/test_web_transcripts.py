@@ -4,6 +4,7 @@ every word escaped, and each state of the transcription said plainly."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import urllib.parse
 
@@ -231,6 +232,8 @@ async def test_search_finds_what_was_said_in_ones_own_calls_and_keeps_no_query(w
     assert {r["call_id"] for r in found} == {world.calls["a"], world.calls["b"]}
     (theirs,) = [r for r in found if r["call_id"] == world.calls["b"]]
     assert theirs["start"] == 7.5 and theirs["matches"] == ["appointment"]
+    assert all(dt.datetime.fromisoformat(r["started_at"]).utcoffset() == dt.timedelta(0)
+               for r in found)  # with its zone, on SQLite as on PostgreSQL  # fmt: skip
     for bad in ("", "q=", "q=%20", "q=ok&limit=0", "q=ok&limit=x"):
         refused = await client.get(f"/api/v1/transcripts/search?{bad}", headers=owner)
         assert refused.status == 400, bad
